@@ -1,0 +1,127 @@
+# pyrometer — build, run, test. Everything generated goes to build/.
+#
+#   make run    install what is missing, build, start pyrometer on its local default
+#   make test   install what is missing, build, build the CPython zoo, run every test
+#
+# Other targets: deps, all (default), lint, fuzz, zoo, unit, integration, clean.
+
+.DELETE_ON_ERROR:
+.SUFFIXES:
+
+BUILD      := build
+CC         ?= cc
+CLANG      ?= clang
+BPFTOOL    ?= bpftool
+PYTHON     ?= /usr/bin/python3
+ZOO        ?= /var/cache/pyrometer-zoo
+FUZZ_SECONDS ?= 60
+
+ARCH_DEFINE := -D__TARGET_ARCH_x86
+WARNINGS    := -Wall -Wextra -Werror
+CFLAGS      ?= -g -O2
+AGENT_CFLAGS := $(CFLAGS) $(WARNINGS) -std=gnu11 -D_GNU_SOURCE -MMD -MP \
+	-I$(BUILD) -Ibpf -Iagent
+# BPF_PROG() and the CO-RE read macros expand to parameters a program may not use.
+BPF_CFLAGS  := -g -O2 -target bpf $(ARCH_DEFINE) $(WARNINGS) -Wno-unused-parameter -MMD -MP -I$(BUILD) -Ibpf
+LDLIBS      := -lbpf -lelf -lz
+
+# Debian packages the build, the tests and the zoo need. `make deps` installs the missing ones.
+DEB_PACKAGES := make gcc clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config \
+	libprotobuf-c-dev protobuf-c-compiler libcurl4-openssl-dev libcmocka-dev \
+	libclang-rt-14-dev python3 python3-pytest python3.11-dev debootstrap binutils \
+	clang-format cppcheck util-linux procps
+
+BPF_SRCS   := $(wildcard bpf/*.bpf.c)
+BPF_OBJS   := $(patsubst bpf/%.bpf.c,$(BUILD)/%.bpf.o,$(BPF_SRCS))
+SKELS      := $(patsubst bpf/%.bpf.c,$(BUILD)/%.skel.h,$(BPF_SRCS))
+AGENT_SRCS := $(wildcard agent/*.c)
+AGENT_OBJS := $(patsubst agent/%.c,$(BUILD)/obj/%.o,$(AGENT_SRCS))
+LIB_OBJS   := $(filter-out $(BUILD)/obj/main.o,$(AGENT_OBJS))
+UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
+UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+FUZZ_SRCS  := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS  := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
+LINT_FILES := $(wildcard agent/*.[ch] bpf/*.[ch] tests/unit/*.[ch] tests/fuzz/*.[ch] tests/zoo/*.c)
+
+.PHONY: all deps run test lint fuzz zoo unit integration clean
+
+all: $(BUILD)/pyrometer
+
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed$$' || echo $$p; \
+	done); \
+	if [ -n "$$missing" ]; then \
+		echo "deps: installing" $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	else echo "deps: all Debian packages present"; fi
+
+# Until the daemon exists, `make run` lists the Python processes on this host.
+run: deps
+	$(MAKE) all
+	$(BUILD)/pyrometer ps
+
+test: deps
+	$(MAKE) all unit zoo lint
+	$(MAKE) integration
+	$(MAKE) fuzz
+
+$(BUILD) $(BUILD)/obj $(BUILD)/tests $(BUILD)/fuzz:
+	mkdir -p $@
+
+$(BUILD)/vmlinux.h: | $(BUILD)
+	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@
+
+$(BUILD)/%.bpf.o: bpf/%.bpf.c $(BUILD)/vmlinux.h | $(BUILD)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/%.skel.h: $(BUILD)/%.bpf.o
+	$(BPFTOOL) gen skeleton $< > $@
+
+# Skeletons are generated headers: they must exist before the first compile (afterwards the
+# .d files track them like any header).
+$(BUILD)/obj/%.o: agent/%.c | $(BUILD)/obj $(SKELS)
+	$(CC) $(AGENT_CFLAGS) -c $< -o $@
+
+$(BUILD)/pyrometer: $(AGENT_OBJS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# ---- tests ----
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS) | $(BUILD)/tests
+	$(CC) $(AGENT_CFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS) -lcmocka
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+zoo:
+	tests/zoo/build.sh $(ZOO)
+
+integration: all
+	PYROMETER=$(abspath $(BUILD)/pyrometer) PYROMETER_ZOO=$(ZOO) \
+		$(PYTHON) -m pytest -v -p no:cacheprovider tests/integration
+
+# libFuzzer with ASan and UBSan over the parsers of untrusted input.
+FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	-D_GNU_SOURCE -Iagent $(WARNINGS)
+$(BUILD)/fuzz/fuzz_usdt_notes: tests/fuzz/fuzz_usdt_notes.c agent/usdt_notes.c | $(BUILD)/fuzz
+	$(CLANG) $(FUZZ_CFLAGS) -o $@ $^
+
+fuzz: $(FUZZ_BINS)
+	@set -e; for f in $(FUZZ_BINS); do \
+		name=$$(basename $$f); mkdir -p $(BUILD)/fuzz/$$name.corpus; \
+		echo "== $$name for $(FUZZ_SECONDS) s"; \
+		$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+			$(BUILD)/fuzz/$$name.corpus tests/fuzz/corpus/$$name; \
+	done
+
+lint:
+	clang-format --dry-run --Werror $(LINT_FILES)
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+		--inline-suppr --suppress=missingIncludeSystem --std=c11 -D__linux__ \
+		-I agent -I bpf agent
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(wildcard $(BUILD)/obj/*.d $(BUILD)/*.d)

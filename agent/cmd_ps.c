@@ -1,0 +1,305 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/* pyrometer ps: the Python processes on this host, once or as they come and go. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "commands.h"
+#include "discover.h"
+#include "json.h"
+#include "log.h"
+#include "privs.h"
+
+static const char ps_usage[] =
+	"usage: pyrometer ps [--json] [--watch] [-v]\n"
+	"\n"
+	"Lists the CPython processes on this host (containers and chroots included): pid, version\n"
+	"(read from the interpreter binary), where the interpreter lives, its USDT probes and\n"
+	"what pyrometer can do with it (cpu: stack sampling; gc: GC pause tracing; calls: exact\n"
+	"call counts and latency; call-counts: exact counts only).\n"
+	"\n"
+	"  --json     one JSON object per line\n"
+	"  --watch    keep running; print a line when a Python process starts or exits\n"
+	"  -v         verbose (repeat for debug output)\n"
+	"  -h, --help this help\n";
+
+struct ps_ctx {
+	bool json;
+	bool watch;
+};
+
+static uint64_t monotonic_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
+}
+
+/* Distinct probe names in note order (a probe can have several sites). */
+static void json_probes(struct json *j, const struct py_binary *b)
+{
+	int i, k;
+
+	json_arr_open(j, "usdt");
+	for (i = 0; i < b->nprobes; i++) {
+		for (k = 0; k < i && strcmp(b->probes[k].name, b->probes[i].name); k++)
+			;
+		if (k == i)
+			json_str(j, NULL, b->probes[i].name);
+	}
+	json_arr_close(j);
+	json_arr_open(j, "usdt_sites");
+	for (i = 0; i < b->nprobes; i++) {
+		char addr[24];
+
+		json_obj_open(j, NULL);
+		json_str(j, "name", b->probes[i].name);
+		snprintf(addr, sizeof(addr), "0x%" PRIx64, b->probes[i].pc);
+		json_str(j, "address", addr);
+		json_str(j, "args", b->probes[i].args_spec);
+		json_bool(j, "semaphore", b->probes[i].semaphore != 0);
+		json_obj_close(j);
+	}
+	json_arr_close(j);
+}
+
+static void json_caps(struct json *j, const struct py_caps *c)
+{
+	json_arr_open(j, "capabilities");
+	if (c->cpu)
+		json_str(j, NULL, "cpu");
+	if (c->gc)
+		json_str(j, NULL, "gc");
+	if (c->calls)
+		json_str(j, NULL, py_calls_mode_name(c->calls));
+	json_arr_close(j);
+	json_obj_open(j, "unavailable");
+	if (c->no_cpu)
+		json_str(j, "cpu", c->no_cpu);
+	if (c->no_gc)
+		json_str(j, "gc", c->no_gc);
+	if (c->no_calls)
+		json_str(j, "calls", c->no_calls);
+	json_obj_close(j);
+}
+
+static void print_json(const struct py_process *p, const char *event, uint64_t ktime)
+{
+	static const char *const sources[] = { "none", "_Py_DebugOffsets", "Py_Version", ".rodata" };
+	struct json j;
+	char buf[32];
+
+	json_begin(&j, stdout);
+	json_obj_open(&j, NULL);
+	if (event)
+		json_str(&j, "event", event);
+	json_i64(&j, "pid", p->pid);
+	json_i64(&j, "ppid", p->ppid);
+	json_str(&j, "comm", p->comm);
+	json_str(&j, "version", p->bin->version[0] ? p->bin->version : NULL);
+	json_str(&j, "version_source", sources[p->bin->version_source]);
+	json_str(&j, "interpreter_path", p->interp_path);
+	json_str(&j, "interpreter_kind", p->in_shared_lib ? "shared-library" : "executable");
+	snprintf(buf, sizeof(buf), "0x%" PRIx64, p->load_addr);
+	json_str(&j, "load_address", buf);
+	snprintf(buf, sizeof(buf), "%x:%x", p->dev_major, p->dev_minor);
+	json_str(&j, "device", buf);
+	json_u64(&j, "inode", p->inode);
+	json_str(&j, "root", p->root);
+	json_probes(&j, p->bin);
+	json_caps(&j, &p->bin->caps);
+	if (event) {
+		json_u64(&j, "ktime_ns", ktime);
+		json_u64(&j, "reported_ns", monotonic_ns());
+	}
+	json_obj_close(&j);
+	fputc('\n', stdout);
+}
+
+static void caps_text(const struct py_caps *c, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s%s%s%s", c->cpu ? "cpu," : "", c->gc ? "gc," : "",
+		 c->calls ? py_calls_mode_name(c->calls) : "", c->calls ? "," : "");
+	if (buf[0])
+		buf[strlen(buf) - 1] = '\0';
+	else
+		snprintf(buf, len, "-");
+}
+
+static void print_text(const struct py_process *p, const char *event)
+{
+	char caps[64];
+
+	caps_text(&p->bin->caps, caps, sizeof(caps));
+	if (event)
+		printf("%-6s ", event);
+	printf("%7d %-15s %-9s %-17s %s%s%s\n", p->pid, p->comm,
+	       p->bin->version[0] ? p->bin->version : "?", caps,
+	       strcmp(p->root, "/") ? p->root : "", strcmp(p->root, "/") ? ":" : "",
+	       p->interp_path);
+}
+
+static void print_header(const struct ps_ctx *c)
+{
+	if (c->json)
+		return;
+	if (c->watch)
+		printf("%-6s ", "EVENT");
+	printf("%7s %-15s %-9s %-17s %s\n", "PID", "COMM", "VERSION", "CAPABILITIES",
+	       "[ROOT:]INTERPRETER");
+}
+
+static int print_one(const struct py_process *p, void *ctx)
+{
+	struct ps_ctx *c = ctx;
+
+	if (c->json)
+		print_json(p, c->watch ? "present" : NULL, 0);
+	else
+		print_text(p, c->watch ? "-" : NULL);
+	return ferror(stdout) ? -EPIPE : 0;
+}
+
+static void on_start(const struct py_process *p, uint64_t ktime, void *ctx)
+{
+	struct ps_ctx *c = ctx;
+
+	if (!c->watch || !ktime) /* ktime 0: found by the initial scan, printed as a list */
+		return;
+	if (c->json)
+		print_json(p, "start", ktime);
+	else
+		print_text(p, "start");
+}
+
+static void on_exit_(const struct py_process *p, enum discover_exit_why why, int code,
+		     uint64_t ktime, void *ctx)
+{
+	static const char *const whys[] = { "exited", "exec", "vanished" };
+	struct ps_ctx *c = ctx;
+	struct json j;
+
+	if (!c->watch)
+		return;
+	if (!c->json) {
+		printf("%-6s %7d %-15s %s", "exit", p->pid, p->comm, whys[why]);
+		if (why == DISCOVER_EXITED)
+			printf(" (status %d)", code >> 8 & 0xFF);
+		putchar('\n');
+		return;
+	}
+	json_begin(&j, stdout);
+	json_obj_open(&j, NULL);
+	json_str(&j, "event", "exit");
+	json_i64(&j, "pid", p->pid);
+	json_str(&j, "comm", p->comm);
+	json_str(&j, "why", whys[why]);
+	if (why == DISCOVER_EXITED) {
+		if (code & 0x7F)
+			json_i64(&j, "signal", code & 0x7F);
+		else
+			json_i64(&j, "exit_status", code >> 8 & 0xFF);
+	}
+	json_u64(&j, "ktime_ns", ktime);
+	json_u64(&j, "reported_ns", monotonic_ns());
+	json_obj_close(&j);
+	fputc('\n', stdout);
+}
+
+static int parse_args(int argc, char **argv, struct ps_ctx *c)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "watch", no_argument, NULL, 'w' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	int opt;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "jwvh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'j':
+			c->json = true;
+			break;
+		case 'w':
+			c->watch = true;
+			break;
+		case 'v':
+			log_set_level(log_get_level() + 1 > LOG_LVL_DEBUG ? LOG_LVL_DEBUG
+									  : log_get_level() + 1);
+			break;
+		case 'h':
+			fputs(ps_usage, stdout);
+			return 1;
+		default:
+			fputs(ps_usage, stderr);
+			return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		log_error("ps: unexpected argument '%s'", argv[optind]);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int watch_loop(struct discover *d)
+{
+	int err = 0;
+
+	while (!cmd_stop_requested && !ferror(stdout)) {
+		err = discover__poll(d, 500);
+		if (err == -EINTR) {
+			err = 0;
+			continue;
+		}
+		if (err < 0) {
+			log_error("waiting for process events: %s", strerror(-err));
+			return err;
+		}
+	}
+	return 0;
+}
+
+int cmd_ps(int argc, char **argv)
+{
+	struct ps_ctx c = {};
+	struct discover_ops ops = { .on_start = on_start, .on_exit = on_exit_, .ctx = &c };
+	struct discover *d = NULL;
+	uint64_t needed;
+	int err;
+
+	err = parse_args(argc, argv, &c);
+	if (err)
+		return err > 0 ? 0 : 2;
+	needed = PRIV_SYS_PTRACE | (c.watch ? PRIV_BPF | PRIV_PERFMON : 0);
+	if (privs_require(needed, c.watch ? "ps --watch" : "ps"))
+		return 1;
+	signal(SIGPIPE, SIG_IGN);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	cmd_handle_stop_signals();
+	err = discover__new(&ops, &d);
+	if (err)
+		goto cleanup;
+	if (c.watch && (err = discover__start_live(d)))
+		goto cleanup;
+	err = discover__scan(d);
+	if (err) {
+		log_error("cannot scan /proc: %s", strerror(-err));
+		goto cleanup;
+	}
+	print_header(&c);
+	err = discover__for_each(d, print_one, &c);
+	if (!err && c.watch)
+		err = watch_loop(d);
+cleanup:
+	discover__free(d);
+	return err && err != -EPIPE ? 1 : 0;
+}

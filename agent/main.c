@@ -1,0 +1,71 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/* pyrometer: a system-wide profiler for CPython processes. main() only dispatches. */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+#include "log.h"
+
+volatile int cmd_stop_requested;
+
+static void on_stop_signal(int sig)
+{
+	(void)sig;
+	cmd_stop_requested = 1;
+}
+
+void cmd_handle_stop_signals(void)
+{
+	struct sigaction sa = { .sa_handler = on_stop_signal };
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}
+
+static const char usage[] =
+	"usage: pyrometer COMMAND [OPTIONS]\n"
+	"\n"
+	"Profiles every CPython process on this host with eBPF, without touching them.\n"
+	"\n"
+	"commands:\n"
+	"  ps        list the Python processes on this host and what pyrometer can do with each\n"
+	"  version   print pyrometer's version\n"
+	"  help      print this help\n"
+	"\n"
+	"'pyrometer COMMAND --help' describes a command's options.\n";
+
+static int cmd_version(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	printf("pyrometer %s\n", PYROMETER_VERSION);
+	return 0;
+}
+
+static const struct {
+	const char *name;
+	int (*run)(int argc, char **argv);
+} commands[] = {
+	{ "ps", cmd_ps },
+	{ "version", cmd_version },
+	{ "--version", cmd_version },
+};
+
+int main(int argc, char **argv)
+{
+	size_t i;
+
+	log_hook_libbpf();
+	if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help") ||
+	    !strcmp(argv[1], "-h")) {
+		fputs(usage, argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(argv[1], commands[i].name))
+			return commands[i].run(argc - 1, argv + 1);
+	log_error("unknown command '%s' (see 'pyrometer --help')", argv[1]);
+	return 2;
+}

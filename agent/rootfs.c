@@ -1,0 +1,95 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+#include "rootfs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+void rootfs_path_in_root(const char *root, const struct map_entry *m, char *out, size_t len)
+{
+	size_t rl = strlen(root);
+
+	/* A process in another mount namespace shows up with its own paths already; only a
+	 * root that is a prefix of the path (a chroot in our namespace) is stripped. */
+	if (rl > 1 && strncmp(m->path, root, rl) == 0 && m->path[rl] == '/')
+		snprintf(out, len, "%s", m->path + rl);
+	else
+		snprintf(out, len, "%s", m->path);
+}
+
+static int check_same_file(int fd, const struct map_entry *m)
+{
+	struct stat st;
+
+	if (fstat(fd, &st))
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return -EINVAL;
+	if (st.st_ino != m->inode || major(st.st_dev) != m->dev_major ||
+	    minor(st.st_dev) != m->dev_minor)
+		return -ESTALE;
+	return 0;
+}
+
+static int open_in_root(pid_t pid, const char *path, const struct map_entry *m)
+{
+	struct open_how how = {
+		.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
+		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+	};
+	char root[64];
+	int dirfd, fd, err;
+
+	snprintf(root, sizeof(root), "/proc/%d/root", pid);
+	dirfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0)
+		return -errno;
+	fd = (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+	err = fd < 0 ? -errno : 0;
+	close(dirfd);
+	if (err)
+		return err;
+	err = check_same_file(fd, m);
+	if (err) {
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+/* /proc/PID/map_files/START-END is the mapped file itself, whatever its path now says. */
+static int open_map_file(pid_t pid, const struct map_entry *m)
+{
+	char name[96];
+	int fd, err;
+
+	snprintf(name, sizeof(name), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, pid, m->start,
+		 m->end);
+	fd = open(name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
+		return -errno;
+	err = check_same_file(fd, m);
+	if (err) {
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+int rootfs_open_mapped(pid_t pid, const char *path_in_root, const struct map_entry *m)
+{
+	int fd = -ENOENT;
+
+	if (!m->deleted)
+		fd = open_in_root(pid, path_in_root, m);
+	if (fd >= 0 || fd == -EINVAL)
+		return fd;
+	return open_map_file(pid, m);
+}

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Builds the CPython version zoo every test uses, idempotently, outside the source tree.
+#
+#   tests/zoo/build.sh [ZOO_DIR]     (default: $PYROMETER_ZOO or /var/cache/pyrometer-zoo)
+#
+# Each part is built into a temporary name and renamed into place only when it works, with a
+# stamp recording what it was built from; a part whose stamp matches is reused as it is.
+# At the end ZOO_DIR/zoo.json lists every interpreter: how to start it and what it should be.
+set -euo pipefail
+
+ZOO=${1:-${PYROMETER_ZOO:-/var/cache/pyrometer-zoo}}
+MIRROR=${PYROMETER_MIRROR:-http://deb.debian.org/debian}
+HERE=$(cd "$(dirname "$0")" && pwd)
+mkdir -p "$ZOO"
+
+log() { printf 'zoo: %s\n' "$*" >&2; }
+
+# Packages per chroot. The -dbg packages carry the DWARF that tests compare offset tables with.
+BULLSEYE_PKGS=python3.9,python3.9-dbg
+SID_PKGS=python3.13,python3.14,python3.15
+
+stamp_ok() { [ -f "$1/.zoo-stamp" ] && [ "$(cat "$1/.zoo-stamp")" = "$2" ]; }
+
+# debootstrap SUITE PKGS DIR: a minbase chroot with the given packages, reused when its stamp
+# matches. /proc is bind-mounted by the tests that need it, not here.
+make_chroot() {
+	local suite=$1 pkgs=$2 dir=$3 stamp="debootstrap minbase $1 $2 v1"
+	if stamp_ok "$dir" "$stamp"; then log "$dir is up to date"; return; fi
+	log "debootstrap $suite into $dir (packages: $pkgs)"
+	rm -rf "$dir.tmp" "$dir"
+	debootstrap --variant=minbase --include="$pkgs" "$suite" "$dir.tmp" "$MIRROR" >"$ZOO/$suite.log" 2>&1 ||
+		{ log "debootstrap $suite failed; see $ZOO/$suite.log"; tail -5 "$ZOO/$suite.log" >&2; exit 1; }
+	echo "$stamp" >"$dir.tmp/.zoo-stamp"
+	mv "$dir.tmp" "$dir"
+}
+
+# The embedded interpreter: a small C host program whose Python and whose probes live in
+# libpython3.11.so, not in the executable.
+make_embedded() {
+	local dir=$ZOO/embed311 src=$HERE/embed.c
+	local stamp; stamp="embed $(sha256sum "$src" | cut -c1-16) $(/usr/bin/python3.11-config --embed --libs)"
+	if stamp_ok "$dir" "$stamp"; then log "$dir is up to date"; return; fi
+	rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
+	# shellcheck disable=SC2046
+	cc -O2 -Wall -Werror -o "$dir.tmp/pyembed" "$src" \
+		$(/usr/bin/python3.11-config --includes) $(/usr/bin/python3.11-config --embed --ldflags)
+	# The host's PATH may put another Python's libpython first (pyenv): insist on Debian's.
+	if ! ldd "$dir.tmp/pyembed" | grep -q ' => /\(usr/\)\?lib/x86_64-linux-gnu/libpython3.11.so'; then
+		log "pyembed does not load Debian's libpython3.11.so:"; ldd "$dir.tmp/pyembed" >&2; exit 1
+	fi
+	echo "$stamp" >"$dir.tmp/.zoo-stamp"
+	rm -rf "$dir" && mv "$dir.tmp" "$dir"
+}
+
+# The build without USDT: the host's python3.11 with .note.stapsdt removed. It finds its
+# standard library through the compiled-in prefix (/usr), like the original.
+make_nousdt() {
+	local dir=$ZOO/nousdt311 stamp
+	stamp="nousdt $(sha256sum /usr/bin/python3.11 | cut -c1-16)"
+	if stamp_ok "$dir" "$stamp"; then log "$dir is up to date"; return; fi
+	rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
+	objcopy --remove-section .note.stapsdt /usr/bin/python3.11 "$dir.tmp/python3.11"
+	if readelf -n "$dir.tmp/python3.11" | grep -q stapsdt; then
+		log "objcopy left .note.stapsdt in place"; exit 1
+	fi
+	echo "$stamp" >"$dir.tmp/.zoo-stamp"
+	rm -rf "$dir" && mv "$dir.tmp" "$dir"
+}
+
+make_chroot bullseye "$BULLSEYE_PKGS" "$ZOO/bullseye"
+make_chroot sid "$SID_PKGS" "$ZOO/sid"
+make_embedded
+make_nousdt
+
+# zoo.json: one entry per interpreter. "argv" starts a script given after it; "root" is the
+# directory the process sees as /; "version" is what the interpreter itself says it is.
+VERSION_PY='import sys; print("%d.%d.%d" % sys.version_info[:3])'
+entry() { # name root argv-json interpreter-command...
+	local name=$1 root=$2 argv=$3 ver
+	shift 3
+	mkdir -p "$root/tmp"
+	echo "$VERSION_PY" >"$root/tmp/zoo-version.py"
+	if [ "$root" = / ]; then ver=$("$@" /tmp/zoo-version.py)
+	else ver=$(chroot "$root" "$@" /tmp/zoo-version.py); fi
+	printf '  {"name": "%s", "root": "%s", "argv": %s, "version": "%s"}' "$name" "$root" "$argv" "$ver"
+}
+{
+	echo "["
+	entry py39 "$ZOO/bullseye" '["/usr/bin/python3.9"]' /usr/bin/python3.9; echo ","
+	entry py311 / '["/usr/bin/python3.11"]' /usr/bin/python3.11; echo ","
+	entry py311-embedded / "[\"$ZOO/embed311/pyembed\"]" "$ZOO/embed311/pyembed"; echo ","
+	entry py311-nousdt / "[\"$ZOO/nousdt311/python3.11\"]" "$ZOO/nousdt311/python3.11"; echo ","
+	entry py313 "$ZOO/sid" '["/usr/bin/python3.13"]' /usr/bin/python3.13; echo ","
+	entry py314 "$ZOO/sid" '["/usr/bin/python3.14"]' /usr/bin/python3.14; echo ","
+	entry py315 "$ZOO/sid" '["/usr/bin/python3.15"]' /usr/bin/python3.15; echo
+	echo "]"
+} >"$ZOO/zoo.json.tmp"
+mv "$ZOO/zoo.json.tmp" "$ZOO/zoo.json"
+log "ready: $ZOO/zoo.json"
