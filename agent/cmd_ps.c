@@ -90,7 +90,8 @@ static void json_caps(struct json *j, const struct py_caps *c)
 
 static void print_json(const struct py_process *p, const char *event, uint64_t ktime)
 {
-	static const char *const sources[] = { "none", "_Py_DebugOffsets", "Py_Version", ".rodata" };
+	static const char *const sources[] = { "none", "_Py_DebugOffsets", "Py_Version",
+					       ".rodata" };
 	struct json j;
 	char buf[32];
 

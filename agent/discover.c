@@ -141,7 +141,8 @@ static struct bin_entry *bin_lookup(struct discover *d, const struct map_entry *
 	for (; e; e = e->next)
 		if (e->inode == m->inode && e->dev_major == m->dev_major &&
 		    e->dev_minor == m->dev_minor && e->size == (uint64_t)st->st_size &&
-		    e->mtime.tv_sec == st->st_mtim.tv_sec && e->mtime.tv_nsec == st->st_mtim.tv_nsec)
+		    e->mtime.tv_sec == st->st_mtim.tv_sec &&
+		    e->mtime.tv_nsec == st->st_mtim.tv_nsec)
 			return e;
 	return NULL;
 }
@@ -245,8 +246,7 @@ static int collect_candidate(const struct map_entry *m, void *arg)
 	return 0;
 }
 
-static int fill_process(struct py_process *p, const struct candidate *c,
-			const struct bin_entry *e)
+static void fill_process(struct py_process *p, const struct candidate *c, const struct bin_entry *e)
 {
 	p->in_shared_lib = !c->is_exe;
 	p->load_addr = c->lowest;
@@ -255,7 +255,6 @@ static int fill_process(struct py_process *p, const struct candidate *c,
 	p->dev_minor = c->m.dev_minor;
 	p->inode = c->m.inode;
 	p->bin = &e->bin;
-	return 0;
 }
 
 int discover__inspect(struct discover *d, pid_t pid, struct py_process **out)
@@ -316,8 +315,8 @@ int discover__inspect(struct discover *d, pid_t pid, struct py_process **out)
 	}
 	if (err == -ENOENT && wants_libpython)
 		err = -EAGAIN;
-	if (!err && (procfs_read_comm(pid, p->comm, sizeof(p->comm)) ||
-		     procfs_read_stat(pid, &pst)))
+	if (!err &&
+	    (procfs_read_comm(pid, p->comm, sizeof(p->comm)) || procfs_read_stat(pid, &pst)))
 		err = -ENOENT;
 	p->ppid = pst.ppid;
 	p->starttime = pst.starttime;
@@ -379,8 +378,8 @@ static void proc_add(struct discover *d, struct py_process *p, uint64_t ktime)
 	d->procs[(uint32_t)p->pid % PROC_BUCKETS] = n;
 	if (d->skel && bpf_map__update_elem(d->skel->maps.procs, &p->pid, sizeof(p->pid), &info,
 					    sizeof(info), BPF_ANY))
-		log_warn("pid %d: pid map full (%d processes): it is not filtered in",
-			 p->pid, PYRO_MAX_PROCS);
+		log_warn("pid %d: pid map full (%d processes): it is not filtered in", p->pid,
+			 PYRO_MAX_PROCS);
 	if (d->ops.on_start)
 		d->ops.on_start(&n->p, ktime, d->ops.ctx);
 	/* If it exited before it was in the pid map, the kernel sent no exit event: look. */
@@ -506,6 +505,7 @@ static int handle_event(void *ctx, void *data, size_t len)
 {
 	struct discover *d = ctx;
 	const struct pyro_proc_event *e = data;
+	struct proc_node *known;
 
 	if (len < sizeof(*e))
 		return 0;
@@ -513,7 +513,8 @@ static int handle_event(void *ctx, void *data, size_t len)
 	switch (e->kind) {
 	case PYRO_PROC_EXEC:
 		/* Queued before a scan that already saw the new image: nothing changed. */
-		if (*proc_slot(d, (pid_t)e->pid) && (*proc_slot(d, (pid_t)e->pid))->p.seen_ns > e->ktime_ns)
+		known = *proc_slot(d, (pid_t)e->pid);
+		if (known && known->p.seen_ns > e->ktime_ns)
 			break;
 		proc_remove(d, (pid_t)e->pid, DISCOVER_EXECED, 0, e->ktime_ns);
 		examine_exec(d, (pid_t)e->pid, e->ktime_ns, 0);
@@ -615,8 +616,8 @@ void discover__stats(const struct discover *d, struct discover_stats *st)
 		int ncpu = libbpf_num_possible_cpus();
 		__u64 vals[ncpu > 0 ? ncpu : 1];
 
-		if (ncpu <= 0 || bpf_map__lookup_elem(d->skel->maps.discover_counters, &k, sizeof(k),
-						      vals, sizeof(vals), 0))
+		if (ncpu <= 0 || bpf_map__lookup_elem(d->skel->maps.discover_counters, &k,
+						      sizeof(k), vals, sizeof(vals), 0))
 			continue;
 		for (int c = 0; c < ncpu; c++)
 			st->kernel[k] += vals[c];

@@ -14,23 +14,23 @@
 struct py_process {
 	pid_t pid;
 	pid_t ppid;
-	uint64_t starttime;        /* clock ticks since boot; (pid, starttime) names a process */
-	uint64_t seen_ns;          /* CLOCK_MONOTONIC when we inspected it */
+	uint64_t starttime; /* clock ticks since boot; (pid, starttime) names a process */
+	uint64_t seen_ns;   /* CLOCK_MONOTONIC when we inspected it */
 	char comm[16];
-	char root[PATH_MAX];       /* the process's / as seen from ours */
-	char interp_path[PATH_MAX];/* file holding the interpreter, as the process sees it */
-	bool in_shared_lib;        /* the interpreter is a libpython*.so, not the executable */
-	uint64_t load_addr;        /* lowest address the interpreter file is mapped at */
-	int64_t bias;              /* runtime address = link-time address + bias */
+	char root[PATH_MAX];	    /* the process's / as seen from ours */
+	char interp_path[PATH_MAX]; /* file holding the interpreter, as the process sees it */
+	bool in_shared_lib;	    /* the interpreter is a libpython*.so, not the executable */
+	uint64_t load_addr;	    /* lowest address the interpreter file is mapped at */
+	int64_t bias;		    /* runtime address = link-time address + bias */
 	uint32_t dev_major, dev_minor;
 	uint64_t inode;
 	const struct py_binary *bin; /* shared by every process running the same file */
 };
 
 enum discover_exit_why {
-	DISCOVER_EXITED,    /* its last thread exited */
-	DISCOVER_EXECED,    /* it exec'd something that is not that Python */
-	DISCOVER_VANISHED,  /* found gone when we looked (it exited before we tracked it) */
+	DISCOVER_EXITED,   /* its last thread exited */
+	DISCOVER_EXECED,   /* it exec'd something that is not that Python */
+	DISCOVER_VANISHED, /* found gone when we looked (it exited before we tracked it) */
 };
 
 struct discover_ops {
@@ -45,10 +45,10 @@ struct discover_ops {
 };
 
 struct discover_stats {
-	uint64_t inspected;        /* processes looked at */
-	uint64_t inspect_failed;   /* a Python binary we could not open or parse */
-	uint64_t retries_dropped;  /* exec re-checks dropped because the queue was full */
-	uint64_t kernel[8];        /* enum pyro_discover_counter, summed over CPUs */
+	uint64_t inspected;	  /* processes looked at */
+	uint64_t inspect_failed;  /* a Python binary we could not open or parse */
+	uint64_t retries_dropped; /* exec re-checks dropped because the queue was full */
+	uint64_t kernel[8];	  /* enum pyro_discover_counter, summed over CPUs */
 };
 
 struct discover;

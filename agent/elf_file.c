@@ -12,8 +12,8 @@
 
 struct elf_file {
 	Elf *elf;
-	int fd;        /* -1 for in-memory files */
-	char *image;   /* in-memory files only */
+	int fd;	     /* -1 for in-memory files */
+	char *image; /* in-memory files only */
 };
 
 static int finish_open(struct elf_file *ef, struct elf_file **out)
@@ -248,8 +248,8 @@ int elf_file__for_each_string(struct elf_file *ef, const char *section,
 		nul = memchr(p, '\0', (size_t)(end - p));
 		if (!nul)
 			break;
-		if (nul > p &&
-		    (err = cb(p, (size_t)(nul - p), addr + (uint64_t)(p - (const char *)data), ctx)))
+		if (nul > p && (err = cb(p, (size_t)(nul - p),
+					 addr + (uint64_t)(p - (const char *)data), ctx)))
 			return err;
 		p = nul + 1;
 	}

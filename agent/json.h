@@ -15,7 +15,7 @@ struct json {
 };
 
 void json_begin(struct json *j, FILE *out);
-void json_obj_open(struct json *j, const char *key);   /* key NULL inside arrays/top level */
+void json_obj_open(struct json *j, const char *key); /* key NULL inside arrays/top level */
 void json_obj_close(struct json *j);
 void json_arr_open(struct json *j, const char *key);
 void json_arr_close(struct json *j);

@@ -48,7 +48,9 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 	if (current < LOG_LVL_DEBUG)
 		return 0;
 	fprintf(stderr, "pyrometer: libbpf: %s: ",
-		level == LIBBPF_WARN ? "warning" : level == LIBBPF_INFO ? "info" : "debug");
+		level == LIBBPF_WARN   ? "warning"
+		: level == LIBBPF_INFO ? "info"
+				       : "debug");
 	return vfprintf(stderr, fmt, ap);
 }
 

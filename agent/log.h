@@ -3,7 +3,12 @@
 #ifndef PYRO_LOG_H
 #define PYRO_LOG_H
 
-enum log_level { LOG_LVL_ERROR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
+enum log_level {
+	LOG_LVL_ERROR,
+	LOG_LVL_WARN,
+	LOG_LVL_INFO,
+	LOG_LVL_DEBUG
+};
 
 void log_set_level(enum log_level level);
 enum log_level log_get_level(void);

@@ -1,28 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /* pyrometer: a system-wide profiler for CPython processes. main() only dispatches. */
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "commands.h"
 #include "log.h"
-
-volatile int cmd_stop_requested;
-
-static void on_stop_signal(int sig)
-{
-	(void)sig;
-	cmd_stop_requested = 1;
-}
-
-void cmd_handle_stop_signals(void)
-{
-	struct sigaction sa = { .sa_handler = on_stop_signal };
-
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-}
 
 static const char usage[] =
 	"usage: pyrometer COMMAND [OPTIONS]\n"

@@ -7,10 +7,10 @@
 #include <stdint.h>
 
 /* Capability numbers from <linux/capability.h>. */
-#define PRIV_SYS_PTRACE (1ULL << 19)  /* read other users' /proc/PID/{maps,root,mem} */
-#define PRIV_SYS_ADMIN (1ULL << 21)   /* /proc/PID/map_files of deleted binaries */
-#define PRIV_PERFMON (1ULL << 38)     /* tracing programs, perf events */
-#define PRIV_BPF (1ULL << 39)         /* loading BPF programs and maps */
+#define PRIV_SYS_PTRACE (1ULL << 19) /* read other users' /proc/PID/{maps,root,mem} */
+#define PRIV_SYS_ADMIN (1ULL << 21)  /* /proc/PID/map_files of deleted binaries */
+#define PRIV_PERFMON (1ULL << 38)    /* tracing programs, perf events */
+#define PRIV_BPF (1ULL << 39)	     /* loading BPF programs and maps */
 
 /* Returns 0 if every capability in `needed` is effective, otherwise prints
  * "pyrometer: error: COMMAND needs root or CAP_X, CAP_Y (missing: CAP_Y)" and returns -EPERM. */

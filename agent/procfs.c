@@ -17,9 +17,11 @@ int procfs_parse_maps_line(const char *line, struct map_entry *m)
 	size_t n;
 
 	memset(m, 0, sizeof(*m));
-	if (sscanf(line, "%" SCNx64 "-%" SCNx64 " %4s %" SCNx64 " %" SCNx32 ":%" SCNx32 " %" SCNu64 " %n",
+	if (sscanf(line,
+		   "%" SCNx64 "-%" SCNx64 " %4s %" SCNx64 " %" SCNx32 ":%" SCNx32 " %" SCNu64 " %n",
 		   &m->start, &m->end, m->perms, &m->offset, &m->dev_major, &m->dev_minor,
-		   &m->inode, &path_at) != 7 || path_at < 0 || m->end <= m->start)
+		   &m->inode, &path_at) != 7 ||
+	    path_at < 0 || m->end <= m->start)
 		return -EINVAL;
 	n = strlen(line + path_at);
 	if (n >= sizeof(m->path))
@@ -123,7 +125,7 @@ int procfs_parse_stat(const char *buf, struct proc_stat *st)
 	if (*p != ' ')
 		return -EINVAL;
 	st->ppid = (pid_t)strtol(p + 1, NULL, 10);
-	for (field = 3; field < 22 && p; field++)
+	for (field = 4; field < 22 && p; field++) /* p is at the space before field 4 */
 		p = strchr(p + 1, ' ');
 	if (!p)
 		return -EINVAL;

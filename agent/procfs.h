@@ -14,8 +14,8 @@ struct map_entry {
 	uint32_t dev_major, dev_minor;
 	uint64_t inode;
 	char perms[5];
-	bool deleted;         /* the kernel appended " (deleted)": the path no longer names it */
-	char path[PATH_MAX];  /* as the kernel shows it to us; "" for anonymous mappings */
+	bool deleted;	     /* the kernel appended " (deleted)": the path no longer names it */
+	char path[PATH_MAX]; /* as the kernel shows it to us; "" for anonymous mappings */
 };
 
 /* Parses one line of /proc/PID/maps (without the newline). Returns 0 or -EINVAL. */
@@ -34,7 +34,7 @@ int procfs_read_root(pid_t pid, char *buf, size_t len);
 /* Fields of /proc/PID/stat (proc(5)). starttime, in clock ticks since boot, identifies a
  * process together with its pid across pid reuse. */
 struct proc_stat {
-	char state;          /* R, S, D, Z (zombie), X (dead), ... */
+	char state; /* R, S, D, Z (zombie), X (dead), ... */
 	pid_t ppid;
 	uint64_t starttime;
 };

@@ -12,7 +12,7 @@
 #define PY_MINOR(h) (((h) >> 16) & 0xFF)
 #define PY_MICRO(h) (((h) >> 8) & 0xFF)
 #define PY_LEVEL(h) (((h) >> 4) & 0xF)
-#define PY_SERIAL(h) ((h) & 0xF)
+#define PY_SERIAL(h) ((h)&0xF)
 #define PY_MINOR_OF(maj, min) (((uint32_t)(maj) << 24) | ((uint32_t)(min) << 16))
 
 void py_version_format(uint32_t hex, char *buf, size_t len)
@@ -138,7 +138,8 @@ static void read_version(struct elf_file *ef, struct py_binary *b)
 
 	/* 3.13+: struct _Py_DebugOffsets { char cookie[8]; uint64_t version; ... } opens
 	 * _PyRuntime (Include/internal/pycore_debug_offsets.h), statically initialised. */
-	if (elf_file__read(ef, b->runtime_addr, cookie, 8) == 0 && memcmp(cookie, "xdebugpy", 8) == 0 &&
+	if (elf_file__read(ef, b->runtime_addr, cookie, 8) == 0 &&
+	    memcmp(cookie, "xdebugpy", 8) == 0 &&
 	    elf_file__read(ef, b->runtime_addr + 8, &v64, 8) == 0) {
 		b->has_debug_offsets = true;
 		b->hexversion = (uint32_t)v64;
@@ -260,8 +261,9 @@ static void decide_calls(struct py_binary *b)
 		/* 3.11's function__entry does not fire for Python-to-Python calls (DESIGN.md);
 		 * function__return does, so counts are exact and latency is unknown. */
 		b->caps.calls = PY_CALLS_COUNTS;
-	else if (entry && ret && ((mm >= PY_MINOR_OF(3, 8) && mm <= PY_MINOR_OF(3, 10)) ||
-				  mm >= PY_MINOR_OF(3, 15)))
+	else if (entry && ret &&
+		 ((mm >= PY_MINOR_OF(3, 8) && mm <= PY_MINOR_OF(3, 10)) ||
+		  mm >= PY_MINOR_OF(3, 15)))
 		b->caps.calls = PY_CALLS_FULL;
 	else
 		b->caps.no_calls = "function probes not verified to fire on this CPython version";

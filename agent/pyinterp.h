@@ -15,14 +15,14 @@ struct elf_file;
 enum py_version_source {
 	PY_VERSION_NONE,
 	PY_VERSION_DEBUG_OFFSETS, /* _PyRuntime's _Py_DebugOffsets.version (3.13+) */
-	PY_VERSION_SYMBOL,        /* the exported Py_Version constant (3.11+) */
-	PY_VERSION_RODATA,        /* the PY_VERSION string literal in .rodata (before 3.11) */
+	PY_VERSION_SYMBOL,	  /* the exported Py_Version constant (3.11+) */
+	PY_VERSION_RODATA,	  /* the PY_VERSION string literal in .rodata (before 3.11) */
 };
 
 enum py_calls_mode {
-	PY_CALLS_NONE,        /* no function tracing */
-	PY_CALLS_COUNTS,      /* function__return only: exact counts, no latency (3.11) */
-	PY_CALLS_FULL,        /* entry and return: counts and latency */
+	PY_CALLS_NONE,	 /* no function tracing */
+	PY_CALLS_COUNTS, /* function__return only: exact counts, no latency (3.11) */
+	PY_CALLS_FULL,	 /* entry and return: counts and latency */
 };
 
 struct py_caps {
@@ -33,14 +33,14 @@ struct py_caps {
 };
 
 struct py_binary {
-	bool is_python;          /* defines _PyRuntime */
-	bool needs_libpython;    /* not Python itself but linked against libpython*.so */
-	uint32_t hexversion;     /* PY_VERSION_HEX, 0 if unknown */
+	bool is_python;	      /* defines _PyRuntime */
+	bool needs_libpython; /* not Python itself but linked against libpython*.so */
+	uint32_t hexversion;  /* PY_VERSION_HEX, 0 if unknown */
 	enum py_version_source version_source;
-	char version[24];        /* "3.11.2", "3.15.0a1", "" if unknown */
-	uint64_t runtime_addr;   /* link-time address of _PyRuntime */
-	bool has_debug_offsets;  /* _PyRuntime starts with the "xdebugpy" cookie */
-	bool has_usdt_notes;     /* carries a .note.stapsdt section */
+	char version[24];	/* "3.11.2", "3.15.0a1", "" if unknown */
+	uint64_t runtime_addr;	/* link-time address of _PyRuntime */
+	bool has_debug_offsets; /* _PyRuntime starts with the "xdebugpy" cookie */
+	bool has_usdt_notes;	/* carries a .note.stapsdt section */
 	int nprobes;
 	struct usdt_probe *probes; /* python provider only */
 	struct py_caps caps;

@@ -31,12 +31,12 @@ static uint64_t get_u64(const unsigned char *p)
 
 /* x86-64 register names as they appear in GNU as operands (the width is the spec's). */
 static const char *const x86_regs[] = {
-	"rax", "eax", "ax", "al", "rbx", "ebx", "bx", "bl", "rcx", "ecx", "cx", "cl",
-	"rdx", "edx", "dx", "dl", "rsi", "esi", "si", "sil", "rdi", "edi", "di", "dil",
-	"rbp", "ebp", "bp", "bpl", "rsp", "esp", "sp", "spl", "rip", "eip",
-	"r8", "r8d", "r8w", "r8b", "r9", "r9d", "r9w", "r9b", "r10", "r10d", "r10w", "r10b",
-	"r11", "r11d", "r11w", "r11b", "r12", "r12d", "r12w", "r12b", "r13", "r13d", "r13w", "r13b",
-	"r14", "r14d", "r14w", "r14b", "r15", "r15d", "r15w", "r15b",
+	"rax",	"eax",	"ax",	"al",	"rbx",	"ebx",	"bx",	"bl",	"rcx",	"ecx",	"cx",
+	"cl",	"rdx",	"edx",	"dx",	"dl",	"rsi",	"esi",	"si",	"sil",	"rdi",	"edi",
+	"di",	"dil",	"rbp",	"ebp",	"bp",	"bpl",	"rsp",	"esp",	"sp",	"spl",	"rip",
+	"eip",	"r8",	"r8d",	"r8w",	"r8b",	"r9",	"r9d",	"r9w",	"r9b",	"r10",	"r10d",
+	"r10w", "r10b", "r11",	"r11d", "r11w", "r11b", "r12",	"r12d", "r12w", "r12b", "r13",
+	"r13d", "r13w", "r13b", "r14",	"r14d", "r14w", "r14b", "r15",	"r15d", "r15w", "r15b",
 };
 
 /* Reads "%name" at *s into reg; advances *s. */

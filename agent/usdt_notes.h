@@ -11,29 +11,29 @@
 #include <stdint.h>
 
 #define USDT_NAME_MAX 64
-#define USDT_ARGS_MAX 12   /* the SDT macros support at most 12 arguments */
+#define USDT_ARGS_MAX 12 /* the SDT macros support at most 12 arguments */
 #define USDT_ARGSTR_MAX 256
 
 enum usdt_arg_kind {
-	USDT_ARG_CONST,    /* $imm */
-	USDT_ARG_REG,      /* %reg */
-	USDT_ARG_REG_DEREF,/* off(%reg) */
-	USDT_ARG_SIB,      /* off(%base,%index,scale): libbpf 1.1 cannot attach these */
+	USDT_ARG_CONST,	    /* $imm */
+	USDT_ARG_REG,	    /* %reg */
+	USDT_ARG_REG_DEREF, /* off(%reg) */
+	USDT_ARG_SIB,	    /* off(%base,%index,scale): libbpf 1.1 cannot attach these */
 };
 
 struct usdt_arg {
 	enum usdt_arg_kind kind;
-	int size;          /* bytes: 1, 2, 4 or 8; 0 when the spec gives none */
+	int size; /* bytes: 1, 2, 4 or 8; 0 when the spec gives none */
 	bool is_signed;
-	int64_t val;       /* the constant, or the displacement for REG_DEREF/SIB */
-	char reg[8];       /* base register name without '%', e.g. "rdi" */
+	int64_t val; /* the constant, or the displacement for REG_DEREF/SIB */
+	char reg[8]; /* base register name without '%', e.g. "rdi" */
 };
 
 struct usdt_probe {
 	char provider[USDT_NAME_MAX];
 	char name[USDT_NAME_MAX];
-	uint64_t pc;         /* probe address, adjusted for .stapsdt.base (prelink) */
-	uint64_t semaphore;  /* address of the is-enabled counter, 0 if none */
+	uint64_t pc;	    /* probe address, adjusted for .stapsdt.base (prelink) */
+	uint64_t semaphore; /* address of the is-enabled counter, 0 if none */
 	int nargs;
 	struct usdt_arg args[USDT_ARGS_MAX];
 	char args_spec[USDT_ARGSTR_MAX]; /* the raw argument string, e.g. "-4@%eax" */

@@ -17,11 +17,11 @@ enum pyro_proc_event_kind {
 };
 
 struct pyro_proc_event {
-	__u32 kind;      /* enum pyro_proc_event_kind */
-	__u32 pid;       /* thread group id, in the initial pid namespace */
-	__u32 ppid;      /* parent's tgid for FORK and EXEC, 0 otherwise */
+	__u32 kind;	 /* enum pyro_proc_event_kind */
+	__u32 pid;	 /* thread group id, in the initial pid namespace */
+	__u32 ppid;	 /* parent's tgid for FORK and EXEC, 0 otherwise */
 	__s32 exit_code; /* task->exit_code for EXIT (wait(2) encoding), 0 otherwise */
-	__u64 ktime_ns;  /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) when it happened */
+	__u64 ktime_ns;	 /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) when it happened */
 	char comm[PYRO_COMM_LEN];
 };
 _Static_assert(sizeof(struct pyro_proc_event) == 40, "proc_event layout");
@@ -38,7 +38,7 @@ enum pyro_discover_counter {
 	PYRO_DISC_RINGBUF_FULL_EXEC, /* an exec event could not be reserved: user space may miss it */
 	PYRO_DISC_RINGBUF_FULL_FORK,
 	PYRO_DISC_RINGBUF_FULL_EXIT,
-	PYRO_DISC_PIDMAP_FULL,       /* a forked Python child could not be added to the pid map */
+	PYRO_DISC_PIDMAP_FULL, /* a forked Python child could not be added to the pid map */
 	PYRO_DISC_COUNTER_MAX,
 };
 
