@@ -62,9 +62,8 @@ run: deps
 	$(BUILD)/pyrometer ps
 
 test: deps
-	$(MAKE) all unit zoo lint
+	$(MAKE) all unit zoo lint fuzz
 	$(MAKE) integration
-	$(MAKE) fuzz
 
 $(BUILD) $(BUILD)/obj $(BUILD)/tests $(BUILD)/fuzz:
 	mkdir -p $@

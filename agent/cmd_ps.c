@@ -24,6 +24,8 @@ static const char ps_usage[] =
 	"\n"
 	"  --json     one JSON object per line\n"
 	"  --watch    keep running; print a line when a Python process starts or exits\n"
+	"             (with --json: the snapshot as \"present\" events, then {\"event\":\"synced\"},\n"
+	"             then \"start\" and \"exit\" events as they happen)\n"
 	"  -v         verbose (repeat for debug output)\n"
 	"  -h, --help this help\n";
 
@@ -298,8 +300,11 @@ int cmd_ps(int argc, char **argv)
 	}
 	print_header(&c);
 	err = discover__for_each(d, print_one, &c);
-	if (!err && c.watch)
+	if (!err && c.watch) {
+		if (c.json) /* the snapshot is complete; what follows is live */
+			puts("{\"event\":\"synced\"}");
 		err = watch_loop(d);
+	}
 cleanup:
 	discover__free(d);
 	return err && err != -EPIPE ? 1 : 0;

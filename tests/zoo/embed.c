@@ -14,6 +14,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	PyConfig_InitPythonConfig(&config);
+	/* sys.argv is exactly [SCRIPT, ARGS...], not parsed as a python command line. */
+	config.parse_argv = 0;
 	config.run_filename = Py_DecodeLocale(argv[1], NULL);
 	status = PyConfig_SetBytesArgv(&config, argc - 1, argv + 1);
 	if (PyStatus_Exception(status))

@@ -1,0 +1,46 @@
+"""The command line: help, version, bad input and missing privileges."""
+import subprocess
+
+import pytest
+
+from conftest import PYROMETER, run_pyrometer
+
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"]
+
+
+def test_help_and_version():
+    assert "ps" in run_pyrometer("--help").stdout
+    assert "--watch" in run_pyrometer("ps", "--help").stdout
+    assert run_pyrometer("version").stdout.startswith("pyrometer ")
+
+
+@pytest.mark.parametrize("args", [["frobnicate"], ["ps", "--bogus"], ["ps", "extra"], []])
+def test_bad_usage_exits_2_with_a_message(args):
+    r = run_pyrometer(*args, check=False)
+    assert r.returncode == 2
+    assert r.stderr.strip()
+
+
+@pytest.mark.parametrize("args,missing", [
+    (["ps"], ["CAP_SYS_PTRACE"]),
+    (["ps", "--watch"], ["CAP_SYS_PTRACE", "CAP_BPF", "CAP_PERFMON"]),
+])
+def test_unprivileged_user_gets_one_line_naming_what_is_missing(args, missing):
+    r = subprocess.run(NOBODY + [PYROMETER, *args], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert "root" in lines[0]
+    for cap in missing:
+        assert cap in lines[0]
+    assert "libbpf" not in r.stderr
+
+
+def test_root_without_bpf_capabilities_is_refused():
+    """Root whose bounding set lacks CAP_BPF and CAP_PERFMON (a locked-down container)."""
+    r = subprocess.run(["setpriv", "--bounding-set=-bpf,-perfmon", PYROMETER, "ps", "--watch"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1
+    line = r.stderr.strip()
+    assert "missing: CAP_PERFMON, CAP_BPF" in line
+    assert len(line.splitlines()) == 1
