@@ -7,6 +7,8 @@
 
 .DELETE_ON_ERROR:
 .SUFFIXES:
+# Generated BPF objects and skeletons are kept: headers depend on them.
+.SECONDARY:
 
 BUILD      := build
 CC         ?= cc

@@ -24,7 +24,8 @@ static const char ps_usage[] =
 	"\n"
 	"  --json     one JSON object per line\n"
 	"  --watch    keep running; print a line when a Python process starts or exits\n"
-	"             (with --json: the snapshot as \"present\" events, then {\"event\":\"synced\"},\n"
+	"             (with --json: the snapshot as \"present\" events, then "
+	"{\"event\":\"synced\"},\n"
 	"             then \"start\" and \"exit\" events as they happen)\n"
 	"  -v         verbose (repeat for debug output)\n"
 	"  -h, --help this help\n";
