@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <linux/types.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,7 +62,8 @@ struct discover {
 	struct discover_bpf *skel;
 	struct ring_buffer *rb;
 	struct discover_stats stats;
-	int handled; /* events handled in the current poll */
+	uint64_t lost_seen; /* ring-buffer-full counts already recovered from */
+	int handled;	    /* events handled in the current poll */
 };
 
 /* CLOCK_MONOTONIC, the clock bpf_ktime_get_ns() reads. */
@@ -585,6 +587,40 @@ static int next_retry_ms(const struct discover *d)
 	return first <= now ? 0 : (int)(first - now);
 }
 
+static uint64_t kernel_lost(struct discover *d)
+{
+	struct discover_stats st;
+
+	discover__stats(d, &st);
+	return st.kernel[PYRO_DISC_RINGBUF_FULL_EXEC] + st.kernel[PYRO_DISC_RINGBUF_FULL_FORK] +
+	       st.kernel[PYRO_DISC_RINGBUF_FULL_EXIT];
+}
+
+static int drop_if_gone(const struct py_process *p, void *ctx)
+{
+	struct discover *d = ctx;
+
+	if (!still_alive(p->pid, p->starttime))
+		proc_remove(d, p->pid, DISCOVER_VANISHED, 0, 0);
+	return 0;
+}
+
+/* Events were lost (ring buffer full): rebuild the picture from /proc so that no process is
+ * missed or kept after it died. */
+static void resync(struct discover *d)
+{
+	uint64_t lost = kernel_lost(d);
+
+	if (lost == d->lost_seen)
+		return;
+	log_warn("%" PRIu64 " process events lost (ring buffer full): rescanning /proc",
+		 lost - d->lost_seen);
+	d->lost_seen = lost;
+	d->stats.resyncs++;
+	discover__for_each(d, drop_if_gone, d);
+	discover__scan(d);
+}
+
 int discover__poll(struct discover *d, int timeout_ms)
 {
 	int wait, err;
@@ -599,6 +635,7 @@ int discover__poll(struct discover *d, int timeout_ms)
 	if (err < 0 && err != -EINTR)
 		return err;
 	run_due_retries(d);
+	resync(d);
 	return err == -EINTR ? -EINTR : d->handled;
 }
 
