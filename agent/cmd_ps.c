@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "commands.h"
 #include "discover.h"
 #include "json.h"
@@ -34,14 +35,6 @@ struct ps_ctx {
 	bool json;
 	bool watch;
 };
-
-static uint64_t monotonic_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
-}
 
 /* Distinct probe names in note order (a probe can have several sites). */
 static void json_probes(struct json *j, const struct py_binary *b)

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "discover.skel.h"
 #include "elf_file.h"
 #include "log.h"
@@ -65,15 +66,6 @@ struct discover {
 	uint64_t lost_seen; /* ring-buffer-full counts already recovered from */
 	int handled;	    /* events handled in the current poll */
 };
-
-/* CLOCK_MONOTONIC, the clock bpf_ktime_get_ns() reads. */
-static uint64_t monotonic_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
-}
 
 static uint64_t now_ms(void)
 {
