@@ -25,19 +25,23 @@ AGENT_CFLAGS := $(CFLAGS) $(WARNINGS) -std=gnu11 -D_GNU_SOURCE -MMD -MP \
 	-I$(BUILD) -Ibpf -Iagent
 # BPF_PROG() and the CO-RE read macros expand to parameters a program may not use.
 BPF_CFLAGS  := -g -O2 -target bpf $(ARCH_DEFINE) $(WARNINGS) -Wno-unused-parameter -MMD -MP -I$(BUILD) -Ibpf
-LDLIBS      := -lbpf -lelf -lz
+LDLIBS      := -lbpf -lelf -lz -lprotobuf-c -lm
 
 # Debian packages the build, the tests and the zoo need. `make deps` installs the missing ones.
 DEB_PACKAGES := make gcc clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config \
-	libprotobuf-c-dev protobuf-c-compiler libcurl4-openssl-dev libcmocka-dev \
+	libprotobuf-c-dev protobuf-c-compiler protobuf-compiler golang-go libcurl4-openssl-dev libcmocka-dev \
 	libclang-rt-14-dev python3 python3-pytest python3.11-dev debootstrap binutils \
 	clang-format cppcheck util-linux procps
 
 BPF_SRCS   := $(wildcard bpf/*.bpf.c)
 BPF_OBJS   := $(patsubst bpf/%.bpf.c,$(BUILD)/%.bpf.o,$(BPF_SRCS))
 SKELS      := $(patsubst bpf/%.bpf.c,$(BUILD)/%.skel.h,$(BPF_SRCS))
+PROTOS     := $(wildcard proto/*.proto)
+PROTO_CS   := $(patsubst proto/%.proto,$(BUILD)/%.pb-c.c,$(PROTOS))
+PROTO_HS   := $(PROTO_CS:.c=.h)
+PROTO_OBJS := $(patsubst $(BUILD)/%.pb-c.c,$(BUILD)/obj/%.pb-c.o,$(PROTO_CS))
 AGENT_SRCS := $(wildcard agent/*.c)
-AGENT_OBJS := $(patsubst agent/%.c,$(BUILD)/obj/%.o,$(AGENT_SRCS))
+AGENT_OBJS := $(patsubst agent/%.c,$(BUILD)/obj/%.o,$(AGENT_SRCS)) $(PROTO_OBJS)
 LIB_OBJS   := $(filter-out $(BUILD)/obj/main.o,$(AGENT_OBJS))
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
@@ -79,9 +83,16 @@ $(BUILD)/%.bpf.o: bpf/%.bpf.c $(BUILD)/vmlinux.h | $(BUILD)
 $(BUILD)/%.skel.h: $(BUILD)/%.bpf.o
 	$(BPFTOOL) gen skeleton $< > $@
 
-# Skeletons are generated headers: they must exist before the first compile (afterwards the
-# .d files track them like any header).
-$(BUILD)/obj/%.o: agent/%.c | $(BUILD)/obj $(SKELS)
+# protobuf-c code for the protocols in proto/.
+$(BUILD)/%.pb-c.c $(BUILD)/%.pb-c.h: proto/%.proto | $(BUILD)
+	protoc-c --proto_path=proto --c_out=$(BUILD) $<
+
+$(BUILD)/obj/%.pb-c.o: $(BUILD)/%.pb-c.c | $(BUILD)/obj
+	$(CC) $(CFLAGS) -Wall -Werror -MMD -MP -I$(BUILD) -c $< -o $@
+
+# Skeletons and protobuf headers are generated: they must exist before the first compile
+# (afterwards the .d files track them like any header).
+$(BUILD)/obj/%.o: agent/%.c | $(BUILD)/obj $(SKELS) $(PROTO_HS)
 	$(CC) $(AGENT_CFLAGS) -c $< -o $@
 
 $(BUILD)/pyrometer: $(AGENT_OBJS)

@@ -358,16 +358,31 @@ static bool still_alive(pid_t pid, uint64_t starttime)
 	       st.state != 'X';
 }
 
+/* The pid map entry: how the BPF programs read this process. */
+static void proc_info_of(const struct py_process *p, struct pyro_proc_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	if (!p->bin->layout.ok)
+		return; /* frames_kind NONE: tracked, not sampled */
+	info->layout = p->bin->layout.bpf;
+	info->layout.runtime_addr += (uint64_t)p->bias;
+}
+
 static void proc_add(struct discover *d, struct py_process *p, uint64_t ktime)
 {
 	struct proc_node *n = calloc(1, sizeof(*n));
-	struct pyro_proc_info info = {};
+	struct pyro_proc_info info, old;
 
 	if (!n) {
 		log_error("out of memory tracking pid %d", p->pid);
 		return;
 	}
 	n->p = *p;
+	proc_info_of(p, &info);
+	/* A forked child already has its parent's entry (copied in the kernel): keep its flags. */
+	if (d->skel && !bpf_map__lookup_elem(d->skel->maps.procs, &p->pid, sizeof(p->pid), &old,
+					     sizeof(old), 0))
+		info.flags = old.flags;
 	n->next = d->procs[(uint32_t)p->pid % PROC_BUCKETS];
 	d->procs[(uint32_t)p->pid % PROC_BUCKETS] = n;
 	if (d->skel && bpf_map__update_elem(d->skel->maps.procs, &p->pid, sizeof(p->pid), &info,
@@ -629,6 +644,26 @@ int discover__poll(struct discover *d, int timeout_ms)
 	run_due_retries(d);
 	resync(d);
 	return err == -EINTR ? -EINTR : d->handled;
+}
+
+const struct py_process *discover__get(struct discover *d, pid_t pid)
+{
+	struct proc_node *n = *proc_slot(d, pid);
+
+	return n ? &n->p : NULL;
+}
+
+int discover__set_flags(struct discover *d, pid_t pid, uint32_t flags)
+{
+	struct pyro_proc_info info;
+
+	if (!d->skel)
+		return -EINVAL;
+	if (bpf_map__lookup_elem(d->skel->maps.procs, &pid, sizeof(pid), &info, sizeof(info), 0))
+		return -ENOENT;
+	info.flags = flags;
+	return bpf_map__update_elem(d->skel->maps.procs, &pid, sizeof(pid), &info, sizeof(info),
+				    BPF_EXIST);
 }
 
 int discover__procs_map_fd(const struct discover *d)

@@ -64,6 +64,11 @@ int discover__scan(struct discover *d);
 /* Handles live events for up to timeout_ms (-1: until one arrives). Returns the number of
  * events handled or a negative errno (-EINTR when interrupted by a signal). */
 int discover__poll(struct discover *d, int timeout_ms);
+/* The tracked process with this pid, or NULL. */
+const struct py_process *discover__get(struct discover *d, pid_t pid);
+/* Sets the pid map flags (enum pyro_proc_flags) of a tracked process. Children it forks
+ * later inherit them in the kernel. */
+int discover__set_flags(struct discover *d, pid_t pid, uint32_t flags);
 /* Fd of the BPF pid map the other programs filter on (valid after start_live). */
 int discover__procs_map_fd(const struct discover *d);
 void discover__stats(const struct discover *d, struct discover_stats *st);

@@ -4,38 +4,12 @@
 #include <inttypes.h>
 #include <string.h>
 
+#include "text.h"
+
 void json_begin(struct json *j, FILE *out)
 {
 	memset(j, 0, sizeof(*j));
 	j->out = out;
-}
-
-/* Length of the valid UTF-8 sequence at s (1-4), or 0 if it is not one. Rejects overlong
- * forms, surrogates and code points above U+10FFFF (RFC 3629). */
-static int utf8_len(const unsigned char *s)
-{
-	int n, i;
-	uint32_t cp;
-
-	if (s[0] < 0x80)
-		return 1;
-	if ((s[0] & 0xE0) == 0xC0)
-		n = 2, cp = s[0] & 0x1F;
-	else if ((s[0] & 0xF0) == 0xE0)
-		n = 3, cp = s[0] & 0x0F;
-	else if ((s[0] & 0xF8) == 0xF0)
-		n = 4, cp = s[0] & 0x07;
-	else
-		return 0;
-	for (i = 1; i < n; i++) {
-		if ((s[i] & 0xC0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3F);
-	}
-	if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
-	    cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-		return 0;
-	return n;
 }
 
 void json_write_string(FILE *out, const char *str)
@@ -44,7 +18,7 @@ void json_write_string(FILE *out, const char *str)
 
 	fputc('"', out);
 	while (*s) {
-		int n = utf8_len(s);
+		int n = text_utf8_len(s);
 
 		if (n == 0) {
 			/* Not UTF-8: keep the byte visible and the output valid. */

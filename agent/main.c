@@ -13,6 +13,7 @@ static const char usage[] =
 	"\n"
 	"commands:\n"
 	"  ps        list the Python processes on this host and what pyrometer can do with each\n"
+	"  record    record a CPU profile (pprof, folded stacks or flame graph)\n"
 	"  version   print pyrometer's version\n"
 	"  help      print this help\n"
 	"\n"
@@ -31,6 +32,7 @@ static const struct {
 	int (*run)(int argc, char **argv);
 } commands[] = {
 	{ "ps", cmd_ps },
+	{ "record", cmd_record },
 	{ "version", cmd_version },
 	{ "--version", cmd_version },
 };

@@ -197,6 +197,7 @@ int py_binary_inspect(struct elf_file *ef, struct py_binary *b)
 	}
 	b->is_python = true;
 	read_version(ef, b);
+	py_layout_derive(ef, b->hexversion, b->runtime_addr, &b->layout);
 	err = read_probes(ef, b);
 	if (err)
 		return err;
@@ -222,19 +223,11 @@ int py_binary_probe_sites(const struct py_binary *b, const char *name)
 
 static void decide_cpu(struct py_binary *b)
 {
-	uint32_t mm = b->hexversion & 0xFFFF0000;
-
-	/* Stack layouts: per-version tables for 3.9 and 3.11 (verified against the -dbg
-	 * packages' DWARF); _Py_DebugOffsets for 3.13 and later. */
-	if (mm == PY_MINOR_OF(3, 9) || mm == PY_MINOR_OF(3, 11) ||
-	    (mm >= PY_MINOR_OF(3, 13) && b->has_debug_offsets))
-		b->caps.cpu = true;
-	else if (!b->hexversion)
-		b->caps.no_cpu = "CPython version could not be read from the binary";
-	else if (mm >= PY_MINOR_OF(3, 13))
-		b->caps.no_cpu = "_PyRuntime carries no _Py_DebugOffsets";
-	else
-		b->caps.no_cpu = "no verified frame layout for this CPython version";
+	/* Stack sampling needs a verified layout: per-version tables for 3.9 and 3.11,
+	 * _Py_DebugOffsets for 3.13 and later (agent/pylayout.c). */
+	b->caps.cpu = b->layout.ok;
+	if (!b->layout.ok)
+		b->caps.no_cpu = b->layout.why_not ? b->layout.why_not : "no frame layout";
 }
 
 static void decide_gc(struct py_binary *b)

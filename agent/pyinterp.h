@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "pylayout.h"
 #include "usdt_notes.h"
 
 struct elf_file;
@@ -43,6 +44,7 @@ struct py_binary {
 	bool has_usdt_notes;	/* carries a .note.stapsdt section */
 	int nprobes;
 	struct usdt_probe *probes; /* python provider only */
+	struct py_layout layout;   /* for stack sampling and symbolization */
 	struct py_caps caps;
 };
 

@@ -81,14 +81,17 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 {
 	__u32 ppid = BPF_CORE_READ(parent, tgid);
 	__u32 pid = BPF_CORE_READ(child, tgid);
-	struct pyro_proc_info info = {};
+	struct pyro_proc_info *info;
 
 	/* New threads share the parent's tgid; only new processes matter here. */
-	if (pid == ppid || !bpf_map_lookup_elem(&procs, &ppid))
+	if (pid == ppid)
 		return 0;
-	/* The child runs the same interpreter (gunicorn/multiprocessing workers): filter for it
-	 * from its first instruction, before user space has looked at it. */
-	if (bpf_map_update_elem(&procs, &pid, &info, BPF_NOEXIST))
+	info = bpf_map_lookup_elem(&procs, &ppid);
+	if (!info)
+		return 0;
+	/* The child runs the same interpreter at the same addresses (gunicorn/multiprocessing
+	 * workers): it is sampled from its first instruction, before user space looks at it. */
+	if (bpf_map_update_elem(&procs, &pid, info, BPF_NOEXIST))
 		count(PYRO_DISC_PIDMAP_FULL);
 	return emit(PYRO_PROC_FORK, pid, ppid, 0, child, PYRO_DISC_RINGBUF_FULL_FORK);
 }

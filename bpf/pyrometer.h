@@ -26,12 +26,103 @@ struct pyro_proc_event {
 };
 _Static_assert(sizeof(struct pyro_proc_event) == 40, "proc_event layout");
 
-/* Value of the pid filter map: which processes the other programs should look at. */
+/* ---- CPython layouts: where the frame walker finds things, per process ----
+ * Filled by user space (agent/pylayout.c) from per-version tables (3.9, 3.11) or from the
+ * interpreter's own _Py_DebugOffsets (3.13+). Offsets are bytes into the named struct. */
+
+#define PYRO_MAX_FRAMES 128	/* frames kept per stack; deeper stacks keep the leaf end */
+#define PYRO_FRAME_READ 128	/* bytes of a frame read at once: every field used lies in them */
+#define PYRO_TSTATE_READ 256	/* bytes of a PyThreadState read at once */
+#define PYRO_MAX_THREAD_WALK 64 /* thread states looked at to find the sampled thread's */
+
+enum pyro_frames_kind {
+	PYRO_FRAMES_NONE = 0,	/* no layout: the process is not sampled */
+	PYRO_FRAMES_OBJECT = 1, /* 3.9-3.10: tstate->frame, PyFrameObject chain, int f_lasti */
+	PYRO_FRAMES_CFRAME = 2, /* 3.11-3.12: tstate->cframe->current_frame, prev_instr */
+	PYRO_FRAMES_DIRECT = 3, /* 3.13+: tstate->current_frame, instr_ptr */
+};
+
+struct pyro_py_layout {
+	__u64 runtime_addr; /* _PyRuntime in the process (link-time address + load bias) */
+	__u8 frames_kind;   /* enum pyro_frames_kind */
+	__u8 owner_skip;    /* frames whose owner byte is >= this are shims; 0: no owner check */
+	__u16 runtime_interp_head;  /* _PyRuntimeState.interpreters.head */
+	__u16 interp_next;	    /* PyInterpreterState.next */
+	__u16 interp_threads_head;  /* PyInterpreterState.tstate_head / threads.head */
+	__u16 tstate_next;	    /* PyThreadState.next */
+	__u16 tstate_thread_id;	    /* PyThreadState.thread_id: pthread_self() of the thread */
+	__u16 tstate_frame;	    /* .frame (3.9), .cframe (3.11), .current_frame (3.13+) */
+	__u16 cframe_current_frame; /* _PyCFrame.current_frame (3.11) */
+	__u16 frame_previous;	    /* f_back / previous */
+	__u16 frame_code;	    /* f_code / f_executable (a tagged _PyStackRef from 3.14) */
+	__u16 frame_instr;	    /* f_lasti (int, bytes) / prev_instr / instr_ptr (pointers) */
+	__u16 frame_owner;	    /* owner (char), when owner_skip != 0 */
+	__u16 code_adaptive;	    /* co_code_adaptive: bytecode start inside the code object */
+	__u16 pad[3];
+};
+_Static_assert(sizeof(struct pyro_py_layout) == 40, "pyro_py_layout layout");
+
+enum pyro_proc_flags {
+	PYRO_PROC_SAMPLE = 1, /* the CPU sampler profiles this process */
+};
+
+/* Value of the pid map: a tracked Python process and how to read it. */
 struct pyro_proc_info {
-	__u32 flags; /* reserved for per-process switches; 0 today */
+	__u32 flags; /* enum pyro_proc_flags */
+	__u32 pad;
+	struct pyro_py_layout layout;
+};
+_Static_assert(sizeof(struct pyro_proc_info) == 48, "pyro_proc_info layout");
+
+/* ---- CPU samples ---- */
+
+/* A frame: code object address in the low 48 bits, instruction index (16-bit code units
+ * from the start of the bytecode, clamped) in the high 16. */
+#define PYRO_FRAME_CODE_MASK 0xFFFFFFFFFFFFull
+#define PYRO_FRAME_INSTR_SHIFT 48
+#define PYRO_INSTR_UNKNOWN 0xFFFF
+
+enum pyro_stack_flags {
+	PYRO_STACK_TRUNCATED = 1,  /* deeper than PYRO_MAX_FRAMES: root-side frames dropped */
+	PYRO_STACK_NO_TSTATE = 2,  /* the thread has no PyThreadState (a native thread) */
+	PYRO_STACK_READ_ERROR = 4, /* memory could not be read: the stack is partial */
+};
+
+struct pyro_stack {
+	__u32 depth; /* frames used, leaf first */
+	__u32 flags; /* enum pyro_stack_flags */
+	__u64 frames[PYRO_MAX_FRAMES];
+};
+_Static_assert(sizeof(struct pyro_stack) == 8 + 8 * PYRO_MAX_FRAMES, "pyro_stack layout");
+
+struct pyro_sample_key {
+	__u32 pid; /* tgid */
+	__u32 tid;
+	__u64 stack_id; /* hash of the stack: key of the stacks map */
+	__u32 epoch;	/* user space flips it to drain the previous one race-free */
 	__u32 pad;
 };
-_Static_assert(sizeof(struct pyro_proc_info) == 8, "proc_info layout");
+_Static_assert(sizeof(struct pyro_sample_key) == 24, "pyro_sample_key layout");
+
+struct pyro_sample_value {
+	__u64 count;
+	char comm[PYRO_COMM_LEN]; /* thread name when first seen */
+};
+_Static_assert(sizeof(struct pyro_sample_value) == 24, "pyro_sample_value layout");
+
+enum pyro_cpu_counter {
+	PYRO_CPU_SAMPLES,      /* samples of sampled Python processes */
+	PYRO_CPU_OTHER,	       /* samples of other tasks, ignored */
+	PYRO_CPU_NO_LAYOUT,    /* a tracked process without a usable layout */
+	PYRO_CPU_READ_RUNTIME, /* _PyRuntime / interpreter state unreadable */
+	PYRO_CPU_NO_TSTATE,    /* no PyThreadState matches the sampled thread */
+	PYRO_CPU_READ_TSTATE,  /* a PyThreadState unreadable */
+	PYRO_CPU_READ_FRAME,   /* a frame unreadable mid-walk */
+	PYRO_CPU_TRUNCATED,    /* stacks deeper than PYRO_MAX_FRAMES */
+	PYRO_CPU_STACKS_FULL,  /* the stacks map was full: sample lost */
+	PYRO_CPU_COUNTS_FULL,  /* the counts map was full: sample lost */
+	PYRO_CPU_COUNTER_MAX,
+};
 
 /* Failure counters of the discovery programs (a per-CPU array indexed by these). */
 enum pyro_discover_counter {

@@ -68,6 +68,10 @@ static void make_binary(struct py_binary *b, uint32_t hex, bool debug_offsets,
 	b->is_python = true;
 	b->hexversion = hex;
 	b->has_debug_offsets = debug_offsets;
+	/* what agent/pylayout.c concludes for such a binary */
+	b->layout.ok = hex && (((hex >> 16) & 0xFF) == 9 || ((hex >> 16) & 0xFF) == 11 ||
+			       (((hex >> 16) & 0xFF) >= 13 && debug_offsets));
+	b->layout.why_not = b->layout.ok ? NULL : "no layout";
 	b->has_usdt_notes = n > 0;
 	for (i = 0; i < n; i++)
 		store[i] = probe(names[i]);

@@ -1,0 +1,523 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/* pyrometer record: CPU profiles of Python processes, written as pprof, folded stacks or an
+ * SVG flame graph. Pipeline: discover -> sample (BPF) -> drain -> symbolize -> aggregate ->
+ * write. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "commands.h"
+#include "discover.h"
+#include "flamegraph.h"
+#include "folded.h"
+#include "intern.h"
+#include "log.h"
+#include "pprof.h"
+#include "privs.h"
+#include "profile.h"
+#include "sampler.h"
+#include "symbolize.h"
+#include "text.h"
+
+#define MAX_TARGETS 64
+#define DRAIN_MS 200 /* short, so that little is left unsymbolized when a process exits */
+
+static const char record_usage[] =
+	"usage: pyrometer record [-p PID]... [-a] [-d SECONDS] [-F HZ] [-o FILE]\n"
+	"                        [--format pprof|folded|svg] [-v]\n"
+	"\n"
+	"Samples the on-CPU Python stacks of the given processes (and the processes they fork),\n"
+	"or of every Python process on the host with -a (including ones that start later and ones\n"
+	"in containers), and writes a CPU profile.\n"
+	"\n"
+	"  -p, --pid PID         profile this process (repeatable)\n"
+	"  -a, --all             profile every Python process\n"
+	"  -d, --duration SECS   stop after this long (default: Ctrl-C, or when every -p process\n"
+	"                        has exited)\n"
+	"  -F, --frequency HZ    samples per second per CPU (default 99, at most 1000)\n"
+	"  -o, --output FILE     where to write (default pyrometer.pb.gz; '-' is standard output)\n"
+	"      --format FMT      pprof (gzip'd protobuf), folded (one line per stack) or svg\n"
+	"                        (flame graph); by default from FILE's extension: .pb.gz/.pprof,\n"
+	"                        .folded/.txt, .svg\n"
+	"  -v                    verbose (repeat for debug output)\n"
+	"  -h, --help            this help\n";
+
+enum out_format {
+	FMT_UNSET,
+	FMT_PPROF,
+	FMT_FOLDED,
+	FMT_SVG
+};
+
+struct record {
+	pid_t targets[MAX_TARGETS];
+	bool target_gone[MAX_TARGETS];
+	int ntargets;
+	bool all;
+	double duration;
+	int freq;
+	const char *output;
+	enum out_format format;
+
+	struct discover *disc;
+	struct sampler *sampler;
+	struct symbolizer *sym;
+	struct profile prof;
+	/* Every process seen, kept after it exits so its last samples can be symbolized. */
+	struct intern pids;
+	struct py_process *seen;
+	size_t seen_cap;
+	uint64_t samples, resolved;
+};
+
+/* ---- options ---- */
+
+static int parse_format(const char *s, enum out_format *f)
+{
+	if (!strcmp(s, "pprof"))
+		*f = FMT_PPROF;
+	else if (!strcmp(s, "folded"))
+		*f = FMT_FOLDED;
+	else if (!strcmp(s, "svg"))
+		*f = FMT_SVG;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), k = strlen(suffix);
+
+	return n >= k && !strcmp(s + n - k, suffix);
+}
+
+static int format_from_name(const char *name, enum out_format *f)
+{
+	if (ends_with(name, ".pb.gz") || ends_with(name, ".pprof") || ends_with(name, ".pb"))
+		*f = FMT_PPROF;
+	else if (ends_with(name, ".folded") || ends_with(name, ".txt"))
+		*f = FMT_FOLDED;
+	else if (ends_with(name, ".svg"))
+		*f = FMT_SVG;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+static int parse_number(const char *what, const char *s, double min, double max, double *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || *end || !isfinite(v) || v < min || v > max) {
+		log_error("record: %s must be a number from %g to %g, not '%s'", what, min, max, s);
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
+static int parse_args(int argc, char **argv, struct record *r)
+{
+	static const struct option opts[] = {
+		{ "pid", required_argument, NULL, 'p' },
+		{ "all", no_argument, NULL, 'a' },
+		{ "duration", required_argument, NULL, 'd' },
+		{ "frequency", required_argument, NULL, 'F' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "format", required_argument, NULL, 'f' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	double v;
+	int opt;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "p:ad:F:o:vh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'p':
+			if (r->ntargets == MAX_TARGETS) {
+				log_error("record: at most %d -p options", MAX_TARGETS);
+				return -EINVAL;
+			}
+			if (parse_number("a pid", optarg, 1, 4194304, &v) || v != floor(v))
+				return -EINVAL;
+			r->targets[r->ntargets++] = (pid_t)v;
+			break;
+		case 'a':
+			r->all = true;
+			break;
+		case 'd':
+			if (parse_number("the duration (-d)", optarg, 0.001, 31536000,
+					 &r->duration))
+				return -EINVAL;
+			break;
+		case 'F':
+			if (parse_number("the frequency (-F)", optarg, 1, 1000, &v) ||
+			    v != floor(v))
+				return -EINVAL;
+			r->freq = (int)v;
+			break;
+		case 'o':
+			r->output = optarg;
+			break;
+		case 'f':
+			if (parse_format(optarg, &r->format)) {
+				log_error("record: --format must be pprof, folded or svg, not '%s'",
+					  optarg);
+				return -EINVAL;
+			}
+			break;
+		case 'v':
+			log_set_level(log_get_level() < LOG_LVL_DEBUG ? log_get_level() + 1
+								      : LOG_LVL_DEBUG);
+			break;
+		case 'h':
+			fputs(record_usage, stdout);
+			return 1;
+		default:
+			fputs(record_usage, stderr);
+			return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		log_error("record: unexpected argument '%s'", argv[optind]);
+		return -EINVAL;
+	}
+	if (!r->ntargets && !r->all) {
+		log_error("record: say what to profile: -p PID or -a");
+		return -EINVAL;
+	}
+	if (r->format == FMT_UNSET && format_from_name(r->output, &r->format)) {
+		log_error("record: cannot tell the format of '%s' from its name: use --format",
+			  r->output);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* ---- processes ---- */
+
+static void remember(struct record *r, const struct py_process *p)
+{
+	int64_t id = intern_put(&r->pids, &p->pid, sizeof(p->pid));
+
+	if (id < 0)
+		return;
+	if ((size_t)id >= r->seen_cap) {
+		size_t cap = r->seen_cap ? r->seen_cap * 2 : 64;
+		struct py_process *g = realloc(r->seen, cap * sizeof(*g));
+
+		if (!g)
+			return;
+		r->seen = g;
+		r->seen_cap = cap;
+	}
+	r->seen[id] = *p; /* a reused pid replaces the old process */
+	symbolizer__forget(r->sym, p->pid);
+}
+
+static const struct py_process *seen_process(struct record *r, pid_t pid)
+{
+	int64_t id = intern_find(&r->pids, &pid, sizeof(pid));
+
+	return id < 0 ? NULL : &r->seen[id];
+}
+
+static void on_start(const struct py_process *p, uint64_t ktime, void *ctx)
+{
+	(void)ktime;
+	remember(ctx, p);
+}
+
+static void on_exit_(const struct py_process *p, enum discover_exit_why why, int code,
+		     uint64_t ktime, void *ctx)
+{
+	struct record *r = ctx;
+	int i;
+
+	(void)why;
+	(void)code;
+	(void)ktime;
+	for (i = 0; i < r->ntargets; i++)
+		if (r->targets[i] == p->pid)
+			r->target_gone[i] = true;
+}
+
+static int check_targets(struct record *r)
+{
+	int i;
+
+	for (i = 0; i < r->ntargets; i++) {
+		pid_t pid = r->targets[i];
+		const struct py_process *p = discover__get(r->disc, pid);
+		char path[32];
+
+		snprintf(path, sizeof(path), "/proc/%d", pid);
+		if (!p && access(path, F_OK)) {
+			log_error("record: no process with pid %d", pid);
+			return -ESRCH;
+		}
+		if (!p) {
+			log_error("record: pid %d is not a Python process", pid);
+			return -EINVAL;
+		}
+		if (!p->bin->caps.cpu) {
+			log_error("record: pid %d (CPython %s): CPU sampling unavailable: %s", pid,
+				  p->bin->version[0] ? p->bin->version : "?", p->bin->caps.no_cpu);
+			return -ENOTSUP;
+		}
+		if (discover__set_flags(r->disc, pid, PYRO_PROC_SAMPLE)) {
+			log_error("record: pid %d exited before sampling started", pid);
+			return -ESRCH;
+		}
+	}
+	return 0;
+}
+
+/* ---- samples ---- */
+
+static uint32_t pseudo_frame(struct record *r, const char *name)
+{
+	int64_t f = profile_function(&r->prof, name, "", 0);
+
+	return f < 0 ? 0 : (uint32_t)profile_location(&r->prof, (uint32_t)f, 0);
+}
+
+static bool symbolize_stack(struct record *r, const struct py_process *p,
+			    const struct pyro_stack *st, uint32_t *locs, uint32_t *n)
+{
+	bool all_ok = true;
+	uint32_t i;
+
+	for (i = 0; i < st->depth && i < PYRO_MAX_FRAMES; i++) {
+		uint64_t code = st->frames[i] & PYRO_FRAME_CODE_MASK;
+		uint32_t instr = (uint32_t)(st->frames[i] >> PYRO_FRAME_INSTR_SHIFT);
+		struct py_frame_sym fs;
+		int64_t f, l;
+
+		if (symbolizer__frame(r->sym, p, code, instr, &fs))
+			all_ok = false;
+		f = profile_function(&r->prof, fs.name, fs.file, fs.firstlineno);
+		l = f < 0 ? -1 : profile_location(&r->prof, (uint32_t)f, fs.line);
+		if (l >= 0)
+			locs[(*n)++] = (uint32_t)l;
+	}
+	return all_ok;
+}
+
+static void on_sample(const struct pyro_sample_key *k, const struct pyro_sample_value *v,
+		      const struct pyro_stack *st, void *ctx)
+{
+	struct record *r = ctx;
+	const struct py_process *p = seen_process(r, (pid_t)k->pid);
+	uint32_t locs[PYRO_MAX_FRAMES + 2], n = 0;
+	char thread[PYRO_COMM_LEN + 1] = {}, process[PYRO_COMM_LEN + 1] = {};
+	bool ok = false;
+
+	memcpy(thread, v->comm, PYRO_COMM_LEN);
+	text_sanitize(thread);
+	snprintf(process, sizeof(process), "%s", p ? p->comm : thread);
+	text_sanitize(process);
+	if (!st)
+		locs[n++] = pseudo_frame(r, "[stack lost]");
+	else if (!p)
+		locs[n++] = pseudo_frame(r, "[unknown process]");
+	else
+		ok = symbolize_stack(r, p, st, locs, &n) && st->depth > 0 && !st->flags;
+	if (st && st->flags & PYRO_STACK_TRUNCATED) {
+		locs[n++] = pseudo_frame(r, "[truncated]");
+		ok = ok || st->depth > 0;
+	}
+	if (st && st->depth == 0)
+		locs[n++] =
+			pseudo_frame(r, st->flags & PYRO_STACK_NO_TSTATE    ? "[native thread]"
+					: st->flags & PYRO_STACK_READ_ERROR ? "[unreadable stack]"
+									    : "[no Python frames]");
+	else if (st && st->flags & PYRO_STACK_READ_ERROR)
+		locs[n++] = pseudo_frame(r, "[partial stack]");
+	profile_add(&r->prof, (int)k->pid, (int)k->tid, process, thread, locs, n, v->count);
+	r->samples += v->count;
+	if (ok)
+		r->resolved += v->count;
+}
+
+static int drain(struct record *r)
+{
+	symbolizer__next_generation(r->sym);
+	return sampler__drain(r->sampler, on_sample, r);
+}
+
+/* ---- output ---- */
+
+static int write_output(struct record *r, FILE *f)
+{
+	uint8_t *buf;
+	size_t len;
+	char comment[64];
+	int err;
+
+	switch (r->format) {
+	case FMT_PPROF:
+		snprintf(comment, sizeof(comment), "pyrometer %s", PYROMETER_VERSION);
+		err = pprof_encode(&r->prof, comment, &buf, &len);
+		if (err)
+			return err;
+		err = fwrite(buf, 1, len, f) == len ? 0 : -EIO;
+		free(buf);
+		return err;
+	case FMT_FOLDED:
+		return folded_write(&r->prof, f);
+	default:
+		return flamegraph_write(&r->prof, "pyrometer CPU profile", f);
+	}
+}
+
+/* Writes to a temporary name and renames, so a reader never sees half a profile. */
+static int save(struct record *r)
+{
+	char tmp[4096];
+	FILE *f;
+	int err;
+
+	if (!strcmp(r->output, "-"))
+		return write_output(r, stdout) || fflush(stdout) ? -EIO : 0;
+	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", r->output, getpid());
+	f = fopen(tmp, "we");
+	if (!f) {
+		err = -errno;
+		log_error("record: cannot write %s: %s", tmp, strerror(errno));
+		return err;
+	}
+	err = write_output(r, f);
+	if (fclose(f) && !err)
+		err = -errno;
+	if (!err && rename(tmp, r->output))
+		err = -errno;
+	if (err) {
+		log_error("record: cannot write %s: %s", r->output, strerror(-err));
+		unlink(tmp);
+	}
+	return err;
+}
+
+static void summary(struct record *r, double secs)
+{
+	struct sampler_stats st;
+	uint64_t lost;
+	static const char *const fmt[] = { "", "pprof", "folded", "svg" };
+
+	sampler__stats(r->sampler, &st);
+	lost = st.kernel[PYRO_CPU_STACKS_FULL] + st.kernel[PYRO_CPU_COUNTS_FULL] + st.lost_stacks;
+	fprintf(stderr,
+		"pyrometer: %" PRIu64 " samples from %zu processes in %.1f s, %" PRIu64
+		" lost, %.1f%% of stacks resolved; wrote %s (%s)\n",
+		r->samples, (size_t)r->pids.n, secs, lost,
+		r->samples ? 100.0 * (double)r->resolved / (double)r->samples : 100.0,
+		strcmp(r->output, "-") ? r->output : "standard output", fmt[r->format]);
+	log_info("kernel: samples %" PRIu64 ", no tstate %" PRIu64 ", runtime unreadable %" PRIu64
+		 ", tstate unreadable %" PRIu64 ", frame unreadable %" PRIu64 ", truncated %" PRIu64
+		 ", no layout %" PRIu64,
+		 st.kernel[PYRO_CPU_SAMPLES], st.kernel[PYRO_CPU_NO_TSTATE],
+		 st.kernel[PYRO_CPU_READ_RUNTIME], st.kernel[PYRO_CPU_READ_TSTATE],
+		 st.kernel[PYRO_CPU_READ_FRAME], st.kernel[PYRO_CPU_TRUNCATED],
+		 st.kernel[PYRO_CPU_NO_LAYOUT]);
+}
+
+static bool targets_all_gone(const struct record *r)
+{
+	int i;
+
+	if (!r->ntargets || r->all)
+		return false;
+	for (i = 0; i < r->ntargets; i++)
+		if (!r->target_gone[i])
+			return false;
+	return true;
+}
+
+static int sample_loop(struct record *r)
+{
+	uint64_t start = monotonic_ns(), next_drain = start + DRAIN_MS * 1000000ull;
+	uint64_t end = r->duration > 0 ? start + (uint64_t)(r->duration * 1e9) : UINT64_MAX;
+	int err;
+
+	while (!cmd_stop_requested && !targets_all_gone(r)) {
+		uint64_t now = monotonic_ns(), until = next_drain < end ? next_drain : end;
+
+		if (now >= end)
+			break;
+		err = discover__poll(r->disc, (int)((until - now) / 1000000) + 1);
+		if (err < 0 && err != -EINTR)
+			return err;
+		if (monotonic_ns() >= next_drain) {
+			if ((err = drain(r)))
+				return err;
+			next_drain = monotonic_ns() + DRAIN_MS * 1000000ull;
+		}
+	}
+	return drain(r);
+}
+
+static int run(struct record *r)
+{
+	struct discover_ops ops = { .on_start = on_start, .on_exit = on_exit_, .ctx = r };
+	struct sampler_opts so = { .frequency = r->freq, .sample_all = r->all };
+	struct timespec wall;
+	uint64_t t0;
+	int err;
+
+	if ((err = symbolizer__new(&r->sym)) ||
+	    (err = profile_init(&r->prof, 1000000000ull / r->freq)) ||
+	    (err = discover__new(&ops, &r->disc)) || (err = discover__start_live(r->disc)) ||
+	    (err = discover__scan(r->disc)) || (err = check_targets(r)))
+		return err;
+	so.procs_fd = discover__procs_map_fd(r->disc);
+	if ((err = sampler__new(&so, &r->sampler)))
+		return err;
+	clock_gettime(CLOCK_REALTIME, &wall);
+	r->prof.start_ns = (uint64_t)wall.tv_sec * 1000000000ull + (uint64_t)wall.tv_nsec;
+	t0 = monotonic_ns();
+	log_info("sampling at %d Hz; Ctrl-C to stop", r->freq);
+	err = sample_loop(r);
+	r->prof.duration_ns = monotonic_ns() - t0;
+	if (err)
+		return err;
+	err = save(r);
+	if (!err)
+		summary(r, (double)r->prof.duration_ns / 1e9);
+	return err;
+}
+
+int cmd_record(int argc, char **argv)
+{
+	struct record r = { .freq = 99, .output = "pyrometer.pb.gz" };
+	int err = parse_args(argc, argv, &r);
+
+	if (err)
+		return err > 0 ? 0 : 2;
+	if (privs_require(PRIV_BPF | PRIV_PERFMON | PRIV_SYS_PTRACE, "record"))
+		return 1;
+	cmd_handle_stop_signals();
+	intern_init(&r.pids);
+	err = run(&r);
+	sampler__free(r.sampler);
+	discover__free(r.disc);
+	symbolizer__free(r.sym);
+	profile_free(&r.prof);
+	intern_free(&r.pids);
+	free(r.seen);
+	return err ? 1 : 0;
+}

@@ -1,0 +1,234 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+#include "pylayout.h"
+
+#include <stddef.h>
+#include <string.h>
+
+#include "elf_file.h"
+
+#define MINOR(hex) (((hex) >> 16) & 0xFF)
+
+/* ---- 3.9 and 3.11: per-version tables ----
+ * Every value was read with gdb `ptype /o` / offsetof from the DWARF of Debian's -dbg
+ * packages: python3.9-dbg 3.9.2-1 (bullseye) and python3.11-dbg 3.11.2-6+deb12u9
+ * (bookworm). tests/integration/test_layout.py reads them again from the same files. */
+
+static const struct py_layout layout_39 = {
+	.ok = true,
+	.bpf = {
+		.frames_kind = PYRO_FRAMES_OBJECT,
+		.runtime_interp_head = 32,  /* _PyRuntimeState.interpreters.head */
+		.interp_next = 0,           /* PyInterpreterState.next */
+		.interp_threads_head = 8,   /* PyInterpreterState.tstate_head */
+		.tstate_next = 8,           /* PyThreadState.next */
+		.tstate_thread_id = 176,    /* PyThreadState.thread_id */
+		.tstate_frame = 24,         /* PyThreadState.frame */
+		.frame_previous = 24,       /* PyFrameObject.f_back */
+		.frame_code = 32,           /* PyFrameObject.f_code */
+		.frame_instr = 104,         /* PyFrameObject.f_lasti (int, bytes) */
+	},
+	.sym = {
+		.ob_type = 8,
+		.code_filename = 104, .code_name = 112, .code_qualname = 0,
+		.code_firstlineno = 40, .code_linetable = 120, /* co_lnotab */
+		.bytes_size = 16, .bytes_sval = 32,
+		.unicode_state = 32, .unicode_length = 16,
+		.unicode_ascii_size = 48, .unicode_compact_size = 72,
+		.lines = PY_LINES_LNOTAB,
+	},
+};
+
+static const struct py_layout layout_311 = {
+	.ok = true,
+	.bpf = {
+		.frames_kind = PYRO_FRAMES_CFRAME,
+		.runtime_interp_head = 40,  /* _PyRuntimeState.interpreters.head */
+		.interp_next = 0,           /* PyInterpreterState.next */
+		.interp_threads_head = 16,  /* PyInterpreterState.threads.head */
+		.tstate_next = 8,           /* PyThreadState.next */
+		.tstate_thread_id = 152,    /* PyThreadState.thread_id */
+		.tstate_frame = 56,         /* PyThreadState.cframe */
+		.cframe_current_frame = 8,  /* _PyCFrame.current_frame */
+		.frame_previous = 48,       /* _PyInterpreterFrame.previous */
+		.frame_code = 32,           /* _PyInterpreterFrame.f_code */
+		.frame_instr = 56,          /* _PyInterpreterFrame.prev_instr */
+		.code_adaptive = 184,       /* PyCodeObject.co_code_adaptive */
+	},
+	.sym = {
+		.ob_type = 8,
+		.code_filename = 112, .code_name = 120, .code_qualname = 128,
+		.code_firstlineno = 72, .code_linetable = 136,
+		.bytes_size = 16, .bytes_sval = 32,
+		.unicode_state = 32, .unicode_length = 16,
+		.unicode_ascii_size = 48, .unicode_compact_size = 72,
+		.lines = PY_LINES_LOCATIONS,
+	},
+};
+
+/* ---- 3.13 and later: the interpreter's own _Py_DebugOffsets ----
+ * The values come from the process's binary; only where each field sits inside
+ * _Py_DebugOffsets differs between minor versions (fields are inserted mid-struct).
+ * Positions read with gdb `ptype /o struct _Py_DebugOffsets` from Debian sid's
+ * python3.13-dbg 3.13.18-1, python3.14-dbg 3.14.10-1 and python3.15-dbg 3.15.2-1. */
+
+struct debug_offsets_map {
+	uint16_t runtime_size, interpreters_head;
+	uint16_t interp_size, interp_next, threads_head;
+	uint16_t tstate_size, tstate_next, current_frame, thread_id;
+	uint16_t frame_size, previous, executable, instr_ptr, owner;
+	uint16_t code_size, filename, name, qualname, linetable, firstlineno, code_adaptive;
+	uint16_t ob_type;
+	uint16_t bytes_size_section, bytes_ob_size, bytes_sval;
+	uint16_t unicode_section, unicode_state, unicode_length, unicode_ascii_size;
+};
+
+static const struct debug_offsets_map dbg_313 = {
+	24,  40,  48,  64,  72,	 152, 168, 184, 192, 224, 232, 240, 248, 264, 272,
+	280, 288, 296, 304, 312, 344, 360, 512, 520, 528, 536, 544, 552, 560,
+};
+static const struct debug_offsets_map dbg_314 = {
+	24,  40,  48,  64,  72,	 176, 192, 208, 216, 248, 256, 264, 272, 288, 312,
+	320, 328, 336, 344, 352, 384, 408, 592, 600, 608, 616, 624, 632, 640,
+};
+static const struct debug_offsets_map dbg_315 = {
+	24,  40,  48,  64,  72,	 176, 192, 208, 240, 312, 320, 328, 336, 352, 376,
+	384, 392, 400, 408, 416, 448, 472, 688, 696, 704, 712, 720, 728, 736,
+};
+
+#define DEBUG_OFFSETS_READ 768
+
+static uint64_t at(const unsigned char *d, uint16_t pos)
+{
+	uint64_t v;
+
+	memcpy(&v, d + pos, sizeof(v));
+	return v;
+}
+
+/* An offset is usable if it fits in 16 bits and lies inside its struct (whose size the
+ * section's first field gives). */
+static bool fits(uint64_t off, uint64_t struct_size, uint64_t width)
+{
+	return off <= 0xFFFF && off + width <= struct_size;
+}
+
+static const struct debug_offsets_map *map_for(uint32_t hex)
+{
+	switch (MINOR(hex)) {
+	case 13:
+		return &dbg_313;
+	case 14:
+		return &dbg_314;
+	case 15:
+		return &dbg_315;
+	default:
+		return NULL;
+	}
+}
+
+static void from_debug_offsets(struct elf_file *ef, uint32_t hex, uint64_t runtime_addr,
+			       struct py_layout *L)
+{
+	const struct debug_offsets_map *m = map_for(hex);
+	unsigned char d[DEBUG_OFFSETS_READ];
+	uint64_t runtime_size, tsz, fsz, csz, bsz, usz;
+
+	if (!m) {
+		L->why_not = "_Py_DebugOffsets layout of this CPython version is not known";
+		return;
+	}
+	if (elf_file__read(ef, runtime_addr, d, sizeof(d)) ||
+	    elf_file__symbol(ef, "_PyRuntime", &runtime_addr, &runtime_size) ||
+	    memcmp(d, "xdebugpy", 8) != 0 || at(d, m->runtime_size) != runtime_size) {
+		L->why_not = "_Py_DebugOffsets does not match the layout of its version";
+		return;
+	}
+	tsz = at(d, m->tstate_size);
+	fsz = at(d, m->frame_size);
+	csz = at(d, m->code_size);
+	bsz = at(d, m->bytes_size_section);
+	usz = at(d, m->unicode_section);
+	if (!fits(at(d, m->interpreters_head), runtime_size, 8) ||
+	    !fits(at(d, m->threads_head), at(d, m->interp_size), 8) ||
+	    !fits(at(d, m->interp_next), at(d, m->interp_size), 8) ||
+	    !fits(at(d, m->tstate_next), tsz, 8) || !fits(at(d, m->current_frame), tsz, 8) ||
+	    !fits(at(d, m->thread_id), tsz, 8) || !fits(at(d, m->previous), fsz, 8) ||
+	    !fits(at(d, m->executable), fsz, 8) || !fits(at(d, m->instr_ptr), fsz, 8) ||
+	    !fits(at(d, m->owner), fsz, 1) || fsz > PYRO_FRAME_READ ||
+	    !fits(at(d, m->filename), csz, 8) || !fits(at(d, m->name), csz, 8) ||
+	    !fits(at(d, m->qualname), csz, 8) || !fits(at(d, m->linetable), csz, 8) ||
+	    !fits(at(d, m->firstlineno), csz, 4) || !fits(at(d, m->code_adaptive), csz, 0) ||
+	    !fits(at(d, m->bytes_ob_size), bsz, 8) || !fits(at(d, m->bytes_sval), bsz, 0) ||
+	    !fits(at(d, m->unicode_state), usz, 4) || !fits(at(d, m->unicode_length), usz, 8) ||
+	    at(d, m->unicode_ascii_size) > usz) {
+		L->why_not = "_Py_DebugOffsets holds implausible offsets";
+		return;
+	}
+	L->bpf = (struct pyro_py_layout){
+		.frames_kind = PYRO_FRAMES_DIRECT,
+		/* enum _frameowner: 3.13 FRAME_OWNED_BY_CSTACK = 3; 3.14 FRAME_OWNED_BY_INTERPRETER
+		 * = 3 and _CSTACK = 4; 3.15 _INTERPRETER = 3. Below 3 are real Python frames. */
+		.owner_skip = 3,
+		.runtime_interp_head = (uint16_t)at(d, m->interpreters_head),
+		.interp_next = (uint16_t)at(d, m->interp_next),
+		.interp_threads_head = (uint16_t)at(d, m->threads_head),
+		.tstate_next = (uint16_t)at(d, m->tstate_next),
+		.tstate_thread_id = (uint16_t)at(d, m->thread_id),
+		.tstate_frame = (uint16_t)at(d, m->current_frame),
+		.frame_previous = (uint16_t)at(d, m->previous),
+		.frame_code = (uint16_t)at(d, m->executable),
+		.frame_instr = (uint16_t)at(d, m->instr_ptr),
+		.frame_owner = (uint16_t)at(d, m->owner),
+		.code_adaptive = (uint16_t)at(d, m->code_adaptive),
+	};
+	L->sym = (struct py_sym_layout){
+		.ob_type = (uint16_t)at(d, m->ob_type),
+		.code_filename = (uint16_t)at(d, m->filename),
+		.code_name = (uint16_t)at(d, m->name),
+		.code_qualname = (uint16_t)at(d, m->qualname),
+		.code_firstlineno = (uint16_t)at(d, m->firstlineno),
+		.code_linetable = (uint16_t)at(d, m->linetable),
+		.bytes_size = (uint16_t)at(d, m->bytes_ob_size),
+		.bytes_sval = (uint16_t)at(d, m->bytes_sval),
+		.unicode_state = (uint16_t)at(d, m->unicode_state),
+		.unicode_length = (uint16_t)at(d, m->unicode_length),
+		.unicode_ascii_size = (uint16_t)at(d, m->unicode_ascii_size),
+		/* PyCompactUnicodeObject adds utf8_length and utf8 (16 bytes) from 3.12 on;
+		 * sizeof is 56 in all three -dbg builds. */
+		.unicode_compact_size = (uint16_t)(at(d, m->unicode_ascii_size) + 16),
+		.lines = PY_LINES_LOCATIONS,
+	};
+	L->ok = true;
+}
+
+void py_layout_derive(struct elf_file *ef, uint32_t hexversion, uint64_t runtime_addr,
+		      struct py_layout *out)
+{
+	uint64_t size;
+
+	memset(out, 0, sizeof(*out));
+	switch (MINOR(hexversion)) {
+	case 9:
+		*out = layout_39;
+		break;
+	case 11:
+		*out = layout_311;
+		break;
+	default:
+		if (MINOR(hexversion) >= 13)
+			from_debug_offsets(ef, hexversion, runtime_addr, out);
+		else
+			out->why_not = "no verified frame layout for this CPython version";
+		break;
+	}
+	if (!hexversion) {
+		memset(out, 0, sizeof(*out));
+		out->why_not = "CPython version could not be read from the binary";
+	}
+	if (out->ok && elf_file__symbol(ef, "PyCode_Type", &out->sym.code_type_addr, &size)) {
+		out->ok = false;
+		out->why_not = "PyCode_Type symbol not found";
+	}
+	if (out->ok)
+		out->bpf.runtime_addr = runtime_addr;
+}

@@ -1,0 +1,265 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+#include "sampler.h"
+
+#include <bpf/bpf.h>
+#include <errno.h>
+#include <linux/perf_event.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "cpu.skel.h"
+#include "log.h"
+
+#define STACK_BUCKETS 4096
+/* A stack not seen for this many drains leaves the user-space cache. The kernel copy is
+ * deleted as soon as it is cached, and the kernel re-inserts a stack with the first sample
+ * of each new epoch, so two drains of grace cover every sample still referring to it. */
+#define STACK_KEEP_DRAINS 3
+
+struct cached_stack {
+	struct cached_stack *next;
+	uint64_t id;
+	uint64_t last_drain;
+	struct pyro_stack stack;
+};
+
+struct sampler {
+	struct cpu_bpf *skel;
+	int ncpus;
+	int *fds;
+	struct bpf_link **links;
+	struct cached_stack *stacks[STACK_BUCKETS];
+	struct sampler_stats stats;
+};
+
+static int open_cpu_clock(int cpu, int freq)
+{
+	struct perf_event_attr attr = {
+		.type = PERF_TYPE_SOFTWARE,
+		.size = sizeof(attr),
+		.config = PERF_COUNT_SW_CPU_CLOCK, /* no hardware PMU is needed */
+		.sample_freq = (__u64)freq,
+		.freq = 1,
+	};
+
+	return (int)syscall(SYS_perf_event_open, &attr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC);
+}
+
+static int attach_all_cpus(struct sampler *s, int freq)
+{
+	int cpu, attached = 0;
+
+	s->ncpus = libbpf_num_possible_cpus();
+	if (s->ncpus <= 0)
+		return -EINVAL;
+	s->fds = calloc(s->ncpus, sizeof(*s->fds));
+	s->links = calloc(s->ncpus, sizeof(*s->links));
+	if (!s->fds || !s->links)
+		return -ENOMEM;
+	for (cpu = 0; cpu < s->ncpus; cpu++) {
+		s->fds[cpu] = open_cpu_clock(cpu, freq);
+		if (s->fds[cpu] < 0) {
+			if (errno == ENODEV) /* possible but offline */
+				continue;
+			log_error("perf_event_open(cpu-clock, cpu %d): %s", cpu, strerror(errno));
+			return -errno;
+		}
+		s->links[cpu] =
+			bpf_program__attach_perf_event(s->skel->progs.on_cpu_sample, s->fds[cpu]);
+		if (!s->links[cpu]) {
+			log_error("attaching the sampler to cpu %d: %s", cpu, strerror(errno));
+			return -errno;
+		}
+		attached++;
+	}
+	return attached ? 0 : -ENODEV;
+}
+
+int sampler__new(const struct sampler_opts *o, struct sampler **out)
+{
+	struct sampler *s = calloc(1, sizeof(*s));
+	int err;
+
+	if (!s)
+		return -ENOMEM;
+	s->skel = cpu_bpf__open();
+	if (!s->skel) {
+		err = -errno;
+		goto fail;
+	}
+	s->skel->rodata->sample_all = o->sample_all;
+	err = bpf_map__reuse_fd(s->skel->maps.procs, o->procs_fd);
+	if (!err)
+		err = cpu_bpf__load(s->skel);
+	if (err) {
+		log_error("cannot load the CPU sampling BPF program: %s", strerror(-err));
+		goto fail;
+	}
+	err = attach_all_cpus(s, o->frequency);
+	if (err)
+		goto fail;
+	*out = s;
+	return 0;
+fail:
+	sampler__free(s);
+	return err;
+}
+
+void sampler__free(struct sampler *s)
+{
+	int i;
+
+	if (!s)
+		return;
+	for (i = 0; s->links && i < s->ncpus; i++)
+		bpf_link__destroy(s->links[i]);
+	for (i = 0; s->fds && i < s->ncpus; i++)
+		if (s->fds[i] > 0)
+			close(s->fds[i]);
+	for (i = 0; i < STACK_BUCKETS; i++) {
+		while (s->stacks[i]) {
+			struct cached_stack *c = s->stacks[i];
+
+			s->stacks[i] = c->next;
+			free(c);
+		}
+	}
+	free(s->links);
+	free(s->fds);
+	cpu_bpf__destroy(s->skel);
+	free(s);
+}
+
+/* The stack with this id: from the cache, else copied out of the kernel (and deleted there:
+ * from now on the cache answers for it). */
+static const struct pyro_stack *stack_get(struct sampler *s, uint64_t id)
+{
+	struct cached_stack **pp = &s->stacks[id % STACK_BUCKETS], *c;
+
+	for (c = *pp; c; c = c->next) {
+		if (c->id == id) {
+			c->last_drain = s->stats.drains;
+			return &c->stack;
+		}
+	}
+	c = malloc(sizeof(*c));
+	if (!c)
+		return NULL;
+	if (bpf_map__lookup_elem(s->skel->maps.stacks, &id, sizeof(id), &c->stack, sizeof(c->stack),
+				 0)) {
+		free(c);
+		return NULL;
+	}
+	bpf_map__delete_elem(s->skel->maps.stacks, &id, sizeof(id), 0);
+	if (c->stack.depth > PYRO_MAX_FRAMES)
+		c->stack.depth = PYRO_MAX_FRAMES;
+	c->id = id;
+	c->last_drain = s->stats.drains;
+	c->next = *pp;
+	*pp = c;
+	return &c->stack;
+}
+
+static void stack_evict_old(struct sampler *s)
+{
+	int i;
+
+	for (i = 0; i < STACK_BUCKETS; i++) {
+		struct cached_stack **pp = &s->stacks[i];
+
+		while (*pp) {
+			struct cached_stack *c = *pp;
+
+			if (s->stats.drains - c->last_drain < STACK_KEEP_DRAINS) {
+				pp = &c->next;
+				continue;
+			}
+			*pp = c->next;
+			free(c);
+		}
+	}
+}
+
+int sampler__drain(struct sampler *s, sampler_cb cb, void *ctx)
+{
+	struct bpf_map *counts = s->skel->maps.counts;
+	struct pyro_sample_key key, next, *old = NULL;
+	struct pyro_sample_value val;
+	size_t n = 0, cap = 0, i;
+	__u32 epoch = s->skel->bss->epoch;
+	int err = 0;
+
+	/* From now on the kernel counts into the next epoch: every key of this one and
+	 * before is complete (a program that read the old epoch just before the flip may
+	 * still add one; it is picked up by the next drain). */
+	s->skel->bss->epoch = epoch + 1;
+	s->stats.drains++;
+	for (err = bpf_map__get_next_key(counts, NULL, &next, sizeof(next)); !err;
+	     err = bpf_map__get_next_key(counts, &key, &next, sizeof(next))) {
+		key = next;
+		if (key.epoch > epoch)
+			continue;
+		if (n == cap) {
+			struct pyro_sample_key *g;
+
+			cap = cap ? cap * 2 : 1024;
+			g = realloc(old, cap * sizeof(*old));
+			if (!g) {
+				free(old);
+				return -ENOMEM;
+			}
+			old = g;
+		}
+		old[n++] = key;
+	}
+	for (i = 0; i < n; i++) {
+		const struct pyro_stack *st;
+
+		/* Atomic for hash maps since Linux 5.14: no increment falls between the two. */
+		if (bpf_map__lookup_and_delete_elem(counts, &old[i], sizeof(old[i]), &val,
+						    sizeof(val), 0))
+			continue;
+		st = stack_get(s, old[i].stack_id);
+		if (!st)
+			s->stats.lost_stacks += val.count;
+		cb(&old[i], &val, st, ctx);
+	}
+	free(old);
+	stack_evict_old(s);
+	return 0;
+}
+
+void sampler__stats(struct sampler *s, struct sampler_stats *st)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	__u32 k;
+
+	*st = s->stats;
+	memset(st->kernel, 0, sizeof(st->kernel));
+	for (k = 0; k < PYRO_CPU_COUNTER_MAX && ncpu > 0; k++) {
+		__u64 vals[ncpu];
+		int c;
+
+		if (bpf_map__lookup_elem(s->skel->maps.cpu_counters, &k, sizeof(k), vals,
+					 sizeof(vals), 0))
+			continue;
+		for (c = 0; c < ncpu; c++)
+			st->kernel[k] += vals[c];
+	}
+}
+
+int sampler__prog_stats(struct sampler *s, uint64_t *run_ns, uint64_t *run_cnt)
+{
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info);
+	int err =
+		bpf_obj_get_info_by_fd(bpf_program__fd(s->skel->progs.on_cpu_sample), &info, &len);
+
+	if (err)
+		return -errno;
+	*run_ns = info.run_time_ns;
+	*run_cnt = info.run_cnt;
+	return 0;
+}

@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/* CPU sampling: a cpu-clock perf event on every CPU running bpf/cpu.bpf.c, and the drain of
+ * what it counted. */
+#ifndef PYRO_SAMPLER_H
+#define PYRO_SAMPLER_H
+
+#include <linux/types.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "pyrometer.h"
+
+struct sampler;
+
+struct sampler_opts {
+	int frequency;	 /* samples per second per CPU */
+	bool sample_all; /* every tracked process, not only those flagged PYRO_PROC_SAMPLE */
+	int procs_fd;	 /* discovery's pid map */
+};
+
+/* stack is NULL when it could not be found (counted in lost_stacks). */
+typedef void (*sampler_cb)(const struct pyro_sample_key *key, const struct pyro_sample_value *val,
+			   const struct pyro_stack *stack, void *ctx);
+
+struct sampler_stats {
+	uint64_t kernel[PYRO_CPU_COUNTER_MAX];
+	uint64_t lost_stacks; /* counts whose stack was gone */
+	uint64_t drains;
+};
+
+int sampler__new(const struct sampler_opts *opts, struct sampler **out);
+void sampler__free(struct sampler *s);
+/* Hands every sample counted since the last drain to cb and removes it from the kernel. */
+int sampler__drain(struct sampler *s, sampler_cb cb, void *ctx);
+void sampler__stats(struct sampler *s, struct sampler_stats *st);
+/* Total BPF run time and run count of the sampling program (kernel.bpf_stats_enabled). */
+int sampler__prog_stats(struct sampler *s, uint64_t *run_ns, uint64_t *run_cnt);
+
+#endif

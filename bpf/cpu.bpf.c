@@ -1,0 +1,298 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/* CPU sampling: on every cpu-clock tick of a sampled Python process, find the thread's
+ * PyThreadState, walk its Python frames and count the stack in kernel maps. User space
+ * (agent/sampler.c) drains the maps and symbolizes; nothing here knows a CPython version,
+ * only the offsets user space put in the pid map.
+ *
+ * Every read of the target's memory may fail (unmapped, paged out, torn by a concurrent
+ * update): each failure has its own counter and never stops the walk from recording what it
+ * has. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "pyrometer.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define EEXIST 17 /* vmlinux.h carries no errno values */
+
+/* Set before load: profile every tracked process, not only those flagged PYRO_PROC_SAMPLE. */
+const volatile bool sample_all = false;
+/* Flipped by user space between drains (see struct pyro_sample_key). */
+__u32 epoch = 0;
+
+/* tgid -> pyro_proc_info: discovery's map, shared by fd (reused before load). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PYRO_MAX_PROCS);
+	__type(key, __u32);
+	__type(value, struct pyro_proc_info);
+} procs SEC(".maps");
+
+/* stack id -> frames. User space copies and deletes entries as it drains. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u64);
+	__type(value, struct pyro_stack);
+} stacks SEC(".maps");
+
+/* (pid, tid, stack, epoch) -> sample count and thread name. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct pyro_sample_key);
+	__type(value, struct pyro_sample_value);
+} counts SEC(".maps");
+
+/* tid -> address of its PyThreadState, so most samples skip the thread-list walk. Checked
+ * on every use (thread_id must still match), so a stale entry costs a walk, not a lie. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, __u64);
+} tstate_cache SEC(".maps");
+
+struct scratch {
+	struct pyro_stack stack;
+	__u8 buf[PYRO_TSTATE_READ]; /* a frame or thread state being read */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} scratch_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PYRO_CPU_COUNTER_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} cpu_counters SEC(".maps");
+
+static __always_inline void count(__u32 which)
+{
+	__u64 *v = bpf_map_lookup_elem(&cpu_counters, &which);
+
+	if (v)
+		*v += 1;
+}
+
+/* Loads from the scratch buffer at an offset that came from user space: bounded here so
+ * the verifier (and a wrong offset) can never read outside it. */
+static __always_inline __u64 buf_u64(const __u8 *buf, __u32 off, __u32 size)
+{
+	if (off > size - 8)
+		return 0;
+	return *(const __u64 *)(buf + off);
+}
+
+static __always_inline __u32 buf_u32(const __u8 *buf, __u32 off, __u32 size)
+{
+	if (off > size - 4)
+		return 0;
+	return *(const __u32 *)(buf + off);
+}
+
+static __always_inline __u8 buf_u8(const __u8 *buf, __u32 off, __u32 size)
+{
+	if (off > size - 1)
+		return 0;
+	return buf[off];
+}
+
+static __always_inline int read_ptr(__u64 *dst, __u64 addr)
+{
+	return bpf_probe_read_user(dst, sizeof(*dst), (const void *)addr);
+}
+
+/* Finds the PyThreadState whose thread_id (pthread_self(), which is the thread's FS base
+ * on x86-64 glibc and musl) is this thread's. Using the FS base rather than the tid keeps
+ * it right inside pid namespaces. Returns 0 if there is none. */
+static __always_inline __u64 find_tstate(const struct pyro_py_layout *L, __u32 tid, __u64 fsbase)
+{
+	__u64 *cached = bpf_map_lookup_elem(&tstate_cache, &tid);
+	__u64 ts, interp, id;
+	int i;
+
+	if (cached && !read_ptr(&id, *cached + L->tstate_thread_id) && id == fsbase)
+		return *cached;
+	if (read_ptr(&interp, L->runtime_addr + L->runtime_interp_head) || !interp) {
+		count(PYRO_CPU_READ_RUNTIME);
+		return 0;
+	}
+	if (read_ptr(&ts, interp + L->interp_threads_head)) {
+		count(PYRO_CPU_READ_RUNTIME);
+		return 0;
+	}
+	/* The main interpreter only: subinterpreters are rare and each would cost a walk. */
+	for (i = 0; i < PYRO_MAX_THREAD_WALK && ts; i++) {
+		if (read_ptr(&id, ts + L->tstate_thread_id)) {
+			count(PYRO_CPU_READ_TSTATE);
+			return 0;
+		}
+		if (id == fsbase) {
+			bpf_map_update_elem(&tstate_cache, &tid, &ts, BPF_ANY);
+			return ts;
+		}
+		if (read_ptr(&ts, ts + L->tstate_next)) {
+			count(PYRO_CPU_READ_TSTATE);
+			return 0;
+		}
+	}
+	return 0;
+}
+
+/* The innermost frame of a thread state, per layout family. */
+static __always_inline int first_frame(const struct pyro_py_layout *L, __u64 tstate, __u64 *frame)
+{
+	__u64 cframe;
+
+	if (L->frames_kind == PYRO_FRAMES_CFRAME) {
+		if (read_ptr(&cframe, tstate + L->tstate_frame))
+			return -1;
+		if (!cframe) {
+			*frame = 0;
+			return 0;
+		}
+		return read_ptr(frame, cframe + L->cframe_current_frame);
+	}
+	return read_ptr(frame, tstate + L->tstate_frame);
+}
+
+/* Instruction index (code units) of a frame from the bytes read into buf. */
+static __always_inline __u64 frame_instr(const struct pyro_py_layout *L, const __u8 *buf,
+					 __u64 code)
+{
+	__u64 at, base;
+
+	if (L->frames_kind == PYRO_FRAMES_OBJECT) {
+		__s32 lasti = (__s32)buf_u32(buf, L->frame_instr, PYRO_FRAME_READ);
+
+		return lasti < 0 ? 0 : (__u64)lasti / 2; /* f_lasti counts bytes before 3.10 */
+	}
+	at = buf_u64(buf, L->frame_instr, PYRO_FRAME_READ);
+	base = code + L->code_adaptive;
+	if (at < base || (at - base) / 2 >= PYRO_INSTR_UNKNOWN)
+		return PYRO_INSTR_UNKNOWN;
+	return (at - base) / 2;
+}
+
+static __always_inline void walk(const struct pyro_py_layout *L, __u64 frame, struct scratch *s)
+{
+	struct pyro_stack *st = &s->stack;
+	int i;
+
+	for (i = 0; i < PYRO_MAX_FRAMES * 2 && frame; i++) {
+		__u64 code, instr;
+
+		if (bpf_probe_read_user(s->buf, PYRO_FRAME_READ, (const void *)frame)) {
+			count(PYRO_CPU_READ_FRAME);
+			st->flags |= PYRO_STACK_READ_ERROR;
+			return;
+		}
+		/* Low bits of a _PyStackRef (3.14+) are tags; objects are 16-byte aligned. */
+		code = buf_u64(s->buf, L->frame_code, PYRO_FRAME_READ) & ~7ull;
+		if (L->owner_skip &&
+		    buf_u8(s->buf, L->frame_owner, PYRO_FRAME_READ) >= L->owner_skip) {
+			frame = buf_u64(s->buf, L->frame_previous, PYRO_FRAME_READ);
+			continue; /* an interpreter entry or C-stack shim, not a Python function */
+		}
+		if (st->depth >= PYRO_MAX_FRAMES) {
+			st->flags |= PYRO_STACK_TRUNCATED;
+			count(PYRO_CPU_TRUNCATED);
+			return;
+		}
+		instr = frame_instr(L, s->buf, code);
+		st->frames[st->depth & (PYRO_MAX_FRAMES - 1)] =
+			(code & PYRO_FRAME_CODE_MASK) | (instr << PYRO_FRAME_INSTR_SHIFT);
+		st->depth++;
+		frame = buf_u64(s->buf, L->frame_previous, PYRO_FRAME_READ);
+	}
+}
+
+static __always_inline __u64 stack_hash(const struct pyro_stack *st)
+{
+	__u64 h = 0xcbf29ce484222325ull ^ ((__u64)st->flags << 32 | st->depth);
+	__u32 i;
+
+	for (i = 0; i < PYRO_MAX_FRAMES; i++) {
+		if (i >= st->depth)
+			break;
+		h = (h ^ st->frames[i]) * 0x100000001b3ull;
+		h ^= h >> 29;
+	}
+	return h;
+}
+
+static __always_inline void record(__u32 pid, __u32 tid, struct pyro_stack *st)
+{
+	struct pyro_sample_key key = { .pid = pid, .tid = tid, .epoch = epoch };
+	struct pyro_sample_value fresh = { .count = 1 }, *v;
+	long err;
+
+	key.stack_id = stack_hash(st);
+	v = bpf_map_lookup_elem(&counts, &key);
+	if (v) {
+		__sync_fetch_and_add(&v->count, 1);
+		return;
+	}
+	err = bpf_map_update_elem(&stacks, &key.stack_id, st, BPF_NOEXIST);
+	if (err && err != -EEXIST) {
+		count(PYRO_CPU_STACKS_FULL);
+		return;
+	}
+	bpf_get_current_comm(fresh.comm, sizeof(fresh.comm));
+	err = bpf_map_update_elem(&counts, &key, &fresh, BPF_NOEXIST);
+	if (err == -EEXIST) { /* another CPU inserted it first */
+		v = bpf_map_lookup_elem(&counts, &key);
+		if (v)
+			__sync_fetch_and_add(&v->count, 1);
+	} else if (err) {
+		count(PYRO_CPU_COUNTS_FULL);
+	}
+}
+
+SEC("perf_event")
+int on_cpu_sample(struct bpf_perf_event_data *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid(), tstate, frame = 0;
+	__u32 pid = id >> 32, tid = (__u32)id, zero = 0;
+	struct task_struct *task;
+	struct pyro_proc_info *info;
+	struct scratch *s;
+
+	info = bpf_map_lookup_elem(&procs, &pid);
+	if (!info || (!sample_all && !(info->flags & PYRO_PROC_SAMPLE))) {
+		count(PYRO_CPU_OTHER);
+		return 0;
+	}
+	count(PYRO_CPU_SAMPLES);
+	if (info->layout.frames_kind == PYRO_FRAMES_NONE) {
+		count(PYRO_CPU_NO_LAYOUT);
+		return 0;
+	}
+	s = bpf_map_lookup_elem(&scratch_map, &zero);
+	if (!s)
+		return 0;
+	s->stack.depth = 0;
+	s->stack.flags = 0;
+	task = bpf_get_current_task_btf();
+	tstate = find_tstate(&info->layout, tid, BPF_CORE_READ(task, thread.fsbase));
+	if (!tstate) {
+		count(PYRO_CPU_NO_TSTATE);
+		s->stack.flags |= PYRO_STACK_NO_TSTATE;
+	} else if (first_frame(&info->layout, tstate, &frame)) {
+		count(PYRO_CPU_READ_TSTATE);
+		s->stack.flags |= PYRO_STACK_READ_ERROR;
+	} else {
+		walk(&info->layout, frame, s);
+	}
+	record(pid, tid, &s->stack);
+	return 0;
+}
