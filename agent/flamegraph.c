@@ -112,7 +112,7 @@ static void xml_text(FILE *f, const char *s, size_t max)
 {
 	size_t i;
 
-	for (i = 0; s[i] && i < max; i++) {
+	for (i = 0; i < max && s[i]; i++) {
 		switch (s[i]) {
 		case '<':
 			fputs("&lt;", f);
@@ -130,7 +130,7 @@ static void xml_text(FILE *f, const char *s, size_t max)
 			fputc(s[i], f);
 		}
 	}
-	if (s[i])
+	if (i == max && s[i])
 		fputs("..", f);
 }
 

@@ -101,7 +101,9 @@ int64_t intern_put(struct intern *t, const void *key, size_t len)
 		return -ENOMEM;
 	memcpy(copy, key, len);
 	((char *)copy)[len] = '\0'; /* string keys can be used as C strings */
-	t->keys[t->n] = (struct intern_key){ copy, len, h };
+	t->keys[t->n].data = copy;
+	t->keys[t->n].len = len;
+	t->keys[t->n].hash = h;
 	t->slots[at] = (uint32_t)t->n + 1;
 	return (int64_t)t->n++;
 }
