@@ -47,7 +47,8 @@ class Workload:
         self.host_script = os.path.join(root, "tmp", name)
         with open(self.host_script, "w") as f:
             f.write(script)
-        argv = entry["argv"] + ["/tmp/" + name] + list(args)
+        self.script_in_root = "/tmp/" + name
+        argv = entry["argv"] + [self.script_in_root] + list(args)
         if root != "/":
             argv = ["chroot", root] + argv  # chroot execs the interpreter: same pid
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -66,6 +67,14 @@ class Workload:
             os.unlink(self.host_script)
         except FileNotFoundError:
             pass
+
+
+WORKLOADS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "workloads")
+
+
+def workload_script(name):
+    with open(os.path.join(WORKLOADS, name)) as f:
+        return f.read()
 
 
 SLEEPER = """

@@ -1,0 +1,164 @@
+"""`pyrometer record` on every zoo interpreter, checked against what the workloads measure
+of themselves and read back through independent consumers (go tool pprof, an XML parser)."""
+import json
+import os
+import subprocess
+import time
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from conftest import PYROMETER, ZOO, run_pyrometer, workload_script
+from pprof_raw import RawProfile, pprof_top
+
+INTERPRETERS = ["py39", "py311", "py311-embedded", "py311-nousdt", "py313", "py314", "py315"]
+SPLIT_TOLERANCE_PP = 3.0
+
+
+def record(*args, timeout=60):
+    r = subprocess.run([PYROMETER, "record", *args], capture_output=True, text=True,
+                       timeout=timeout)
+    assert r.returncode == 0, r.stderr
+    return r.stderr
+
+
+def folded(path):
+    with open(path) as f:
+        return [(line.rsplit(" ", 1)[0].split(";"), int(line.rsplit(" ", 1)[1]))
+                for line in f if line.strip()]
+
+
+@pytest.mark.parametrize("name", INTERPRETERS)
+def test_cpu_split_matches_the_workload(name, workload, tmp_path):
+    w = workload(ZOO[name], workload_script("cpu_split.py"), ["4"])
+    out = tmp_path / "split.pb.gz"
+    stderr = record("-p", str(w.pid), "-F", "997", "-o", str(out))  # until it exits
+    measured = json.loads(w.proc.stdout.readline())
+
+    prof = RawProfile(str(out))
+    assert prof.period == round(1e9 / 997)
+    in_fn = {fn: 0 for fn in measured}
+    for count, stack, labels in prof.samples:
+        assert labels["pid"] == str(w.pid)
+        for fn in measured:
+            if fn in stack:
+                in_fn[fn] += count
+    assert sum(in_fn.values()) > 2500, stderr  # enough samples for the tolerance to mean much
+    for fn in measured:
+        got = 100 * in_fn[fn] / sum(in_fn.values())
+        want = 100 * measured[fn] / sum(measured.values())
+        assert abs(got - want) <= SPLIT_TOLERANCE_PP, f"{fn}: {got:.1f}% sampled, {want:.1f}% measured"
+    assert pprof_top(str(out)) == "spin"
+    assert "0 lost" in stderr
+
+
+@pytest.mark.parametrize("name", INTERPRETERS)
+def test_deep_recursion_keeps_the_leaf_and_marks_truncation(name, workload, tmp_path):
+    w = workload(ZOO[name], workload_script("deep.py"), ["2"])
+    out = tmp_path / "deep.folded"
+    record("-p", str(w.pid), "-F", "199", "-o", str(out))
+    lines = folded(str(out))
+    deep = [(frames, c) for frames, c in lines if any(f.startswith("deep_leaf ") for f in frames)]
+    total = sum(c for _, c in lines)
+    assert sum(c for _, c in deep) >= 0.9 * total
+    for frames, _ in deep:
+        assert frames[0] == f"{ZOO[name]['argv'][0].rsplit('/', 1)[1][:15]}:{w.pid}"
+        assert frames[1] == "[truncated]"          # the root side was cut
+        assert frames[-1].startswith("deep_leaf ")  # the leaf is kept
+        assert len(frames) == 2 + 128               # process, marker, 128 frames
+        assert all(f.startswith("down ") for f in frames[2:-1])
+
+
+@pytest.mark.parametrize("name", INTERPRETERS)
+def test_threads_are_attributed_their_own_function(name, workload, tmp_path):
+    w = workload(ZOO[name], workload_script("threads.py"), ["2"])
+    ids = {int(k): v for k, v in json.loads(w.proc.stdout.readline()).items()}
+    out = tmp_path / "threads.pb.gz"
+    record("-p", str(w.pid), "-F", "499", "-o", str(out))
+    prof = RawProfile(str(out))
+    seen = {}
+    for count, stack, labels in prof.samples:
+        tid = int(labels["thread_id"])
+        work = {f for f in stack if f.startswith("work_")}
+        if tid in ids:
+            assert work <= {ids[tid]}, f"thread {tid} ({ids[tid]}) sampled in {work}"
+            seen[tid] = seen.get(tid, 0) + count
+        assert labels["thread_name"]
+    assert set(seen) == set(ids), "every thread should have been sampled"
+
+
+def test_chroot_process_shows_its_own_paths(workload, tmp_path):
+    w = workload(ZOO["py313"], workload_script("cpu_split.py"), ["1"])
+    out = tmp_path / "paths.folded"
+    record("-p", str(w.pid), "-o", str(out))
+    files = {f.rsplit("(", 1)[1].split(":")[0] for frames, _ in folded(str(out))
+             for f in frames[1:] if "(" in f}
+    assert files == {w.script_in_root}
+    assert not any(ZOO["py313"]["root"] in f for f in files)
+
+
+def test_record_all_profiles_a_process_started_later(workload, tmp_path):
+    out = tmp_path / "all.folded"
+    rec = subprocess.Popen([PYROMETER, "record", "-a", "-d", "4", "-v", "-o", str(out)],
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        for line in rec.stderr:  # wait until sampling has begun
+            if "sampling at" in line:
+                break
+        w = workload(ZOO["py315"], workload_script("cpu_split.py"), ["1.5"])
+        assert rec.wait(timeout=30) == 0
+    finally:
+        if rec.poll() is None:
+            rec.kill()
+    mine = [(frames, c) for frames, c in folded(str(out)) if frames[0].endswith(f":{w.pid}")]
+    assert sum(c for _, c in mine) > 50
+    assert any(any(f.startswith("alpha ") for f in frames) for frames, _ in mine)
+
+
+def test_svg_flame_graph_is_well_formed(workload, tmp_path):
+    w = workload(ZOO["py311"], workload_script("cpu_split.py"), ["1"])
+    out = tmp_path / "flame.svg"
+    record("-p", str(w.pid), "-o", str(out))
+    root = ET.parse(out).getroot()
+    ns = "{http://www.w3.org/2000/svg}"
+    titles = [t.text for t in root.iter(ns + "title")]
+    assert any(t.startswith("alpha (") and "%" in t for t in titles)
+    assert any(t.startswith(f"python3.11:{w.pid} (") for t in titles)
+
+
+def test_record_stops_when_the_process_exits(workload, tmp_path):
+    w = workload(ZOO["py39"], workload_script("cpu_split.py"), ["1"])
+    start = time.monotonic()
+    record("-p", str(w.pid), "-o", str(tmp_path / "x.folded"))
+    assert time.monotonic() - start < 20
+
+
+@pytest.mark.parametrize("args,message", [
+    (["-p", "999999999"], "pid"),
+    (["-o", "x.pb.gz"], "-p PID or -a"),
+    (["-a", "-F", "0"], "frequency"),
+    (["-a", "-F", "fast"], "frequency"),
+    (["-a", "-d", "-1"], "duration"),
+    (["-a", "-o", "profile.weird"], "--format"),
+    (["-a", "--format", "xml"], "--format"),
+])
+def test_record_rejects_bad_input(args, message):
+    r = run_pyrometer("record", *args, check=False)
+    assert r.returncode == 2
+    assert message in r.stderr
+
+
+def test_record_refuses_a_pid_that_is_gone_or_not_python(tmp_path):
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        r = run_pyrometer("record", "-p", str(sleeper.pid), "-o", str(tmp_path / "x.folded"),
+                          check=False)
+        assert r.returncode == 1
+        assert "not a Python process" in r.stderr
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    r = run_pyrometer("record", "-p", str(sleeper.pid), "-o", str(tmp_path / "x.folded"),
+                      check=False)
+    assert r.returncode == 1
+    assert "no process" in r.stderr
