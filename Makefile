@@ -3,7 +3,7 @@
 #   make run    install what is missing, build, start pyrometer on its local default
 #   make test   install what is missing, build, build the CPython zoo, run every test
 #
-# Other targets: deps, all (default), lint, fuzz, zoo, unit, integration, clean.
+# Other targets: deps, all (default), lint, fuzz, zoo, unit, integration, bench, clean.
 
 .DELETE_ON_ERROR:
 .SUFFIXES:
@@ -31,7 +31,7 @@ LDLIBS      := -lbpf -lelf -lz -lprotobuf-c -lm
 DEB_PACKAGES := make gcc clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config \
 	libprotobuf-c-dev protobuf-c-compiler protobuf-compiler golang-go libcurl4-openssl-dev libcmocka-dev \
 	libclang-rt-14-dev python3 python3-pytest python3.11-dev debootstrap binutils \
-	clang-format cppcheck util-linux procps
+	clang-format cppcheck util-linux procps gdb python3.11-dbg
 
 BPF_SRCS   := $(wildcard bpf/*.bpf.c)
 BPF_OBJS   := $(patsubst bpf/%.bpf.c,$(BUILD)/%.bpf.o,$(BPF_SRCS))
@@ -49,7 +49,7 @@ FUZZ_SRCS  := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS  := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
 LINT_FILES := $(wildcard agent/*.[ch] bpf/*.[ch] tests/unit/*.[ch] tests/fuzz/*.[ch] tests/zoo/*.c)
 
-.PHONY: all deps run test lint fuzz zoo unit integration clean
+.PHONY: all deps run test lint fuzz zoo unit integration bench clean
 
 all: $(BUILD)/pyrometer
 
@@ -112,6 +112,11 @@ zoo:
 integration: all
 	PYROMETER=$(abspath $(BUILD)/pyrometer) PYROMETER_ZOO=$(ZOO) \
 		$(PYTHON) -m pytest -v -p no:cacheprovider tests/integration
+
+# Costs measured side by side in one run; figures go to the README.
+bench: deps
+	$(MAKE) all
+	PYROMETER=$(abspath $(BUILD)/pyrometer) $(PYTHON) tests/bench/bench_cpu.py
 
 # libFuzzer with ASan and UBSan over the parsers of untrusted input.
 FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \

@@ -14,6 +14,7 @@
 #include "json.h"
 #include "log.h"
 #include "privs.h"
+#include "report.h"
 
 static const char ps_usage[] =
 	"usage: pyrometer ps [--json] [--watch] [-v]\n"
@@ -36,58 +37,8 @@ struct ps_ctx {
 	bool watch;
 };
 
-/* Distinct probe names in note order (a probe can have several sites). */
-static void json_probes(struct json *j, const struct py_binary *b)
-{
-	int i, k;
-
-	json_arr_open(j, "usdt");
-	for (i = 0; i < b->nprobes; i++) {
-		for (k = 0; k < i && strcmp(b->probes[k].name, b->probes[i].name); k++)
-			;
-		if (k == i)
-			json_str(j, NULL, b->probes[i].name);
-	}
-	json_arr_close(j);
-	json_arr_open(j, "usdt_sites");
-	for (i = 0; i < b->nprobes; i++) {
-		char addr[24];
-
-		json_obj_open(j, NULL);
-		json_str(j, "name", b->probes[i].name);
-		snprintf(addr, sizeof(addr), "0x%" PRIx64, b->probes[i].pc);
-		json_str(j, "address", addr);
-		json_str(j, "args", b->probes[i].args_spec);
-		json_bool(j, "semaphore", b->probes[i].semaphore != 0);
-		json_obj_close(j);
-	}
-	json_arr_close(j);
-}
-
-static void json_caps(struct json *j, const struct py_caps *c)
-{
-	json_arr_open(j, "capabilities");
-	if (c->cpu)
-		json_str(j, NULL, "cpu");
-	if (c->gc)
-		json_str(j, NULL, "gc");
-	if (c->calls)
-		json_str(j, NULL, py_calls_mode_name(c->calls));
-	json_arr_close(j);
-	json_obj_open(j, "unavailable");
-	if (c->no_cpu)
-		json_str(j, "cpu", c->no_cpu);
-	if (c->no_gc)
-		json_str(j, "gc", c->no_gc);
-	if (c->no_calls)
-		json_str(j, "calls", c->no_calls);
-	json_obj_close(j);
-}
-
 static void print_json(const struct py_process *p, const char *event, uint64_t ktime)
 {
-	static const char *const sources[] = { "none", "_Py_DebugOffsets", "Py_Version",
-					       ".rodata" };
 	struct json j;
 	char buf[32];
 
@@ -99,7 +50,7 @@ static void print_json(const struct py_process *p, const char *event, uint64_t k
 	json_i64(&j, "ppid", p->ppid);
 	json_str(&j, "comm", p->comm);
 	json_str(&j, "version", p->bin->version[0] ? p->bin->version : NULL);
-	json_str(&j, "version_source", sources[p->bin->version_source]);
+	json_str(&j, "version_source", report_version_source(p->bin));
 	json_str(&j, "interpreter_path", p->interp_path);
 	json_str(&j, "interpreter_kind", p->in_shared_lib ? "shared-library" : "executable");
 	snprintf(buf, sizeof(buf), "0x%" PRIx64, p->load_addr);
@@ -108,8 +59,7 @@ static void print_json(const struct py_process *p, const char *event, uint64_t k
 	json_str(&j, "device", buf);
 	json_u64(&j, "inode", p->inode);
 	json_str(&j, "root", p->root);
-	json_probes(&j, p->bin);
-	json_caps(&j, &p->bin->caps);
+	report_binary(&j, p->bin);
 	if (event) {
 		json_u64(&j, "ktime_ns", ktime);
 		json_u64(&j, "reported_ns", monotonic_ns());

@@ -336,11 +336,11 @@ static void on_sample(const struct pyro_sample_key *k, const struct pyro_sample_
 	else if (!p)
 		locs[n++] = pseudo_frame(r, "[unknown process]");
 	else
-		ok = symbolize_stack(r, p, st, locs, &n) && st->depth > 0 && !st->flags;
-	if (st && st->flags & PYRO_STACK_TRUNCATED) {
+		/* Resolved: walked and symbolized without a failure. A thread with no Python
+		 * frames (start-up, a native thread) is resolved: that is what it was doing. */
+		ok = symbolize_stack(r, p, st, locs, &n) && !(st->flags & PYRO_STACK_READ_ERROR);
+	if (st && st->flags & PYRO_STACK_TRUNCATED)
 		locs[n++] = pseudo_frame(r, "[truncated]");
-		ok = ok || st->depth > 0;
-	}
 	if (st && st->depth == 0)
 		locs[n++] =
 			pseudo_frame(r, st->flags & PYRO_STACK_NO_TSTATE    ? "[native thread]"
@@ -352,6 +352,26 @@ static void on_sample(const struct pyro_sample_key *k, const struct pyro_sample_
 	r->samples += v->count;
 	if (ok)
 		r->resolved += v->count;
+}
+
+/* A stack was stored for the first time: symbolize it now, while its process surely lives,
+ * so the drain finds it cached even if the process has exited by then. */
+static int on_new_stack(void *ctx, void *data, size_t len)
+{
+	const struct pyro_new_stack *n = data;
+	struct record *r = ctx;
+	const struct py_process *p;
+	const struct pyro_stack *st;
+	struct py_frame_sym fs;
+	uint32_t i;
+
+	if (len < sizeof(*n) || !(p = seen_process(r, (pid_t)n->pid)) ||
+	    !(st = sampler__stack(r->sampler, n->stack_id)))
+		return 0;
+	for (i = 0; i < st->depth && i < PYRO_MAX_FRAMES; i++)
+		symbolizer__frame(r->sym, p, st->frames[i] & PYRO_FRAME_CODE_MASK,
+				  (uint32_t)(st->frames[i] >> PYRO_FRAME_INSTR_SHIFT), &fs);
+	return 0;
 }
 
 static int drain(struct record *r)
@@ -416,7 +436,7 @@ static int save(struct record *r)
 static void summary(struct record *r, double secs)
 {
 	struct sampler_stats st;
-	uint64_t lost;
+	uint64_t lost, run_ns = 0, run_cnt = 0;
 	static const char *const fmt[] = { "", "pprof", "folded", "svg" };
 
 	sampler__stats(r->sampler, &st);
@@ -427,13 +447,16 @@ static void summary(struct record *r, double secs)
 		r->samples, (size_t)r->pids.n, secs, lost,
 		r->samples ? 100.0 * (double)r->resolved / (double)r->samples : 100.0,
 		strcmp(r->output, "-") ? r->output : "standard output", fmt[r->format]);
-	log_info("kernel: samples %" PRIu64 ", no tstate %" PRIu64 ", runtime unreadable %" PRIu64
-		 ", tstate unreadable %" PRIu64 ", frame unreadable %" PRIu64 ", truncated %" PRIu64
-		 ", no layout %" PRIu64,
-		 st.kernel[PYRO_CPU_SAMPLES], st.kernel[PYRO_CPU_NO_TSTATE],
-		 st.kernel[PYRO_CPU_READ_RUNTIME], st.kernel[PYRO_CPU_READ_TSTATE],
-		 st.kernel[PYRO_CPU_READ_FRAME], st.kernel[PYRO_CPU_TRUNCATED],
-		 st.kernel[PYRO_CPU_NO_LAYOUT]);
+	if (!sampler__prog_stats(r->sampler, &run_ns, &run_cnt) && run_cnt)
+		log_info("bpf: %" PRIu64 " runs, %" PRIu64 " ns in all (kernel.bpf_stats_enabled)",
+			 run_cnt, run_ns);
+	log_info("kernel: samples %" PRIu64 ", other tasks %" PRIu64 ", no tstate %" PRIu64
+		 ", runtime unreadable %" PRIu64 ", tstate unreadable %" PRIu64
+		 ", frame unreadable %" PRIu64 ", truncated %" PRIu64 ", no layout %" PRIu64,
+		 st.kernel[PYRO_CPU_SAMPLES], st.kernel[PYRO_CPU_OTHER],
+		 st.kernel[PYRO_CPU_NO_TSTATE], st.kernel[PYRO_CPU_READ_RUNTIME],
+		 st.kernel[PYRO_CPU_READ_TSTATE], st.kernel[PYRO_CPU_READ_FRAME],
+		 st.kernel[PYRO_CPU_TRUNCATED], st.kernel[PYRO_CPU_NO_LAYOUT]);
 }
 
 static bool targets_all_gone(const struct record *r)
@@ -485,7 +508,9 @@ static int run(struct record *r)
 	    (err = discover__scan(r->disc)) || (err = check_targets(r)))
 		return err;
 	so.procs_fd = discover__procs_map_fd(r->disc);
-	if ((err = sampler__new(&so, &r->sampler)))
+	if ((err = sampler__new(&so, &r->sampler)) ||
+	    (err = discover__add_ring(r->disc, sampler__new_stacks_fd(r->sampler), on_new_stack,
+				      r)))
 		return err;
 	clock_gettime(CLOCK_REALTIME, &wall);
 	r->prof.start_ns = (uint64_t)wall.tv_sec * 1000000000ull + (uint64_t)wall.tv_nsec;

@@ -646,6 +646,13 @@ int discover__poll(struct discover *d, int timeout_ms)
 	return err == -EINTR ? -EINTR : d->handled;
 }
 
+int discover__add_ring(struct discover *d, int map_fd, ring_buffer_sample_fn fn, void *ctx)
+{
+	if (!d->rb)
+		return -EINVAL;
+	return ring_buffer__add(d->rb, map_fd, fn, ctx);
+}
+
 const struct py_process *discover__get(struct discover *d, pid_t pid)
 {
 	struct proc_node *n = *proc_slot(d, pid);

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <bpf/libbpf.h>
+
 #include "pyinterp.h"
 
 struct py_process {
@@ -64,6 +66,8 @@ int discover__scan(struct discover *d);
 /* Handles live events for up to timeout_ms (-1: until one arrives). Returns the number of
  * events handled or a negative errno (-EINTR when interrupted by a signal). */
 int discover__poll(struct discover *d, int timeout_ms);
+/* Serves another ring buffer from the same event loop: fn runs inside discover__poll. */
+int discover__add_ring(struct discover *d, int map_fd, ring_buffer_sample_fn fn, void *ctx);
 /* The tracked process with this pid, or NULL. */
 const struct py_process *discover__get(struct discover *d, pid_t pid);
 /* Sets the pid map flags (enum pyro_proc_flags) of a tracked process. Children it forks

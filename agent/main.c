@@ -14,6 +14,7 @@ static const char usage[] =
 	"commands:\n"
 	"  ps        list the Python processes on this host and what pyrometer can do with each\n"
 	"  record    record a CPU profile (pprof, folded stacks or flame graph)\n"
+	"  inspect   describe a python executable or libpython as pyrometer sees it\n"
 	"  version   print pyrometer's version\n"
 	"  help      print this help\n"
 	"\n"
@@ -31,10 +32,8 @@ static const struct {
 	const char *name;
 	int (*run)(int argc, char **argv);
 } commands[] = {
-	{ "ps", cmd_ps },
-	{ "record", cmd_record },
-	{ "version", cmd_version },
-	{ "--version", cmd_version },
+	{ "ps", cmd_ps },	    { "record", cmd_record },	  { "inspect", cmd_inspect },
+	{ "version", cmd_version }, { "--version", cmd_version },
 };
 
 int main(int argc, char **argv)

@@ -201,6 +201,25 @@ static void from_debug_offsets(struct elf_file *ef, uint32_t hex, uint64_t runti
 	L->ok = true;
 }
 
+static uint16_t max16(uint16_t a, uint16_t b)
+{
+	return a > b ? a : b;
+}
+
+/* How many bytes of a frame hold every field the walker reads. */
+static void set_frame_span(struct pyro_py_layout *b)
+{
+	uint16_t span = max16(b->frame_previous + 8, b->frame_code + 8);
+
+	span = max16(span, b->frame_instr + (b->frames_kind == PYRO_FRAMES_OBJECT ? 4 : 8));
+	if (b->owner_skip)
+		span = max16(span, b->frame_owner + 1);
+	b->frame_span = span;
+	/* 3.11+ push _PyInterpreterFrames on a per-thread data stack, callers just below
+	 * callees; 3.9's PyFrameObjects are separate heap objects. */
+	b->frames_contiguous = b->frames_kind != PYRO_FRAMES_OBJECT;
+}
+
 void py_layout_derive(struct elf_file *ef, uint32_t hexversion, uint64_t runtime_addr,
 		      struct py_layout *out)
 {
@@ -229,6 +248,12 @@ void py_layout_derive(struct elf_file *ef, uint32_t hexversion, uint64_t runtime
 		out->ok = false;
 		out->why_not = "PyCode_Type symbol not found";
 	}
-	if (out->ok)
+	if (out->ok) {
 		out->bpf.runtime_addr = runtime_addr;
+		set_frame_span(&out->bpf);
+		if (out->bpf.frame_span > PYRO_FRAME_READ) {
+			out->ok = false;
+			out->why_not = "frame fields lie beyond what the walker reads";
+		}
+	}
 }

@@ -13,15 +13,16 @@
 #include "log.h"
 
 #define STACK_BUCKETS 4096
-/* A stack not seen for this many drains leaves the user-space cache. The kernel copy is
- * deleted as soon as it is cached, and the kernel re-inserts a stack with the first sample
- * of each new epoch, so two drains of grace cover every sample still referring to it. */
+/* A stack no sample used for this many drains is deleted from the kernel map; one drain
+ * later, if still unused, from the user-space cache too. A sample counted between the two
+ * (the kernel found its stack just before the delete) is still resolved from the cache. */
 #define STACK_KEEP_DRAINS 3
 
 struct cached_stack {
 	struct cached_stack *next;
 	uint64_t id;
 	uint64_t last_drain;
+	bool in_kernel; /* the kernel map may hold it too */
 	struct pyro_stack stack;
 };
 
@@ -132,8 +133,7 @@ void sampler__free(struct sampler *s)
 	free(s);
 }
 
-/* The stack with this id: from the cache, else copied out of the kernel (and deleted there:
- * from now on the cache answers for it). */
+/* The stack with this id: from the cache, else copied out of the kernel. */
 static const struct pyro_stack *stack_get(struct sampler *s, uint64_t id)
 {
 	struct cached_stack **pp = &s->stacks[id % STACK_BUCKETS], *c;
@@ -141,6 +141,7 @@ static const struct pyro_stack *stack_get(struct sampler *s, uint64_t id)
 	for (c = *pp; c; c = c->next) {
 		if (c->id == id) {
 			c->last_drain = s->stats.drains;
+			c->in_kernel = true; /* the kernel may have stored it again */
 			return &c->stack;
 		}
 	}
@@ -152,11 +153,11 @@ static const struct pyro_stack *stack_get(struct sampler *s, uint64_t id)
 		free(c);
 		return NULL;
 	}
-	bpf_map__delete_elem(s->skel->maps.stacks, &id, sizeof(id), 0);
 	if (c->stack.depth > PYRO_MAX_FRAMES)
 		c->stack.depth = PYRO_MAX_FRAMES;
 	c->id = id;
 	c->last_drain = s->stats.drains;
+	c->in_kernel = true;
 	c->next = *pp;
 	*pp = c;
 	return &c->stack;
@@ -176,10 +177,27 @@ static void stack_evict_old(struct sampler *s)
 				pp = &c->next;
 				continue;
 			}
+			if (c->in_kernel) {
+				bpf_map__delete_elem(s->skel->maps.stacks, &c->id, sizeof(c->id),
+						     0);
+				c->in_kernel = false;
+				pp = &c->next;
+				continue;
+			}
 			*pp = c->next;
 			free(c);
 		}
 	}
+}
+
+const struct pyro_stack *sampler__stack(struct sampler *s, uint64_t id)
+{
+	return stack_get(s, id);
+}
+
+int sampler__new_stacks_fd(const struct sampler *s)
+{
+	return bpf_map__fd(s->skel->maps.new_stacks);
 }
 
 int sampler__drain(struct sampler *s, sampler_cb cb, void *ctx)

@@ -33,6 +33,10 @@ void sampler__free(struct sampler *s);
 /* Hands every sample counted since the last drain to cb and removes it from the kernel. */
 int sampler__drain(struct sampler *s, sampler_cb cb, void *ctx);
 void sampler__stats(struct sampler *s, struct sampler_stats *st);
+/* The frames of a stack id, or NULL. */
+const struct pyro_stack *sampler__stack(struct sampler *s, uint64_t id);
+/* Ring buffer of struct pyro_new_stack: a stack was stored for the first time. */
+int sampler__new_stacks_fd(const struct sampler *s);
 /* Total BPF run time and run count of the sampling program (kernel.bpf_stats_enabled). */
 int sampler__prog_stats(struct sampler *s, uint64_t *run_ns, uint64_t *run_cnt);
 

@@ -278,6 +278,12 @@ int symbolizer__frame(struct symbolizer *s, const struct py_process *p, uint64_t
 		goto found;
 	}
 	err = read_ident(p, code, &now);
+	if (err == -ESRCH && e && e->name && e->file) {
+		/* The process is gone: it cannot have reused the address since its last sample,
+		 * so what we read while it lived still holds. */
+		s->stats.cache_hits++;
+		goto found;
+	}
 	if (err) {
 		s->stats.failed++;
 		if (err == -EINVAL)

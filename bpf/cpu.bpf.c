@@ -30,7 +30,7 @@ struct {
 	__type(value, struct pyro_proc_info);
 } procs SEC(".maps");
 
-/* stack id -> frames. User space copies and deletes entries as it drains. */
+/* stack id -> frames. User space copies them, and deletes those no sample used lately. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
@@ -47,6 +47,12 @@ struct {
 	__type(value, struct pyro_sample_value);
 } counts SEC(".maps");
 
+/* Notices of new stacks (struct pyro_new_stack). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);
+} new_stacks SEC(".maps");
+
 /* tid -> address of its PyThreadState, so most samples skip the thread-list walk. Checked
  * on every use (thread_id must still match), so a stale entry costs a walk, not a lie. */
 struct {
@@ -58,7 +64,9 @@ struct {
 
 struct scratch {
 	struct pyro_stack stack;
-	__u8 buf[PYRO_TSTATE_READ]; /* a frame or thread state being read */
+	/* Frames read from the target: one frame, or a window of its data stack. The slack
+	 * past PYRO_WINDOW keeps every bounded field access inside. */
+	__u8 win[PYRO_WINDOW + 2 * PYRO_FRAME_READ];
 };
 
 struct {
@@ -183,24 +191,68 @@ static __always_inline __u64 frame_instr(const struct pyro_py_layout *L, const _
 	return (at - base) / 2;
 }
 
+/* Where the window holds, in s->win, the bytes [lo, hi) of the target. */
+struct window {
+	__u64 lo, hi;
+};
+
+/* The bytes of the frame at `frame`, read into s->win if the window does not hold them.
+ * Where frames are contiguous, one read of the PYRO_WINDOW bytes that end with this frame
+ * also holds its callers (which lie below it); near the start of a mapping that read can
+ * fail, and the part of the frame's own page below it is read instead. */
+static __always_inline const __u8 *frame_bytes(const struct pyro_py_layout *L, struct scratch *s,
+					       struct window *w, __u64 frame)
+{
+	__u64 span = L->frame_span, lo, len;
+
+	if (span == 0 || span > PYRO_FRAME_READ)
+		span = PYRO_FRAME_READ;
+	if (frame >= w->lo && frame + span <= w->hi)
+		goto hit;
+	if (L->frames_contiguous && frame + span > PYRO_WINDOW) {
+		lo = frame + span - PYRO_WINDOW;
+		if (!bpf_probe_read_user(s->win, PYRO_WINDOW, (const void *)lo))
+			goto filled;
+		lo = frame & ~4095ull;
+		len = frame + span - lo;
+		if (len <= PYRO_WINDOW + PYRO_FRAME_READ &&
+		    !bpf_probe_read_user(s->win, len, (const void *)lo))
+			goto filled_len;
+	}
+	lo = frame;
+	len = span;
+	if (bpf_probe_read_user(s->win, len, (const void *)lo))
+		return NULL;
+	goto filled_len;
+filled:
+	len = PYRO_WINDOW;
+filled_len:
+	w->lo = lo;
+	w->hi = lo + len;
+hit:
+	/* frame - lo <= len - span < PYRO_WINDOW: the mask only tells the verifier so. */
+	return s->win + ((frame - w->lo) & (PYRO_WINDOW - 1));
+}
+
 static __always_inline void walk(const struct pyro_py_layout *L, __u64 frame, struct scratch *s)
 {
 	struct pyro_stack *st = &s->stack;
+	struct window w = {};
 	int i;
 
 	for (i = 0; i < PYRO_MAX_FRAMES * 2 && frame; i++) {
+		const __u8 *f = frame_bytes(L, s, &w, frame);
 		__u64 code, instr;
 
-		if (bpf_probe_read_user(s->buf, PYRO_FRAME_READ, (const void *)frame)) {
+		if (!f) {
 			count(PYRO_CPU_READ_FRAME);
 			st->flags |= PYRO_STACK_READ_ERROR;
 			return;
 		}
 		/* Low bits of a _PyStackRef (3.14+) are tags; objects are 16-byte aligned. */
-		code = buf_u64(s->buf, L->frame_code, PYRO_FRAME_READ) & ~7ull;
-		if (L->owner_skip &&
-		    buf_u8(s->buf, L->frame_owner, PYRO_FRAME_READ) >= L->owner_skip) {
-			frame = buf_u64(s->buf, L->frame_previous, PYRO_FRAME_READ);
+		code = buf_u64(f, L->frame_code, PYRO_FRAME_READ) & ~7ull;
+		if (L->owner_skip && buf_u8(f, L->frame_owner, PYRO_FRAME_READ) >= L->owner_skip) {
+			frame = buf_u64(f, L->frame_previous, PYRO_FRAME_READ);
 			continue; /* an interpreter entry or C-stack shim, not a Python function */
 		}
 		if (st->depth >= PYRO_MAX_FRAMES) {
@@ -208,11 +260,11 @@ static __always_inline void walk(const struct pyro_py_layout *L, __u64 frame, st
 			count(PYRO_CPU_TRUNCATED);
 			return;
 		}
-		instr = frame_instr(L, s->buf, code);
+		instr = frame_instr(L, f, code);
 		st->frames[st->depth & (PYRO_MAX_FRAMES - 1)] =
 			(code & PYRO_FRAME_CODE_MASK) | (instr << PYRO_FRAME_INSTR_SHIFT);
 		st->depth++;
-		frame = buf_u64(s->buf, L->frame_previous, PYRO_FRAME_READ);
+		frame = buf_u64(f, L->frame_previous, PYRO_FRAME_READ);
 	}
 }
 
@@ -246,6 +298,18 @@ static __always_inline void record(__u32 pid, __u32 tid, struct pyro_stack *st)
 	if (err && err != -EEXIST) {
 		count(PYRO_CPU_STACKS_FULL);
 		return;
+	}
+	if (!err) {
+		struct pyro_new_stack *n = bpf_ringbuf_reserve(&new_stacks, sizeof(*n), 0);
+
+		if (n) {
+			n->pid = pid;
+			n->pad = 0;
+			n->stack_id = key.stack_id;
+			bpf_ringbuf_submit(n, 0);
+		} else {
+			count(PYRO_CPU_NEW_STACK_DROPPED);
+		}
 	}
 	bpf_get_current_comm(fresh.comm, sizeof(fresh.comm));
 	err = bpf_map_update_elem(&counts, &key, &fresh, BPF_NOEXIST);

@@ -31,8 +31,8 @@ _Static_assert(sizeof(struct pyro_proc_event) == 40, "proc_event layout");
  * interpreter's own _Py_DebugOffsets (3.13+). Offsets are bytes into the named struct. */
 
 #define PYRO_MAX_FRAMES 128	/* frames kept per stack; deeper stacks keep the leaf end */
-#define PYRO_FRAME_READ 128	/* bytes of a frame read at once: every field used lies in them */
-#define PYRO_TSTATE_READ 256	/* bytes of a PyThreadState read at once */
+#define PYRO_FRAME_READ 128	/* most bytes of one frame the walker reads: frame_span's bound */
+#define PYRO_WINDOW 4096	/* bytes of a data stack read at once where frames are contiguous */
 #define PYRO_MAX_THREAD_WALK 64 /* thread states looked at to find the sampled thread's */
 
 enum pyro_frames_kind {
@@ -58,7 +58,9 @@ struct pyro_py_layout {
 	__u16 frame_instr;	    /* f_lasti (int, bytes) / prev_instr / instr_ptr (pointers) */
 	__u16 frame_owner;	    /* owner (char), when owner_skip != 0 */
 	__u16 code_adaptive;	    /* co_code_adaptive: bytecode start inside the code object */
-	__u16 pad[3];
+	__u16 frame_span;	    /* bytes from a frame's start holding every field above */
+	__u8 frames_contiguous;	    /* frames sit side by side on the thread's data stack (3.11+) */
+	__u8 pad[3];
 };
 _Static_assert(sizeof(struct pyro_py_layout) == 40, "pyro_py_layout layout");
 
@@ -110,17 +112,26 @@ struct pyro_sample_value {
 };
 _Static_assert(sizeof(struct pyro_sample_value) == 24, "pyro_sample_value layout");
 
+/* Sent when a stack is first stored, so user space symbolizes it while the process lives. */
+struct pyro_new_stack {
+	__u32 pid;
+	__u32 pad;
+	__u64 stack_id;
+};
+_Static_assert(sizeof(struct pyro_new_stack) == 16, "pyro_new_stack layout");
+
 enum pyro_cpu_counter {
-	PYRO_CPU_SAMPLES,      /* samples of sampled Python processes */
-	PYRO_CPU_OTHER,	       /* samples of other tasks, ignored */
-	PYRO_CPU_NO_LAYOUT,    /* a tracked process without a usable layout */
-	PYRO_CPU_READ_RUNTIME, /* _PyRuntime / interpreter state unreadable */
-	PYRO_CPU_NO_TSTATE,    /* no PyThreadState matches the sampled thread */
-	PYRO_CPU_READ_TSTATE,  /* a PyThreadState unreadable */
-	PYRO_CPU_READ_FRAME,   /* a frame unreadable mid-walk */
-	PYRO_CPU_TRUNCATED,    /* stacks deeper than PYRO_MAX_FRAMES */
-	PYRO_CPU_STACKS_FULL,  /* the stacks map was full: sample lost */
-	PYRO_CPU_COUNTS_FULL,  /* the counts map was full: sample lost */
+	PYRO_CPU_SAMPLES,	    /* samples of sampled Python processes */
+	PYRO_CPU_OTHER,		    /* samples of other tasks, ignored */
+	PYRO_CPU_NO_LAYOUT,	    /* a tracked process without a usable layout */
+	PYRO_CPU_READ_RUNTIME,	    /* _PyRuntime / interpreter state unreadable */
+	PYRO_CPU_NO_TSTATE,	    /* no PyThreadState matches the sampled thread */
+	PYRO_CPU_READ_TSTATE,	    /* a PyThreadState unreadable */
+	PYRO_CPU_READ_FRAME,	    /* a frame unreadable mid-walk */
+	PYRO_CPU_TRUNCATED,	    /* stacks deeper than PYRO_MAX_FRAMES */
+	PYRO_CPU_STACKS_FULL,	    /* the stacks map was full: sample lost */
+	PYRO_CPU_COUNTS_FULL,	    /* the counts map was full: sample lost */
+	PYRO_CPU_NEW_STACK_DROPPED, /* a new-stack notice did not fit the ring buffer */
 	PYRO_CPU_COUNTER_MAX,
 };
 

@@ -17,7 +17,7 @@ log() { printf 'zoo: %s\n' "$*" >&2; }
 
 # Packages per chroot. The -dbg packages carry the DWARF that tests compare offset tables with.
 BULLSEYE_PKGS=python3.9,python3.9-dbg
-SID_PKGS=python3.13,python3.14,python3.15
+SID_PKGS=python3.13,python3.14,python3.15,python3.13-dbg,python3.14-dbg,python3.15-dbg
 
 stamp_ok() { [ -f "$1/.zoo-stamp" ] && [ "$(cat "$1/.zoo-stamp")" = "$2" ]; }
 
