@@ -53,6 +53,7 @@ static const struct py_layout layout_311 = {
 		.frame_code = 32,           /* _PyInterpreterFrame.f_code */
 		.frame_instr = 56,          /* _PyInterpreterFrame.prev_instr */
 		.code_adaptive = 184,       /* PyCodeObject.co_code_adaptive */
+		.tstate_datastack = 296,    /* PyThreadState.datastack_chunk */
 	},
 	.sym = {
 		.ob_type = 8,
@@ -74,7 +75,7 @@ static const struct py_layout layout_311 = {
 struct debug_offsets_map {
 	uint16_t runtime_size, interpreters_head;
 	uint16_t interp_size, interp_next, threads_head;
-	uint16_t tstate_size, tstate_next, current_frame, thread_id;
+	uint16_t tstate_size, tstate_next, current_frame, thread_id, datastack;
 	uint16_t frame_size, previous, executable, instr_ptr, owner;
 	uint16_t code_size, filename, name, qualname, linetable, firstlineno, code_adaptive;
 	uint16_t ob_type;
@@ -82,18 +83,104 @@ struct debug_offsets_map {
 	uint16_t unicode_section, unicode_state, unicode_length, unicode_ascii_size;
 };
 
+/* clang-format off */
 static const struct debug_offsets_map dbg_313 = {
-	24,  40,  48,  64,  72,	 152, 168, 184, 192, 224, 232, 240, 248, 264, 272,
-	280, 288, 296, 304, 312, 344, 360, 512, 520, 528, 536, 544, 552, 560,
+	.runtime_size = 24,
+	.interpreters_head = 40,
+	.interp_size = 48,
+	.interp_next = 64,
+	.threads_head = 72,
+	.tstate_size = 152,
+	.tstate_next = 168,
+	.current_frame = 184,
+	.thread_id = 192,
+	.datastack = 208,
+	.frame_size = 224,
+	.previous = 232,
+	.executable = 240,
+	.instr_ptr = 248,
+	.owner = 264,
+	.code_size = 272,
+	.filename = 280,
+	.name = 288,
+	.qualname = 296,
+	.linetable = 304,
+	.firstlineno = 312,
+	.code_adaptive = 344,
+	.ob_type = 360,
+	.bytes_size_section = 512,
+	.bytes_ob_size = 520,
+	.bytes_sval = 528,
+	.unicode_section = 536,
+	.unicode_state = 544,
+	.unicode_length = 552,
+	.unicode_ascii_size = 560,
 };
 static const struct debug_offsets_map dbg_314 = {
-	24,  40,  48,  64,  72,	 176, 192, 208, 216, 248, 256, 264, 272, 288, 312,
-	320, 328, 336, 344, 352, 384, 408, 592, 600, 608, 616, 624, 632, 640,
+	.runtime_size = 24,
+	.interpreters_head = 40,
+	.interp_size = 48,
+	.interp_next = 64,
+	.threads_head = 72,
+	.tstate_size = 176,
+	.tstate_next = 192,
+	.current_frame = 208,
+	.thread_id = 216,
+	.datastack = 232,
+	.frame_size = 248,
+	.previous = 256,
+	.executable = 264,
+	.instr_ptr = 272,
+	.owner = 288,
+	.code_size = 312,
+	.filename = 320,
+	.name = 328,
+	.qualname = 336,
+	.linetable = 344,
+	.firstlineno = 352,
+	.code_adaptive = 384,
+	.ob_type = 408,
+	.bytes_size_section = 592,
+	.bytes_ob_size = 600,
+	.bytes_sval = 608,
+	.unicode_section = 616,
+	.unicode_state = 624,
+	.unicode_length = 632,
+	.unicode_ascii_size = 640,
 };
 static const struct debug_offsets_map dbg_315 = {
-	24,  40,  48,  64,  72,	 176, 192, 208, 240, 312, 320, 328, 336, 352, 376,
-	384, 392, 400, 408, 416, 448, 472, 688, 696, 704, 712, 720, 728, 736,
+	.runtime_size = 24,
+	.interpreters_head = 40,
+	.interp_size = 48,
+	.interp_next = 64,
+	.threads_head = 72,
+	.tstate_size = 176,
+	.tstate_next = 192,
+	.current_frame = 208,
+	.thread_id = 240,
+	.datastack = 256,
+	.frame_size = 312,
+	.previous = 320,
+	.executable = 328,
+	.instr_ptr = 336,
+	.owner = 352,
+	.code_size = 376,
+	.filename = 384,
+	.name = 392,
+	.qualname = 400,
+	.linetable = 408,
+	.firstlineno = 416,
+	.code_adaptive = 448,
+	.ob_type = 472,
+	.bytes_size_section = 688,
+	.bytes_ob_size = 696,
+	.bytes_sval = 704,
+	.unicode_section = 712,
+	.unicode_state = 720,
+	.unicode_length = 728,
+	.unicode_ascii_size = 736,
 };
+/* clang-format on */
 
 #define DEBUG_OFFSETS_READ 768
 
@@ -152,15 +239,15 @@ static void from_debug_offsets(struct elf_file *ef, uint32_t hex, uint64_t runti
 	    !fits(at(d, m->threads_head), at(d, m->interp_size), 8) ||
 	    !fits(at(d, m->interp_next), at(d, m->interp_size), 8) ||
 	    !fits(at(d, m->tstate_next), tsz, 8) || !fits(at(d, m->current_frame), tsz, 8) ||
-	    !fits(at(d, m->thread_id), tsz, 8) || !fits(at(d, m->previous), fsz, 8) ||
-	    !fits(at(d, m->executable), fsz, 8) || !fits(at(d, m->instr_ptr), fsz, 8) ||
-	    !fits(at(d, m->owner), fsz, 1) || fsz > PYRO_FRAME_READ ||
-	    !fits(at(d, m->filename), csz, 8) || !fits(at(d, m->name), csz, 8) ||
-	    !fits(at(d, m->qualname), csz, 8) || !fits(at(d, m->linetable), csz, 8) ||
-	    !fits(at(d, m->firstlineno), csz, 4) || !fits(at(d, m->code_adaptive), csz, 0) ||
-	    !fits(at(d, m->bytes_ob_size), bsz, 8) || !fits(at(d, m->bytes_sval), bsz, 0) ||
-	    !fits(at(d, m->unicode_state), usz, 4) || !fits(at(d, m->unicode_length), usz, 8) ||
-	    at(d, m->unicode_ascii_size) > usz) {
+	    !fits(at(d, m->thread_id), tsz, 8) || !fits(at(d, m->datastack), tsz, 8) ||
+	    !fits(at(d, m->previous), fsz, 8) || !fits(at(d, m->executable), fsz, 8) ||
+	    !fits(at(d, m->instr_ptr), fsz, 8) || !fits(at(d, m->owner), fsz, 1) ||
+	    fsz > PYRO_FRAME_READ || !fits(at(d, m->filename), csz, 8) ||
+	    !fits(at(d, m->name), csz, 8) || !fits(at(d, m->qualname), csz, 8) ||
+	    !fits(at(d, m->linetable), csz, 8) || !fits(at(d, m->firstlineno), csz, 4) ||
+	    !fits(at(d, m->code_adaptive), csz, 0) || !fits(at(d, m->bytes_ob_size), bsz, 8) ||
+	    !fits(at(d, m->bytes_sval), bsz, 0) || !fits(at(d, m->unicode_state), usz, 4) ||
+	    !fits(at(d, m->unicode_length), usz, 8) || at(d, m->unicode_ascii_size) > usz) {
 		L->why_not = "_Py_DebugOffsets holds implausible offsets";
 		return;
 	}
@@ -175,6 +262,7 @@ static void from_debug_offsets(struct elf_file *ef, uint32_t hex, uint64_t runti
 		.tstate_next = (uint16_t)at(d, m->tstate_next),
 		.tstate_thread_id = (uint16_t)at(d, m->thread_id),
 		.tstate_frame = (uint16_t)at(d, m->current_frame),
+		.tstate_datastack = (uint16_t)at(d, m->datastack),
 		.frame_previous = (uint16_t)at(d, m->previous),
 		.frame_code = (uint16_t)at(d, m->executable),
 		.frame_instr = (uint16_t)at(d, m->instr_ptr),

@@ -191,15 +191,32 @@ static __always_inline __u64 frame_instr(const struct pyro_py_layout *L, const _
 	return (at - base) / 2;
 }
 
-/* Where the window holds, in s->win, the bytes [lo, hi) of the target. */
+/* Where the window holds, in s->win, the bytes [lo, hi) of the target, and where the
+ * thread's current data-stack chunk lies ([floor, ceil), 0 when unknown). */
 struct window {
 	__u64 lo, hi;
+	__u64 floor, ceil;
 };
 
+/* The current chunk of the thread's data stack (3.11+): frames inside it are read in
+ * windows that never reach below its start, so no read faults. */
+static __always_inline void find_chunk(const struct pyro_py_layout *L, __u64 tstate,
+				       struct window *w)
+{
+	__u64 chunk, size;
+
+	if (!L->frames_contiguous || !L->tstate_datastack ||
+	    read_ptr(&chunk, tstate + L->tstate_datastack) || !chunk ||
+	    read_ptr(&size, chunk + PYRO_CHUNK_SIZE) || size > (1ull << 30))
+		return;
+	w->floor = chunk;
+	w->ceil = chunk + size;
+}
+
 /* The bytes of the frame at `frame`, read into s->win if the window does not hold them.
- * Where frames are contiguous, one read of the PYRO_WINDOW bytes that end with this frame
- * also holds its callers (which lie below it); near the start of a mapping that read can
- * fail, and the part of the frame's own page below it is read instead. */
+ * Inside the current chunk one read takes up to PYRO_WINDOW bytes ending with this frame:
+ * its callers lie just below. Elsewhere (an older chunk, a generator's frame, a 3.9 heap
+ * frame) the read goes from the frame's page start, which is mapped since the frame is. */
 static __always_inline const __u8 *frame_bytes(const struct pyro_py_layout *L, struct scratch *s,
 					       struct window *w, __u64 frame)
 {
@@ -209,63 +226,89 @@ static __always_inline const __u8 *frame_bytes(const struct pyro_py_layout *L, s
 		span = PYRO_FRAME_READ;
 	if (frame >= w->lo && frame + span <= w->hi)
 		goto hit;
-	if (L->frames_contiguous && frame + span > PYRO_WINDOW) {
-		lo = frame + span - PYRO_WINDOW;
-		if (!bpf_probe_read_user(s->win, PYRO_WINDOW, (const void *)lo))
-			goto filled;
+	if (frame >= w->floor && frame + span <= w->ceil) {
+		lo = frame + span > w->floor + PYRO_WINDOW ? frame + span - PYRO_WINDOW : w->floor;
+		count(PYRO_CPU_WINDOW_READS);
+	} else if (L->frames_contiguous) {
 		lo = frame & ~4095ull;
-		len = frame + span - lo;
-		if (len <= PYRO_WINDOW + PYRO_FRAME_READ &&
-		    !bpf_probe_read_user(s->win, len, (const void *)lo))
-			goto filled_len;
+		count(PYRO_CPU_WINDOW_SHORT);
+	} else {
+		lo = frame;
+		count(PYRO_CPU_FRAME_READS);
 	}
-	lo = frame;
-	len = span;
-	if (bpf_probe_read_user(s->win, len, (const void *)lo))
+	len = frame + span - lo;
+	if (len > PYRO_WINDOW + PYRO_FRAME_READ ||
+	    bpf_probe_read_user(s->win, len, (const void *)lo))
 		return NULL;
-	goto filled_len;
-filled:
-	len = PYRO_WINDOW;
-filled_len:
 	w->lo = lo;
 	w->hi = lo + len;
 hit:
-	/* frame - lo <= len - span < PYRO_WINDOW: the mask only tells the verifier so. */
+	/* frame - lo < PYRO_WINDOW: the mask only tells the verifier so. */
 	return s->win + ((frame - w->lo) & (PYRO_WINDOW - 1));
 }
 
-static __always_inline void walk(const struct pyro_py_layout *L, __u64 frame, struct scratch *s)
+struct walk_ctx {
+	const struct pyro_py_layout *L;
+	struct scratch *s;
+	struct window w;
+	__u64 frame;
+};
+
+/* Records one frame and moves to its caller. Returns 1 when the walk is over. */
+static __always_inline int walk_one(struct walk_ctx *c)
 {
-	struct pyro_stack *st = &s->stack;
-	struct window w = {};
+	const struct pyro_py_layout *L = c->L;
+	struct pyro_stack *st = &c->s->stack;
+	const __u8 *f;
+	__u64 code, instr;
+
+	if (!c->frame)
+		return 1;
+	f = frame_bytes(L, c->s, &c->w, c->frame);
+	if (!f) {
+		count(PYRO_CPU_READ_FRAME);
+		st->flags |= PYRO_STACK_READ_ERROR;
+		return 1;
+	}
+	/* Low bits of a _PyStackRef (3.14+) are tags; objects are 16-byte aligned. */
+	code = buf_u64(f, L->frame_code, PYRO_FRAME_READ) & ~7ull;
+	c->frame = buf_u64(f, L->frame_previous, PYRO_FRAME_READ);
+	if (L->owner_skip && buf_u8(f, L->frame_owner, PYRO_FRAME_READ) >= L->owner_skip)
+		return 0; /* an interpreter entry or C-stack shim, not a Python function */
+	if (st->depth >= PYRO_MAX_FRAMES) {
+		st->flags |= PYRO_STACK_TRUNCATED;
+		count(PYRO_CPU_TRUNCATED);
+		return 1;
+	}
+	instr = frame_instr(L, f, code);
+	st->frames[st->depth & (PYRO_MAX_FRAMES - 1)] =
+		(code & PYRO_FRAME_CODE_MASK) | (instr << PYRO_FRAME_INSTR_SHIFT);
+	st->depth++;
+	return 0;
+}
+
+#define FRAMES_PER_STEP 8
+
+/* A bpf_loop callback: the verifier checks it once, and each call handles several frames
+ * so the per-call cost is shared. */
+static long walk_step(__u64 index, void *arg)
+{
 	int i;
 
-	for (i = 0; i < PYRO_MAX_FRAMES * 2 && frame; i++) {
-		const __u8 *f = frame_bytes(L, s, &w, frame);
-		__u64 code, instr;
+	for (i = 0; i < FRAMES_PER_STEP; i++)
+		if (walk_one(arg))
+			return 1;
+	return 0;
+}
 
-		if (!f) {
-			count(PYRO_CPU_READ_FRAME);
-			st->flags |= PYRO_STACK_READ_ERROR;
-			return;
-		}
-		/* Low bits of a _PyStackRef (3.14+) are tags; objects are 16-byte aligned. */
-		code = buf_u64(f, L->frame_code, PYRO_FRAME_READ) & ~7ull;
-		if (L->owner_skip && buf_u8(f, L->frame_owner, PYRO_FRAME_READ) >= L->owner_skip) {
-			frame = buf_u64(f, L->frame_previous, PYRO_FRAME_READ);
-			continue; /* an interpreter entry or C-stack shim, not a Python function */
-		}
-		if (st->depth >= PYRO_MAX_FRAMES) {
-			st->flags |= PYRO_STACK_TRUNCATED;
-			count(PYRO_CPU_TRUNCATED);
-			return;
-		}
-		instr = frame_instr(L, f, code);
-		st->frames[st->depth & (PYRO_MAX_FRAMES - 1)] =
-			(code & PYRO_FRAME_CODE_MASK) | (instr << PYRO_FRAME_INSTR_SHIFT);
-		st->depth++;
-		frame = buf_u64(f, L->frame_previous, PYRO_FRAME_READ);
-	}
+/* Up to twice PYRO_MAX_FRAMES frames: shims are skipped without being counted. */
+static __always_inline void walk(const struct pyro_py_layout *L, __u64 tstate, __u64 frame,
+				 struct scratch *s)
+{
+	struct walk_ctx c = { .L = L, .s = s, .frame = frame };
+
+	find_chunk(L, tstate, &c.w);
+	bpf_loop(PYRO_MAX_FRAMES * 2 / FRAMES_PER_STEP + 1, walk_step, &c, 0);
 }
 
 static __always_inline __u64 stack_hash(const struct pyro_stack *st)
@@ -355,7 +398,7 @@ int on_cpu_sample(struct bpf_perf_event_data *ctx)
 		count(PYRO_CPU_READ_TSTATE);
 		s->stack.flags |= PYRO_STACK_READ_ERROR;
 	} else {
-		walk(&info->layout, frame, s);
+		walk(&info->layout, tstate, frame, s);
 	}
 	record(pid, tid, &s->stack);
 	return 0;

@@ -32,6 +32,7 @@ _Static_assert(sizeof(struct pyro_proc_event) == 40, "proc_event layout");
 
 #define PYRO_MAX_FRAMES 128	/* frames kept per stack; deeper stacks keep the leaf end */
 #define PYRO_FRAME_READ 128	/* most bytes of one frame the walker reads: frame_span's bound */
+#define PYRO_CHUNK_SIZE 8	/* _PyStackChunk.size (after .previous), 3.11 to 3.15 (DWARF) */
 #define PYRO_WINDOW 4096	/* bytes of a data stack read at once where frames are contiguous */
 #define PYRO_MAX_THREAD_WALK 64 /* thread states looked at to find the sampled thread's */
 
@@ -60,7 +61,8 @@ struct pyro_py_layout {
 	__u16 code_adaptive;	    /* co_code_adaptive: bytecode start inside the code object */
 	__u16 frame_span;	    /* bytes from a frame's start holding every field above */
 	__u8 frames_contiguous;	    /* frames sit side by side on the thread's data stack (3.11+) */
-	__u8 pad[3];
+	__u8 pad;
+	__u16 tstate_datastack; /* PyThreadState.datastack_chunk (3.11+): frames' memory */
 };
 _Static_assert(sizeof(struct pyro_py_layout) == 40, "pyro_py_layout layout");
 
@@ -132,6 +134,9 @@ enum pyro_cpu_counter {
 	PYRO_CPU_STACKS_FULL,	    /* the stacks map was full: sample lost */
 	PYRO_CPU_COUNTS_FULL,	    /* the counts map was full: sample lost */
 	PYRO_CPU_NEW_STACK_DROPPED, /* a new-stack notice did not fit the ring buffer */
+	PYRO_CPU_WINDOW_READS,	    /* data-stack windows read (PYRO_WINDOW bytes) */
+	PYRO_CPU_WINDOW_SHORT,	    /* a window failed: read to the frame's page start instead */
+	PYRO_CPU_FRAME_READS,	    /* single frames read */
 	PYRO_CPU_COUNTER_MAX,
 };
 

@@ -55,6 +55,7 @@ PER_FAMILY = {
         "code_adaptive": off("PyCodeObject", "co_code_adaptive"),
         "code_qualname": off("PyCodeObject", "co_qualname"),
         "code_linetable": off("PyCodeObject", "co_linetable"),
+        "tstate_datastack": off("PyThreadState", "datastack_chunk"),
     },
     "3.13+": {
         "interp_threads_head": off("PyInterpreterState", "threads.head"),
@@ -63,6 +64,7 @@ PER_FAMILY = {
         "frame_code": off("_PyInterpreterFrame", "f_executable"),
         "frame_instr": off("_PyInterpreterFrame", "instr_ptr"),
         "frame_owner": off("_PyInterpreterFrame", "owner"),
+        "tstate_datastack": off("PyThreadState", "datastack_chunk"),
         "code_adaptive": off("PyCodeObject", "co_code_adaptive"),
         "code_qualname": off("PyCodeObject", "co_qualname"),
         "code_linetable": off("PyCodeObject", "co_linetable"),
