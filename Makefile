@@ -123,12 +123,14 @@ FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=
 	-D_GNU_SOURCE -Iagent $(WARNINGS)
 $(BUILD)/fuzz/fuzz_usdt_notes: tests/fuzz/fuzz_usdt_notes.c agent/usdt_notes.c | $(BUILD)/fuzz
 	$(CLANG) $(FUZZ_CFLAGS) -o $@ $^
+$(BUILD)/fuzz/fuzz_linetable: tests/fuzz/fuzz_linetable.c agent/linetable.c | $(BUILD)/fuzz
+	$(CLANG) $(FUZZ_CFLAGS) -o $@ $^
 
 fuzz: $(FUZZ_BINS)
 	@set -e; for f in $(FUZZ_BINS); do \
 		name=$$(basename $$f); mkdir -p $(BUILD)/fuzz/$$name.corpus; \
 		echo "== $$name for $(FUZZ_SECONDS) s"; \
-		$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+		$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=$(BUILD)/fuzz/ \
 			$(BUILD)/fuzz/$$name.corpus tests/fuzz/corpus/$$name; \
 	done
 

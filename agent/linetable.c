@@ -2,11 +2,12 @@
 #include "linetable.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 
 int py_lnotab_line(const uint8_t *tab, size_t len, int firstlineno, uint32_t addr)
 {
 	uint32_t at = 0;
-	int line = firstlineno;
+	int64_t line = firstlineno; /* 1 << 20 pairs of +-128 cannot overflow 64 bits */
 	size_t i;
 
 	/* As PyCode_Addr2Line in 3.9: advance while the next range still starts at or
@@ -17,7 +18,7 @@ int py_lnotab_line(const uint8_t *tab, size_t len, int firstlineno, uint32_t add
 			break;
 		line += (int8_t)tab[i + 1];
 	}
-	return line;
+	return line < 0 || line > INT32_MAX ? -1 : (int)line;
 }
 
 /* Variable-length unsigned: 6 bits per byte, 0x40 set on all but the last. */
@@ -39,13 +40,13 @@ static bool read_varint(const uint8_t *tab, size_t len, size_t *pos, uint32_t *o
 	return false;
 }
 
-static bool read_svarint(const uint8_t *tab, size_t len, size_t *pos, int *out)
+static bool read_svarint(const uint8_t *tab, size_t len, size_t *pos, int64_t *out)
 {
 	uint32_t v;
 
 	if (!read_varint(tab, len, pos, &v))
 		return false;
-	*out = (v & 1) ? -(int)(v >> 1) : (int)(v >> 1);
+	*out = (v & 1) ? -(int64_t)(v >> 1) : (int64_t)(v >> 1);
 	return true;
 }
 
@@ -57,7 +58,7 @@ int py_locations_line(const uint8_t *tab, size_t len, int firstlineno, uint32_t 
 {
 	size_t pos = 0;
 	uint32_t at = 0, skip;
-	int line = firstlineno, delta;
+	int64_t line = firstlineno, delta; /* corrupt tables must not overflow it */
 
 	while (pos < len) {
 		uint8_t first = tab[pos++];
@@ -84,8 +85,10 @@ int py_locations_line(const uint8_t *tab, size_t len, int firstlineno, uint32_t 
 			pos += 1;
 		}
 		line += delta;
-		if (index >= at && index < at + units)
-			return no_line ? -1 : line;
+		if (line < INT32_MIN || line > INT32_MAX)
+			return -1;
+		if (index >= at && index - at < units)
+			return no_line || line < 0 ? -1 : (int)line;
 		at += units;
 	}
 	return -1;

@@ -230,6 +230,12 @@ static void from_debug_offsets(struct elf_file *ef, uint32_t hex, uint64_t runti
 		L->why_not = "_Py_DebugOffsets does not match the layout of its version";
 		return;
 	}
+	/* free_threaded follows version in all three layouts. Free-threaded builds keep
+	 * per-thread bytecode copies and other differences this walker was not checked on. */
+	if (at(d, 16)) {
+		L->why_not = "free-threaded (no-GIL) builds are not supported yet";
+		return;
+	}
 	tsz = at(d, m->tstate_size);
 	fsz = at(d, m->frame_size);
 	csz = at(d, m->code_size);

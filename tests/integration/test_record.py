@@ -61,7 +61,15 @@ def test_deep_recursion_keeps_the_leaf_and_marks_truncation(name, workload, tmp_
     deep = [(frames, c) for frames, c in lines if any(f.startswith("deep_leaf ") for f in frames)]
     total = sum(c for _, c in lines)
     assert sum(c for _, c in deep) >= 0.9 * total
+    src = workload_script("deep.py").splitlines()
+    loop_lines = {i + 1 for i, l in enumerate(src)
+                  if "while time.monotonic() < end" in l or "x += 1" in l}
+    def_line = next(i + 1 for i, l in enumerate(src) if l.startswith("def deep_leaf"))
     for frames, _ in deep:
+        # the line of the sampled instruction, from the version's own line table
+        leaf_line = int(frames[-1].rsplit(":", 1)[1].rstrip(")"))
+        assert leaf_line in loop_lines, f"deep_leaf sampled at line {leaf_line}"
+        assert leaf_line > def_line
         assert frames[0] == f"{ZOO[name]['argv'][0].rsplit('/', 1)[1][:15]}:{w.pid}"
         assert frames[1] == "[truncated]"          # the root side was cut
         assert frames[-1].startswith("deep_leaf ")  # the leaf is kept
