@@ -497,6 +497,28 @@ static int sample_loop(struct record *r)
 	return drain(r);
 }
 
+/* Fails now, not after a long recording, if the output cannot be written. */
+static int check_output(const struct record *r)
+{
+	char dir[4096], *slash;
+
+	if (!strcmp(r->output, "-"))
+		return 0;
+	snprintf(dir, sizeof(dir), "%s", r->output);
+	slash = strrchr(dir, '/');
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	if (access(dir, W_OK | X_OK)) {
+		log_error("record: cannot write into '%s': %s", dir, strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
 static int run(struct record *r)
 {
 	struct discover_ops ops = { .on_start = on_start, .on_exit = on_exit_, .ctx = r };
@@ -505,7 +527,7 @@ static int run(struct record *r)
 	uint64_t t0;
 	int err;
 
-	if ((err = symbolizer__new(&r->sym)) ||
+	if ((err = check_output(r)) || (err = symbolizer__new(&r->sym)) ||
 	    (err = profile_init(&r->prof, 1000000000ull / r->freq)) ||
 	    (err = discover__new(&ops, &r->disc)) || (err = discover__start_live(r->disc)) ||
 	    (err = discover__scan(r->disc)) || (err = check_targets(r)))

@@ -24,6 +24,7 @@ def test_bad_usage_exits_2_with_a_message(args):
 @pytest.mark.parametrize("args,missing", [
     (["ps"], ["CAP_SYS_PTRACE"]),
     (["ps", "--watch"], ["CAP_SYS_PTRACE", "CAP_BPF", "CAP_PERFMON"]),
+    (["record", "-a", "-d", "1", "-o", "/tmp/x.folded"], ["CAP_SYS_PTRACE", "CAP_BPF", "CAP_PERFMON"]),
 ])
 def test_unprivileged_user_gets_one_line_naming_what_is_missing(args, missing):
     r = subprocess.run(NOBODY + [PYROMETER, *args], capture_output=True, text=True, timeout=30)

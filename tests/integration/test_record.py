@@ -155,6 +155,15 @@ def test_record_rejects_bad_input(args, message):
     assert message in r.stderr
 
 
+def test_record_refuses_an_unwritable_output_before_sampling(tmp_path):
+    start = time.monotonic()
+    r = run_pyrometer("record", "-a", "-d", "30", "-o", str(tmp_path / "no/such/dir/x.folded"),
+                      check=False)
+    assert r.returncode == 1
+    assert "cannot write into" in r.stderr
+    assert time.monotonic() - start < 20  # it did not record for 30 s first
+
+
 def test_record_refuses_a_pid_that_is_gone_or_not_python(tmp_path):
     sleeper = subprocess.Popen(["sleep", "30"])
     try:
