@@ -24,7 +24,9 @@ CFLAGS      ?= -g -O2
 AGENT_CFLAGS := $(CFLAGS) $(WARNINGS) -std=gnu11 -D_GNU_SOURCE -MMD -MP \
 	-I$(BUILD) -Ibpf -Iagent
 # BPF_PROG() and the CO-RE read macros expand to parameters a program may not use.
-BPF_CFLAGS  := -g -O2 -target bpf $(ARCH_DEFINE) $(WARNINGS) -Wno-unused-parameter -MMD -MP -I$(BUILD) -Ibpf
+# usdt.bpf.h includes <linux/errno.h>, whose asm/ headers live under the multiarch dir.
+BPF_CFLAGS  := -g -O2 -target bpf $(ARCH_DEFINE) $(WARNINGS) -Wno-unused-parameter -MMD -MP -I$(BUILD) -Ibpf \
+	-idirafter /usr/include/$(shell $(CC) -print-multiarch)
 LDLIBS      := -lbpf -lelf -lz -lprotobuf-c -lm
 
 # Debian packages the build, the tests and the zoo need. `make deps` installs the missing ones.

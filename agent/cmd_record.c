@@ -24,6 +24,7 @@
 #include "privs.h"
 #include "profile.h"
 #include "sampler.h"
+#include "seen.h"
 #include "symbolize.h"
 #include "text.h"
 
@@ -71,10 +72,7 @@ struct record {
 	struct sampler *sampler;
 	struct symbolizer *sym;
 	struct profile prof;
-	/* Every process seen, kept after it exits so its last samples can be symbolized. */
-	struct intern pids;
-	struct py_process *seen;
-	size_t seen_cap;
+	struct seen seen;
 	uint64_t samples, resolved;
 };
 
@@ -212,28 +210,13 @@ static int parse_args(int argc, char **argv, struct record *r)
 
 static void remember(struct record *r, const struct py_process *p)
 {
-	int64_t id = intern_put(&r->pids, &p->pid, sizeof(p->pid));
-
-	if (id < 0)
-		return;
-	if ((size_t)id >= r->seen_cap) {
-		size_t cap = r->seen_cap ? r->seen_cap * 2 : 64;
-		struct py_process *g = realloc(r->seen, cap * sizeof(*g));
-
-		if (!g)
-			return;
-		r->seen = g;
-		r->seen_cap = cap;
-	}
-	r->seen[id] = *p; /* a reused pid replaces the old process */
-	symbolizer__forget(r->sym, p->pid);
+	if (seen_add(&r->seen, p) == 0)
+		symbolizer__forget(r->sym, p->pid); /* a reused pid names another process */
 }
 
 static const struct py_process *seen_process(struct record *r, pid_t pid)
 {
-	int64_t id = intern_find(&r->pids, &pid, sizeof(pid));
-
-	return id < 0 ? NULL : &r->seen[id];
+	return seen_get(&r->seen, pid);
 }
 
 static void on_start(const struct py_process *p, uint64_t ktime, void *ctx)
@@ -433,6 +416,19 @@ static int save(struct record *r)
 	return err;
 }
 
+static size_t sampled_processes(const struct profile *p)
+{
+	struct intern pids;
+	size_t i, n;
+
+	intern_init(&pids);
+	for (i = 0; i < p->samples.n; i++)
+		intern_put(&pids, &profile_sample_at(p, (uint32_t)i)->pid, sizeof(int32_t));
+	n = pids.n;
+	intern_free(&pids);
+	return n;
+}
+
 static void summary(struct record *r, double secs)
 {
 	struct sampler_stats st;
@@ -444,7 +440,7 @@ static void summary(struct record *r, double secs)
 	fprintf(stderr,
 		"pyrometer: %" PRIu64 " samples from %zu processes in %.1f s, %" PRIu64
 		" lost, %.1f%% of stacks resolved; wrote %s (%s)\n",
-		r->samples, (size_t)r->pids.n, secs, lost,
+		r->samples, sampled_processes(&r->prof), secs, lost,
 		r->samples ? 100.0 * (double)r->resolved / (double)r->samples : 100.0,
 		strcmp(r->output, "-") ? r->output : "standard output", fmt[r->format]);
 	if (!sampler__prog_stats(r->sampler, &run_ns, &run_cnt) && run_cnt)
@@ -561,13 +557,12 @@ int cmd_record(int argc, char **argv)
 	if (privs_require(PRIV_BPF | PRIV_PERFMON | PRIV_SYS_PTRACE, "record"))
 		return 1;
 	cmd_handle_stop_signals();
-	intern_init(&r.pids);
+	seen_init(&r.seen);
 	err = run(&r);
 	sampler__free(r.sampler);
 	discover__free(r.disc);
 	symbolizer__free(r.sym);
 	profile_free(&r.prof);
-	intern_free(&r.pids);
-	free(r.seen);
+	seen_free(&r.seen);
 	return err ? 1 : 0;
 }

@@ -24,7 +24,7 @@ void rootfs_path_in_root(const char *root, const struct map_entry *m, char *out,
 		snprintf(out, len, "%s", m->path);
 }
 
-static int check_same_file(int fd, const struct map_entry *m)
+static int check_same_file(int fd, uint32_t dev_major, uint32_t dev_minor, uint64_t inode)
 {
 	struct stat st;
 
@@ -32,13 +32,13 @@ static int check_same_file(int fd, const struct map_entry *m)
 		return -errno;
 	if (!S_ISREG(st.st_mode))
 		return -EINVAL;
-	if (st.st_ino != m->inode || major(st.st_dev) != m->dev_major ||
-	    minor(st.st_dev) != m->dev_minor)
+	if (st.st_ino != inode || major(st.st_dev) != dev_major || minor(st.st_dev) != dev_minor)
 		return -ESTALE;
 	return 0;
 }
 
-static int open_in_root(pid_t pid, const char *path, const struct map_entry *m)
+int rootfs_open_verified(pid_t pid, const char *path, uint32_t dev_major, uint32_t dev_minor,
+			 uint64_t inode)
 {
 	struct open_how how = {
 		.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
@@ -56,7 +56,7 @@ static int open_in_root(pid_t pid, const char *path, const struct map_entry *m)
 	close(dirfd);
 	if (err)
 		return err;
-	err = check_same_file(fd, m);
+	err = check_same_file(fd, dev_major, dev_minor, inode);
 	if (err) {
 		close(fd);
 		return err;
@@ -75,7 +75,7 @@ static int open_map_file(pid_t pid, const struct map_entry *m)
 	fd = open(name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0)
 		return -errno;
-	err = check_same_file(fd, m);
+	err = check_same_file(fd, m->dev_major, m->dev_minor, m->inode);
 	if (err) {
 		close(fd);
 		return err;
@@ -88,7 +88,7 @@ int rootfs_open_mapped(pid_t pid, const char *path_in_root, const struct map_ent
 	int fd = -ENOENT;
 
 	if (!m->deleted)
-		fd = open_in_root(pid, path_in_root, m);
+		fd = rootfs_open_verified(pid, path_in_root, m->dev_major, m->dev_minor, m->inode);
 	if (fd >= 0 || fd == -EINVAL)
 		return fd;
 	return open_map_file(pid, m);

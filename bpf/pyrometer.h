@@ -68,6 +68,7 @@ _Static_assert(sizeof(struct pyro_py_layout) == 40, "pyro_py_layout layout");
 
 enum pyro_proc_flags {
 	PYRO_PROC_SAMPLE = 1, /* the CPU sampler profiles this process */
+	PYRO_PROC_GC = 2,     /* the GC tracer reports this process */
 };
 
 /* Value of the pid map: a tracked Python process and how to read it. */
@@ -147,6 +148,58 @@ enum pyro_discover_counter {
 	PYRO_DISC_RINGBUF_FULL_EXIT,
 	PYRO_DISC_PIDMAP_FULL, /* a forked Python child could not be added to the pid map */
 	PYRO_DISC_COUNTER_MAX,
+};
+
+/* ---- GC pauses (bpf/gc.bpf.c) ---- */
+
+/* Pause histogram: 8 buckets per power of two (relative error <= 12.5 %). Durations below
+ * 8 ns land in buckets 0-7 as they are; above, bucket = 8 * msb + next three bits. */
+#define PYRO_GC_SUB_BITS 3
+#define PYRO_GC_BUCKETS (8 * 64)
+
+struct pyro_gc_key {
+	__u32 pid;
+	__s32 generation; /* gc__start's argument (3.14.0-3.14.4: young/increment/full) */
+};
+_Static_assert(sizeof(struct pyro_gc_key) == 8, "pyro_gc_key layout");
+
+struct pyro_gc_stats {
+	__u64 count;
+	__u64 total_ns;
+	__u64 max_ns;
+	__s64 collected; /* gc__done's argument: collected + uncollectable */
+};
+_Static_assert(sizeof(struct pyro_gc_stats) == 32, "pyro_gc_stats layout");
+
+struct pyro_gc_hist_key {
+	__u32 pid;
+	__s32 generation;
+	__u32 bucket;
+	__u32 pad;
+};
+_Static_assert(sizeof(struct pyro_gc_hist_key) == 16, "pyro_gc_hist_key layout");
+
+/* A pause at or above the threshold, with the Python stack that triggered it. */
+struct pyro_gc_event {
+	__u32 pid, tid;
+	__s32 generation;
+	__u32 pad;
+	__u64 start_ns;    /* bpf_ktime_get_ns() at gc__start */
+	__u64 duration_ns;
+	__s64 collected;
+	struct pyro_stack stack;
+};
+_Static_assert(sizeof(struct pyro_gc_event) == 40 + sizeof(struct pyro_stack), "pyro_gc_event layout");
+
+enum pyro_gc_counter {
+	PYRO_GC_STARTS,
+	PYRO_GC_DONES,
+	PYRO_GC_NO_START,    /* gc__done without a gc__start seen (attached mid-collection) */
+	PYRO_GC_INFLIGHT_FULL, /* no room to remember a start: that pause is not measured */
+	PYRO_GC_STATS_FULL,  /* no room for a (pid, generation): pause not counted */
+	PYRO_GC_HIST_FULL,   /* no room for a histogram bucket */
+	PYRO_GC_EVENTS_LOST, /* a slow pause did not fit the ring buffer */
+	PYRO_GC_COUNTER_MAX,
 };
 
 #endif /* PYROMETER_H */

@@ -1,0 +1,248 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/* GC pauses from CPython's USDT probes gc__start(int generation) and gc__done(long
+ * collected). Attached once per interpreter binary for every process using it (libbpf USDT,
+ * pid -1, semaphores handled by the kernel); the pid map says which processes to count.
+ * Pauses are measured and aggregated here: per (pid, generation) count, total, maximum and
+ * objects collected, and a log-linear histogram. Pauses at or above slow_ns go to user space
+ * with the Python stack of the allocation that triggered the collection. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/usdt.bpf.h>
+#include "pyrometer.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Report every tracked process, not only those flagged PYRO_PROC_GC. */
+const volatile bool gc_all = false;
+/* Pauses at least this long are sent with their stack; user space may change it any time. */
+__u64 slow_ns = 10000000;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PYRO_MAX_PROCS);
+	__type(key, __u32);
+	__type(value, struct pyro_proc_info);
+} procs SEC(".maps");
+
+struct inflight {
+	__u64 start_ns;
+	__s32 generation;
+	__u32 pad;
+};
+
+/* tid -> the collection it is running. LRU: a thread that dies mid-collection leaves no
+ * entry behind for good. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct inflight);
+} inflight SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct pyro_gc_key);
+	__type(value, struct pyro_gc_stats);
+} gc_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct pyro_gc_hist_key);
+	__type(value, __u64);
+} gc_hist SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 << 20);
+} gc_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PYRO_GC_COUNTER_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} gc_counters SEC(".maps");
+
+/* Failures of the stack walks at slow pauses (enum pyro_cpu_counter). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PYRO_CPU_COUNTER_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} walk_counters SEC(".maps");
+
+static __always_inline void count_in(void *map, __u32 which)
+{
+	__u64 *v = bpf_map_lookup_elem(map, &which);
+
+	if (v)
+		*v += 1;
+}
+
+#define pystack_count(which) count_in(&walk_counters, which)
+#include "pystack.bpf.h"
+
+static __always_inline struct pyro_proc_info *reported(__u32 pid)
+{
+	struct pyro_proc_info *info = bpf_map_lookup_elem(&procs, &pid);
+
+	if (!info || (!gc_all && !(info->flags & PYRO_PROC_GC)))
+		return NULL;
+	return info;
+}
+
+/* 8 buckets per power of two: the bucket's lower bound is within 12.5 % of d. */
+static __always_inline __u32 bucket_of(__u64 d)
+{
+	__u32 msb = 0;
+
+	if (d < 8)
+		return (__u32)d;
+	if (d >> 32) {
+		msb += 32;
+		d >>= 32;
+	}
+	if (d >> 16) {
+		msb += 16;
+		d >>= 16;
+	}
+	if (d >> 8) {
+		msb += 8;
+		d >>= 8;
+	}
+	if (d >> 4) {
+		msb += 4;
+		d >>= 4;
+	}
+	if (d >> 2) {
+		msb += 2;
+		d >>= 2;
+	}
+	if (d >> 1) {
+		msb += 1;
+		d >>= 1;
+	}
+	return msb * 8; /* the sub-bucket bits are added by the caller */
+}
+
+static __always_inline __u32 histogram_bucket(__u64 d)
+{
+	__u32 b = bucket_of(d), msb = b / 8;
+
+	if (d < 8)
+		return b;
+	return (b + (__u32)((d >> (msb - PYRO_GC_SUB_BITS)) & 7)) & (PYRO_GC_BUCKETS - 1);
+}
+
+SEC("usdt")
+int BPF_USDT(on_gc_start, int generation)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)id;
+	struct inflight f = { .start_ns = bpf_ktime_get_ns(), .generation = generation };
+
+	if (!reported(id >> 32))
+		return 0;
+	count_in(&gc_counters, PYRO_GC_STARTS);
+	if (bpf_map_update_elem(&inflight, &tid, &f, BPF_ANY))
+		count_in(&gc_counters, PYRO_GC_INFLIGHT_FULL);
+	return 0;
+}
+
+static __always_inline void account(struct pyro_gc_key *key, __u64 d, __s64 collected)
+{
+	struct pyro_gc_hist_key hk = { .pid = key->pid, .generation = key->generation };
+	struct pyro_gc_stats fresh = {
+		.count = 1, .total_ns = d, .max_ns = d, .collected = collected
+	};
+	struct pyro_gc_stats *st = bpf_map_lookup_elem(&gc_stats, key);
+	__u64 one = 1, *n;
+
+	if (st) {
+		__sync_fetch_and_add(&st->count, 1);
+		__sync_fetch_and_add(&st->total_ns, d);
+		__sync_fetch_and_add(&st->collected, collected);
+		if (d > st->max_ns) /* a race with another thread of the process loses little */
+			st->max_ns = d;
+	} else if (bpf_map_update_elem(&gc_stats, key, &fresh, BPF_NOEXIST)) {
+		st = bpf_map_lookup_elem(&gc_stats, key); /* inserted meanwhile by another CPU */
+		if (!st) {
+			count_in(&gc_counters, PYRO_GC_STATS_FULL);
+			return;
+		}
+		__sync_fetch_and_add(&st->count, 1);
+		__sync_fetch_and_add(&st->total_ns, d);
+		__sync_fetch_and_add(&st->collected, collected);
+	}
+	hk.bucket = histogram_bucket(d);
+	n = bpf_map_lookup_elem(&gc_hist, &hk);
+	if (n)
+		__sync_fetch_and_add(n, 1);
+	else if (bpf_map_update_elem(&gc_hist, &hk, &one, BPF_NOEXIST) &&
+		 !(n = bpf_map_lookup_elem(&gc_hist, &hk)))
+		count_in(&gc_counters, PYRO_GC_HIST_FULL);
+	else if (n)
+		__sync_fetch_and_add(n, 1);
+}
+
+static __always_inline void send_slow(const struct pyro_proc_info *info, __u32 pid, __u32 tid,
+				      const struct inflight *f, __u64 d, __s64 collected)
+{
+	struct pyro_gc_event *e = bpf_ringbuf_reserve(&gc_events, sizeof(*e), 0);
+	__u32 zero = 0;
+	struct scratch *s;
+
+	if (!e) {
+		count_in(&gc_counters, PYRO_GC_EVENTS_LOST);
+		return;
+	}
+	e->pid = pid;
+	e->tid = tid;
+	e->generation = f->generation;
+	e->pad = 0;
+	e->start_ns = f->start_ns;
+	e->duration_ns = d;
+	e->collected = collected;
+	e->stack.depth = 0;
+	e->stack.flags = 0;
+	s = bpf_map_lookup_elem(&scratch_map, &zero);
+	/* The Python stack does not change during a collection (finalizers run and return
+	 * inside it), so the stack at gc__done is the one whose allocation triggered it. */
+	if (s && info->layout.frames_kind != PYRO_FRAMES_NONE) {
+		pystack_capture(&info->layout, s);
+		bpf_probe_read_kernel(&e->stack, sizeof(e->stack),
+				      &s->stack); /* 1 KiB: no inline copy */
+	}
+	bpf_ringbuf_submit(e, 0);
+}
+
+SEC("usdt")
+int BPF_USDT(on_gc_done, long collected)
+{
+	__u64 id = bpf_get_current_pid_tgid(), now = bpf_ktime_get_ns(), d;
+	__u32 pid = id >> 32, tid = (__u32)id;
+	struct pyro_proc_info *info = reported(pid);
+	struct inflight *f;
+	struct pyro_gc_key key;
+
+	if (!info)
+		return 0;
+	count_in(&gc_counters, PYRO_GC_DONES);
+	f = bpf_map_lookup_elem(&inflight, &tid);
+	if (!f) {
+		count_in(&gc_counters, PYRO_GC_NO_START);
+		return 0;
+	}
+	d = now - f->start_ns;
+	key.pid = pid;
+	key.generation = f->generation;
+	account(&key, d, collected);
+	if (d >= slow_ns)
+		send_slow(info, pid, tid, f, d, collected);
+	bpf_map_delete_elem(&inflight, &tid);
+	return 0;
+}
