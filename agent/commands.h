@@ -9,6 +9,7 @@
 int cmd_ps(int argc, char **argv);
 int cmd_record(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
+int cmd_gc(int argc, char **argv);
 
 /* Shared by the commands: installs SIGINT/SIGTERM handlers that set the flag below (and
  * interrupt blocking waits, no SA_RESTART). */

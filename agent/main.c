@@ -14,6 +14,7 @@ static const char usage[] =
 	"commands:\n"
 	"  ps        list the Python processes on this host and what pyrometer can do with each\n"
 	"  record    record a CPU profile (pprof, folded stacks or flame graph)\n"
+	"  gc        trace garbage-collection pauses (USDT gc__start/gc__done)\n"
 	"  inspect   describe a python executable or libpython as pyrometer sees it\n"
 	"  version   print pyrometer's version\n"
 	"  help      print this help\n"
@@ -28,13 +29,19 @@ static int cmd_version(int argc, char **argv)
 	return 0;
 }
 
+/* clang-format off */
 static const struct {
 	const char *name;
 	int (*run)(int argc, char **argv);
 } commands[] = {
-	{ "ps", cmd_ps },	    { "record", cmd_record },	  { "inspect", cmd_inspect },
-	{ "version", cmd_version }, { "--version", cmd_version },
+	{ "ps", cmd_ps },
+	{ "record", cmd_record },
+	{ "gc", cmd_gc },
+	{ "inspect", cmd_inspect },
+	{ "version", cmd_version },
+	{ "--version", cmd_version },
 };
+/* clang-format on */
 
 int main(int argc, char **argv)
 {

@@ -86,13 +86,14 @@ static __always_inline void count_in(void *map, __u32 which)
 #define pystack_count(which) count_in(&walk_counters, which)
 #include "pystack.bpf.h"
 
-static __always_inline struct pyro_proc_info *reported(__u32 pid)
+/* Is this process's GC reported? With gc_all every process that runs an attached binary is
+ * (it is Python by construction), from its first collection, even before discovery has put
+ * it in the pid map; otherwise only flagged ones. */
+static __always_inline bool reported(__u32 pid)
 {
 	struct pyro_proc_info *info = bpf_map_lookup_elem(&procs, &pid);
 
-	if (!info || (!gc_all && !(info->flags & PYRO_PROC_GC)))
-		return NULL;
-	return info;
+	return gc_all || (info && (info->flags & PYRO_PROC_GC));
 }
 
 /* 8 buckets per power of two: the bucket's lower bound is within 12.5 % of d. */
@@ -189,9 +190,10 @@ static __always_inline void account(struct pyro_gc_key *key, __u64 d, __s64 coll
 		__sync_fetch_and_add(n, 1);
 }
 
-static __always_inline void send_slow(const struct pyro_proc_info *info, __u32 pid, __u32 tid,
-				      const struct inflight *f, __u64 d, __s64 collected)
+static __always_inline void send_slow(__u32 pid, __u32 tid, const struct inflight *f, __u64 d,
+				      __s64 collected)
 {
+	struct pyro_proc_info *info = bpf_map_lookup_elem(&procs, &pid);
 	struct pyro_gc_event *e = bpf_ringbuf_reserve(&gc_events, sizeof(*e), 0);
 	__u32 zero = 0;
 	struct scratch *s;
@@ -212,7 +214,7 @@ static __always_inline void send_slow(const struct pyro_proc_info *info, __u32 p
 	s = bpf_map_lookup_elem(&scratch_map, &zero);
 	/* The Python stack does not change during a collection (finalizers run and return
 	 * inside it), so the stack at gc__done is the one whose allocation triggered it. */
-	if (s && info->layout.frames_kind != PYRO_FRAMES_NONE) {
+	if (s && info && info->layout.frames_kind != PYRO_FRAMES_NONE) {
 		pystack_capture(&info->layout, s);
 		bpf_probe_read_kernel(&e->stack, sizeof(e->stack),
 				      &s->stack); /* 1 KiB: no inline copy */
@@ -225,11 +227,10 @@ int BPF_USDT(on_gc_done, long collected)
 {
 	__u64 id = bpf_get_current_pid_tgid(), now = bpf_ktime_get_ns(), d;
 	__u32 pid = id >> 32, tid = (__u32)id;
-	struct pyro_proc_info *info = reported(pid);
 	struct inflight *f;
 	struct pyro_gc_key key;
 
-	if (!info)
+	if (!reported(pid))
 		return 0;
 	count_in(&gc_counters, PYRO_GC_DONES);
 	f = bpf_map_lookup_elem(&inflight, &tid);
@@ -242,7 +243,7 @@ int BPF_USDT(on_gc_done, long collected)
 	key.generation = f->generation;
 	account(&key, d, collected);
 	if (d >= slow_ns)
-		send_slow(info, pid, tid, f, d, collected);
+		send_slow(pid, tid, f, d, collected);
 	bpf_map_delete_elem(&inflight, &tid);
 	return 0;
 }

@@ -184,21 +184,22 @@ struct pyro_gc_event {
 	__u32 pid, tid;
 	__s32 generation;
 	__u32 pad;
-	__u64 start_ns;    /* bpf_ktime_get_ns() at gc__start */
+	__u64 start_ns; /* bpf_ktime_get_ns() at gc__start */
 	__u64 duration_ns;
 	__s64 collected;
 	struct pyro_stack stack;
 };
-_Static_assert(sizeof(struct pyro_gc_event) == 40 + sizeof(struct pyro_stack), "pyro_gc_event layout");
+_Static_assert(sizeof(struct pyro_gc_event) == 40 + sizeof(struct pyro_stack),
+	       "pyro_gc_event layout");
 
 enum pyro_gc_counter {
 	PYRO_GC_STARTS,
 	PYRO_GC_DONES,
-	PYRO_GC_NO_START,    /* gc__done without a gc__start seen (attached mid-collection) */
+	PYRO_GC_NO_START,      /* gc__done without a gc__start seen (attached mid-collection) */
 	PYRO_GC_INFLIGHT_FULL, /* no room to remember a start: that pause is not measured */
-	PYRO_GC_STATS_FULL,  /* no room for a (pid, generation): pause not counted */
-	PYRO_GC_HIST_FULL,   /* no room for a histogram bucket */
-	PYRO_GC_EVENTS_LOST, /* a slow pause did not fit the ring buffer */
+	PYRO_GC_STATS_FULL,    /* no room for a (pid, generation): pause not counted */
+	PYRO_GC_HIST_FULL,     /* no room for a histogram bucket */
+	PYRO_GC_EVENTS_LOST,   /* a slow pause did not fit the ring buffer */
 	PYRO_GC_COUNTER_MAX,
 };
 

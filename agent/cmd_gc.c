@@ -1,0 +1,497 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/* pyrometer gc: GC pauses of Python processes as they happen, and a summary per process and
+ * generation on exit. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "commands.h"
+#include "discover.h"
+#include "gctrace.h"
+#include "json.h"
+#include "log.h"
+#include "privs.h"
+#include "seen.h"
+#include "symbolize.h"
+
+#define MAX_TARGETS 64
+#define MAX_SUMMARIES 4096
+
+static const char gc_usage[] =
+	"usage: pyrometer gc [-p PID]... [-a] [-d SECONDS] [--threshold MS] [--json] [-v]\n"
+	"\n"
+	"Traces garbage-collection pauses of the given processes (and the processes they fork) or\n"
+	"of every Python process with -a, from CPython's gc__start/gc__done USDT probes. Prints "
+	"each\n"
+	"pause at or above the threshold as it happens, with the Python stack whose allocation\n"
+	"triggered it, and on exit a summary per process and generation: count, total, max, p50,\n"
+	"p99. Interpreters built without the probes are reported as unavailable, never as zero.\n"
+	"\n"
+	"  -p, --pid PID         trace this process (repeatable)\n"
+	"  -a, --all             trace every Python process\n"
+	"  -d, --duration SECS   stop after this long (default: Ctrl-C, or when every -p process\n"
+	"                        has exited)\n"
+	"      --threshold MS    print pauses at least this long (default 10; 0: every "
+	"collection)\n"
+	"      --json            one JSON object per line\n"
+	"  -v                    verbose (repeat for debug output)\n"
+	"  -h, --help            this help\n";
+
+struct gc_cmd {
+	pid_t targets[MAX_TARGETS];
+	bool target_gone[MAX_TARGETS];
+	int ntargets;
+	bool all, json;
+	double duration;
+	double threshold_ms;
+
+	struct discover *disc;
+	struct gctrace *gc;
+	struct symbolizer *sym;
+	struct seen seen;
+	struct seen traced; /* processes whose pauses are reported */
+	uint64_t events, events_lost_user;
+};
+
+/* ---- options ---- */
+
+static int parse_number(const char *what, const char *s, double min, double max, double *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || *end || !isfinite(v) || v < min || v > max) {
+		log_error("gc: %s must be a number from %g to %g, not '%s'", what, min, max, s);
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
+static int parse_args(int argc, char **argv, struct gc_cmd *c)
+{
+	static const struct option opts[] = {
+		{ "pid", required_argument, NULL, 'p' },
+		{ "all", no_argument, NULL, 'a' },
+		{ "duration", required_argument, NULL, 'd' },
+		{ "threshold", required_argument, NULL, 't' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	double v;
+	int opt;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "p:ad:vh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'p':
+			if (c->ntargets == MAX_TARGETS) {
+				log_error("gc: at most %d -p options", MAX_TARGETS);
+				return -EINVAL;
+			}
+			if (parse_number("a pid", optarg, 1, 4194304, &v) || v != floor(v))
+				return -EINVAL;
+			c->targets[c->ntargets++] = (pid_t)v;
+			break;
+		case 'a':
+			c->all = true;
+			break;
+		case 'd':
+			if (parse_number("the duration (-d)", optarg, 0.001, 31536000,
+					 &c->duration))
+				return -EINVAL;
+			break;
+		case 't':
+			if (parse_number("the threshold (--threshold, ms)", optarg, 0, 3600000,
+					 &c->threshold_ms))
+				return -EINVAL;
+			break;
+		case 'j':
+			c->json = true;
+			break;
+		case 'v':
+			log_set_level(log_get_level() < LOG_LVL_DEBUG ? log_get_level() + 1
+								      : LOG_LVL_DEBUG);
+			break;
+		case 'h':
+			fputs(gc_usage, stdout);
+			return 1;
+		default:
+			fputs(gc_usage, stderr);
+			return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		log_error("gc: unexpected argument '%s'", argv[optind]);
+		return -EINVAL;
+	}
+	if (!c->ntargets && !c->all) {
+		log_error("gc: say what to trace: -p PID or -a");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* ---- processes ---- */
+
+static bool is_target(const struct gc_cmd *c, pid_t pid)
+{
+	int i;
+
+	for (i = 0; i < c->ntargets; i++)
+		if (c->targets[i] == pid)
+			return true;
+	return false;
+}
+
+/* Which processes are reported: all with -a; else the targets and what they fork. */
+static bool wanted(const struct gc_cmd *c, const struct py_process *p)
+{
+	return c->all || is_target(c, p->pid) || seen_get(&c->traced, p->ppid);
+}
+
+static void say_unavailable(struct gc_cmd *c, const struct py_process *p)
+{
+	struct json j;
+
+	if (!c->json) {
+		log_warn("pid %d (%s, CPython %s): GC tracing unavailable: %s", p->pid, p->comm,
+			 p->bin->version[0] ? p->bin->version : "?", p->bin->caps.no_gc);
+		return;
+	}
+	json_begin(&j, stdout);
+	json_obj_open(&j, NULL);
+	json_str(&j, "event", "unavailable");
+	json_i64(&j, "pid", p->pid);
+	json_str(&j, "comm", p->comm);
+	json_str(&j, "version", p->bin->version[0] ? p->bin->version : NULL);
+	json_str(&j, "reason", p->bin->caps.no_gc);
+	json_obj_close(&j);
+	fputc('\n', stdout);
+}
+
+static void say_tracking(struct gc_cmd *c, const struct py_process *p)
+{
+	struct json j;
+
+	log_info("tracing GC of pid %d (%s, CPython %s)", p->pid, p->comm, p->bin->version);
+	if (!c->json)
+		return;
+	json_begin(&j, stdout);
+	json_obj_open(&j, NULL);
+	json_str(&j, "event", "tracking");
+	json_i64(&j, "pid", p->pid);
+	json_str(&j, "comm", p->comm);
+	json_str(&j, "version", p->bin->version);
+	json_obj_close(&j);
+	fputc('\n', stdout);
+}
+
+static void on_start(const struct py_process *p, uint64_t ktime, void *ctx)
+{
+	struct gc_cmd *c = ctx;
+
+	(void)ktime;
+	seen_add(&c->seen, p);
+	symbolizer__forget(c->sym, p->pid);
+	if (!c->gc || !wanted(c, p))
+		return;
+	if (gctrace__track(c->gc, p)) {
+		say_unavailable(c, p);
+		return;
+	}
+	seen_add(&c->traced, p);
+	if (!c->all)
+		discover__set_flags(c->disc, p->pid, PYRO_PROC_GC);
+	say_tracking(c, p);
+}
+
+static void on_exit_(const struct py_process *p, enum discover_exit_why why, int code,
+		     uint64_t ktime, void *ctx)
+{
+	struct gc_cmd *c = ctx;
+	int i;
+
+	(void)why;
+	(void)code;
+	(void)ktime;
+	if (c->gc && seen_get(&c->traced, p->pid))
+		gctrace__untrack(c->gc, p);
+	for (i = 0; i < c->ntargets; i++)
+		if (c->targets[i] == p->pid)
+			c->target_gone[i] = true;
+}
+
+static int check_targets(struct gc_cmd *c)
+{
+	int i;
+
+	for (i = 0; i < c->ntargets; i++) {
+		pid_t pid = c->targets[i];
+		const struct py_process *p = discover__get(c->disc, pid);
+		char path[32];
+
+		snprintf(path, sizeof(path), "/proc/%d", pid);
+		if (!p && access(path, F_OK)) {
+			log_error("gc: no process with pid %d", pid);
+			return -ESRCH;
+		}
+		if (!p) {
+			log_error("gc: pid %d is not a Python process", pid);
+			return -EINVAL;
+		}
+		if (!p->bin->caps.gc) {
+			log_error("gc: pid %d (CPython %s): GC tracing unavailable: %s", pid,
+				  p->bin->version[0] ? p->bin->version : "?", p->bin->caps.no_gc);
+			return -ENOTSUP;
+		}
+	}
+	return 0;
+}
+
+/* ---- pauses ---- */
+
+static void print_pause(struct gc_cmd *c, const struct pyro_gc_event *e)
+{
+	const struct py_process *p = seen_get(&c->seen, (pid_t)e->pid);
+	struct py_frame_sym fs;
+	struct json j;
+	char frame[1024];
+	uint32_t i;
+
+	if (c->json) {
+		json_begin(&j, stdout);
+		json_obj_open(&j, NULL);
+		json_str(&j, "event", "pause");
+		json_i64(&j, "pid", e->pid);
+		json_i64(&j, "tid", e->tid);
+		json_i64(&j, "generation", e->generation);
+		json_u64(&j, "start_ns", e->start_ns);
+		json_u64(&j, "duration_ns", e->duration_ns);
+		json_i64(&j, "collected", e->collected);
+		json_bool(&j, "stack_truncated", e->stack.flags & PYRO_STACK_TRUNCATED);
+		json_arr_open(&j, "stack"); /* leaf first */
+	} else {
+		printf("pid %u tid %u gen %d: %.3f ms, %lld collected", e->pid, e->tid,
+		       e->generation, (double)e->duration_ns / 1e6, (long long)e->collected);
+	}
+	for (i = 0; p && i < e->stack.depth && i < PYRO_MAX_FRAMES; i++) {
+		symbolizer__frame(c->sym, p, e->stack.frames[i] & PYRO_FRAME_CODE_MASK,
+				  (uint32_t)(e->stack.frames[i] >> PYRO_FRAME_INSTR_SHIFT), &fs);
+		snprintf(frame, sizeof(frame), "%s (%s:%d)", fs.name, fs.file, fs.line);
+		if (c->json)
+			json_str(&j, NULL, frame);
+		else
+			printf("%s%s", i ? " < " : ", in ", frame);
+	}
+	if (c->json) {
+		json_arr_close(&j);
+		json_obj_close(&j);
+	}
+	fputc('\n', stdout);
+}
+
+static int on_pause(void *ctx, void *data, size_t len)
+{
+	struct gc_cmd *c = ctx;
+
+	if (len < sizeof(struct pyro_gc_event)) {
+		c->events_lost_user++;
+		return 0;
+	}
+	c->events++;
+	symbolizer__next_generation(c->sym);
+	print_pause(c, data);
+	return 0;
+}
+
+/* ---- summary ---- */
+
+struct summary {
+	struct pyro_gc_key key;
+	struct pyro_gc_stats st;
+};
+
+struct summaries {
+	struct summary s[MAX_SUMMARIES];
+	int n;
+};
+
+static void collect(const struct pyro_gc_key *k, const struct pyro_gc_stats *st, void *ctx)
+{
+	struct summaries *all = ctx;
+
+	if (all->n < MAX_SUMMARIES)
+		all->s[all->n++] = (struct summary){ *k, *st };
+}
+
+static int by_pid_gen(const void *a, const void *b)
+{
+	const struct pyro_gc_key *x = &((const struct summary *)a)->key;
+	const struct pyro_gc_key *y = &((const struct summary *)b)->key;
+
+	if (x->pid != y->pid)
+		return x->pid < y->pid ? -1 : 1;
+	return (x->generation > y->generation) - (x->generation < y->generation);
+}
+
+static void print_summary(struct gc_cmd *c)
+{
+	static struct summaries all;
+	uint64_t hist[PYRO_GC_BUCKETS];
+	struct json j;
+	int i;
+
+	all.n = 0;
+	gctrace__for_each(c->gc, collect, &all);
+	qsort(all.s, all.n, sizeof(all.s[0]), by_pid_gen);
+	if (!c->json)
+		printf("%7s %-15s %3s %8s %12s %10s %10s %10s %12s\n", "PID", "COMM", "GEN",
+		       "COUNT", "TOTAL ms", "MAX ms", "P50 ms", "P99 ms", "COLLECTED");
+	for (i = 0; i < all.n; i++) {
+		const struct summary *s = &all.s[i];
+		const struct py_process *p = seen_get(&c->seen, (pid_t)s->key.pid);
+		uint64_t p50, p99, p999;
+
+		gctrace__histogram(c->gc, &s->key, hist);
+		p50 = gc_quantile(hist, 0.50, s->st.max_ns);
+		p99 = gc_quantile(hist, 0.99, s->st.max_ns);
+		p999 = gc_quantile(hist, 0.999, s->st.max_ns);
+		if (!c->json) {
+			printf("%7u %-15s %3d %8llu %12.3f %10.3f %10.3f %10.3f %12lld\n",
+			       s->key.pid, p ? p->comm : "?", s->key.generation,
+			       (unsigned long long)s->st.count, (double)s->st.total_ns / 1e6,
+			       (double)s->st.max_ns / 1e6, (double)p50 / 1e6, (double)p99 / 1e6,
+			       (long long)s->st.collected);
+			continue;
+		}
+		json_begin(&j, stdout);
+		json_obj_open(&j, NULL);
+		json_str(&j, "event", "summary");
+		json_i64(&j, "pid", s->key.pid);
+		json_i64(&j, "generation", s->key.generation);
+		json_u64(&j, "count", s->st.count);
+		json_u64(&j, "total_ns", s->st.total_ns);
+		json_u64(&j, "max_ns", s->st.max_ns);
+		json_u64(&j, "p50_ns", p50);
+		json_u64(&j, "p99_ns", p99);
+		json_u64(&j, "p999_ns", p999);
+		json_i64(&j, "collected", s->st.collected);
+		json_obj_close(&j);
+		fputc('\n', stdout);
+	}
+}
+
+static void print_losses(struct gc_cmd *c)
+{
+	struct gctrace_stats st;
+
+	gctrace__stats(c->gc, &st);
+	if (st.kernel[PYRO_GC_EVENTS_LOST] || st.kernel[PYRO_GC_STATS_FULL] ||
+	    st.kernel[PYRO_GC_INFLIGHT_FULL] || c->events_lost_user)
+		log_warn("lost: %" PRIu64 " pause events (ring buffer full), %" PRIu64
+			 " pauses (maps full)",
+			 st.kernel[PYRO_GC_EVENTS_LOST] + c->events_lost_user,
+			 st.kernel[PYRO_GC_STATS_FULL] + st.kernel[PYRO_GC_INFLIGHT_FULL]);
+	log_info("GC probes attached to %" PRIu64 " binaries (%" PRIu64 " failed); %" PRIu64
+		 " starts, %" PRIu64 " dones, %" PRIu64 " dones without a start",
+		 st.attached, st.attach_failed, st.kernel[PYRO_GC_STARTS], st.kernel[PYRO_GC_DONES],
+		 st.kernel[PYRO_GC_NO_START]);
+}
+
+static bool targets_all_gone(const struct gc_cmd *c)
+{
+	int i;
+
+	if (!c->ntargets || c->all)
+		return false;
+	for (i = 0; i < c->ntargets; i++)
+		if (!c->target_gone[i])
+			return false;
+	return true;
+}
+
+static int trace_loop(struct gc_cmd *c)
+{
+	uint64_t end =
+		c->duration > 0 ? monotonic_ns() + (uint64_t)(c->duration * 1e9) : UINT64_MAX;
+	int err;
+
+	while (!cmd_stop_requested && !targets_all_gone(c) && monotonic_ns() < end) {
+		uint64_t left = (end - monotonic_ns()) / 1000000;
+
+		err = discover__poll(c->disc, left > 200 ? 200 : (int)left + 1);
+		if (err < 0 && err != -EINTR)
+			return err;
+	}
+	/* what the kernel still holds for us */
+	while (discover__poll(c->disc, 0) > 0)
+		;
+	return 0;
+}
+
+static int track_existing(const struct py_process *p, void *ctx)
+{
+	on_start(p, 0, ctx);
+	return 0;
+}
+
+static int run(struct gc_cmd *c)
+{
+	struct discover_ops ops = { .on_start = on_start, .on_exit = on_exit_, .ctx = c };
+	struct gctrace_opts go = { .all = c->all, .slow_ns = (uint64_t)(c->threshold_ms * 1e6) };
+	int err;
+
+	if ((err = symbolizer__new(&c->sym)) || (err = discover__new(&ops, &c->disc)) ||
+	    (err = discover__start_live(c->disc)) || (err = discover__scan(c->disc)) ||
+	    (err = check_targets(c)))
+		return err;
+	go.procs_fd = discover__procs_map_fd(c->disc);
+	if ((err = gctrace__new(&go, &c->gc)) ||
+	    (err = discover__add_ring(c->disc, gctrace__events_fd(c->gc), on_pause, c)))
+		return err;
+	/* the scan ran before the tracer existed: track what it found */
+	discover__for_each(c->disc, track_existing, c);
+	if (c->json)
+		puts("{\"event\":\"ready\"}");
+	else
+		log_info("tracing GC pauses; Ctrl-C to stop");
+	err = trace_loop(c);
+	if (!err) {
+		print_summary(c);
+		print_losses(c);
+	}
+	return err;
+}
+
+int cmd_gc(int argc, char **argv)
+{
+	struct gc_cmd c = { .threshold_ms = 10 };
+	int err = parse_args(argc, argv, &c);
+
+	if (err)
+		return err > 0 ? 0 : 2;
+	if (privs_require(PRIV_BPF | PRIV_PERFMON | PRIV_SYS_PTRACE, "gc"))
+		return 1;
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	cmd_handle_stop_signals();
+	seen_init(&c.seen);
+	seen_init(&c.traced);
+	err = run(&c);
+	gctrace__free(c.gc);
+	discover__free(c.disc);
+	symbolizer__free(c.sym);
+	seen_free(&c.seen);
+	seen_free(&c.traced);
+	return err ? 1 : 0;
+}

@@ -1,0 +1,257 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+#include "gctrace.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "discover.h"
+#include "gc.skel.h"
+#include "log.h"
+#include "rootfs.h"
+
+struct gc_binary {
+	struct gc_binary *next;
+	uint32_t dev_major, dev_minor;
+	uint64_t inode;
+	int refs;
+	struct bpf_link *start, *done;
+};
+
+struct gctrace {
+	struct gc_bpf *skel;
+	struct gc_binary *bins;
+	struct gctrace_stats stats;
+};
+
+int gctrace__new(const struct gctrace_opts *o, struct gctrace **out)
+{
+	struct gctrace *g = calloc(1, sizeof(*g));
+	int err;
+
+	if (!g)
+		return -ENOMEM;
+	g->skel = gc_bpf__open();
+	if (!g->skel) {
+		err = -errno;
+		goto fail;
+	}
+	g->skel->rodata->gc_all = o->all;
+	g->skel->data->slow_ns = o->slow_ns; /* initialised, so in .data */
+	err = bpf_map__reuse_fd(g->skel->maps.procs, o->procs_fd);
+	if (!err)
+		err = gc_bpf__load(g->skel);
+	if (err) {
+		log_error("cannot load the GC tracing BPF program: %s", strerror(-err));
+		goto fail;
+	}
+	*out = g;
+	return 0;
+fail:
+	gctrace__free(g);
+	return err;
+}
+
+static void detach(struct gc_binary *b)
+{
+	bpf_link__destroy(b->start);
+	bpf_link__destroy(b->done);
+	b->start = b->done = NULL;
+}
+
+void gctrace__free(struct gctrace *g)
+{
+	if (!g)
+		return;
+	while (g->bins) {
+		struct gc_binary *b = g->bins;
+
+		g->bins = b->next;
+		detach(b);
+		free(b);
+	}
+	gc_bpf__destroy(g->skel);
+	free(g);
+}
+
+static struct gc_binary **find(struct gctrace *g, const struct py_process *p)
+{
+	struct gc_binary **pp = &g->bins;
+
+	for (; *pp; pp = &(*pp)->next)
+		if ((*pp)->inode == p->inode && (*pp)->dev_major == p->dev_major &&
+		    (*pp)->dev_minor == p->dev_minor)
+			break;
+	return pp;
+}
+
+/* Attaches both probes to the binary p runs. The file is opened inside p's root and checked
+ * against the inode p maps; libbpf and the kernel are given /proc/self/fd/N, so nothing
+ * resolves the path again. One uprobe per probe site serves every process of that file. */
+static int attach(struct gctrace *g, const struct py_process *p, struct gc_binary *b)
+{
+	char path[64];
+	int fd = rootfs_open_verified(p->pid, p->interp_path, p->dev_major, p->dev_minor, p->inode);
+	int err = 0;
+
+	if (fd < 0)
+		return fd;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	b->start = bpf_program__attach_usdt(g->skel->progs.on_gc_start, -1, path, "python",
+					    "gc__start", NULL);
+	if (!b->start)
+		err = -errno;
+	if (!err) {
+		b->done = bpf_program__attach_usdt(g->skel->progs.on_gc_done, -1, path, "python",
+						   "gc__done", NULL);
+		if (!b->done)
+			err = -errno;
+	}
+	close(fd);
+	if (err)
+		detach(b);
+	return err;
+}
+
+int gctrace__track(struct gctrace *g, const struct py_process *p)
+{
+	struct gc_binary **slot = find(g, p), *b = *slot;
+	int err;
+
+	if (!p->bin->caps.gc)
+		return -ENOTSUP;
+	if (b) {
+		b->refs++;
+		return 0;
+	}
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	b->dev_major = p->dev_major;
+	b->dev_minor = p->dev_minor;
+	b->inode = p->inode;
+	err = attach(g, p, b);
+	if (err) {
+		g->stats.attach_failed++;
+		log_warn("pid %d: cannot attach gc__start/gc__done in %s: %s", p->pid,
+			 p->interp_path, strerror(-err));
+		free(b);
+		return err;
+	}
+	g->stats.attached++;
+	log_debug("attached GC probes to %s (for pid %d)", p->interp_path, p->pid);
+	b->refs = 1;
+	*slot = b;
+	return 0;
+}
+
+void gctrace__untrack(struct gctrace *g, const struct py_process *p)
+{
+	struct gc_binary **slot = find(g, p), *b = *slot;
+
+	if (!b || --b->refs > 0)
+		return;
+	*slot = b->next;
+	detach(b);
+	free(b);
+}
+
+int gctrace__events_fd(const struct gctrace *g)
+{
+	return bpf_map__fd(g->skel->maps.gc_events);
+}
+
+int gctrace__for_each(struct gctrace *g,
+		      void (*cb)(const struct pyro_gc_key *k, const struct pyro_gc_stats *st,
+				 void *ctx),
+		      void *ctx)
+{
+	struct pyro_gc_key key, next;
+	struct pyro_gc_stats st;
+	int err;
+
+	for (err = bpf_map__get_next_key(g->skel->maps.gc_stats, NULL, &next, sizeof(next)); !err;
+	     err = bpf_map__get_next_key(g->skel->maps.gc_stats, &key, &next, sizeof(next))) {
+		key = next;
+		if (!bpf_map__lookup_elem(g->skel->maps.gc_stats, &key, sizeof(key), &st,
+					  sizeof(st), 0))
+			cb(&key, &st, ctx);
+	}
+	return err == -ENOENT ? 0 : err;
+}
+
+int gctrace__histogram(struct gctrace *g, const struct pyro_gc_key *k, uint64_t *counts)
+{
+	struct pyro_gc_hist_key key, next;
+	uint64_t n;
+	int err;
+
+	memset(counts, 0, PYRO_GC_BUCKETS * sizeof(*counts));
+	for (err = bpf_map__get_next_key(g->skel->maps.gc_hist, NULL, &next, sizeof(next)); !err;
+	     err = bpf_map__get_next_key(g->skel->maps.gc_hist, &key, &next, sizeof(next))) {
+		key = next;
+		if (key.pid != k->pid || key.generation != k->generation ||
+		    key.bucket >= PYRO_GC_BUCKETS)
+			continue;
+		if (!bpf_map__lookup_elem(g->skel->maps.gc_hist, &key, sizeof(key), &n, sizeof(n),
+					  0))
+			counts[key.bucket] = n;
+	}
+	return err == -ENOENT ? 0 : err;
+}
+
+void gctrace__stats(struct gctrace *g, struct gctrace_stats *st)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	struct gc_binary *b;
+	__u32 k;
+
+	*st = g->stats;
+	st->binaries = 0;
+	for (b = g->bins; b; b = b->next)
+		st->binaries++;
+	memset(st->kernel, 0, sizeof(st->kernel));
+	for (k = 0; k < PYRO_GC_COUNTER_MAX && ncpu > 0; k++) {
+		__u64 vals[ncpu];
+		int c;
+
+		if (bpf_map__lookup_elem(g->skel->maps.gc_counters, &k, sizeof(k), vals,
+					 sizeof(vals), 0))
+			continue;
+		for (c = 0; c < ncpu; c++)
+			st->kernel[k] += vals[c];
+	}
+}
+
+/* Buckets 0-7 hold 0-7 ns; then bucket 8 * msb + s covers [(8 + s) << (msb - 3),
+ * (9 + s) << (msb - 3)) (bpf/gc.bpf.c). */
+uint64_t gc_bucket_lower(uint32_t b)
+{
+	return b < 8 ? b : (uint64_t)(8 + b % 8) << (b / 8 - PYRO_GC_SUB_BITS);
+}
+
+uint64_t gc_bucket_upper(uint32_t b)
+{
+	return b < 8 ? b + 1 : (uint64_t)(9 + b % 8) << (b / 8 - PYRO_GC_SUB_BITS);
+}
+
+uint64_t gc_quantile(const uint64_t *counts, double q, uint64_t max_ns)
+{
+	uint64_t total = 0, seen = 0, up;
+	uint32_t b;
+
+	for (b = 0; b < PYRO_GC_BUCKETS; b++)
+		total += counts[b];
+	if (!total)
+		return 0;
+	for (b = 0; b < PYRO_GC_BUCKETS; b++) {
+		seen += counts[b];
+		if ((double)seen >= q * (double)total) {
+			up = gc_bucket_upper(b);
+			return up < max_ns ? up : max_ns;
+		}
+	}
+	return max_ns;
+}

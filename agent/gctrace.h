@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/* GC pause tracing: bpf/gc.bpf.c attached to gc__start/gc__done once per interpreter binary
+ * (device + inode) for as long as a tracked process uses it. */
+#ifndef PYRO_GCTRACE_H
+#define PYRO_GCTRACE_H
+
+#include <linux/types.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "pyrometer.h"
+
+struct gctrace;
+struct py_process;
+
+struct gctrace_opts {
+	int procs_fd;	  /* discovery's pid map */
+	bool all;	  /* every tracked process, not only those flagged PYRO_PROC_GC */
+	uint64_t slow_ns; /* pauses at least this long are sent as events */
+};
+
+struct gctrace_stats {
+	uint64_t kernel[PYRO_GC_COUNTER_MAX];
+	uint64_t attached, attach_failed, binaries;
+};
+
+int gctrace__new(const struct gctrace_opts *opts, struct gctrace **out);
+void gctrace__free(struct gctrace *g);
+/* Makes sure p's interpreter binary is attached. -ENOTSUP if it has no GC probes. */
+int gctrace__track(struct gctrace *g, const struct py_process *p);
+/* p is gone: its binary is detached when no tracked process uses it any more. */
+void gctrace__untrack(struct gctrace *g, const struct py_process *p);
+/* Ring buffer of struct pyro_gc_event. */
+int gctrace__events_fd(const struct gctrace *g);
+/* Calls cb for each (pid, generation) counted so far. */
+int gctrace__for_each(struct gctrace *g,
+		      void (*cb)(const struct pyro_gc_key *k, const struct pyro_gc_stats *st,
+				 void *ctx),
+		      void *ctx);
+/* The pause histogram of (pid, generation): counts[PYRO_GC_BUCKETS]. */
+int gctrace__histogram(struct gctrace *g, const struct pyro_gc_key *k, uint64_t *counts);
+void gctrace__stats(struct gctrace *g, struct gctrace_stats *st);
+
+/* Bounds of histogram bucket b, in ns: [lower, upper). */
+uint64_t gc_bucket_lower(uint32_t b);
+uint64_t gc_bucket_upper(uint32_t b);
+/* The q-quantile (0..1) of a histogram, as the upper bound of its bucket capped at max_ns. */
+uint64_t gc_quantile(const uint64_t *counts, double q, uint64_t max_ns);
+
+#endif

@@ -1,0 +1,150 @@
+"""`pyrometer gc` on every zoo interpreter with the probes: collection counts are compared
+exactly with the interpreter's own gc.get_stats(), pause times with its gc.callbacks."""
+import json
+import queue
+import signal
+import subprocess
+import threading
+
+import pytest
+
+from conftest import PYROMETER, SLEEPER, ZOO, run_pyrometer, workload_script
+
+WITH_PROBES = ["py39", "py311", "py311-embedded", "py313", "py314", "py315"]
+
+
+class GcTrace:
+    """`pyrometer gc -a --json` in the background."""
+
+    def __init__(self, *args):
+        self.proc = subprocess.Popen([PYROMETER, "gc", "-a", "--json", *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.lines = queue.Queue()
+        self.events = []
+        threading.Thread(target=self._read, daemon=True).start()
+        self.wait_for(lambda e: e["event"] == "ready")
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.put(json.loads(line))
+        self.lines.put(None)
+
+    def wait_for(self, pred, timeout=30):
+        while True:
+            e = self.lines.get(timeout=timeout)
+            if e is None:
+                raise AssertionError("pyrometer gc ended: " + self.proc.stderr.read())
+            self.events.append(e)
+            if pred(e):
+                return e
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGINT)
+        assert self.proc.wait(timeout=30) == 0, self.proc.stderr.read()
+        while (e := self.lines.get(timeout=10)) is not None:
+            self.events.append(e)
+        return self.events
+
+
+@pytest.fixture
+def gctrace():
+    started = []
+
+    def start(*args):
+        t = GcTrace(*args)
+        started.append(t)
+        return t
+
+    yield start
+    for t in started:
+        if t.proc.poll() is None:
+            t.proc.kill()
+
+
+def run_gc_workload(name, workload, gctrace, threshold="1000"):
+    trace = gctrace("--threshold", threshold)
+    # A first process of the same binary makes pyrometer attach to it; every process
+    # started after that is counted from its first collection.
+    warm = workload(ZOO[name])
+    trace.wait_for(lambda e: e["event"] == "tracking" and e["pid"] == warm.pid)
+    w = workload(ZOO[name], workload_script("gc_heavy.py"), ["2"])
+    w.proc.stdin.write("go\n")
+    w.proc.stdin.flush()
+    report = json.loads(w.proc.stdout.readline())
+    w.proc.wait(timeout=30)
+    events = trace.stop()
+    return w, report, events
+
+
+@pytest.mark.parametrize("name", WITH_PROBES)
+def test_gc_counts_are_exact(name, workload, gctrace):
+    w, report, events = run_gc_workload(name, workload, gctrace, threshold="0")
+    summary = {e["generation"]: e for e in events
+               if e["event"] == "summary" and e["pid"] == w.pid}
+    pauses = [e for e in events if e["event"] == "pause" and e["pid"] == w.pid]
+    stats = report["stats"]
+    assert stats[0]["collections"] > 100, "the workload should collect often"
+    assert summary[0]["count"] == stats[0]["collections"]
+    assert summary[1]["count"] == stats[1]["collections"]
+    # threshold 0: every collection is also an event, with its start time
+    assert len(pauses) == sum(s["count"] for s in summary.values())
+    before = [p for p in pauses if p["start_ns"] < report["at_ns"]]
+    after = [p for p in pauses if p["start_ns"] >= report["at_ns"]]
+    for gen in (0, 1, 2):
+        assert sum(p["generation"] == gen for p in before) == stats[gen]["collections"]
+    # what remains is the interpreter's shutdown: full collections only
+    assert {p["generation"] for p in after} <= {2}
+    assert summary[2]["count"] == stats[2]["collections"] + len(after)
+    for gen in (0, 1):
+        s = summary[gen]
+        assert s["count"] and s["max_ns"] <= s["total_ns"]
+        assert 0 < s["p50_ns"] <= s["p99_ns"] <= s["max_ns"]
+        assert s["collected"] == stats[gen]["collected"] + stats[gen]["uncollectable"]
+
+
+@pytest.mark.parametrize("name", WITH_PROBES)
+def test_gc_pause_times_agree_with_gc_callbacks(name, workload, gctrace):
+    """gc.callbacks run just outside the probes (start callback, gc__start, collection,
+    gc__done, stop callback): pyrometer's pause must not exceed the callbacks' measure, and
+    may fall short of it only by the callbacks' own dispatch cost, bounded here at 30 % plus
+    20 us per collection."""
+    w, report, events = run_gc_workload(name, workload, gctrace)
+    summary = {e["generation"]: e for e in events
+               if e["event"] == "summary" and e["pid"] == w.pid}
+    for gen in (0, 1):
+        mine, theirs = summary[gen]["total_ns"], report["callback_ns"][str(gen)]
+        n = report["stats"][gen]["collections"]
+        assert mine <= theirs * 1.02 + n * 2_000, f"gen {gen}: {mine} ns > callbacks {theirs} ns"
+        assert mine >= theirs * 0.7 - n * 20_000, f"gen {gen}: {mine} ns << callbacks {theirs} ns"
+
+
+def test_slow_pauses_come_with_their_stack(workload, gctrace):
+    w, report, events = run_gc_workload("py311", workload, gctrace, threshold="0")
+    pauses = [e for e in events if e["event"] == "pause" and e["pid"] == w.pid]
+    counted = sum(e["count"] for e in events if e["event"] == "summary" and e["pid"] == w.pid)
+    assert len(pauses) == counted  # threshold 0: every collection, none lost
+    for p in pauses:
+        assert p["tid"] == w.pid and p["duration_ns"] > 0 and p["generation"] in (0, 1, 2)
+    # the allocating code: the workload's own loop lines (start-up ones are in importlib)
+    src = workload_script("gc_heavy.py").splitlines()
+    loop_lines = {i + 1 for i, l in enumerate(src) if "Node()" in l and "def" not in l}
+    in_loop = [p for p in pauses if p["stack"] and
+               p["stack"][-1].startswith("<module> (" + w.script_in_root) and
+               int(p["stack"][-1].rsplit(":", 1)[1].rstrip(")")) in loop_lines]
+    assert len(in_loop) >= 0.9 * len(pauses)
+
+
+def test_no_usdt_build_is_reported_unavailable(workload, gctrace):
+    trace = gctrace()
+    w = workload(ZOO["py311-nousdt"])
+    e = trace.wait_for(lambda e: e["event"] == "unavailable" and e["pid"] == w.pid)
+    assert "USDT" in e["reason"]
+    events = trace.stop()
+    assert not [e for e in events if e["event"] == "summary" and e["pid"] == w.pid]
+
+
+def test_gc_refuses_a_no_usdt_target(workload):
+    w = workload(ZOO["py311-nousdt"])
+    r = run_pyrometer("gc", "-p", str(w.pid), "-d", "1", check=False)
+    assert r.returncode == 1
+    assert "unavailable" in r.stderr and "USDT" in r.stderr

@@ -1,0 +1,38 @@
+"""Makes cyclic garbage for SECONDS, timing every collection itself through gc.callbacks.
+Prints "ready", waits for a line on stdin, runs, then prints
+{"stats": gc.get_stats(), "at_ns": CLOCK_MONOTONIC of that reading, "callback_ns":
+{generation: total ns}, "callback_max_ns": {...}}. GC is disabled around the reading, so
+no collection falls between the two; collections after at_ns are the interpreter's
+shutdown collections."""
+import gc, json, sys, time
+
+started = {}
+total_ns, max_ns = {}, {}
+
+def timer(phase, info):
+    gen = info["generation"]
+    if phase == "start":
+        started[gen] = time.perf_counter_ns()
+    elif gen in started:
+        d = time.perf_counter_ns() - started.pop(gen)
+        total_ns[gen] = total_ns.get(gen, 0) + d
+        max_ns[gen] = max(max_ns.get(gen, 0), d)
+
+class Node:
+    def __init__(self, other=None):
+        self.other = other or self
+
+print("ready", flush=True)
+sys.stdin.readline()
+gc.callbacks.append(timer)
+end = time.monotonic() + float(sys.argv[1])
+while time.monotonic() < end:
+    for _ in range(2000):
+        Node()
+    keep = [Node(Node()) for _ in range(3000)]
+gc.callbacks.remove(timer)
+gc.disable()
+at_ns = time.monotonic_ns()
+stats = gc.get_stats()
+print(json.dumps({"stats": stats, "at_ns": at_ns, "callback_ns": total_ns,
+                  "callback_max_ns": max_ns}), flush=True)
