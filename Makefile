@@ -119,6 +119,7 @@ integration: all
 bench: deps
 	$(MAKE) all
 	PYROMETER=$(abspath $(BUILD)/pyrometer) $(PYTHON) tests/bench/bench_cpu.py
+	PYROMETER=$(abspath $(BUILD)/pyrometer) $(PYTHON) tests/bench/bench_gc.py
 
 # libFuzzer with ASan and UBSan over the parsers of untrusted input.
 FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \

@@ -395,8 +395,14 @@ static void print_summary(struct gc_cmd *c)
 static void print_losses(struct gc_cmd *c)
 {
 	struct gctrace_stats st;
+	uint64_t run_ns, run_cnt;
 
 	gctrace__stats(c->gc, &st);
+	gctrace__prog_stats(c->gc, &run_ns, &run_cnt);
+	if (run_cnt)
+		log_info("bpf: %llu runs, %llu ns in all (kernel.bpf_stats_enabled)",
+			 (unsigned long long)run_cnt, (unsigned long long)run_ns);
+	log_info("events: %llu pause events received", (unsigned long long)c->events);
 	if (st.kernel[PYRO_GC_EVENTS_LOST] || st.kernel[PYRO_GC_STATS_FULL] ||
 	    st.kernel[PYRO_GC_INFLIGHT_FULL] || c->events_lost_user)
 		log_warn("lost: %" PRIu64 " pause events (ring buffer full), %" PRIu64

@@ -641,6 +641,10 @@ int discover__poll(struct discover *d, int timeout_ms)
 	err = ring_buffer__poll(d->rb, wait);
 	if (err < 0 && err != -EINTR)
 		return err;
+	/* Rings whose producers skip wake-ups for cheapness (GC pauses) hold data epoll did
+	 * not report: take it too. */
+	if (ring_buffer__consume(d->rb) < 0)
+		log_debug("ring buffer consume failed");
 	run_due_retries(d);
 	resync(d);
 	return err == -EINTR ? -EINTR : d->handled;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 #include "gctrace.h"
 
+#include <bpf/bpf.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -223,6 +224,24 @@ void gctrace__stats(struct gctrace *g, struct gctrace_stats *st)
 		for (c = 0; c < ncpu; c++)
 			st->kernel[k] += vals[c];
 	}
+}
+
+static void add_prog_stats(struct bpf_program *prog, uint64_t *ns, uint64_t *cnt)
+{
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info);
+
+	if (!bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len)) {
+		*ns += info.run_time_ns;
+		*cnt += info.run_cnt;
+	}
+}
+
+void gctrace__prog_stats(struct gctrace *g, uint64_t *run_ns, uint64_t *run_cnt)
+{
+	*run_ns = *run_cnt = 0;
+	add_prog_stats(g->skel->progs.on_gc_start, run_ns, run_cnt);
+	add_prog_stats(g->skel->progs.on_gc_done, run_ns, run_cnt);
 }
 
 /* Buckets 0-7 hold 0-7 ns; then bucket 8 * msb + s covers [(8 + s) << (msb - 3),

@@ -40,6 +40,8 @@ int gctrace__for_each(struct gctrace *g,
 /* The pause histogram of (pid, generation): counts[PYRO_GC_BUCKETS]. */
 int gctrace__histogram(struct gctrace *g, const struct pyro_gc_key *k, uint64_t *counts);
 void gctrace__stats(struct gctrace *g, struct gctrace_stats *st);
+/* Run time and runs of both probe programs (kernel.bpf_stats_enabled). */
+void gctrace__prog_stats(struct gctrace *g, uint64_t *run_ns, uint64_t *run_cnt);
 
 /* Bounds of histogram bucket b, in ns: [lower, upper). */
 uint64_t gc_bucket_lower(uint32_t b);
