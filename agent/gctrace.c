@@ -245,15 +245,26 @@ void gctrace__prog_stats(struct gctrace *g, uint64_t *run_ns, uint64_t *run_cnt)
 }
 
 /* Buckets 0-7 hold 0-7 ns; then bucket 8 * msb + s covers [(8 + s) << (msb - 3),
- * (9 + s) << (msb - 3)) (bpf/gc.bpf.c). */
+ * (9 + s) << (msb - 3)) (bpf/gc.bpf.c). A duration of 8 ns or more has msb >= 3, so buckets
+ * 8-23 are never used: they are empty ranges at 8 ns. */
+#define FIRST_LOG_BUCKET (8 * PYRO_GC_SUB_BITS)
+
 uint64_t gc_bucket_lower(uint32_t b)
 {
-	return b < 8 ? b : (uint64_t)(8 + b % 8) << (b / 8 - PYRO_GC_SUB_BITS);
+	if (b < 8)
+		return b;
+	if (b < FIRST_LOG_BUCKET)
+		return 8;
+	return (uint64_t)(8 + b % 8) << (b / 8 - PYRO_GC_SUB_BITS);
 }
 
 uint64_t gc_bucket_upper(uint32_t b)
 {
-	return b < 8 ? b + 1 : (uint64_t)(9 + b % 8) << (b / 8 - PYRO_GC_SUB_BITS);
+	if (b < 8)
+		return b + 1;
+	if (b < FIRST_LOG_BUCKET)
+		return 8;
+	return (uint64_t)(9 + b % 8) << (b / 8 - PYRO_GC_SUB_BITS);
 }
 
 uint64_t gc_quantile(const uint64_t *counts, double q, uint64_t max_ns)
