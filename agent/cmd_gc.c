@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,8 +18,8 @@
 #include "privs.h"
 #include "seen.h"
 #include "symbolize.h"
+#include "targets.h"
 
-#define MAX_TARGETS 64
 #define MAX_SUMMARIES 4096
 
 static const char gc_usage[] =
@@ -44,9 +43,7 @@ static const char gc_usage[] =
 	"  -h, --help            this help\n";
 
 struct gc_cmd {
-	pid_t targets[MAX_TARGETS];
-	bool target_gone[MAX_TARGETS];
-	int ntargets;
+	struct targets targets;
 	bool all, json;
 	double duration;
 	double threshold_ms;
@@ -63,17 +60,7 @@ struct gc_cmd {
 
 static int parse_number(const char *what, const char *s, double min, double max, double *out)
 {
-	char *end;
-	double v;
-
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || end == s || *end || !isfinite(v) || v < min || v > max) {
-		log_error("gc: %s must be a number from %g to %g, not '%s'", what, min, max, s);
-		return -EINVAL;
-	}
-	*out = v;
-	return 0;
+	return cli_number("gc", what, s, min, max, out);
 }
 
 static int parse_args(int argc, char **argv, struct gc_cmd *c)
@@ -88,20 +75,14 @@ static int parse_args(int argc, char **argv, struct gc_cmd *c)
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
-	double v;
 	int opt;
 
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "p:ad:vh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'p':
-			if (c->ntargets == MAX_TARGETS) {
-				log_error("gc: at most %d -p options", MAX_TARGETS);
+			if (targets_add(&c->targets, "gc", optarg))
 				return -EINVAL;
-			}
-			if (parse_number("a pid", optarg, 1, 4194304, &v) || v != floor(v))
-				return -EINVAL;
-			c->targets[c->ntargets++] = (pid_t)v;
 			break;
 		case 'a':
 			c->all = true;
@@ -135,7 +116,7 @@ static int parse_args(int argc, char **argv, struct gc_cmd *c)
 		log_error("gc: unexpected argument '%s'", argv[optind]);
 		return -EINVAL;
 	}
-	if (!c->ntargets && !c->all) {
+	if (!c->targets.n && !c->all) {
 		log_error("gc: say what to trace: -p PID or -a");
 		return -EINVAL;
 	}
@@ -144,20 +125,10 @@ static int parse_args(int argc, char **argv, struct gc_cmd *c)
 
 /* ---- processes ---- */
 
-static bool is_target(const struct gc_cmd *c, pid_t pid)
-{
-	int i;
-
-	for (i = 0; i < c->ntargets; i++)
-		if (c->targets[i] == pid)
-			return true;
-	return false;
-}
-
 /* Which processes are reported: all with -a; else the targets and what they fork. */
 static bool wanted(const struct gc_cmd *c, const struct py_process *p)
 {
-	return c->all || is_target(c, p->pid) || seen_get(&c->traced, p->ppid);
+	return c->all || targets_has(&c->targets, p->pid) || seen_get(&c->traced, p->ppid);
 }
 
 static void say_unavailable(struct gc_cmd *c, const struct py_process *p)
@@ -220,43 +191,19 @@ static void on_exit_(const struct py_process *p, enum discover_exit_why why, int
 		     uint64_t ktime, void *ctx)
 {
 	struct gc_cmd *c = ctx;
-	int i;
 
 	(void)why;
 	(void)code;
 	(void)ktime;
 	if (c->gc && seen_get(&c->traced, p->pid))
 		gctrace__untrack(c->gc, p);
-	for (i = 0; i < c->ntargets; i++)
-		if (c->targets[i] == p->pid)
-			c->target_gone[i] = true;
+	targets_exited(&c->targets, p->pid);
 }
 
-static int check_targets(struct gc_cmd *c)
+static bool gc_capable(const struct py_binary *b, const char **why)
 {
-	int i;
-
-	for (i = 0; i < c->ntargets; i++) {
-		pid_t pid = c->targets[i];
-		const struct py_process *p = discover__get(c->disc, pid);
-		char path[32];
-
-		snprintf(path, sizeof(path), "/proc/%d", pid);
-		if (!p && access(path, F_OK)) {
-			log_error("gc: no process with pid %d", pid);
-			return -ESRCH;
-		}
-		if (!p) {
-			log_error("gc: pid %d is not a Python process", pid);
-			return -EINVAL;
-		}
-		if (!p->bin->caps.gc) {
-			log_error("gc: pid %d (CPython %s): GC tracing unavailable: %s", pid,
-				  p->bin->version[0] ? p->bin->version : "?", p->bin->caps.no_gc);
-			return -ENOTSUP;
-		}
-	}
-	return 0;
+	*why = b->caps.no_gc;
+	return b->caps.gc;
 }
 
 /* ---- pauses ---- */
@@ -415,25 +362,14 @@ static void print_losses(struct gc_cmd *c)
 		 st.kernel[PYRO_GC_NO_START]);
 }
 
-static bool targets_all_gone(const struct gc_cmd *c)
-{
-	int i;
-
-	if (!c->ntargets || c->all)
-		return false;
-	for (i = 0; i < c->ntargets; i++)
-		if (!c->target_gone[i])
-			return false;
-	return true;
-}
-
 static int trace_loop(struct gc_cmd *c)
 {
 	uint64_t end =
 		c->duration > 0 ? monotonic_ns() + (uint64_t)(c->duration * 1e9) : UINT64_MAX;
 	int err;
 
-	while (!cmd_stop_requested && !targets_all_gone(c) && monotonic_ns() < end) {
+	while (!cmd_stop_requested && (c->all || !targets_all_gone(&c->targets)) &&
+	       monotonic_ns() < end) {
 		uint64_t left = (end - monotonic_ns()) / 1000000;
 
 		err = discover__poll(c->disc, left > 200 ? 200 : (int)left + 1);
@@ -460,7 +396,7 @@ static int run(struct gc_cmd *c)
 
 	if ((err = symbolizer__new(&c->sym)) || (err = discover__new(&ops, &c->disc)) ||
 	    (err = discover__start_live(c->disc)) || (err = discover__scan(c->disc)) ||
-	    (err = check_targets(c)))
+	    (err = targets_check(&c->targets, c->disc, "gc", "GC tracing", gc_capable)))
 		return err;
 	go.procs_fd = discover__procs_map_fd(c->disc);
 	if ((err = gctrace__new(&go, &c->gc)) ||

@@ -26,9 +26,9 @@
 #include "sampler.h"
 #include "seen.h"
 #include "symbolize.h"
+#include "targets.h"
 #include "text.h"
 
-#define MAX_TARGETS 64
 #define DRAIN_MS 200 /* short, so that little is left unsymbolized when a process exits */
 
 static const char record_usage[] =
@@ -59,9 +59,7 @@ enum out_format {
 };
 
 struct record {
-	pid_t targets[MAX_TARGETS];
-	bool target_gone[MAX_TARGETS];
-	int ntargets;
+	struct targets targets;
 	bool all;
 	double duration;
 	int freq;
@@ -113,17 +111,7 @@ static int format_from_name(const char *name, enum out_format *f)
 
 static int parse_number(const char *what, const char *s, double min, double max, double *out)
 {
-	char *end;
-	double v;
-
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || end == s || *end || !isfinite(v) || v < min || v > max) {
-		log_error("record: %s must be a number from %g to %g, not '%s'", what, min, max, s);
-		return -EINVAL;
-	}
-	*out = v;
-	return 0;
+	return cli_number("record", what, s, min, max, out);
 }
 
 static int parse_args(int argc, char **argv, struct record *r)
@@ -146,13 +134,8 @@ static int parse_args(int argc, char **argv, struct record *r)
 	while ((opt = getopt_long(argc, argv, "p:ad:F:o:vh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'p':
-			if (r->ntargets == MAX_TARGETS) {
-				log_error("record: at most %d -p options", MAX_TARGETS);
+			if (targets_add(&r->targets, "record", optarg))
 				return -EINVAL;
-			}
-			if (parse_number("a pid", optarg, 1, 4194304, &v) || v != floor(v))
-				return -EINVAL;
-			r->targets[r->ntargets++] = (pid_t)v;
 			break;
 		case 'a':
 			r->all = true;
@@ -194,7 +177,7 @@ static int parse_args(int argc, char **argv, struct record *r)
 		log_error("record: unexpected argument '%s'", argv[optind]);
 		return -EINVAL;
 	}
-	if (!r->ntargets && !r->all) {
+	if (!r->targets.n && !r->all) {
 		log_error("record: say what to profile: -p PID or -a");
 		return -EINVAL;
 	}
@@ -229,45 +212,31 @@ static void on_exit_(const struct py_process *p, enum discover_exit_why why, int
 		     uint64_t ktime, void *ctx)
 {
 	struct record *r = ctx;
-	int i;
 
 	(void)why;
 	(void)code;
 	(void)ktime;
-	for (i = 0; i < r->ntargets; i++)
-		if (r->targets[i] == p->pid)
-			r->target_gone[i] = true;
+	targets_exited(&r->targets, p->pid);
+}
+
+static bool cpu_capable(const struct py_binary *b, const char **why)
+{
+	*why = b->caps.no_cpu;
+	return b->caps.cpu;
 }
 
 static int check_targets(struct record *r)
 {
-	int i;
+	int i, err = targets_check(&r->targets, r->disc, "record", "CPU sampling", cpu_capable);
 
-	for (i = 0; i < r->ntargets; i++) {
-		pid_t pid = r->targets[i];
-		const struct py_process *p = discover__get(r->disc, pid);
-		char path[32];
-
-		snprintf(path, sizeof(path), "/proc/%d", pid);
-		if (!p && access(path, F_OK)) {
-			log_error("record: no process with pid %d", pid);
-			return -ESRCH;
-		}
-		if (!p) {
-			log_error("record: pid %d is not a Python process", pid);
-			return -EINVAL;
-		}
-		if (!p->bin->caps.cpu) {
-			log_error("record: pid %d (CPython %s): CPU sampling unavailable: %s", pid,
-				  p->bin->version[0] ? p->bin->version : "?", p->bin->caps.no_cpu);
-			return -ENOTSUP;
-		}
-		if (discover__set_flags(r->disc, pid, PYRO_PROC_SAMPLE)) {
-			log_error("record: pid %d exited before sampling started", pid);
-			return -ESRCH;
+	for (i = 0; !err && i < r->targets.n; i++) {
+		if (discover__set_flags(r->disc, r->targets.pid[i], PYRO_PROC_SAMPLE)) {
+			log_error("record: pid %d exited before sampling started",
+				  r->targets.pid[i]);
+			err = -ESRCH;
 		}
 	}
-	return 0;
+	return err;
 }
 
 /* ---- samples ---- */
@@ -458,25 +427,13 @@ static void summary(struct record *r, double secs)
 		 st.kernel[PYRO_CPU_FRAME_READS]);
 }
 
-static bool targets_all_gone(const struct record *r)
-{
-	int i;
-
-	if (!r->ntargets || r->all)
-		return false;
-	for (i = 0; i < r->ntargets; i++)
-		if (!r->target_gone[i])
-			return false;
-	return true;
-}
-
 static int sample_loop(struct record *r)
 {
 	uint64_t start = monotonic_ns(), next_drain = start + DRAIN_MS * 1000000ull;
 	uint64_t end = r->duration > 0 ? start + (uint64_t)(r->duration * 1e9) : UINT64_MAX;
 	int err;
 
-	while (!cmd_stop_requested && !targets_all_gone(r)) {
+	while (!cmd_stop_requested && (r->all || !targets_all_gone(&r->targets))) {
 		uint64_t now = monotonic_ns(), until = next_drain < end ? next_drain : end;
 
 		if (now >= end)
