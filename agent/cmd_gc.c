@@ -13,7 +13,9 @@
 #include "commands.h"
 #include "discover.h"
 #include "gctrace.h"
+#include "gc_metrics.h"
 #include "json.h"
+#include "metrics.h"
 #include "log.h"
 #include "privs.h"
 #include "seen.h"
@@ -39,6 +41,8 @@ static const char gc_usage[] =
 	"      --threshold MS    print pauses at least this long (default 10; 0: every "
 	"collection)\n"
 	"      --json            one JSON object per line\n"
+	"      --metrics-addr HOST:PORT\n"
+	"                        serve Prometheus metrics at http://HOST:PORT/metrics\n"
 	"  -v                    verbose (repeat for debug output)\n"
 	"  -h, --help            this help\n";
 
@@ -47,6 +51,8 @@ struct gc_cmd {
 	bool all, json;
 	double duration;
 	double threshold_ms;
+	const char *metrics_addr;
+	struct metrics_server *metrics;
 
 	struct discover *disc;
 	struct gctrace *gc;
@@ -71,6 +77,7 @@ static int parse_args(int argc, char **argv, struct gc_cmd *c)
 		{ "duration", required_argument, NULL, 'd' },
 		{ "threshold", required_argument, NULL, 't' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "metrics-addr", required_argument, NULL, 'm' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
@@ -99,6 +106,9 @@ static int parse_args(int argc, char **argv, struct gc_cmd *c)
 			break;
 		case 'j':
 			c->json = true;
+			break;
+		case 'm':
+			c->metrics_addr = optarg;
 			break;
 		case 'v':
 			log_set_level(log_get_level() < LOG_LVL_DEBUG ? log_get_level() + 1
@@ -362,10 +372,26 @@ static void print_losses(struct gc_cmd *c)
 		 st.kernel[PYRO_GC_NO_START]);
 }
 
+/* Renders the metrics and hands them to the server thread. */
+static void publish_metrics(struct gc_cmd *c)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	if (!f)
+		return;
+	if (gc_metrics_write(c->gc, &c->seen, f) == 0 && fflush(f) == 0)
+		metrics_server__publish(c->metrics, text, len);
+	fclose(f);
+	free(text);
+}
+
 static int trace_loop(struct gc_cmd *c)
 {
 	uint64_t end =
 		c->duration > 0 ? monotonic_ns() + (uint64_t)(c->duration * 1e9) : UINT64_MAX;
+	uint64_t next_publish = 0;
 	int err;
 
 	while (!cmd_stop_requested && (c->all || !targets_all_gone(&c->targets)) &&
@@ -375,6 +401,10 @@ static int trace_loop(struct gc_cmd *c)
 		err = discover__poll(c->disc, left > 200 ? 200 : (int)left + 1);
 		if (err < 0 && err != -EINTR)
 			return err;
+		if (c->metrics && monotonic_ns() >= next_publish) {
+			publish_metrics(c); /* scrapes see figures at most a second old */
+			next_publish = monotonic_ns() + 1000000000ull;
+		}
 	}
 	/* what the kernel still holds for us */
 	while (discover__poll(c->disc, 0) > 0)
@@ -404,6 +434,11 @@ static int run(struct gc_cmd *c)
 		return err;
 	/* the scan ran before the tracer existed: track what it found */
 	discover__for_each(c->disc, track_existing, c);
+	if (c->metrics_addr) {
+		if ((err = metrics_server__start(c->metrics_addr, &c->metrics)))
+			return err;
+		publish_metrics(c);
+	}
 	if (c->json)
 		puts("{\"event\":\"ready\"}");
 	else
@@ -430,6 +465,7 @@ int cmd_gc(int argc, char **argv)
 	seen_init(&c.seen);
 	seen_init(&c.traced);
 	err = run(&c);
+	metrics_server__free(c.metrics);
 	gctrace__free(c.gc);
 	discover__free(c.disc);
 	symbolizer__free(c.sym);

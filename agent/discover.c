@@ -19,6 +19,7 @@
 #include "log.h"
 #include "pyrometer.h"
 #include "rootfs.h"
+#include "service.h"
 
 /* One inspected binary, Python or not, keyed by the file it is. A file replaced in place
  * (same inode, new contents) is noticed by its size and mtime. */
@@ -314,6 +315,8 @@ int discover__inspect(struct discover *d, pid_t pid, struct py_process **out)
 		err = -ENOENT;
 	p->ppid = pst.ppid;
 	p->starttime = pst.starttime;
+	if (!err)
+		service_of(pid, p->comm, p->service, sizeof(p->service));
 out:
 	free(s);
 	if (err)

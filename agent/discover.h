@@ -19,6 +19,7 @@ struct py_process {
 	uint64_t starttime; /* clock ticks since boot; (pid, starttime) names a process */
 	uint64_t seen_ns;   /* CLOCK_MONOTONIC when we inspected it */
 	char comm[16];
+	char service[64];	    /* service_name label (agent/service.c) */
 	char root[PATH_MAX];	    /* the process's / as seen from ours */
 	char interp_path[PATH_MAX]; /* file holding the interpreter, as the process sees it */
 	bool in_shared_lib;	    /* the interpreter is a libpython*.so, not the executable */

@@ -183,6 +183,25 @@ int gctrace__for_each(struct gctrace *g,
 	return err == -ENOENT ? 0 : err;
 }
 
+int gctrace__for_each_bucket(struct gctrace *g,
+			     void (*cb)(const struct pyro_gc_hist_key *k, uint64_t n, void *ctx),
+			     void *ctx)
+{
+	struct pyro_gc_hist_key key, next;
+	uint64_t n;
+	int err;
+
+	for (err = bpf_map__get_next_key(g->skel->maps.gc_hist, NULL, &next, sizeof(next)); !err;
+	     err = bpf_map__get_next_key(g->skel->maps.gc_hist, &key, &next, sizeof(next))) {
+		key = next;
+		if (key.bucket < PYRO_GC_BUCKETS &&
+		    !bpf_map__lookup_elem(g->skel->maps.gc_hist, &key, sizeof(key), &n, sizeof(n),
+					  0))
+			cb(&key, n, ctx);
+	}
+	return err == -ENOENT ? 0 : err;
+}
+
 int gctrace__histogram(struct gctrace *g, const struct pyro_gc_key *k, uint64_t *counts)
 {
 	struct pyro_gc_hist_key key, next;

@@ -37,6 +37,10 @@ int gctrace__for_each(struct gctrace *g,
 		      void (*cb)(const struct pyro_gc_key *k, const struct pyro_gc_stats *st,
 				 void *ctx),
 		      void *ctx);
+/* Calls cb for every non-empty histogram bucket of every (pid, generation). */
+int gctrace__for_each_bucket(struct gctrace *g,
+			     void (*cb)(const struct pyro_gc_hist_key *k, uint64_t n, void *ctx),
+			     void *ctx);
 /* The pause histogram of (pid, generation): counts[PYRO_GC_BUCKETS]. */
 int gctrace__histogram(struct gctrace *g, const struct pyro_gc_key *k, uint64_t *counts);
 void gctrace__stats(struct gctrace *g, struct gctrace_stats *st);

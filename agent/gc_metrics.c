@@ -1,0 +1,222 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+#include "gc_metrics.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gctrace.h"
+#include "intern.h"
+#include "metrics.h"
+#include "seen.h"
+
+/* Histogram bounds in seconds, from 100 us (a young collection) to 10 s. A fine bucket
+ * (12.5 % wide) straddling a bound is counted in the next one. */
+static const double le_s[] = { 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+			       0.05,   0.1,	0.25,	0.5,   1,      2.5,   5,    10 };
+#define NLE (sizeof(le_s) / sizeof(le_s[0]))
+
+struct series {
+	uint64_t le[NLE], count, sum_ns;
+	int64_t collected;
+};
+
+struct agg {
+	struct intern keys; /* "service\0generation" */
+	struct series *s;
+	size_t cap;
+	struct gctrace *g;
+	const struct seen *seen;
+	int err;
+};
+
+static struct series *series_of(struct agg *a, const char *service, int generation)
+{
+	char key[96];
+	int n = snprintf(key, sizeof(key), "%s%c%d", service, '\0', generation);
+	int64_t id = intern_put(&a->keys, key, (size_t)n);
+
+	if (id < 0)
+		return NULL;
+	if ((size_t)id >= a->cap) {
+		size_t cap = a->cap ? a->cap * 2 : 16;
+		struct series *g = realloc(a->s, cap * sizeof(*g));
+
+		if (!g)
+			return NULL;
+		memset(g + a->cap, 0, (cap - a->cap) * sizeof(*g));
+		a->s = g;
+		a->cap = cap;
+	}
+	return &a->s[id];
+}
+
+static const char *service_of_pid(const struct agg *a, uint32_t pid)
+{
+	const struct py_process *p = seen_get(a->seen, (pid_t)pid);
+
+	return p ? p->service : "unknown";
+}
+
+static void add_stats(const struct pyro_gc_key *k, const struct pyro_gc_stats *st, void *ctx)
+{
+	struct agg *a = ctx;
+	struct series *s = series_of(a, service_of_pid(a, k->pid), k->generation);
+
+	if (!s) {
+		a->err = -ENOMEM;
+		return;
+	}
+	s->sum_ns += st->total_ns;
+	s->collected += st->collected;
+}
+
+/* Counts come from the histogram, so that +Inf, _count and the buckets always agree. */
+static void add_bucket(const struct pyro_gc_hist_key *k, uint64_t n, void *ctx)
+{
+	struct agg *a = ctx;
+	struct series *s = series_of(a, service_of_pid(a, k->pid), k->generation);
+	size_t i;
+
+	if (!s) {
+		a->err = -ENOMEM;
+		return;
+	}
+	s->count += n;
+	for (i = 0; i < NLE; i++)
+		if ((double)gc_bucket_upper(k->bucket) <= le_s[i] * 1e9)
+			s->le[i] += n;
+}
+
+static void labels(FILE *f, const char *key, size_t len)
+{
+	fputs("service_name=\"", f);
+	metrics_label_value(f, key);
+	fprintf(f, "\",generation=\"%s\"", key + strlen(key) + 1);
+	(void)len;
+}
+
+static void write_series(FILE *f, const struct agg *a)
+{
+	size_t id, i, len;
+
+	fputs("# HELP python_gc_pause_seconds CPython garbage-collection pauses (gc__start to "
+	      "gc__done).\n# TYPE python_gc_pause_seconds histogram\n",
+	      f);
+	for (id = 0; id < a->keys.n; id++) {
+		const char *key = intern_key(&a->keys, (uint32_t)id, &len);
+		const struct series *s = &a->s[id];
+
+		for (i = 0; i < NLE; i++) {
+			fputs("python_gc_pause_seconds_bucket{", f);
+			labels(f, key, len);
+			fprintf(f, ",le=\"%g\"} %" PRIu64 "\n", le_s[i], s->le[i]);
+		}
+		fputs("python_gc_pause_seconds_bucket{", f);
+		labels(f, key, len);
+		fprintf(f, ",le=\"+Inf\"} %" PRIu64 "\npython_gc_pause_seconds_sum{", s->count);
+		labels(f, key, len);
+		fprintf(f, "} %.9f\npython_gc_pause_seconds_count{", (double)s->sum_ns / 1e9);
+		labels(f, key, len);
+		fprintf(f, "} %" PRIu64 "\n", s->count);
+	}
+	fputs("# HELP python_gc_collections_total CPython garbage collections.\n"
+	      "# TYPE python_gc_collections_total counter\n",
+	      f);
+	for (id = 0; id < a->keys.n; id++) {
+		const char *key = intern_key(&a->keys, (uint32_t)id, &len);
+
+		fputs("python_gc_collections_total{", f);
+		labels(f, key, len);
+		fprintf(f, "} %" PRIu64 "\n", a->s[id].count);
+	}
+	fputs("# HELP python_gc_objects_collected_total Objects collected or found uncollectable "
+	      "(gc__done's argument).\n# TYPE python_gc_objects_collected_total counter\n",
+	      f);
+	for (id = 0; id < a->keys.n; id++) {
+		const char *key = intern_key(&a->keys, (uint32_t)id, &len);
+
+		fputs("python_gc_objects_collected_total{", f);
+		labels(f, key, len);
+		fprintf(f, "} %" PRId64 "\n", a->s[id].collected);
+	}
+}
+
+/* 1 when every process of the service seen has the GC probes, else 0: a service whose
+ * interpreter lacks them shows 0 here, never zero pauses. */
+static void write_availability(FILE *f, const struct seen *seen)
+{
+	struct intern services;
+	char *avail = NULL;
+	size_t i;
+
+	intern_init(&services);
+	avail = calloc(seen->pids.n + 1, 1);
+	for (i = 0; avail && i < seen->pids.n; i++) {
+		const struct py_process *p = &seen->procs[i];
+		int64_t id = intern_put(&services, p->service, strlen(p->service));
+
+		if (id < 0)
+			break;
+		if ((size_t)id == services.n - 1 && !avail[id])
+			avail[id] = 1 + (p->bin->caps.gc ? 1 : 0); /* 1: no, 2: yes */
+		else if (!p->bin->caps.gc)
+			avail[id] = 1;
+	}
+	fputs("# HELP python_gc_tracing_available Whether GC pauses of the service can be traced "
+	      "(CPython built with USDT probes).\n# TYPE python_gc_tracing_available gauge\n",
+	      f);
+	for (i = 0; avail && i < services.n; i++) {
+		fputs("python_gc_tracing_available{service_name=\"", f);
+		metrics_label_value(f, intern_key(&services, (uint32_t)i, NULL));
+		fprintf(f, "\"} %d\n", avail[i] == 2);
+	}
+	free(avail);
+	intern_free(&services);
+}
+
+static void write_self(FILE *f, struct gctrace *g)
+{
+	struct gctrace_stats st;
+
+	gctrace__stats(g, &st);
+	fprintf(f,
+		"# HELP pyrometer_gc_lost_total GC pauses or pause events pyrometer could not "
+		"record, "
+		"by reason.\n# TYPE pyrometer_gc_lost_total counter\n"
+		"pyrometer_gc_lost_total{reason=\"events_ring_full\"} %" PRIu64 "\n"
+		"pyrometer_gc_lost_total{reason=\"stats_map_full\"} %" PRIu64 "\n"
+		"pyrometer_gc_lost_total{reason=\"inflight_unavailable\"} %" PRIu64 "\n"
+		"pyrometer_gc_lost_total{reason=\"done_without_start\"} %" PRIu64 "\n"
+		"# HELP pyrometer_gc_binaries_attached Interpreter binaries with GC probes "
+		"attached.\n"
+		"# TYPE pyrometer_gc_binaries_attached gauge\n"
+		"pyrometer_gc_binaries_attached %" PRIu64 "\n"
+		"# HELP pyrometer_gc_attach_failures_total GC probe attachments that failed.\n"
+		"# TYPE pyrometer_gc_attach_failures_total counter\n"
+		"pyrometer_gc_attach_failures_total %" PRIu64 "\n",
+		st.kernel[PYRO_GC_EVENTS_LOST],
+		st.kernel[PYRO_GC_STATS_FULL] + st.kernel[PYRO_GC_HIST_FULL],
+		st.kernel[PYRO_GC_INFLIGHT_FULL], st.kernel[PYRO_GC_NO_START], st.binaries,
+		st.attach_failed);
+}
+
+int gc_metrics_write(struct gctrace *g, const struct seen *seen, FILE *f)
+{
+	struct agg a = { .g = g, .seen = seen };
+	int err;
+
+	intern_init(&a.keys);
+	err = gctrace__for_each(g, add_stats, &a);
+	if (!err)
+		err = gctrace__for_each_bucket(g, add_bucket, &a);
+	if (!err && !a.err) {
+		write_series(f, &a);
+		write_availability(f, seen);
+		write_self(f, g);
+	}
+	intern_free(&a.keys);
+	free(a.s);
+	return err ? err : a.err;
+}

@@ -1,0 +1,158 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+#include "service.h"
+
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "text.h"
+
+#define MAX_ARGS 64
+
+static const char *basename_of(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash ? slash + 1 : path;
+}
+
+static bool is_python(const char *arg)
+{
+	return strncmp(basename_of(arg), "python", 6) == 0;
+}
+
+/* Interpreter options that take a value as the next argument. */
+static bool takes_value(const char *opt)
+{
+	return !strcmp(opt, "-X") || !strcmp(opt, "-W") || !strcmp(opt, "--check-hash-based-pycs");
+}
+
+/* Copies s up to the first of `stops` (or its end) into out, sanitized. */
+static void put(char *out, size_t len, const char *s, const char *stops)
+{
+	size_t n = strcspn(s, stops);
+
+	if (n >= len)
+		n = len - 1;
+	memcpy(out, s, n);
+	out[n] = '\0';
+	text_sanitize(out);
+}
+
+static bool asgi_wsgi_server(const char *name)
+{
+	static const char *const servers[] = { "gunicorn", "uvicorn", "hypercorn", "daphne" };
+	size_t i;
+
+	for (i = 0; i < sizeof(servers) / sizeof(servers[0]); i++)
+		if (!strcmp(name, servers[i]))
+			return true;
+	return false;
+}
+
+/* The application of a server command line (argv[i] is the server), if it names one. */
+static bool server_app(char *const *argv, int argc, int i, char *out, size_t len)
+{
+	const char *server = basename_of(argv[i]);
+
+	for (i++; i < argc; i++) {
+		if (!strcmp(server, "celery")) {
+			if ((!strcmp(argv[i], "-A") || !strcmp(argv[i], "--app")) && i + 1 < argc) {
+				put(out, len, argv[i + 1], ".:");
+				return true;
+			}
+			if (!strncmp(argv[i], "--app=", 6)) {
+				put(out, len, argv[i] + 6, ".:");
+				return true;
+			}
+		} else if (argv[i][0] != '-' && strchr(argv[i], ':')) {
+			put(out, len, argv[i], ".:"); /* pkg.module:app */
+			return true;
+		}
+	}
+	put(out, len, server, "");
+	return true;
+}
+
+void service_from_argv(char *const *argv, int argc, const char *fallback, char *out, size_t len)
+{
+	int i = 0;
+
+	if (argc > 0 && is_python(argv[0])) {
+		for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+			if (!strcmp(argv[i], "-m") && i + 1 < argc) {
+				put(out, len, argv[i + 1], ".");
+				return;
+			}
+			if (!strcmp(argv[i], "-c"))
+				goto fallback;
+			if (takes_value(argv[i]))
+				i++;
+		}
+		if (i >= argc)
+			goto fallback;
+	}
+	if (i < argc) {
+		const char *base = basename_of(argv[i]);
+
+		if (asgi_wsgi_server(base) || !strcmp(base, "celery")) {
+			server_app(argv, argc, i, out, len);
+			return;
+		}
+		if (i > 0 || !is_python(argv[0])) {
+			put(out, len, base, "");
+			if (strlen(out) > 3 && !strcmp(out + strlen(out) - 3, ".py"))
+				out[strlen(out) - 3] = '\0';
+			if (out[0])
+				return;
+		}
+	}
+fallback:
+	put(out, len, fallback, "");
+}
+
+/* Reads a NUL-separated /proc file (cmdline, environ), at most cap bytes. */
+static ssize_t read_proc(pid_t pid, const char *what, char *buf, size_t cap)
+{
+	char path[64];
+	ssize_t n, got = 0;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/%s", pid, what);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	while ((size_t)got < cap - 1 && (n = read(fd, buf + got, cap - 1 - got)) > 0)
+		got += n;
+	close(fd);
+	buf[got] = '\0';
+	return got;
+}
+
+void service_of(pid_t pid, const char *comm, char *out, size_t len)
+{
+	static char buf[64 * 1024];
+	char *argv[MAX_ARGS], *p, *end;
+	ssize_t n;
+	int argc = 0;
+
+	/* Only the one allow-listed variable is looked at; the buffer is cleared after. */
+	n = read_proc(pid, "environ", buf, sizeof(buf));
+	for (p = buf, end = buf + (n > 0 ? n : 0); p < end; p += strlen(p) + 1) {
+		if (!strncmp(p, SERVICE_ENV "=", strlen(SERVICE_ENV) + 1) &&
+		    p[strlen(SERVICE_ENV) + 1]) {
+			put(out, len, p + strlen(SERVICE_ENV) + 1, "");
+			memset(buf, 0, sizeof(buf));
+			return;
+		}
+	}
+	memset(buf, 0, sizeof(buf));
+	n = read_proc(pid, "cmdline", buf, sizeof(buf));
+	for (p = buf, end = buf + (n > 0 ? n : 0); p < end && argc < MAX_ARGS; p += strlen(p) + 1)
+		argv[argc++] = p;
+	service_from_argv(argv, argc, comm, out, len);
+	memset(buf, 0, sizeof(buf));
+}
