@@ -1,0 +1,145 @@
+"""GC metrics read by independent consumers: `promtool check metrics`, and a real Prometheus
+(the Debian package) on loopback that scrapes pyrometer and answers histogram_quantile."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+
+import pytest
+
+from conftest import PYROMETER, ROOT, ZOO, workload_script
+
+RULES = os.path.join(ROOT, "deploy", "prometheus-gc-rules.yml")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(url, timeout=5):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.status, r.read().decode()
+
+
+@pytest.fixture
+def gc_metrics():
+    port = free_port()
+    proc = subprocess.Popen([PYROMETER, "gc", "-a", "--json", "--metrics-addr",
+                             f"127.0.0.1:{port}"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:
+        if json.loads(line)["event"] == "ready":
+            break
+    yield port, proc
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=30)
+
+
+def scrape_until(port, pred, timeout=20):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        _, text = get(f"http://127.0.0.1:{port}/metrics")
+        if pred(text):
+            return text
+        time.sleep(0.3)
+    raise AssertionError("metrics never showed what was expected:\n" + text)
+
+
+def test_metrics_pass_promtool_and_label_services(gc_metrics, workload):
+    port, _ = gc_metrics
+    w = workload(ZOO["py311"], workload_script("gc_heavy.py"), ["1"])
+    service = os.path.basename(w.script_in_root)[:-3]  # `python3.11 /tmp/x.py` -> x
+    nousdt = workload(ZOO["py311-nousdt"])
+    nousdt_service = os.path.basename(nousdt.script_in_root)[:-3]
+    w.proc.stdin.write("go\n")
+    w.proc.stdin.flush()
+    report = json.loads(w.proc.stdout.readline())
+    w.proc.wait()
+    want = (f'python_gc_collections_total{{service_name="{service}",generation="0"}} '
+            f'{report["stats"][0]["collections"]}')
+    text = scrape_until(port, lambda t: want in t)
+    r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f'python_gc_tracing_available{{service_name="{service}"}} 1' in text
+    assert f'python_gc_tracing_available{{service_name="{nousdt_service}"}} 0' in text
+    assert f'service_name="{nousdt_service}",generation' not in text  # unavailable, not zero
+    # buckets are cumulative and end with the count
+    buckets = [int(l.rsplit(" ", 1)[1]) for l in text.splitlines()
+               if l.startswith(f'python_gc_pause_seconds_bucket{{service_name="{service}",generation="0"')]
+    assert buckets == sorted(buckets) and buckets[-1] == report["stats"][0]["collections"]
+
+
+def test_metrics_endpoint_answers_only_metrics(gc_metrics):
+    port, _ = gc_metrics
+    with pytest.raises(urllib.error.HTTPError) as e:
+        get(f"http://127.0.0.1:{port}/")
+    assert e.value.code == 404
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", data=b"x", method="POST")
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req, timeout=5)
+    assert e.value.code == 405
+
+
+def test_alert_rules_pass_promtool():
+    r = subprocess.run(["promtool", "check", "rules", RULES], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "4 rules found" in r.stdout
+
+
+def test_prometheus_scrapes_and_answers_a_quantile(gc_metrics, workload, tmp_path):
+    port, _ = gc_metrics
+    prom_port = free_port()
+    config = tmp_path / "prometheus.yml"
+    config.write_text(f"""
+global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+rule_files: ["{RULES}"]
+scrape_configs:
+  - job_name: pyrometer
+    static_configs:
+      - targets: ["127.0.0.1:{port}"]
+""")
+    prom = subprocess.Popen(["prometheus", f"--config.file={config}",
+                             f"--storage.tsdb.path={tmp_path / 'data'}",
+                             f"--web.listen-address=127.0.0.1:{prom_port}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        # runs well past the query; the fixture kills it at the end
+        w = workload(ZOO["py313"], workload_script("gc_heavy.py"), ["30"])
+        service = os.path.basename(w.script_in_root)[:-3]
+        w.proc.stdin.write("go\n")
+        w.proc.stdin.flush()
+        query = ("histogram_quantile(0.99, sum by (le) (rate(python_gc_pause_seconds_bucket"
+                 f'{{service_name="{service}",generation="0"}}[5s])))')
+        url = (f"http://127.0.0.1:{prom_port}/api/v1/query?"
+               + urllib.parse.urlencode({"query": query}))
+        value, end = None, time.monotonic() + 40
+        while time.monotonic() < end:
+            try:
+                _, body = get(url)
+                result = json.loads(body)["data"]["result"]
+                if result and result[0]["value"][1] not in ("NaN", "0"):
+                    value = float(result[0]["value"][1])
+                    break
+            except OSError:
+                pass  # Prometheus still starting
+            time.sleep(1)
+        if value is None:
+            _, served = get(f"http://127.0.0.1:{port}/metrics")
+            raise AssertionError(f"Prometheus never answered {query}; pyrometer served:\n"
+                                 + "\n".join(l for l in served.splitlines()
+                                              if "collections_total" in l))
+        assert 0 < value < 1.0  # a young collection's p99 is far below a second
+        _, body = get(f"http://127.0.0.1:{prom_port}/api/v1/targets")
+        assert json.loads(body)["data"]["activeTargets"][0]["health"] == "up"
+    finally:
+        prom.terminate()
+        prom.wait(timeout=30)
