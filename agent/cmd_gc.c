@@ -13,6 +13,8 @@
 #include "commands.h"
 #include "discover.h"
 #include "gctrace.h"
+#include "intern.h"
+#include "alerts.h"
 #include "gc_metrics.h"
 #include "json.h"
 #include "metrics.h"
@@ -43,6 +45,12 @@ static const char gc_usage[] =
 	"      --json            one JSON object per line\n"
 	"      --metrics-addr HOST:PORT\n"
 	"                        serve Prometheus metrics at http://HOST:PORT/metrics\n"
+	"      --alertmanager URL send alerts to Alertmanager (API v2) at URL\n"
+	"      --alert-pause MS  alert on any single pause this long (default: --threshold)\n"
+	"      --alert-p99 MS    alert when the p99 pause over the window is this long\n"
+	"      --alert-window S  p99 window, and how long a rule must stop holding before its\n"
+	"                        alert is resolved (default 60)\n"
+	"      --alert-resend S  re-send firing alerts this often (default 30)\n"
 	"  -v                    verbose (repeat for debug output)\n"
 	"  -h, --help            this help\n";
 
@@ -53,6 +61,8 @@ struct gc_cmd {
 	double threshold_ms;
 	const char *metrics_addr;
 	struct metrics_server *metrics;
+	struct alert_opts alert;
+	struct alerter *alerter;
 
 	struct discover *disc;
 	struct gctrace *gc;
@@ -78,6 +88,11 @@ static int parse_args(int argc, char **argv, struct gc_cmd *c)
 		{ "threshold", required_argument, NULL, 't' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "metrics-addr", required_argument, NULL, 'm' },
+		{ "alertmanager", required_argument, NULL, 'A' },
+		{ "alert-pause", required_argument, NULL, 'P' },
+		{ "alert-p99", required_argument, NULL, 'Q' },
+		{ "alert-window", required_argument, NULL, 'W' },
+		{ "alert-resend", required_argument, NULL, 'R' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
@@ -110,6 +125,29 @@ static int parse_args(int argc, char **argv, struct gc_cmd *c)
 		case 'm':
 			c->metrics_addr = optarg;
 			break;
+		case 'A':
+			c->alert.url = optarg;
+			break;
+		case 'P':
+			if (parse_number("--alert-pause (ms)", optarg, 0, 3600000,
+					 &c->alert.pause_s))
+				return -EINVAL;
+			c->alert.pause_s /= 1000;
+			break;
+		case 'Q':
+			if (parse_number("--alert-p99 (ms)", optarg, 0, 3600000, &c->alert.p99_s))
+				return -EINVAL;
+			c->alert.p99_s /= 1000;
+			break;
+		case 'W':
+			if (parse_number("--alert-window (s)", optarg, 1, 600, &c->alert.window_s))
+				return -EINVAL;
+			break;
+		case 'R':
+			if (parse_number("--alert-resend (s)", optarg, 1, 86400,
+					 &c->alert.resend_s))
+				return -EINVAL;
+			break;
 		case 'v':
 			log_set_level(log_get_level() < LOG_LVL_DEBUG ? log_get_level() + 1
 								      : LOG_LVL_DEBUG);
@@ -130,6 +168,12 @@ static int parse_args(int argc, char **argv, struct gc_cmd *c)
 		log_error("gc: say what to trace: -p PID or -a");
 		return -EINVAL;
 	}
+	if (!c->alert.url && (c->alert.pause_s || c->alert.p99_s)) {
+		log_error("gc: alert rules need --alertmanager URL");
+		return -EINVAL;
+	}
+	if (c->alert.url && !c->alert.pause_s && !c->alert.p99_s)
+		c->alert.pause_s = c->threshold_ms / 1000;
 	return 0;
 }
 
@@ -218,6 +262,33 @@ static bool gc_capable(const struct py_binary *b, const char **why)
 
 /* ---- pauses ---- */
 
+/* The stack of a pause as text, leaf first, one frame a line (for alerts). */
+static void stack_text(struct gc_cmd *c, const struct py_process *p, const struct pyro_gc_event *e,
+		       char *out, size_t len)
+{
+	struct py_frame_sym fs;
+	size_t at = 0;
+	uint32_t i;
+
+	out[0] = '\0';
+	for (i = 0; p && i < e->stack.depth && i < PYRO_MAX_FRAMES && at + 1 < len; i++) {
+		symbolizer__frame(c->sym, p, e->stack.frames[i] & PYRO_FRAME_CODE_MASK,
+				  (uint32_t)(e->stack.frames[i] >> PYRO_FRAME_INSTR_SHIFT), &fs);
+		at += (size_t)snprintf(out + at, len - at, "%s%s (%s:%d)", i ? "\n" : "", fs.name,
+				       fs.file, fs.line);
+	}
+}
+
+static void alert_pause(struct gc_cmd *c, const struct pyro_gc_event *e)
+{
+	const struct py_process *p = seen_get(&c->seen, (pid_t)e->pid);
+	char stack[2048];
+
+	stack_text(c, p, e, stack, sizeof(stack));
+	alerter__pause(c->alerter, p ? p->service : "unknown", e->generation, e->duration_ns,
+		       stack);
+}
+
 static void print_pause(struct gc_cmd *c, const struct pyro_gc_event *e)
 {
 	const struct py_process *p = seen_get(&c->seen, (pid_t)e->pid);
@@ -225,6 +296,9 @@ static void print_pause(struct gc_cmd *c, const struct pyro_gc_event *e)
 	struct json j;
 	char frame[1024];
 	uint32_t i;
+
+	if ((double)e->duration_ns < c->threshold_ms * 1e6)
+		return; /* sent for an alert rule only */
 
 	if (c->json) {
 		json_begin(&j, stdout);
@@ -269,6 +343,8 @@ static int on_pause(void *ctx, void *data, size_t len)
 	c->events++;
 	symbolizer__next_generation(c->sym);
 	print_pause(c, data);
+	if (c->alerter)
+		alert_pause(c, data);
 	return 0;
 }
 
@@ -372,6 +448,57 @@ static void print_losses(struct gc_cmd *c)
 		 st.kernel[PYRO_GC_NO_START]);
 }
 
+struct alert_hists {
+	struct gc_cmd *c;
+	struct intern keys; /* "service\0generation" */
+	uint64_t (*counts)[PYRO_GC_BUCKETS];
+	size_t cap;
+};
+
+static void alert_bucket(const struct pyro_gc_hist_key *k, uint64_t n, void *ctx)
+{
+	struct alert_hists *h = ctx;
+	const struct py_process *p = seen_get(&h->c->seen, (pid_t)k->pid);
+	char key[96];
+	int len = snprintf(key, sizeof(key), "%s%c%d", p ? p->service : "unknown", '\0',
+			   k->generation);
+	int64_t id = intern_put(&h->keys, key, (size_t)len);
+
+	if (id < 0)
+		return;
+	if ((size_t)id >= h->cap) {
+		size_t cap = h->cap ? h->cap * 2 : 8;
+		uint64_t(*g)[PYRO_GC_BUCKETS] = realloc(h->counts, cap * sizeof(*g));
+
+		if (!g)
+			return;
+		memset(g + h->cap, 0, (cap - h->cap) * sizeof(*g));
+		h->counts = g;
+		h->cap = cap;
+	}
+	h->counts[id][k->bucket] += n;
+}
+
+/* Hands each (service, generation) histogram to the alerter, then lets it send. */
+static void alert_tick(struct gc_cmd *c)
+{
+	struct alert_hists h = { .c = c };
+	size_t i;
+
+	intern_init(&h.keys);
+	if (c->alert.p99_s > 0 && gctrace__for_each_bucket(c->gc, alert_bucket, &h) == 0) {
+		for (i = 0; i < h.keys.n; i++) {
+			const char *key = intern_key(&h.keys, (uint32_t)i, NULL);
+
+			alerter__histogram(c->alerter, key, atoi(key + strlen(key) + 1),
+					   h.counts[i]);
+		}
+	}
+	intern_free(&h.keys);
+	free(h.counts);
+	alerter__tick(c->alerter);
+}
+
 /* Renders the metrics and hands them to the server thread. */
 static void publish_metrics(struct gc_cmd *c)
 {
@@ -401,8 +528,11 @@ static int trace_loop(struct gc_cmd *c)
 		err = discover__poll(c->disc, left > 200 ? 200 : (int)left + 1);
 		if (err < 0 && err != -EINTR)
 			return err;
-		if (c->metrics && monotonic_ns() >= next_publish) {
-			publish_metrics(c); /* scrapes see figures at most a second old */
+		if (monotonic_ns() >= next_publish) {
+			if (c->metrics)
+				publish_metrics(c); /* scrapes see figures at most a second old */
+			if (c->alerter)
+				alert_tick(c);
 			next_publish = monotonic_ns() + 1000000000ull;
 		}
 	}
@@ -429,6 +559,11 @@ static int run(struct gc_cmd *c)
 	    (err = targets_check(&c->targets, c->disc, "gc", "GC tracing", gc_capable)))
 		return err;
 	go.procs_fd = discover__procs_map_fd(c->disc);
+	/* the kernel sends what either printing or the single-pause rule needs */
+	if (c->alert.pause_s > 0 && c->alert.pause_s * 1e9 < (double)go.slow_ns)
+		go.slow_ns = (uint64_t)(c->alert.pause_s * 1e9);
+	if (c->alert.url && (err = alerter__new(&c->alert, &c->alerter)))
+		return err;
 	if ((err = gctrace__new(&go, &c->gc)) ||
 	    (err = discover__add_ring(c->disc, gctrace__events_fd(c->gc), on_pause, c)))
 		return err;
@@ -453,7 +588,7 @@ static int run(struct gc_cmd *c)
 
 int cmd_gc(int argc, char **argv)
 {
-	struct gc_cmd c = { .threshold_ms = 10 };
+	struct gc_cmd c = { .threshold_ms = 10, .alert = { .window_s = 60, .resend_s = 30 } };
 	int err = parse_args(argc, argv, &c);
 
 	if (err)
@@ -465,6 +600,9 @@ int cmd_gc(int argc, char **argv)
 	seen_init(&c.seen);
 	seen_init(&c.traced);
 	err = run(&c);
+	if (c.alerter)
+		alerter__tick(c.alerter); /* what fired last is sent once more */
+	alerter__free(c.alerter);
 	metrics_server__free(c.metrics);
 	gctrace__free(c.gc);
 	discover__free(c.disc);
