@@ -45,6 +45,7 @@ static const char gc_usage[] =
 	"      --json            one JSON object per line\n"
 	"      --metrics-addr HOST:PORT\n"
 	"                        serve Prometheus metrics at http://HOST:PORT/metrics\n"
+	"      --metrics-pid     label GC series with the pid too (one series per process)\n"
 	"      --alertmanager URL send alerts to Alertmanager (API v2) at URL\n"
 	"      --alert-pause MS  alert on any single pause this long (default: --threshold)\n"
 	"      --alert-p99 MS    alert when the p99 pause over the window is this long\n"
@@ -60,6 +61,7 @@ struct gc_cmd {
 	double duration;
 	double threshold_ms;
 	const char *metrics_addr;
+	bool metrics_pid;
 	struct metrics_server *metrics;
 	struct alert_opts alert;
 	struct alerter *alerter;
@@ -88,6 +90,7 @@ static int parse_args(int argc, char **argv, struct gc_cmd *c)
 		{ "threshold", required_argument, NULL, 't' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "metrics-addr", required_argument, NULL, 'm' },
+		{ "metrics-pid", no_argument, NULL, 'M' },
 		{ "alertmanager", required_argument, NULL, 'A' },
 		{ "alert-pause", required_argument, NULL, 'P' },
 		{ "alert-p99", required_argument, NULL, 'Q' },
@@ -124,6 +127,9 @@ static int parse_args(int argc, char **argv, struct gc_cmd *c)
 			break;
 		case 'm':
 			c->metrics_addr = optarg;
+			break;
+		case 'M':
+			c->metrics_pid = true;
 			break;
 		case 'A':
 			c->alert.url = optarg;
@@ -508,7 +514,7 @@ static void publish_metrics(struct gc_cmd *c)
 
 	if (!f)
 		return;
-	if (gc_metrics_write(c->gc, &c->seen, f) == 0 && fflush(f) == 0)
+	if (gc_metrics_write(c->gc, &c->seen, c->metrics_pid, f) == 0 && fflush(f) == 0)
 		metrics_server__publish(c->metrics, text, len);
 	fclose(f);
 	free(text);

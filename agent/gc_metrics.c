@@ -28,13 +28,19 @@ struct agg {
 	size_t cap;
 	struct gctrace *g;
 	const struct seen *seen;
+	bool pid_label;
 	int err;
 };
 
-static struct series *series_of(struct agg *a, const char *service, int generation)
+/* Series key: "service\0generation\0pid" (pid empty without pid_label). */
+static struct series *series_of(struct agg *a, const char *service, int generation, uint32_t pid)
 {
-	char key[96];
-	int n = snprintf(key, sizeof(key), "%s%c%d", service, '\0', generation);
+	char key[112], p[16] = "";
+	int n;
+
+	if (a->pid_label)
+		snprintf(p, sizeof(p), "%u", pid);
+	n = snprintf(key, sizeof(key), "%s%c%d%c%s", service, '\0', generation, '\0', p);
 	int64_t id = intern_put(&a->keys, key, (size_t)n);
 
 	if (id < 0)
@@ -62,7 +68,7 @@ static const char *service_of_pid(const struct agg *a, uint32_t pid)
 static void add_stats(const struct pyro_gc_key *k, const struct pyro_gc_stats *st, void *ctx)
 {
 	struct agg *a = ctx;
-	struct series *s = series_of(a, service_of_pid(a, k->pid), k->generation);
+	struct series *s = series_of(a, service_of_pid(a, k->pid), k->generation, k->pid);
 
 	if (!s) {
 		a->err = -ENOMEM;
@@ -76,7 +82,7 @@ static void add_stats(const struct pyro_gc_key *k, const struct pyro_gc_stats *s
 static void add_bucket(const struct pyro_gc_hist_key *k, uint64_t n, void *ctx)
 {
 	struct agg *a = ctx;
-	struct series *s = series_of(a, service_of_pid(a, k->pid), k->generation);
+	struct series *s = series_of(a, service_of_pid(a, k->pid), k->generation, k->pid);
 	size_t i;
 
 	if (!s) {
@@ -91,9 +97,13 @@ static void add_bucket(const struct pyro_gc_hist_key *k, uint64_t n, void *ctx)
 
 static void labels(FILE *f, const char *key, size_t len)
 {
+	const char *gen = key + strlen(key) + 1, *pid = gen + strlen(gen) + 1;
+
 	fputs("service_name=\"", f);
 	metrics_label_value(f, key);
-	fprintf(f, "\",generation=\"%s\"", key + strlen(key) + 1);
+	fprintf(f, "\",generation=\"%s\"", gen);
+	if (*pid)
+		fprintf(f, ",pid=\"%s\"", pid);
 	(void)len;
 }
 
@@ -202,9 +212,9 @@ static void write_self(FILE *f, struct gctrace *g)
 		st.attach_failed);
 }
 
-int gc_metrics_write(struct gctrace *g, const struct seen *seen, FILE *f)
+int gc_metrics_write(struct gctrace *g, const struct seen *seen, bool pid_label, FILE *f)
 {
-	struct agg a = { .g = g, .seen = seen };
+	struct agg a = { .g = g, .seen = seen, .pid_label = pid_label };
 	int err;
 
 	intern_init(&a.keys);

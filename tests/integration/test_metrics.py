@@ -42,9 +42,12 @@ def gc_metrics():
 
 
 def scrape_until(port, pred, timeout=20):
-    end = time.monotonic() + timeout
+    end, text = time.monotonic() + timeout, ""
     while time.monotonic() < end:
-        _, text = get(f"http://127.0.0.1:{port}/metrics")
+        try:
+            _, text = get(f"http://127.0.0.1:{port}/metrics")
+        except OSError:
+            text = ""  # not listening yet
         if pred(text):
             return text
         time.sleep(0.3)
@@ -74,6 +77,35 @@ def test_metrics_pass_promtool_and_label_services(gc_metrics, workload):
     buckets = [int(l.rsplit(" ", 1)[1]) for l in text.splitlines()
                if l.startswith(f'python_gc_pause_seconds_bucket{{service_name="{service}",generation="0"')]
     assert buckets == sorted(buckets) and buckets[-1] == report["stats"][0]["collections"]
+
+
+def gc_series_of(workload, *options):
+    """Runs a GC workload traced with `pyrometer gc -p PID OPTIONS`; returns its
+    python_gc_collections_total lines and the workload's pid."""
+    port = free_port()
+    w = workload(ZOO["py311"], workload_script("gc_heavy.py"), ["1"])
+    proc = subprocess.Popen([PYROMETER, "gc", "-p", str(w.pid), "--json", *options,
+                             "--metrics-addr", f"127.0.0.1:{port}"], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    try:
+        for line in proc.stdout:  # tracing has begun: only now may the workload start
+            e = json.loads(line)
+            if e["event"] == "tracking" and e["pid"] == w.pid:
+                break
+        w.proc.stdin.write("go\n")
+        w.proc.stdin.flush()
+        text = scrape_until(port, lambda t: "python_gc_collections_total{" in t)
+        return [l for l in text.splitlines() if l.startswith("python_gc_collections_total{")], w.pid
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+
+
+def test_pid_label_only_when_asked(workload):
+    series, pid = gc_series_of(workload, "--metrics-pid")
+    assert series and all(f',pid="{pid}"}}' in l for l in series)
+    series, _ = gc_series_of(workload)
+    assert series and not any("pid=" in l for l in series)
 
 
 def test_metrics_endpoint_answers_only_metrics(gc_metrics):
