@@ -175,3 +175,16 @@ scrape_configs:
     finally:
         prom.terminate()
         prom.wait(timeout=30)
+
+
+def test_probes_detach_when_no_process_uses_the_binary(gc_metrics, workload):
+    """Only the bullseye chroot runs python3.9 here: its probes come and go with its process."""
+    port, _ = gc_metrics
+    attached = lambda t: int(next(l for l in t.splitlines()
+                                  if l.startswith("pyrometer_gc_binaries_attached ")).split()[1])
+    before = attached(scrape_until(port, lambda t: "pyrometer_gc_binaries_attached" in t))
+    w = workload(ZOO["py39"])
+    scrape_until(port, lambda t: attached(t) == before + 1)
+    w.proc.stdin.close()
+    w.proc.wait()
+    scrape_until(port, lambda t: attached(t) == before)
