@@ -15,7 +15,8 @@
 #include "json.h"
 #include "log.h"
 
-#define MAX_SNAPSHOTS 600 /* one a second: windows up to 10 minutes */
+/* One snapshot a second over the window (at most 600 s): (window + 2) x 4 KiB per series. */
+#define MAX_SNAPSHOTS 602
 
 enum rule {
 	RULE_PAUSE,
@@ -41,7 +42,7 @@ struct alert {
 	char stack[2048];  /* the longest pause's stack */
 	/* p99 rule: the series' histogram over time */
 	struct snapshot *snaps;
-	int nsnaps;
+	int nsnaps, cap;
 };
 
 struct alerter {
@@ -157,10 +158,15 @@ void alerter__histogram(struct alerter *a, const char *service, int generation,
 
 	if (a->o.p99_s <= 0 || !(x = find(a, RULE_P99, service, generation)))
 		return;
-	if (!x->snaps && !(x->snaps = calloc(MAX_SNAPSHOTS, sizeof(*x->snaps))))
-		return;
-	if (x->nsnaps == MAX_SNAPSHOTS) { /* drop the oldest */
-		memmove(x->snaps, x->snaps + 1, (MAX_SNAPSHOTS - 1) * sizeof(*x->snaps));
+	if (!x->snaps) {
+		x->cap = (int)a->o.window_s + 2;
+		if (x->cap > MAX_SNAPSHOTS)
+			x->cap = MAX_SNAPSHOTS;
+		if (!(x->snaps = calloc((size_t)x->cap, sizeof(*x->snaps))))
+			return;
+	}
+	if (x->nsnaps == x->cap) { /* ticks came faster than once a second: drop the oldest */
+		memmove(x->snaps, x->snaps + 1, (size_t)(x->cap - 1) * sizeof(*x->snaps));
 		x->nsnaps--;
 	}
 	s = &x->snaps[x->nsnaps++];
