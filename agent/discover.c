@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bpfstats.h"
 #include "clock.h"
 #include "discover.skel.h"
 #include "elf_file.h"
@@ -690,14 +691,5 @@ void discover__stats(const struct discover *d, struct discover_stats *st)
 	*st = d->stats;
 	if (!d->skel)
 		return;
-	for (__u32 k = 0; k < PYRO_DISC_COUNTER_MAX; k++) {
-		int ncpu = libbpf_num_possible_cpus();
-		__u64 vals[ncpu > 0 ? ncpu : 1];
-
-		if (ncpu <= 0 || bpf_map__lookup_elem(d->skel->maps.discover_counters, &k,
-						      sizeof(k), vals, sizeof(vals), 0))
-			continue;
-		for (int c = 0; c < ncpu; c++)
-			st->kernel[k] += vals[c];
-	}
+	bpfstats_percpu_sum(d->skel->maps.discover_counters, PYRO_DISC_COUNTER_MAX, st->kernel);
 }

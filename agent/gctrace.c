@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 #include "gctrace.h"
 
-#include <bpf/bpf.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "bpfstats.h"
 #include "discover.h"
 #include "gc.skel.h"
 #include "log.h"
@@ -224,43 +224,20 @@ int gctrace__histogram(struct gctrace *g, const struct pyro_gc_key *k, uint64_t 
 
 void gctrace__stats(struct gctrace *g, struct gctrace_stats *st)
 {
-	int ncpu = libbpf_num_possible_cpus();
 	struct gc_binary *b;
-	__u32 k;
 
 	*st = g->stats;
 	st->binaries = 0;
 	for (b = g->bins; b; b = b->next)
 		st->binaries++;
-	memset(st->kernel, 0, sizeof(st->kernel));
-	for (k = 0; k < PYRO_GC_COUNTER_MAX && ncpu > 0; k++) {
-		__u64 vals[ncpu];
-		int c;
-
-		if (bpf_map__lookup_elem(g->skel->maps.gc_counters, &k, sizeof(k), vals,
-					 sizeof(vals), 0))
-			continue;
-		for (c = 0; c < ncpu; c++)
-			st->kernel[k] += vals[c];
-	}
-}
-
-static void add_prog_stats(struct bpf_program *prog, uint64_t *ns, uint64_t *cnt)
-{
-	struct bpf_prog_info info = {};
-	__u32 len = sizeof(info);
-
-	if (!bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len)) {
-		*ns += info.run_time_ns;
-		*cnt += info.run_cnt;
-	}
+	bpfstats_percpu_sum(g->skel->maps.gc_counters, PYRO_GC_COUNTER_MAX, st->kernel);
 }
 
 void gctrace__prog_stats(struct gctrace *g, uint64_t *run_ns, uint64_t *run_cnt)
 {
 	*run_ns = *run_cnt = 0;
-	add_prog_stats(g->skel->progs.on_gc_start, run_ns, run_cnt);
-	add_prog_stats(g->skel->progs.on_gc_done, run_ns, run_cnt);
+	bpfstats_prog_runs(g->skel->progs.on_gc_start, run_ns, run_cnt);
+	bpfstats_prog_runs(g->skel->progs.on_gc_done, run_ns, run_cnt);
 }
 
 /* Buckets 0-7 hold 0-7 ns; then bucket 8 * msb + s covers [(8 + s) << (msb - 3),

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 #include "sampler.h"
 
-#include <bpf/bpf.h>
 #include <errno.h>
 #include <linux/perf_event.h>
 #include <stdlib.h>
@@ -9,6 +8,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "bpfstats.h"
 #include "cpu.skel.h"
 #include "log.h"
 
@@ -251,33 +251,12 @@ int sampler__drain(struct sampler *s, sampler_cb cb, void *ctx)
 
 void sampler__stats(struct sampler *s, struct sampler_stats *st)
 {
-	int ncpu = libbpf_num_possible_cpus();
-	__u32 k;
-
 	*st = s->stats;
-	memset(st->kernel, 0, sizeof(st->kernel));
-	for (k = 0; k < PYRO_CPU_COUNTER_MAX && ncpu > 0; k++) {
-		__u64 vals[ncpu];
-		int c;
-
-		if (bpf_map__lookup_elem(s->skel->maps.cpu_counters, &k, sizeof(k), vals,
-					 sizeof(vals), 0))
-			continue;
-		for (c = 0; c < ncpu; c++)
-			st->kernel[k] += vals[c];
-	}
+	bpfstats_percpu_sum(s->skel->maps.cpu_counters, PYRO_CPU_COUNTER_MAX, st->kernel);
 }
 
 int sampler__prog_stats(struct sampler *s, uint64_t *run_ns, uint64_t *run_cnt)
 {
-	struct bpf_prog_info info = {};
-	__u32 len = sizeof(info);
-	int err =
-		bpf_obj_get_info_by_fd(bpf_program__fd(s->skel->progs.on_cpu_sample), &info, &len);
-
-	if (err)
-		return -errno;
-	*run_ns = info.run_time_ns;
-	*run_cnt = info.run_cnt;
-	return 0;
+	*run_ns = *run_cnt = 0;
+	return bpfstats_prog_runs(s->skel->progs.on_cpu_sample, run_ns, run_cnt);
 }
