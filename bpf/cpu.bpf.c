@@ -12,6 +12,7 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 #include "pyrometer.h"
+#include "common.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -21,14 +22,6 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 const volatile bool sample_all = false;
 /* Flipped by user space between drains (see struct pyro_sample_key). */
 __u32 epoch = 0;
-
-/* tgid -> pyro_proc_info: discovery's map, shared by fd (reused before load). */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, PYRO_MAX_PROCS);
-	__type(key, __u32);
-	__type(value, struct pyro_proc_info);
-} procs SEC(".maps");
 
 /* stack id -> frames. User space copies them, and deletes those no sample used lately. */
 struct {
@@ -62,10 +55,7 @@ struct {
 
 static __always_inline void count(__u32 which)
 {
-	__u64 *v = bpf_map_lookup_elem(&cpu_counters, &which);
-
-	if (v)
-		*v += 1;
+	count_in(&cpu_counters, which);
 }
 
 #define pystack_count(which) count(which)

@@ -11,17 +11,9 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 #include "pyrometer.h"
+#include "common.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
-
-/* tgid -> proc_info for every Python process user space tracks. Shared (reused by fd) with
- * the sampling and GC programs, which use it as their pid filter. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, PYRO_MAX_PROCS);
-	__type(key, __u32);
-	__type(value, struct pyro_proc_info);
-} procs SEC(".maps");
 
 /* Lifecycle events for user space; sized for bursts of thousands of execs per second. */
 struct {
@@ -39,10 +31,7 @@ struct {
 
 static __always_inline void count(__u32 which)
 {
-	__u64 *v = bpf_map_lookup_elem(&discover_counters, &which);
-
-	if (v)
-		*v += 1;
+	count_in(&discover_counters, which);
 }
 
 static __always_inline int emit(__u32 kind, __u32 pid, __u32 ppid, __s32 code,

@@ -11,6 +11,7 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/usdt.bpf.h>
 #include "pyrometer.h"
+#include "common.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -18,13 +19,6 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 const volatile bool gc_all = false;
 /* Pauses at least this long are sent with their stack; user space may change it any time. */
 __u64 slow_ns = 10000000;
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, PYRO_MAX_PROCS);
-	__type(key, __u32);
-	__type(value, struct pyro_proc_info);
-} procs SEC(".maps");
 
 struct inflight {
 	__u64 start_ns;
@@ -74,14 +68,6 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } walk_counters SEC(".maps");
-
-static __always_inline void count_in(void *map, __u32 which)
-{
-	__u64 *v = bpf_map_lookup_elem(map, &which);
-
-	if (v)
-		*v += 1;
-}
 
 #define pystack_count(which) count_in(&walk_counters, which)
 #include "pystack.bpf.h"

@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/* What every pyrometer BPF program shares: the pid map (one definition, since the programs
+ * share one map by fd and must agree on it) and counting into a per-CPU array.
+ * Include after vmlinux.h, the libbpf headers and pyrometer.h. */
+#ifndef COMMON_BPF_H
+#define COMMON_BPF_H
+
+/* tgid -> pyro_proc_info for every Python process user space tracks. Created by the
+ * discovery program; the sampler and the GC tracer reuse it by fd as their pid filter. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PYRO_MAX_PROCS);
+	__type(key, __u32);
+	__type(value, struct pyro_proc_info);
+} procs SEC(".maps");
+
+/* Adds one to entry `which` of a per-CPU array of counters. */
+static __always_inline void count_in(void *counters, __u32 which)
+{
+	__u64 *v = bpf_map_lookup_elem(counters, &which);
+
+	if (v)
+		*v += 1;
+}
+
+#endif /* COMMON_BPF_H */
