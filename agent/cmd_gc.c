@@ -347,7 +347,6 @@ static int on_pause(void *ctx, void *data, size_t len)
 		return 0;
 	}
 	c->events++;
-	symbolizer__next_generation(c->sym);
 	print_pause(c, data);
 	if (c->alerter)
 		alert_pause(c, data);
@@ -531,6 +530,8 @@ static int trace_loop(struct gc_cmd *c)
 	       monotonic_ns() < end) {
 		uint64_t left = (end - monotonic_ns()) / 1000000;
 
+		/* cached code objects are checked again once per pass, not once per pause */
+		symbolizer__next_generation(c->sym);
 		err = discover__poll(c->disc, left > 200 ? 200 : (int)left + 1);
 		if (err < 0 && err != -EINTR)
 			return err;

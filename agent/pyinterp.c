@@ -141,7 +141,6 @@ static void read_version(struct elf_file *ef, struct py_binary *b)
 	if (elf_file__read(ef, b->runtime_addr, cookie, 8) == 0 &&
 	    memcmp(cookie, "xdebugpy", 8) == 0 &&
 	    elf_file__read(ef, b->runtime_addr + 8, &v64, 8) == 0) {
-		b->has_debug_offsets = true;
 		b->hexversion = (uint32_t)v64;
 		b->version_source = PY_VERSION_DEBUG_OFFSETS;
 	} else if (elf_file__symbol(ef, "Py_Version", &addr, &size) == 0 &&

@@ -38,10 +38,9 @@ struct py_binary {
 	bool needs_libpython; /* not Python itself but linked against libpython*.so */
 	uint32_t hexversion;  /* PY_VERSION_HEX, 0 if unknown */
 	enum py_version_source version_source;
-	char version[24];	/* "3.11.2", "3.15.0a1", "" if unknown */
-	uint64_t runtime_addr;	/* link-time address of _PyRuntime */
-	bool has_debug_offsets; /* _PyRuntime starts with the "xdebugpy" cookie */
-	bool has_usdt_notes;	/* carries a .note.stapsdt section */
+	char version[24];      /* "3.11.2", "3.15.0a1", "" if unknown */
+	uint64_t runtime_addr; /* link-time address of _PyRuntime */
+	bool has_usdt_notes;   /* carries a .note.stapsdt section */
 	int nprobes;
 	struct usdt_probe *probes; /* python provider only */
 	struct py_layout layout;   /* for stack sampling and symbolization */

@@ -67,7 +67,6 @@ static void make_binary(struct py_binary *b, uint32_t hex, bool debug_offsets,
 	memset(b, 0, sizeof(*b));
 	b->is_python = true;
 	b->hexversion = hex;
-	b->has_debug_offsets = debug_offsets;
 	/* what agent/pylayout.c concludes for such a binary */
 	b->layout.ok = hex && (((hex >> 16) & 0xFF) == 9 || ((hex >> 16) & 0xFF) == 11 ||
 			       (((hex >> 16) & 0xFF) >= 13 && debug_offsets));
