@@ -314,6 +314,20 @@ static void set_frame_span(struct pyro_py_layout *b)
 	b->frames_contiguous = b->frames_kind != PYRO_FRAMES_OBJECT;
 }
 
+/* Bytes from the first to the end of the last PyThreadState field a sample reads: the
+ * walker reads them at once (bpf/pystack.bpf.h read_tstate). */
+static unsigned tstate_span(const struct pyro_py_layout *b)
+{
+	unsigned lo = b->tstate_frame < b->tstate_thread_id ? b->tstate_frame : b->tstate_thread_id;
+	unsigned hi = b->tstate_frame > b->tstate_thread_id ? b->tstate_frame : b->tstate_thread_id;
+
+	if (b->tstate_datastack) { /* 3.11+ */
+		lo = b->tstate_datastack < lo ? b->tstate_datastack : lo;
+		hi = b->tstate_datastack > hi ? b->tstate_datastack : hi;
+	}
+	return hi + 8 - lo;
+}
+
 void py_layout_derive(struct elf_file *ef, uint32_t hexversion, uint64_t runtime_addr,
 		      struct py_layout *out)
 {
@@ -348,6 +362,10 @@ void py_layout_derive(struct elf_file *ef, uint32_t hexversion, uint64_t runtime
 		if (out->bpf.frame_span > PYRO_FRAME_READ) {
 			out->ok = false;
 			out->why_not = "frame fields lie beyond what the walker reads";
+		} else if (tstate_span(&out->bpf) > PYRO_TSTATE_READ) {
+			out->ok = false;
+			out->why_not =
+				"thread state fields lie further apart than the walker reads";
 		}
 	}
 }

@@ -35,6 +35,7 @@ _Static_assert(sizeof(struct pyro_proc_event) == 40, "proc_event layout");
 #define PYRO_CHUNK_SIZE 8	/* _PyStackChunk.size (after .previous), 3.11 to 3.15 (DWARF) */
 #define PYRO_WINDOW 4096	/* bytes of a data stack read at once where frames are contiguous */
 #define PYRO_MAX_THREAD_WALK 64 /* thread states looked at to find the sampled thread's */
+#define PYRO_TSTATE_READ 256	/* bytes of a PyThreadState read at once: its fields' bound */
 
 enum pyro_frames_kind {
 	PYRO_FRAMES_NONE = 0,	/* no layout: the process is not sampled */

@@ -10,13 +10,20 @@
 #ifndef PYSTACK_BPF_H
 #define PYSTACK_BPF_H
 
-/* tid -> address of its PyThreadState, so most samples skip the thread-list walk. Checked
- * on every use (thread_id must still match), so a stale entry costs a walk, not a lie. */
+/* What a sample needs from its thread: where the PyThreadState is, and the data-stack chunk
+ * seen last with its size, so most samples read neither the thread list nor the chunk. */
+struct tstate_entry {
+	__u64 tstate;
+	__u64 chunk, chunk_size;
+};
+
+/* tid -> its tstate_entry. Checked on every use (thread_id must still match), so a stale
+ * entry costs a walk, not a lie. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u32);
-	__type(value, __u64);
+	__type(value, struct tstate_entry);
 } tstate_cache SEC(".maps");
 
 struct scratch {
@@ -62,58 +69,102 @@ static __always_inline int read_ptr(__u64 *dst, __u64 addr)
 	return bpf_probe_read_user(dst, sizeof(*dst), (const void *)addr);
 }
 
-/* Finds the PyThreadState whose thread_id (pthread_self(), which is the thread's FS base
- * on x86-64 glibc and musl) is this thread's. Using the FS base rather than the tid keeps
- * it right inside pid namespaces. Returns 0 if there is none. */
-static __always_inline __u64 find_tstate(const struct pyro_py_layout *L, __u32 tid, __u64 fsbase)
+/* The PyThreadState fields a sample uses. */
+struct tstate_view {
+	__u64 thread_id;
+	__u64 frame;	 /* .frame (3.9), .cframe (3.11), .current_frame (3.13+) */
+	__u64 datastack; /* .datastack_chunk (3.11+), else 0 */
+};
+
+/* First of the fields above in the PyThreadState: one read of PYRO_TSTATE_READ bytes from
+ * there holds them all (user space refuses layouts where it would not). */
+static __always_inline __u32 tstate_lo(const struct pyro_py_layout *L)
 {
-	__u64 *cached = bpf_map_lookup_elem(&tstate_cache, &tid);
-	__u64 ts, interp, id;
+	__u32 lo = L->tstate_thread_id < L->tstate_frame ? L->tstate_thread_id : L->tstate_frame;
+
+	if (L->tstate_datastack && L->tstate_datastack < lo)
+		lo = L->tstate_datastack;
+	return lo;
+}
+
+/* Reads the fields of the thread state at ts with one read (each read of another process
+ * costs about 0.15 us here, so this saves two per sample). The bytes land in s->win, which
+ * is free until the walk starts. */
+static __always_inline int read_tstate(const struct pyro_py_layout *L, __u64 ts, __u8 *buf,
+				       struct tstate_view *v)
+{
+	__u32 lo = tstate_lo(L);
+
+	if (bpf_probe_read_user(buf, PYRO_TSTATE_READ, (const void *)(ts + lo)))
+		return -1;
+	v->thread_id = buf_u64(buf, L->tstate_thread_id - lo, PYRO_TSTATE_READ);
+	v->frame = buf_u64(buf, L->tstate_frame - lo, PYRO_TSTATE_READ);
+	v->datastack =
+		L->tstate_datastack ? buf_u64(buf, L->tstate_datastack - lo, PYRO_TSTATE_READ) : 0;
+	return 0;
+}
+
+/* Finds the PyThreadState whose thread_id (pthread_self(), which is the thread's FS base
+ * on x86-64 glibc and musl) is this thread's: e gets its cache entry, v its fields. Using
+ * the FS base rather than the tid keeps it right inside pid namespaces. Returns 0 if found. */
+static __always_inline int find_tstate(const struct pyro_py_layout *L, __u32 tid, __u64 fsbase,
+				       __u8 *buf, struct tstate_entry *e, struct tstate_view *v)
+{
+	struct tstate_entry *cached = bpf_map_lookup_elem(&tstate_cache, &tid);
+	__u64 ts, interp, id = 0;
 	int i;
 
-	if (cached && !read_ptr(&id, *cached + L->tstate_thread_id) && id == fsbase)
-		return *cached;
+	if (cached) {
+		*e = *cached;
+		if (!read_tstate(L, e->tstate, buf, v) && v->thread_id == fsbase)
+			return 0;
+	}
 	if (read_ptr(&interp, L->runtime_addr + L->runtime_interp_head) || !interp) {
 		pystack_count(PYRO_CPU_READ_RUNTIME);
-		return 0;
+		return -1;
 	}
 	if (read_ptr(&ts, interp + L->interp_threads_head)) {
 		pystack_count(PYRO_CPU_READ_RUNTIME);
-		return 0;
+		return -1;
 	}
 	/* The main interpreter only: subinterpreters are rare and each would cost a walk. */
 	for (i = 0; i < PYRO_MAX_THREAD_WALK && ts; i++) {
 		if (read_ptr(&id, ts + L->tstate_thread_id)) {
 			pystack_count(PYRO_CPU_READ_TSTATE);
-			return 0;
+			return -1;
 		}
-		if (id == fsbase) {
-			bpf_map_update_elem(&tstate_cache, &tid, &ts, BPF_ANY);
-			return ts;
-		}
+		if (id == fsbase)
+			break;
 		if (read_ptr(&ts, ts + L->tstate_next)) {
 			pystack_count(PYRO_CPU_READ_TSTATE);
-			return 0;
+			return -1;
 		}
 	}
+	if (!ts || id != fsbase)
+		return -1;
+	if (read_tstate(L, ts, buf, v)) {
+		pystack_count(PYRO_CPU_READ_TSTATE);
+		return -1;
+	}
+	e->tstate = ts;
+	e->chunk = e->chunk_size = 0;
+	bpf_map_update_elem(&tstate_cache, &tid, e, BPF_ANY);
 	return 0;
 }
 
 /* The innermost frame of a thread state, per layout family. */
-static __always_inline int first_frame(const struct pyro_py_layout *L, __u64 tstate, __u64 *frame)
+static __always_inline int first_frame(const struct pyro_py_layout *L, const struct tstate_view *v,
+				       __u64 *frame)
 {
-	__u64 cframe;
-
 	if (L->frames_kind == PYRO_FRAMES_CFRAME) {
-		if (read_ptr(&cframe, tstate + L->tstate_frame))
-			return -1;
-		if (!cframe) {
+		if (!v->frame) {
 			*frame = 0;
 			return 0;
 		}
-		return read_ptr(frame, cframe + L->cframe_current_frame);
+		return read_ptr(frame, v->frame + L->cframe_current_frame);
 	}
-	return read_ptr(frame, tstate + L->tstate_frame);
+	*frame = v->frame;
+	return 0;
 }
 
 /* Instruction index (code units) of a frame from the bytes read into buf. */
@@ -142,18 +193,27 @@ struct window {
 };
 
 /* The current chunk of the thread's data stack (3.11+): frames inside it are read in
- * windows that never reach below its start, so no read faults. */
-static __always_inline void find_chunk(const struct pyro_py_layout *L, __u64 tstate,
+ * windows that never reach below its start, so no read faults. Its size is read only when
+ * the chunk differs from the one cached for the thread. A chunk freed and another allocated
+ * at its address with a different size leaves a wrong bound for a while: that costs failed
+ * window reads (counted), never wrong frames, since frames are read where they are. */
+static __always_inline void find_chunk(const struct pyro_py_layout *L, __u32 tid,
+				       struct tstate_entry *e, const struct tstate_view *v,
 				       struct window *w)
 {
-	__u64 chunk, size;
+	__u64 size;
 
-	if (!L->frames_contiguous || !L->tstate_datastack ||
-	    read_ptr(&chunk, tstate + L->tstate_datastack) || !chunk ||
-	    read_ptr(&size, chunk + PYRO_CHUNK_SIZE) || size > (1ull << 30))
+	if (!L->frames_contiguous || !v->datastack)
 		return;
-	w->floor = chunk;
-	w->ceil = chunk + size;
+	if (v->datastack != e->chunk) {
+		if (read_ptr(&size, v->datastack + PYRO_CHUNK_SIZE) || size > (1ull << 30))
+			return;
+		e->chunk = v->datastack;
+		e->chunk_size = size;
+		bpf_map_update_elem(&tstate_cache, &tid, e, BPF_ANY);
+	}
+	w->floor = e->chunk;
+	w->ceil = e->chunk + e->chunk_size;
 }
 
 /* The bytes of the frame at `frame`, read into s->win if the window does not hold them.
@@ -230,7 +290,7 @@ static __always_inline int walk_one(struct walk_ctx *c)
 	return 0;
 }
 
-#define FRAMES_PER_STEP 8
+#define FRAMES_PER_STEP 32
 
 /* A bpf_loop callback: the verifier checks it once, and each call handles several frames
  * so the per-call cost is shared. */
@@ -245,32 +305,34 @@ static long walk_step(__u64 index, void *arg)
 }
 
 /* Up to twice PYRO_MAX_FRAMES frames: shims are skipped without being counted. */
-static __always_inline void walk(const struct pyro_py_layout *L, __u64 tstate, __u64 frame,
-				 struct scratch *s)
+static __always_inline void walk(const struct pyro_py_layout *L, __u32 tid, struct tstate_entry *e,
+				 const struct tstate_view *v, __u64 frame, struct scratch *s)
 {
 	struct walk_ctx c = { .L = L, .s = s, .frame = frame };
 
-	find_chunk(L, tstate, &c.w);
+	find_chunk(L, tid, e, v, &c.w);
 	bpf_loop(PYRO_MAX_FRAMES * 2 / FRAMES_PER_STEP + 1, walk_step, &c, 0);
 }
 
 /* Fills s->stack with the calling thread's Python stack (leaf first). */
 static __always_inline void pystack_capture(const struct pyro_py_layout *L, struct scratch *s)
 {
-	__u64 id = bpf_get_current_pid_tgid(), tstate, frame = 0;
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct task_struct *task = bpf_get_current_task_btf();
+	struct tstate_entry e = {};
+	struct tstate_view v = {};
+	__u64 frame = 0;
 
 	s->stack.depth = 0;
 	s->stack.flags = 0;
-	tstate = find_tstate(L, (__u32)id, BPF_CORE_READ(task, thread.fsbase));
-	if (!tstate) {
+	if (find_tstate(L, tid, BPF_CORE_READ(task, thread.fsbase), s->win, &e, &v)) {
 		pystack_count(PYRO_CPU_NO_TSTATE);
 		s->stack.flags |= PYRO_STACK_NO_TSTATE;
-	} else if (first_frame(L, tstate, &frame)) {
+	} else if (first_frame(L, &v, &frame)) {
 		pystack_count(PYRO_CPU_READ_TSTATE);
 		s->stack.flags |= PYRO_STACK_READ_ERROR;
 	} else {
-		walk(L, tstate, frame, s);
+		walk(L, tid, &e, &v, frame, s);
 	}
 }
 
