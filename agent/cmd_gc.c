@@ -100,7 +100,7 @@ static int parse_args(int argc, char **argv, struct gc_cmd *c)
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
-	int opt;
+	int opt, err;
 
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "p:ad:vh", opts, NULL)) != -1) {
@@ -154,22 +154,14 @@ static int parse_args(int argc, char **argv, struct gc_cmd *c)
 					 &c->alert.resend_s))
 				return -EINVAL;
 			break;
-		case 'v':
-			log_set_level(log_get_level() < LOG_LVL_DEBUG ? log_get_level() + 1
-								      : LOG_LVL_DEBUG);
-			break;
-		case 'h':
-			fputs(gc_usage, stdout);
-			return 1;
 		default:
-			fputs(gc_usage, stderr);
-			return -EINVAL;
+			if ((err = cli_common_option(opt, gc_usage)))
+				return err;
+			break;
 		}
 	}
-	if (optind < argc) {
-		log_error("gc: unexpected argument '%s'", argv[optind]);
+	if (cli_no_operands(argc, argv, "gc"))
 		return -EINVAL;
-	}
 	if (!c->targets.n && !c->all) {
 		log_error("gc: say what to trace: -p PID or -a");
 		return -EINVAL;

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "privs.h"
 #include "report.h"
+#include "targets.h"
 
 static const char ps_usage[] =
 	"usage: pyrometer ps [--json] [--watch] [-v]\n"
@@ -167,7 +168,7 @@ static int parse_args(int argc, char **argv, struct ps_ctx *c)
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
-	int opt;
+	int opt, err;
 
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "jwvh", opts, NULL)) != -1) {
@@ -178,22 +179,14 @@ static int parse_args(int argc, char **argv, struct ps_ctx *c)
 		case 'w':
 			c->watch = true;
 			break;
-		case 'v':
-			log_set_level(log_get_level() + 1 > LOG_LVL_DEBUG ? LOG_LVL_DEBUG
-									  : log_get_level() + 1);
-			break;
-		case 'h':
-			fputs(ps_usage, stdout);
-			return 1;
 		default:
-			fputs(ps_usage, stderr);
-			return -EINVAL;
+			if ((err = cli_common_option(opt, ps_usage)))
+				return err;
+			break;
 		}
 	}
-	if (optind < argc) {
-		log_error("ps: unexpected argument '%s'", argv[optind]);
+	if (cli_no_operands(argc, argv, "ps"))
 		return -EINVAL;
-	}
 	return 0;
 }
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /* pyrometer record: CPU profiles of Python processes, written as pprof, folded stacks or an
- * SVG flame graph. Pipeline: discover -> sample (BPF) -> drain -> symbolize -> aggregate ->
- * write. */
+ * SVG flame graph: agent/cpuprof.c does the sampling, this file the options and the output.
+ */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -15,7 +15,7 @@
 
 #include "clock.h"
 #include "commands.h"
-#include "discover.h"
+#include "cpuprof.h"
 #include "flamegraph.h"
 #include "folded.h"
 #include "intern.h"
@@ -23,11 +23,7 @@
 #include "pprof.h"
 #include "privs.h"
 #include "profile.h"
-#include "sampler.h"
-#include "seen.h"
-#include "symbolize.h"
 #include "targets.h"
-#include "text.h"
 
 #define DRAIN_MS 200 /* short, so that little is left unsymbolized when a process exits */
 
@@ -66,12 +62,8 @@ struct record {
 	const char *output;
 	enum out_format format;
 
-	struct discover *disc;
-	struct sampler *sampler;
-	struct symbolizer *sym;
+	struct cpuprof *cpu;
 	struct profile prof;
-	struct seen seen;
-	uint64_t samples, resolved;
 };
 
 /* ---- options ---- */
@@ -128,7 +120,7 @@ static int parse_args(int argc, char **argv, struct record *r)
 		{},
 	};
 	double v;
-	int opt;
+	int opt, err;
 
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "p:ad:F:o:vh", opts, NULL)) != -1) {
@@ -161,22 +153,14 @@ static int parse_args(int argc, char **argv, struct record *r)
 				return -EINVAL;
 			}
 			break;
-		case 'v':
-			log_set_level(log_get_level() < LOG_LVL_DEBUG ? log_get_level() + 1
-								      : LOG_LVL_DEBUG);
-			break;
-		case 'h':
-			fputs(record_usage, stdout);
-			return 1;
 		default:
-			fputs(record_usage, stderr);
-			return -EINVAL;
+			if ((err = cli_common_option(opt, record_usage)))
+				return err;
+			break;
 		}
 	}
-	if (optind < argc) {
-		log_error("record: unexpected argument '%s'", argv[optind]);
+	if (cli_no_operands(argc, argv, "record"))
 		return -EINVAL;
-	}
 	if (!r->targets.n && !r->all) {
 		log_error("record: say what to profile: -p PID or -a");
 		return -EINVAL;
@@ -191,23 +175,6 @@ static int parse_args(int argc, char **argv, struct record *r)
 
 /* ---- processes ---- */
 
-static void remember(struct record *r, const struct py_process *p)
-{
-	if (seen_add(&r->seen, p) == 0)
-		symbolizer__forget(r->sym, p->pid); /* a reused pid names another process */
-}
-
-static const struct py_process *seen_process(struct record *r, pid_t pid)
-{
-	return seen_get(&r->seen, pid);
-}
-
-static void on_start(const struct py_process *p, uint64_t ktime, void *ctx)
-{
-	(void)ktime;
-	remember(ctx, p);
-}
-
 static void on_exit_(const struct py_process *p, enum discover_exit_why why, int code,
 		     uint64_t ktime, void *ctx)
 {
@@ -219,6 +186,14 @@ static void on_exit_(const struct py_process *p, enum discover_exit_why why, int
 	targets_exited(&r->targets, p->pid);
 }
 
+static struct profile *profile_for(const struct py_process *p, void *ctx)
+{
+	struct record *r = ctx;
+
+	(void)p;
+	return &r->prof;
+}
+
 static bool cpu_capable(const struct py_binary *b, const char **why)
 {
 	*why = b->caps.no_cpu;
@@ -227,109 +202,17 @@ static bool cpu_capable(const struct py_binary *b, const char **why)
 
 static int check_targets(struct record *r)
 {
-	int i, err = targets_check(&r->targets, r->disc, "record", "CPU sampling", cpu_capable);
+	struct discover *d = cpuprof__discover(r->cpu);
+	int i, err = targets_check(&r->targets, d, "record", "CPU sampling", cpu_capable);
 
 	for (i = 0; !err && i < r->targets.n; i++) {
-		if (discover__set_flags(r->disc, r->targets.pid[i], PYRO_PROC_SAMPLE)) {
+		if (discover__set_flags(d, r->targets.pid[i], PYRO_PROC_SAMPLE)) {
 			log_error("record: pid %d exited before sampling started",
 				  r->targets.pid[i]);
 			err = -ESRCH;
 		}
 	}
 	return err;
-}
-
-/* ---- samples ---- */
-
-static uint32_t pseudo_frame(struct record *r, const char *name)
-{
-	int64_t f = profile_function(&r->prof, name, "", 0);
-
-	return f < 0 ? 0 : (uint32_t)profile_location(&r->prof, (uint32_t)f, 0);
-}
-
-static bool symbolize_stack(struct record *r, const struct py_process *p,
-			    const struct pyro_stack *st, uint32_t *locs, uint32_t *n)
-{
-	bool all_ok = true;
-	uint32_t i;
-
-	for (i = 0; i < st->depth && i < PYRO_MAX_FRAMES; i++) {
-		uint64_t code = st->frames[i] & PYRO_FRAME_CODE_MASK;
-		uint32_t instr = (uint32_t)(st->frames[i] >> PYRO_FRAME_INSTR_SHIFT);
-		struct py_frame_sym fs;
-		int64_t f, l;
-
-		if (symbolizer__frame(r->sym, p, code, instr, &fs))
-			all_ok = false;
-		f = profile_function(&r->prof, fs.name, fs.file, fs.firstlineno);
-		l = f < 0 ? -1 : profile_location(&r->prof, (uint32_t)f, fs.line);
-		if (l >= 0)
-			locs[(*n)++] = (uint32_t)l;
-	}
-	return all_ok;
-}
-
-static void on_sample(const struct pyro_sample_key *k, const struct pyro_sample_value *v,
-		      const struct pyro_stack *st, void *ctx)
-{
-	struct record *r = ctx;
-	const struct py_process *p = seen_process(r, (pid_t)k->pid);
-	uint32_t locs[PYRO_MAX_FRAMES + 2], n = 0;
-	char thread[PYRO_COMM_LEN + 1] = {}, process[PYRO_COMM_LEN + 1] = {};
-	bool ok = false;
-
-	memcpy(thread, v->comm, PYRO_COMM_LEN);
-	text_sanitize(thread);
-	snprintf(process, sizeof(process), "%s", p ? p->comm : thread);
-	text_sanitize(process);
-	if (!st)
-		locs[n++] = pseudo_frame(r, "[stack lost]");
-	else if (!p)
-		locs[n++] = pseudo_frame(r, "[unknown process]");
-	else
-		/* Resolved: walked and symbolized without a failure. A thread with no Python
-		 * frames (start-up, a native thread) is resolved: that is what it was doing. */
-		ok = symbolize_stack(r, p, st, locs, &n) && !(st->flags & PYRO_STACK_READ_ERROR);
-	if (st && st->flags & PYRO_STACK_TRUNCATED)
-		locs[n++] = pseudo_frame(r, "[truncated]");
-	if (st && st->depth == 0)
-		locs[n++] =
-			pseudo_frame(r, st->flags & PYRO_STACK_NO_TSTATE    ? "[native thread]"
-					: st->flags & PYRO_STACK_READ_ERROR ? "[unreadable stack]"
-									    : "[no Python frames]");
-	else if (st && st->flags & PYRO_STACK_READ_ERROR)
-		locs[n++] = pseudo_frame(r, "[partial stack]");
-	profile_add(&r->prof, (int)k->pid, (int)k->tid, process, thread, locs, n, v->count);
-	r->samples += v->count;
-	if (ok)
-		r->resolved += v->count;
-}
-
-/* A stack was stored for the first time: symbolize it now, while its process surely lives,
- * so the drain finds it cached even if the process has exited by then. */
-static int on_new_stack(void *ctx, void *data, size_t len)
-{
-	const struct pyro_new_stack *n = data;
-	struct record *r = ctx;
-	const struct py_process *p;
-	const struct pyro_stack *st;
-	struct py_frame_sym fs;
-	uint32_t i;
-
-	if (len < sizeof(*n) || !(p = seen_process(r, (pid_t)n->pid)) ||
-	    !(st = sampler__stack(r->sampler, n->stack_id)))
-		return 0;
-	for (i = 0; i < st->depth && i < PYRO_MAX_FRAMES; i++)
-		symbolizer__frame(r->sym, p, st->frames[i] & PYRO_FRAME_CODE_MASK,
-				  (uint32_t)(st->frames[i] >> PYRO_FRAME_INSTR_SHIFT), &fs);
-	return 0;
-}
-
-static int drain(struct record *r)
-{
-	symbolizer__next_generation(r->sym);
-	return sampler__drain(r->sampler, on_sample, r);
 }
 
 /* ---- output ---- */
@@ -339,12 +222,13 @@ static int write_output(struct record *r, FILE *f)
 	uint8_t *buf;
 	size_t len;
 	char comment[64];
+	const char *comments[] = { comment };
 	int err;
 
 	switch (r->format) {
 	case FMT_PPROF:
 		snprintf(comment, sizeof(comment), "pyrometer %s", PYROMETER_VERSION);
-		err = pprof_encode(&r->prof, comment, &buf, &len);
+		err = pprof_encode(&r->prof, comments, 1, &buf, &len);
 		if (err)
 			return err;
 		err = fwrite(buf, 1, len, f) == len ? 0 : -EIO;
@@ -400,19 +284,21 @@ static size_t sampled_processes(const struct profile *p)
 
 static void summary(struct record *r, double secs)
 {
+	struct sampler *sampler = cpuprof__sampler(r->cpu);
+	struct cpuprof_totals t;
 	struct sampler_stats st;
-	uint64_t lost, run_ns = 0, run_cnt = 0;
+	uint64_t run_ns = 0, run_cnt = 0;
 	static const char *const fmt[] = { "", "pprof", "folded", "svg" };
 
-	sampler__stats(r->sampler, &st);
-	lost = st.kernel[PYRO_CPU_STACKS_FULL] + st.kernel[PYRO_CPU_COUNTS_FULL] + st.lost_stacks;
+	cpuprof__totals(r->cpu, &t);
+	sampler__stats(sampler, &st);
 	fprintf(stderr,
 		"pyrometer: %" PRIu64 " samples from %zu processes in %.1f s, %" PRIu64
 		" lost, %.1f%% of stacks resolved; wrote %s (%s)\n",
-		r->samples, sampled_processes(&r->prof), secs, lost,
-		r->samples ? 100.0 * (double)r->resolved / (double)r->samples : 100.0,
+		t.samples, sampled_processes(&r->prof), secs, t.lost,
+		t.samples ? 100.0 * (double)t.resolved / (double)t.samples : 100.0,
 		strcmp(r->output, "-") ? r->output : "standard output", fmt[r->format]);
-	if (!sampler__prog_stats(r->sampler, &run_ns, &run_cnt) && run_cnt)
+	if (!sampler__prog_stats(sampler, &run_ns, &run_cnt) && run_cnt)
 		log_info("bpf: %" PRIu64 " runs, %" PRIu64 " ns in all (kernel.bpf_stats_enabled)",
 			 run_cnt, run_ns);
 	log_info("kernel: samples %" PRIu64 ", other tasks %" PRIu64 ", no tstate %" PRIu64
@@ -438,16 +324,16 @@ static int sample_loop(struct record *r)
 
 		if (now >= end)
 			break;
-		err = discover__poll(r->disc, (int)((until - now) / 1000000) + 1);
+		err = cpuprof__poll(r->cpu, (int)((until - now) / 1000000) + 1);
 		if (err < 0 && err != -EINTR)
 			return err;
 		if (monotonic_ns() >= next_drain) {
-			if ((err = drain(r)))
+			if ((err = cpuprof__drain(r->cpu)))
 				return err;
 			next_drain = monotonic_ns() + DRAIN_MS * 1000000ull;
 		}
 	}
-	return drain(r);
+	return cpuprof__drain(r->cpu);
 }
 
 /* Fails now, not after a long recording, if the output cannot be written. */
@@ -474,21 +360,14 @@ static int check_output(const struct record *r)
 
 static int run(struct record *r)
 {
-	struct discover_ops ops = { .on_start = on_start, .on_exit = on_exit_, .ctx = r };
-	struct sampler_opts so = { .frequency = r->freq, .sample_all = r->all };
+	struct cpuprof_ops ops = { .profile_for = profile_for, .on_exit = on_exit_, .ctx = r };
 	struct timespec wall;
 	uint64_t t0;
 	int err;
 
-	if ((err = check_output(r)) || (err = symbolizer__new(&r->sym)) ||
-	    (err = profile_init(&r->prof, 1000000000ull / r->freq)) ||
-	    (err = discover__new(&ops, &r->disc)) || (err = discover__start_live(r->disc)) ||
-	    (err = discover__scan(r->disc)) || (err = check_targets(r)))
-		return err;
-	so.procs_fd = discover__procs_map_fd(r->disc);
-	if ((err = sampler__new(&so, &r->sampler)) ||
-	    (err = discover__add_ring(r->disc, sampler__new_stacks_fd(r->sampler), on_new_stack,
-				      r)))
+	if ((err = check_output(r)) || (err = profile_init(&r->prof, 1000000000ull / r->freq)) ||
+	    (err = cpuprof__new(&ops, &r->cpu)) || (err = check_targets(r)) ||
+	    (err = cpuprof__sample(r->cpu, r->freq, r->all)))
 		return err;
 	clock_gettime(CLOCK_REALTIME, &wall);
 	r->prof.start_ns = (uint64_t)wall.tv_sec * 1000000000ull + (uint64_t)wall.tv_nsec;
@@ -514,12 +393,8 @@ int cmd_record(int argc, char **argv)
 	if (privs_require(PRIV_BPF | PRIV_PERFMON | PRIV_SYS_PTRACE, "record"))
 		return 1;
 	cmd_handle_stop_signals();
-	seen_init(&r.seen);
 	err = run(&r);
-	sampler__free(r.sampler);
-	discover__free(r.disc);
-	symbolizer__free(r.sym);
+	cpuprof__free(r.cpu);
 	profile_free(&r.prof);
-	seen_free(&r.seen);
 	return err ? 1 : 0;
 }

@@ -6,6 +6,7 @@
 
 #define PYROMETER_VERSION "0.1.0"
 
+int cmd_run(int argc, char **argv);
 int cmd_ps(int argc, char **argv);
 int cmd_record(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);

@@ -12,6 +12,8 @@ static const char usage[] =
 	"Profiles every CPython process on this host with eBPF, without touching them.\n"
 	"\n"
 	"commands:\n"
+	"  run       the daemon: profile every Python process, ship a profile per service\n"
+	"            per interval to the local store or Grafana Pyroscope\n"
 	"  ps        list the Python processes on this host and what pyrometer can do with each\n"
 	"  record    record a CPU profile (pprof, folded stacks or flame graph)\n"
 	"  gc        trace garbage-collection pauses (USDT gc__start/gc__done)\n"
@@ -34,6 +36,7 @@ static const struct {
 	const char *name;
 	int (*run)(int argc, char **argv);
 } commands[] = {
+	{ "run", cmd_run },
 	{ "ps", cmd_ps },
 	{ "record", cmd_record },
 	{ "gc", cmd_gc },

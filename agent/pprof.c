@@ -182,7 +182,8 @@ static int gzip_bytes(const uint8_t *in, size_t len, uint8_t **out, size_t *out_
 	return 0;
 }
 
-int pprof_encode(const struct profile *cp, const char *comment, uint8_t **out, size_t *len)
+int pprof_encode(const struct profile *cp, const char *const *comments, size_t ncomments,
+		 uint8_t **out, size_t *len)
 {
 	struct profile *p = (struct profile *)cp; /* interning the few names below only */
 	Profile prof = PERFTOOLS__PROFILES__PROFILE__INIT;
@@ -190,7 +191,7 @@ int pprof_encode(const struct profile *cp, const char *comment, uint8_t **out, s
 			    PERFTOOLS__PROFILES__VALUE_TYPE__INIT };
 	ValueType *st_ptrs[2] = { &st[0], &st[1] };
 	ValueType period = PERFTOOLS__PROFILES__VALUE_TYPE__INIT;
-	int64_t keys[LABELS_PER_SAMPLE], comment_id = 0;
+	int64_t keys[LABELS_PER_SAMPLE], comment_ids[PPROF_MAX_COMMENTS];
 	struct arena a = { 0 };
 	uint8_t *packed = NULL;
 	size_t i, n;
@@ -207,10 +208,13 @@ int pprof_encode(const struct profile *cp, const char *comment, uint8_t **out, s
 	keys[1] = profile_string(p, "thread_id");
 	keys[2] = profile_string(p, "thread_name");
 	keys[3] = profile_string(p, "process_name");
-	if (comment)
-		comment_id = profile_string(p, comment);
-	if (st[0].type < 0 || st[1].unit < 0 || keys[3] < 0 || comment_id < 0 ||
-	    fill_samples(p, &a, keys) || fill_locations(p, &a) || fill_functions(p, &a))
+	if (ncomments > PPROF_MAX_COMMENTS)
+		return -EINVAL;
+	for (i = 0; i < ncomments; i++)
+		if ((comment_ids[i] = profile_string(p, comments[i])) < 0)
+			goto cleanup;
+	if (st[0].type < 0 || st[1].unit < 0 || keys[3] < 0 || fill_samples(p, &a, keys) ||
+	    fill_locations(p, &a) || fill_functions(p, &a))
 		goto cleanup;
 	n = p->strings.n;
 	a.strings = calloc(n, sizeof(*a.strings));
@@ -233,8 +237,8 @@ int pprof_encode(const struct profile *cp, const char *comment, uint8_t **out, s
 	prof.period_type = &period;
 	prof.period = (int64_t)p->period_ns;
 	prof.default_sample_type = st[1].type;
-	prof.n_comment = comment ? 1 : 0;
-	prof.comment = comment ? &comment_id : NULL;
+	prof.n_comment = ncomments;
+	prof.comment = ncomments ? comment_ids : NULL;
 	packed = malloc(perftools__profiles__profile__get_packed_size(&prof) + 1);
 	if (!packed)
 		goto cleanup;

@@ -8,7 +8,11 @@
 
 struct profile;
 
-/* Encodes p; *out is malloc'd gzip data. comment may be NULL. */
-int pprof_encode(const struct profile *p, const char *comment, uint8_t **out, size_t *len);
+#define PPROF_MAX_COMMENTS 16
+
+/* Encodes p with the given comments (pprof's only place for profile-wide notes, such as
+ * labels); *out is malloc'd gzip data. Strings must be valid UTF-8 (text_sanitize). */
+int pprof_encode(const struct profile *p, const char *const *comments, size_t ncomments,
+		 uint8_t **out, size_t *len);
 
 #endif

@@ -2,6 +2,7 @@
 #include "targets.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,6 +94,31 @@ int targets_check(const struct targets *t, struct discover *d, const char *cmd, 
 				  p->bin->version[0] ? p->bin->version : "?", feature, why);
 			return -ENOTSUP;
 		}
+	}
+	return 0;
+}
+
+int cli_common_option(int opt, const char *usage)
+{
+	switch (opt) {
+	case 'v':
+		if (log_get_level() < LOG_LVL_DEBUG)
+			log_set_level(log_get_level() + 1);
+		return 0;
+	case 'h':
+		fputs(usage, stdout);
+		return 1;
+	default:
+		fputs(usage, stderr);
+		return -EINVAL;
+	}
+}
+
+int cli_no_operands(int argc, char **argv, const char *cmd)
+{
+	if (optind < argc) {
+		log_error("%s: unexpected argument '%s'", cmd, argv[optind]);
+		return -EINVAL;
 	}
 	return 0;
 }

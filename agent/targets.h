@@ -19,6 +19,12 @@ struct targets {
 /* Parses a number option; says what is wrong ("CMD: WHAT must be ...") and returns -EINVAL. */
 int cli_number(const char *cmd, const char *what, const char *s, double min, double max,
 	       double *out);
+/* The options every command shares, for the default: case of its getopt loop: -v (more
+ * verbose), -h (usage to stdout, returns 1) and anything unknown (usage to stderr, -EINVAL).
+ * Returns 0 when the option was handled and parsing goes on. */
+int cli_common_option(int opt, const char *usage);
+/* After the getopt loop: commands take options only. */
+int cli_no_operands(int argc, char **argv, const char *cmd);
 /* Adds the pid in arg (a -p option). */
 int targets_add(struct targets *t, const char *cmd, const char *arg);
 bool targets_has(const struct targets *t, pid_t pid);

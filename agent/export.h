@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/* One interval's profile of one service, as the sinks (agent/store.c, agent/pyroscope.c)
+ * and the spool (agent/spool.c) take it: labels, a time range and the gzip'd pprof bytes. */
+#ifndef PYRO_EXPORT_H
+#define PYRO_EXPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define EXPORT_MAX_LABELS 8
+#define EXPORT_LABEL_NAME 32
+#define EXPORT_LABEL_VALUE 128
+
+struct export_label {
+	char name[EXPORT_LABEL_NAME];	/* [a-zA-Z_][a-zA-Z0-9_]* */
+	char value[EXPORT_LABEL_VALUE]; /* valid UTF-8 */
+};
+
+struct export_profile {
+	uint64_t from_ns, until_ns; /* CLOCK_REALTIME, Unix ns */
+	unsigned n_labels;
+	struct export_label labels[EXPORT_MAX_LABELS]; /* labels[0] is service_name */
+	uint8_t *data;				       /* gzip'd pprof, malloc'd */
+	size_t len;
+};
+
+static inline const char *export_service(const struct export_profile *e)
+{
+	return e->n_labels ? e->labels[0].value : "unknown";
+}
+
+/* Result of one delivery attempt. */
+enum ship_result {
+	SHIP_OK,       /* accepted */
+	SHIP_RETRY,    /* not now: network error, timeout, 408, 429, 5xx, or aborted */
+	SHIP_REJECTED, /* the collector refused it for good (other 4xx): do not send again */
+};
+
+#endif

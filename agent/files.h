@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/* File helpers for the store and the spool. */
+#ifndef PYRO_FILES_H
+#define PYRO_FILES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+/* mkdir -p with this mode for the directories it creates. */
+int files_mkdirs(const char *path, mode_t mode);
+/* Writes the pieces to path.tmp, then renames it to path, so that readers (and a restart
+ * after a crash) see the whole file or none. durable: fsync the file and its directory. */
+int files_write_atomic(const char *path, const struct iovec *iov, int n, mode_t mode, bool durable);
+/* Reads a whole regular file of at most max bytes; *out is malloc'd. */
+int files_read(const char *path, size_t max, unsigned char **out, size_t *len);
+
+#endif
