@@ -65,9 +65,13 @@ deps:
 	else echo "deps: all Debian packages present"; fi
 
 # Until the daemon exists, `make run` lists the Python processes on this host.
+# The daemon on its local default: a pprof per service every 15 s under
+# /var/lib/pyrometer/profiles. RUN_ARGS adds options, e.g. RUN_ARGS="--pyroscope URL".
 run: deps
 	$(MAKE) all
 	$(BUILD)/pyrometer ps
+	@echo "pyrometer run: profiles go to /var/lib/pyrometer/profiles/SERVICE/; Ctrl-C to stop"
+	$(BUILD)/pyrometer run $(RUN_ARGS)
 
 test: deps
 	$(MAKE) all unit zoo lint fuzz

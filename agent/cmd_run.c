@@ -186,7 +186,7 @@ static int parse_args(int argc, char **argv, struct run *r)
 			r->spool_dir = optarg;
 			break;
 		case OPT_SPOOL_CAP:
-			if (num("--spool-cap", optarg, 4096, 1e15, &v))
+			if (num("--spool-cap", optarg, 1024, 1e15, &v))
 				return -EINVAL;
 			r->spool_cap = (uint64_t)v;
 			break;
@@ -262,6 +262,7 @@ static int encode(struct run *r, struct service_prof *sp, uint64_t until_ns,
 	unsigned i;
 
 	memset(e, 0, sizeof(*e));
+	export_new_id(e->id);
 	e->from_ns = r->interval_start_ns;
 	e->until_ns = until_ns;
 	add_label(e, "service_name", sp->name);
@@ -368,10 +369,23 @@ static int open_sinks(struct run *r)
 	return shipper_start(&sh, &r->shipper);
 }
 
+/* Stops delivery (the queue and an upload in flight go to the spool) and says what became
+ * of every profile: submitted = delivered + rejected + dropped + left in the spool. */
 static void close_sinks(struct run *r)
 {
-	shipper_stop(r->shipper); /* the queue and an upload in flight go to the spool */
-	r->shipper = NULL;
+	struct shipper_stats sh;
+	struct spool_stats sp;
+
+	if (r->shipper) {
+		shipper_stop(r->shipper, &sh);
+		spool_stats(r->spool, &sp);
+		log_info("run: delivery: %" PRIu64 " profiles submitted, %" PRIu64
+			 " delivered, %" PRIu64 " rejected, %" PRIu64
+			 " dropped (spool cap), %" PRIu64 " corrupt in spool, %" PRIu64
+			 " failed attempts; %" PRIu64 " left in the spool (%" PRIu64 " bytes)",
+			 sh.submitted, sh.delivered, sh.rejected, sp.dropped, sp.corrupt,
+			 sh.failed_attempts, sp.files, sp.bytes);
+	}
 	spool_close(r->spool);
 	pyroscope_free(r->sink);
 	store_close(r->store);

@@ -16,7 +16,10 @@ struct export_label {
 	char value[EXPORT_LABEL_VALUE]; /* valid UTF-8 */
 };
 
+#define EXPORT_ID_LEN 36 /* a UUID's text */
+
 struct export_profile {
+	char id[EXPORT_ID_LEN + 1]; /* the same on every attempt to deliver it */
 	uint64_t from_ns, until_ns; /* CLOCK_REALTIME, Unix ns */
 	unsigned n_labels;
 	struct export_label labels[EXPORT_MAX_LABELS]; /* labels[0] is service_name */
@@ -28,6 +31,9 @@ static inline const char *export_service(const struct export_profile *e)
 {
 	return e->n_labels ? e->labels[0].value : "unknown";
 }
+
+/* A random (version 4) UUID for a new profile. */
+void export_new_id(char out[EXPORT_ID_LEN + 1]);
 
 /* Result of one delivery attempt. */
 enum ship_result {

@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -134,20 +133,6 @@ int pyroscope_new(const struct pyroscope_opts *o, struct pyroscope **out)
 }
 
 /* ---- request bodies ---- */
-
-static void new_id(char out[37])
-{
-	uint8_t b[16] = { 0 };
-
-	if (getrandom(b, sizeof(b), 0) != sizeof(b)) /* never fails for 16 bytes after boot */
-		for (size_t i = 0; i < sizeof(b); i++)
-			b[i] = (uint8_t)rand();
-	b[6] = (b[6] & 0x0f) | 0x40; /* version 4 */
-	b[8] = (b[8] & 0x3f) | 0x80; /* RFC 4122 variant */
-	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
-		 b[13], b[14], b[15]);
-}
 
 int pyroscope_push_body(const struct export_profile *e, const char *id, uint8_t **out, size_t *len)
 {
@@ -273,7 +258,7 @@ enum ship_result pyroscope_send(struct pyroscope *p, const struct export_profile
 {
 	struct xfer x = { .abort = abort, .r = r };
 	struct curl_slist *hdrs = NULL;
-	char url[4096], id[37], auth[SECRET_MAX + 32], tenant[256];
+	char url[4096], auth[SECRET_MAX + 32], tenant[256];
 	uint8_t *body = NULL;
 	size_t len = 0;
 	enum ship_result res;
@@ -282,9 +267,8 @@ enum ship_result pyroscope_send(struct pyroscope *p, const struct export_profile
 
 	memset(r, 0, sizeof(*r));
 	if (p->api == PYROSCOPE_PUSH) {
-		new_id(id);
 		snprintf(url, sizeof(url), "%s/push.v1.PusherService/Push", p->url);
-		if (pyroscope_push_body(e, id, &body, &len))
+		if (pyroscope_push_body(e, e->id, &body, &len))
 			return SHIP_RETRY;
 		hdrs = curl_slist_append(hdrs, "Content-Type: application/proto");
 		hdrs = curl_slist_append(hdrs, "Connect-Protocol-Version: 1");

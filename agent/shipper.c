@@ -50,9 +50,14 @@ void shipper_submit(struct shipper *s, struct export_profile *e)
 	pthread_mutex_lock(&s->lock);
 	if (s->len == s->o.queue_max)
 		spill_one(s);
+	/* While the collector fails, nothing waits in memory: a crash must not lose it. */
+	while (s->failures && s->len)
+		spill_one(s);
 	s->queue[(s->head + s->len) % s->o.queue_max] = *e;
 	s->len++;
 	s->st.submitted++;
+	if (s->failures)
+		spill_one(s);
 	pthread_cond_signal(&s->wake);
 	pthread_mutex_unlock(&s->lock);
 	e->data = NULL;
@@ -227,10 +232,8 @@ int shipper_start(const struct shipper_opts *o, struct shipper **out)
 	return 0;
 }
 
-void shipper_stop(struct shipper *s)
+void shipper_stop(struct shipper *s, struct shipper_stats *final)
 {
-	if (!s)
-		return;
 	pthread_mutex_lock(&s->lock);
 	s->stop = 1;
 	pthread_cond_signal(&s->wake);
@@ -239,6 +242,7 @@ void shipper_stop(struct shipper *s)
 	pthread_mutex_lock(&s->lock);
 	while (s->len)
 		spill_one(s);
+	*final = s->st;
 	pthread_mutex_unlock(&s->lock);
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->wake);

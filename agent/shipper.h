@@ -4,7 +4,8 @@
  * permanent refusals (4xx other than 408/429) dropped and counted, never retried.
  *
  * A profile moves to the spool when the queue is full, when an attempt to send it fails,
- * and at shutdown; the spool's oldest profiles go out before the queue's. */
+ * when it is submitted while the collector is failing, and at shutdown; the spool's oldest
+ * profiles go out before the queue's. */
 #ifndef PYRO_SHIPPER_H
 #define PYRO_SHIPPER_H
 
@@ -38,8 +39,8 @@ int shipper_start(const struct shipper_opts *o, struct shipper **out);
 /* Takes e (and e->data) over. */
 void shipper_submit(struct shipper *s, struct export_profile *e);
 /* Stops the thread: an upload in flight is cut short, and it and the queue go to the spool.
- * Then frees s. */
-void shipper_stop(struct shipper *s);
+ * Then frees s; final gets the last counters. */
+void shipper_stop(struct shipper *s, struct shipper_stats *final);
 void shipper_stats(struct shipper *s, struct shipper_stats *st);
 
 #endif

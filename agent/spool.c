@@ -6,8 +6,9 @@
  *   8  u32 CRC-32 (zlib) of every byte from offset 12 to the end
  *  12  u32 label bytes L      16  u64 payload bytes P
  *  24  u64 from_ns            32  u64 until_ns
- *  40  L bytes: labels as name NUL value NUL pairs, service_name first
- *  40+L  P bytes: the gzip'd pprof
+ *  40  36 bytes: the profile's id (a UUID's text)
+ *  76  L bytes: labels as name NUL value NUL pairs, service_name first
+ *  76+L  P bytes: the gzip'd pprof
  */
 #include "spool.h"
 
@@ -28,7 +29,7 @@
 #include "log.h"
 
 #define MAGIC "PYROSPL1"
-#define HEADER 40
+#define HEADER (40 + EXPORT_ID_LEN)
 
 struct entry {
 	uint64_t id, size;
@@ -85,6 +86,7 @@ int spool_encode(const struct export_profile *e, uint8_t **out, size_t *len)
 	put_u64(buf + 16, e->len);
 	put_u64(buf + 24, e->from_ns);
 	put_u64(buf + 32, e->until_ns);
+	memcpy(buf + 40, e->id, EXPORT_ID_LEN);
 	at = HEADER;
 	for (i = 0; i < e->n_labels; i++) {
 		size_t nl = strlen(e->labels[i].name) + 1, vl = strlen(e->labels[i].value) + 1;
@@ -132,6 +134,8 @@ int spool_decode(const uint8_t *buf, size_t len, struct export_profile *e)
 		return -EBADMSG;
 	e->from_ns = get_u64(buf + 24);
 	e->until_ns = get_u64(buf + 32);
+	memcpy(e->id, buf + 40, EXPORT_ID_LEN);
+	e->id[EXPORT_ID_LEN] = '\0';
 	end = HEADER + labels;
 	while (at < end) {
 		struct export_label *l = &e->labels[e->n_labels];

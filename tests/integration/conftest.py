@@ -39,7 +39,7 @@ def pytest_configure(config):
 class Workload:
     """A Python process from the zoo running a script; it prints 'ready' once started."""
 
-    def __init__(self, entry, script, args=()):
+    def __init__(self, entry, script, args=(), env=None):
         self.entry = entry
         root = entry["root"]
         name = f"pyro-test-{uuid.uuid4().hex[:8]}.py"
@@ -52,7 +52,7 @@ class Workload:
         if root != "/":
             argv = ["chroot", root] + argv  # chroot execs the interpreter: same pid
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True)
+                                     text=True, env={**os.environ, **(env or {})})
         self.pid = self.proc.pid
         line = self.proc.stdout.readline()
         if line.strip() != "ready":
@@ -89,8 +89,8 @@ sys.exit(int(sys.argv[1]) if len(sys.argv) > 1 else 0)
 def workload():
     started = []
 
-    def start(entry, script=SLEEPER, args=()):
-        w = Workload(entry, script, args)
+    def start(entry, script=SLEEPER, args=(), env=None):
+        w = Workload(entry, script, args, env)
         started.append(w)
         return w
 

@@ -1,0 +1,322 @@
+"""pyrometer run shipping profiles: the local store, and Grafana Pyroscope push/ingest against
+a loopback collector (tests/integration/collector.py) that can refuse, hang or be down.
+
+Every body is checked by protoc against the project's protos and every pprof by
+`go tool pprof`. Delivery is checked by time ranges: each service's profiles must tile time
+without gaps or repeats."""
+import base64
+import gzip
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+import urllib.parse
+import uuid
+
+import pytest
+
+from collector import Collector, pprof_times, protoc_decode, push_profiles
+from conftest import PYROMETER, ZOO, workload_script
+from pprof_raw import RawProfile, pprof_top
+
+
+class Daemon:
+    """pyrometer run -v with a 1 s interval; stderr is collected line by line."""
+
+    def __init__(self, tmp_path, *args):
+        self.spool = str(tmp_path / "spool")
+        self.proc = subprocess.Popen([PYROMETER, "run", "-v", "--interval", "1",
+                                      "--spool", self.spool, *args],
+                                     stderr=subprocess.PIPE, text=True)
+        self.lines = []
+        self.started = threading.Event()
+        threading.Thread(target=self._read, daemon=True).start()
+        if not self.started.wait(30):
+            self.proc.kill()
+            raise AssertionError("pyrometer run did not start: " + self.log())
+
+    def _read(self):
+        for line in self.proc.stderr:
+            self.lines.append(line)
+            if "run: sampling at" in line:
+                self.started.set()
+
+    def log(self):
+        return "".join(self.lines)
+
+    def stop(self):
+        """SIGTERM; returns (exit code, seconds it took)."""
+        t = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(timeout=30)
+        time.sleep(0.1)  # the reader thread takes the last lines
+        return rc, time.monotonic() - t
+
+    def delivery(self):
+        m = re.search(r"delivery: (\d+) profiles submitted, (\d+) delivered, (\d+) rejected, "
+                      r"(\d+) dropped \(spool cap\), (\d+) corrupt in spool, (\d+) failed "
+                      r"attempts; (\d+) left in the spool", self.log())
+        assert m, "no delivery summary in the log:\n" + self.log()
+        keys = ("submitted", "delivered", "rejected", "dropped", "corrupt", "failed", "spooled")
+        return dict(zip(keys, map(int, m.groups())))
+
+
+@pytest.fixture
+def collector():
+    c = Collector()
+    yield c
+    c.down()
+
+
+@pytest.fixture
+def busy(workload):
+    """A CPU-bound workload under a service name of its own; yields (workload, service)."""
+    service = f"shiptest-{uuid.uuid4().hex[:8]}"
+    w = workload(ZOO["py311"], workload_script("cpu_split.py"), ["600"],
+                 env={"PYROMETER_SERVICE": service})
+    return w, service
+
+
+def spool_files(d):
+    return sorted(f for f in os.listdir(d.spool) if f.endswith(".spool")) \
+        if os.path.isdir(d.spool) else []
+
+
+def profiles_of(collector, service):
+    """(time_nanos, duration_nanos, id, pprof) of the service's accepted push profiles."""
+    out = []
+    for req in collector.accepted():
+        for labels, pid, raw in push_profiles(req.body):
+            if labels.get("service_name") == service:
+                t, dur = pprof_times(raw)
+                out.append((t, dur, pid, raw))
+    return sorted(out)
+
+
+def assert_tiles_time(profiles):
+    """Consecutive intervals: each starts where the previous ended; none repeats."""
+    starts = [t for t, _, _, _ in profiles]
+    assert len(starts) == len(set(starts)), f"a profile arrived twice: {starts}"
+    for (t0, d0, _, _), (t1, _, _, _) in zip(profiles, profiles[1:]):
+        assert t0 + d0 == t1, f"gap or overlap between intervals at {t0 + d0} and {t1}"
+
+
+def check_pprof(raw, tmp_path, top_candidates=("spin",)):  # cpu_split.py burns in spin()
+    path = tmp_path / f"p-{uuid.uuid4().hex[:6]}.pb.gz"
+    path.write_bytes(raw)
+    RawProfile(str(path))  # go tool pprof -raw reads it
+    top = pprof_top(str(path))
+    assert top in top_candidates, f"top function {top!r}"
+
+
+def test_push_bodies_decode_and_carry_the_workload(tmp_path, collector, busy):
+    w, service = busy
+    d = Daemon(tmp_path, "--pyroscope", collector.url)
+    collector.wait_for(lambda: len(profiles_of(collector, service)) >= 3, 30,
+                       "three profiles of the workload")
+    rc, _ = d.stop()
+    assert rc == 0, d.log()
+    for req in collector.requests:
+        assert req.path == "/push.v1.PusherService/Push"
+        assert req.headers["Content-Type"] == "application/proto"
+        text = protoc_decode("push.v1.PushRequest", "push.proto", req.body)
+        assert 'name: "__name__"' in text and 'value: "process_cpu"' in text
+        for labels, pid, raw in push_profiles(req.body):
+            assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-"
+                                r"[0-9a-f]{12}", pid)
+            assert labels["host"] and labels["service_name"]
+            protoc_decode("perftools.profiles.Profile", "profile.proto", gzip.decompress(raw))
+    mine = profiles_of(collector, service)
+    assert_tiles_time(mine)
+    assert len({pid for _, _, pid, _ in mine}) == len(mine)
+    check_pprof(mine[1][3], tmp_path)
+    text = protoc_decode("perftools.profiles.Profile", "profile.proto", gzip.decompress(mine[1][3]))
+    assert f'"service_name={service}"' in text  # profile labels ride along as comments
+
+
+def test_collector_down_then_back_delivers_every_interval_once(tmp_path, collector, busy):
+    w, service = busy
+    d = Daemon(tmp_path, "--pyroscope", collector.url, "--backoff-max", "1")
+    collector.wait_for(lambda: len(profiles_of(collector, service)) >= 2, 30, "two profiles")
+    collector.down()
+    time.sleep(5)  # about five intervals produced while down
+    assert len(spool_files(d)) >= 3, "undelivered profiles should be in the spool"
+    collector.up()
+    collector.wait_for(lambda: not spool_files(d), 30, "the spool to drain")
+    w.stop()  # no more samples of the service: its last interval gets delivered next
+    n = len(profiles_of(collector, service))
+    time.sleep(3)
+    rc, _ = d.stop()
+    assert rc == 0, d.log()
+    mine = profiles_of(collector, service)
+    assert len(mine) >= 8 and len(mine) <= n + 1
+    assert_tiles_time(mine)
+    s = d.delivery()
+    assert s["failed"] > 0 and s["dropped"] == 0 and s["rejected"] == 0
+    assert s["delivered"] == len(collector.accepted())
+    assert s["submitted"] == s["delivered"] + s["spooled"]
+
+
+def test_small_spool_cap_counts_every_drop(tmp_path, collector, busy):
+    w, service = busy
+    collector.down()
+    d = Daemon(tmp_path, "--pyroscope", collector.url, "--backoff-max", "1",
+               "--spool-cap", "2048")
+    time.sleep(8)
+    collector.up()
+    collector.wait_for(lambda: not spool_files(d), 30, "the spool to drain")
+    w.stop()
+    time.sleep(2)
+    rc, _ = d.stop()
+    assert rc == 0, d.log()
+    s = d.delivery()
+    assert s["dropped"] > 0, d.log()
+    assert s["delivered"] == len(collector.accepted())
+    assert s["dropped"] == s["submitted"] - s["delivered"] - s["spooled"]
+    assert "spool: full" in d.log()
+    assert_tiles_time(profiles_of(collector, service)[-2:])  # the newest survived
+
+
+def test_401_is_not_retried_and_is_logged_once(tmp_path, collector, busy):
+    collector.answer = lambda req: (401, {"Content-Type": "application/json"},
+                                    b'{"code":"unauthenticated","message":"bad token 7f3a"}')
+    d = Daemon(tmp_path, "--pyroscope", collector.url, "--backoff-max", "0.2")
+    collector.wait_for(lambda: len(collector.requests) >= 3, 30, "three requests")
+    rc, _ = d.stop()
+    assert rc == 0
+    s = d.delivery()
+    assert s["rejected"] == len(collector.requests) == s["submitted"] - s["spooled"]
+    assert s["failed"] == 0 and s["delivered"] == 0
+    bodies = [r.body for r in collector.requests]
+    assert len(set(bodies)) == len(bodies), "a refused profile was sent again"
+    refusals = [l for l in d.lines if "HTTP 401" in l]
+    assert len(refusals) == 1 and "bad token 7f3a" in refusals[0]
+
+
+def test_429_retry_after_is_respected(tmp_path, collector, busy):
+    first = []
+
+    def answer(req):
+        if not first:
+            first.append(req)
+            return 429, {"Retry-After": "3"}, b"slow down"
+        return 200, {}, b""
+    collector.answer = answer
+    d = Daemon(tmp_path, "--pyroscope", collector.url, "--backoff-max", "0.2")
+    collector.wait_for(lambda: len(collector.requests) >= 2, 30, "a second request")
+    rc, _ = d.stop()
+    assert rc == 0
+    gap = collector.requests[1].time - collector.requests[0].time
+    assert gap >= 2.9, f"retried after {gap:.2f} s despite Retry-After: 3"
+    assert collector.requests[1].body == collector.requests[0].body  # the same profile again
+
+
+def test_sigterm_mid_upload_spools_and_a_restart_delivers_once(tmp_path, collector, busy):
+    w, service = busy
+    hang = threading.Event()
+
+    def answer(req):
+        hang.wait(60)  # the collector accepts the connection and never answers
+        return 503, {}, b""
+    collector.answer = answer
+    d = Daemon(tmp_path, "--pyroscope", collector.url)
+    time.sleep(4)  # one upload hangs, later intervals queue up behind it
+    w.stop()
+    rc, took = d.stop()
+    assert rc == 0 and took < 10, f"exit {rc} after {took:.1f} s"
+    left = d.delivery()["spooled"]
+    assert left >= 3 and len(spool_files(d)) == left
+    hang.set()
+    collector.requests.clear()
+    collector.answer = lambda req: (200, {}, b"")
+    d2 = Daemon(tmp_path, "--pyroscope", collector.url)
+    collector.wait_for(lambda: not spool_files(d2), 30, "the spool to drain after a restart")
+    time.sleep(1.5)
+    d2.stop()
+    mine = profiles_of(collector, service)
+    assert len(mine) >= 3
+    assert_tiles_time(mine)
+    assert d2.delivery()["delivered"] >= left
+
+
+def test_corrupt_spool_files_are_skipped_not_sent(tmp_path, collector):
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    (spool / "0000000000000001.spool").write_bytes(b"PYROSPL1" + os.urandom(200))
+    (spool / "0000000000000002.spool").write_bytes(b"PYROS")  # torn
+    (spool / "0000000000000003.spool.tmp").write_bytes(b"half-written")
+    d = Daemon(tmp_path, "--pyroscope", collector.url)
+    time.sleep(2)
+    d.stop()
+    assert collector.requests == [] or all(
+        r.path == "/push.v1.PusherService/Push" for r in collector.requests)
+    for r in collector.requests:
+        protoc_decode("push.v1.PushRequest", "push.proto", r.body)
+    assert d.delivery()["corrupt"] == 2
+    assert not (spool / "0000000000000003.spool.tmp").exists()
+    assert "torn or corrupt" in d.log()
+
+
+def test_ingest_api(tmp_path, collector, busy):
+    w, service = busy
+    d = Daemon(tmp_path, "--pyroscope", collector.url + "/", "--pyroscope-api", "ingest")
+    collector.wait_for(lambda: any(service in r.path for r in collector.accepted()), 30,
+                       "an ingest request of the workload")
+    d.stop()
+    req = next(r for r in collector.accepted() if service in r.path)
+    url = urllib.parse.urlparse(req.path)
+    q = urllib.parse.parse_qs(url.query)
+    assert url.path == "/ingest" and q["format"] == ["pprof"]
+    assert q["name"][0].startswith(service + "{") and "host=" in q["name"][0]
+    assert int(q["from"][0]) <= int(q["until"][0]) <= time.time() + 1
+    check_pprof(req.body, tmp_path)
+
+
+def test_auth_and_tenant_headers(tmp_path, collector):
+    token = tmp_path / "token"
+    token.write_text("s3cr3t-token\n")
+    token.chmod(0o644)
+    r = subprocess.run([PYROMETER, "run", "--pyroscope", collector.url, "--token-file",
+                        str(token)], capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0 and str(token) in r.stderr and "readable by others" in r.stderr
+    token.chmod(0o600)
+    d = Daemon(tmp_path, "--pyroscope", collector.url, "--token-file", str(token),
+               "--tenant", "team-a")
+    collector.wait_for(lambda: collector.requests, 30, "a request")
+    d.stop()
+    h = collector.requests[0].headers
+    assert h["Authorization"] == "Bearer s3cr3t-token" and h["X-Scope-OrgID"] == "team-a"
+    assert "s3cr3t" not in d.log()
+    pw = tmp_path / "pw"
+    pw.write_text("hunter2")
+    pw.chmod(0o600)
+    collector.requests.clear()
+    d = Daemon(tmp_path, "--pyroscope", collector.url, "--basic-auth-user", "alice",
+               "--password-file", str(pw))
+    collector.wait_for(lambda: collector.requests, 30, "a request")
+    d.stop()
+    auth = collector.requests[0].headers["Authorization"]
+    assert auth == "Basic " + base64.b64encode(b"alice:hunter2").decode()
+
+
+def test_local_store_writes_per_service_profiles_under_a_cap(tmp_path, busy):
+    w, service = busy
+    store = tmp_path / "store"
+    d = Daemon(tmp_path, "--store", str(store), "--store-cap", "20000")
+    end = time.monotonic() + 30
+    while time.monotonic() < end and len(list((store / service).glob("*.pb.gz"))
+                                         if (store / service).exists() else []) < 3:
+        time.sleep(0.2)
+    time.sleep(6)  # enough intervals to reach the cap
+    d.stop()
+    files = sorted((store / service).glob("*.pb.gz"))
+    assert len(files) >= 2
+    total = sum(f.stat().st_size for f in store.rglob("*.pb.gz"))
+    assert total <= 20000
+    spans = [tuple(map(int, f.name[:-len(".pb.gz")].split("-"))) for f in files]
+    spans.sort()
+    for (a0, a1), (b0, b1) in zip(spans, spans[1:]):
+        assert a1 == b0 and a0 < a1
+    check_pprof(files[-2].read_bytes(), tmp_path)
