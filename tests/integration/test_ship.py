@@ -274,7 +274,7 @@ def test_ingest_api(tmp_path, collector, busy):
     check_pprof(req.body, tmp_path)
 
 
-def test_auth_and_tenant_headers(tmp_path, collector):
+def test_auth_and_tenant_headers(tmp_path, collector, busy):
     token = tmp_path / "token"
     token.write_text("s3cr3t-token\n")
     token.chmod(0o644)
