@@ -27,11 +27,11 @@ AGENT_CFLAGS := $(CFLAGS) $(WARNINGS) -std=gnu11 -D_GNU_SOURCE -MMD -MP \
 # usdt.bpf.h includes <linux/errno.h>, whose asm/ headers live under the multiarch dir.
 BPF_CFLAGS  := -g -O2 -target bpf $(ARCH_DEFINE) $(WARNINGS) -Wno-unused-parameter -MMD -MP -I$(BUILD) -Ibpf \
 	-idirafter /usr/include/$(shell $(CC) -print-multiarch)
-LDLIBS      := -lbpf -lelf -lz -lprotobuf-c -lmicrohttpd -lcurl -lpthread -lm
+LDLIBS      := -lbpf -lelf -lz -lprotobuf-c -lmicrohttpd -lcurl -linih -lsystemd -lcap -lpthread -lm
 
 # Debian packages the build, the tests and the zoo need. `make deps` installs the missing ones.
 DEB_PACKAGES := make gcc clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config \
-	libprotobuf-c-dev protobuf-c-compiler protobuf-compiler golang-go libmicrohttpd-dev prometheus prometheus-alertmanager libcurl4-openssl-dev libcmocka-dev \
+	libprotobuf-c-dev protobuf-c-compiler protobuf-compiler golang-go libmicrohttpd-dev prometheus prometheus-alertmanager libcurl4-openssl-dev libcmocka-dev libinih-dev libsystemd-dev libcap-dev systemd \
 	libclang-rt-14-dev python3 python3-pytest python3.11-dev debootstrap binutils \
 	clang-format cppcheck util-linux procps gdb python3.11-dbg
 

@@ -13,6 +13,7 @@
 #include "commands.h"
 #include "discover.h"
 #include "gctrace.h"
+#include "gcwatch.h"
 #include "intern.h"
 #include "alerts.h"
 #include "gc_metrics.h"
@@ -260,33 +261,6 @@ static bool gc_capable(const struct py_binary *b, const char **why)
 
 /* ---- pauses ---- */
 
-/* The stack of a pause as text, leaf first, one frame a line (for alerts). */
-static void stack_text(struct gc_cmd *c, const struct py_process *p, const struct pyro_gc_event *e,
-		       char *out, size_t len)
-{
-	struct py_frame_sym fs;
-	size_t at = 0;
-	uint32_t i;
-
-	out[0] = '\0';
-	for (i = 0; p && i < e->stack.depth && i < PYRO_MAX_FRAMES && at + 1 < len; i++) {
-		symbolizer__frame(c->sym, p, e->stack.frames[i] & PYRO_FRAME_CODE_MASK,
-				  (uint32_t)(e->stack.frames[i] >> PYRO_FRAME_INSTR_SHIFT), &fs);
-		at += (size_t)snprintf(out + at, len - at, "%s%s (%s:%d)", i ? "\n" : "", fs.name,
-				       fs.file, fs.line);
-	}
-}
-
-static void alert_pause(struct gc_cmd *c, const struct pyro_gc_event *e)
-{
-	const struct py_process *p = seen_get(&c->seen, (pid_t)e->pid);
-	char stack[2048];
-
-	stack_text(c, p, e, stack, sizeof(stack));
-	alerter__pause(c->alerter, p ? p->service : "unknown", e->generation, e->duration_ns,
-		       stack);
-}
-
 static void print_pause(struct gc_cmd *c, const struct pyro_gc_event *e)
 {
 	const struct py_process *p = seen_get(&c->seen, (pid_t)e->pid);
@@ -340,8 +314,11 @@ static int on_pause(void *ctx, void *data, size_t len)
 	}
 	c->events++;
 	print_pause(c, data);
-	if (c->alerter)
-		alert_pause(c, data);
+	if (c->alerter) {
+		const struct pyro_gc_event *e = data;
+
+		gcwatch_alert_pause(c->alerter, c->sym, seen_get(&c->seen, (pid_t)e->pid), e);
+	}
 	return 0;
 }
 
@@ -445,57 +422,6 @@ static void print_losses(struct gc_cmd *c)
 		 st.kernel[PYRO_GC_NO_START]);
 }
 
-struct alert_hists {
-	struct gc_cmd *c;
-	struct intern keys; /* "service\0generation" */
-	uint64_t (*counts)[PYRO_GC_BUCKETS];
-	size_t cap;
-};
-
-static void alert_bucket(const struct pyro_gc_hist_key *k, uint64_t n, void *ctx)
-{
-	struct alert_hists *h = ctx;
-	const struct py_process *p = seen_get(&h->c->seen, (pid_t)k->pid);
-	char key[96];
-	int len = snprintf(key, sizeof(key), "%s%c%d", p ? p->service : "unknown", '\0',
-			   k->generation);
-	int64_t id = intern_put(&h->keys, key, (size_t)len);
-
-	if (id < 0)
-		return;
-	if ((size_t)id >= h->cap) {
-		size_t cap = h->cap ? h->cap * 2 : 8;
-		uint64_t(*g)[PYRO_GC_BUCKETS] = realloc(h->counts, cap * sizeof(*g));
-
-		if (!g)
-			return;
-		memset(g + h->cap, 0, (cap - h->cap) * sizeof(*g));
-		h->counts = g;
-		h->cap = cap;
-	}
-	h->counts[id][k->bucket] += n;
-}
-
-/* Hands each (service, generation) histogram to the alerter, then lets it send. */
-static void alert_tick(struct gc_cmd *c)
-{
-	struct alert_hists h = { .c = c };
-	size_t i;
-
-	intern_init(&h.keys);
-	if (c->alert.p99_s > 0 && gctrace__for_each_bucket(c->gc, alert_bucket, &h) == 0) {
-		for (i = 0; i < h.keys.n; i++) {
-			const char *key = intern_key(&h.keys, (uint32_t)i, NULL);
-
-			alerter__histogram(c->alerter, key, atoi(key + strlen(key) + 1),
-					   h.counts[i]);
-		}
-	}
-	intern_free(&h.keys);
-	free(h.counts);
-	alerter__tick(c->alerter);
-}
-
 /* Renders the metrics and hands them to the server thread. */
 static void publish_metrics(struct gc_cmd *c)
 {
@@ -531,7 +457,7 @@ static int trace_loop(struct gc_cmd *c)
 			if (c->metrics)
 				publish_metrics(c); /* scrapes see figures at most a second old */
 			if (c->alerter)
-				alert_tick(c);
+				gcwatch_alert_tick(c->alerter, c->gc, &c->seen, c->alert.p99_s > 0);
 			next_publish = monotonic_ns() + 1000000000ull;
 		}
 	}

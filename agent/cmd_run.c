@@ -1,242 +1,142 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
-/* pyrometer run: the daemon. Samples every Python process on the host, and at the end of
- * each interval encodes one pprof per service and hands it to the sinks: the local store
- * (the default) and/or Grafana Pyroscope through the shipper (queue, spool, retries). */
+/* pyrometer run: the daemon. It samples every Python process on the host and, at the end of
+ * each interval, encodes one pprof per label set (service, container, pod, Python version)
+ * for the sinks: the local store and/or Grafana Pyroscope through the shipper. It traces GC
+ * pauses, serves /metrics (GC and its own figures), and sends alerts. SIGTERM/SIGINT flush
+ * and stop; SIGHUP reloads the configuration. Settings: agent/config.c. */
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "alerts.h"
 #include "clock.h"
 #include "commands.h"
+#include "config.h"
 #include "cpuprof.h"
 #include "export.h"
+#include "gc_metrics.h"
+#include "gctrace.h"
+#include "gcwatch.h"
 #include "log.h"
+#include "metrics.h"
 #include "pprof.h"
 #include "privs.h"
 #include "profile.h"
 #include "pyroscope.h"
+#include "selfmetrics.h"
+#include "service.h"
 #include "shipper.h"
 #include "spool.h"
 #include "store.h"
-#include "targets.h"
+#include "symbolize.h"
 #include "text.h"
 
 #define DRAIN_MS 200
-#define MAX_SERVICES 256 /* per interval; further services share "other" */
+#define TICK_MS 1000	/* metrics, alerts, watchdog */
+#define MAX_SERIES 1024 /* label sets per interval; beyond, service_name "other" */
 
-static const char run_usage[] =
-	"usage: pyrometer run [options]\n"
-	"\n"
-	"Profiles every Python process on this host and, every interval, writes one CPU profile\n"
-	"(pprof) per service to the local store, or ships it to Grafana Pyroscope.\n"
-	"\n"
-	"  -F, --frequency HZ        samples per second per CPU (default 99)\n"
-	"      --interval SECONDS    export interval (default 15)\n"
-	"      --store DIR           local profile store (default /var/lib/pyrometer/profiles,\n"
-	"                            used when no --pyroscope is given)\n"
-	"      --store-cap BYTES     remove the oldest profiles beyond this (default 1 GiB)\n"
-	"      --store-max-age SECS  remove profiles older than this (default 7 days)\n"
-	"      --pyroscope URL       ship to Grafana Pyroscope at URL (push API)\n"
-	"      --pyroscope-api API   push (default) or ingest\n"
-	"      --basic-auth-user U   basic auth user, with --password-file\n"
-	"      --password-file FILE  basic auth password (file mode 0600 or stricter)\n"
-	"      --token-file FILE     bearer token (file mode 0600 or stricter)\n"
-	"      --tenant ID           X-Scope-OrgID header\n"
-	"      --spool DIR           profiles not yet delivered (default "
-	"/var/lib/pyrometer/spool)\n"
-	"      --spool-cap BYTES     drop the oldest undelivered profiles beyond this (default\n"
-	"                            256 MiB)\n"
-	"      --backoff-max SECS    longest wait between delivery attempts (default 300)\n"
-	"  -v                        verbose (repeat for debug output)\n"
-	"  -h, --help                this help\n";
+/* What the daemon needs after start-up (documented in README, checked by a test). */
+#define KEPT_CAPS                                                                                  \
+	(PRIV_BPF | PRIV_PERFMON | PRIV_SYS_PTRACE | PRIV_DAC_READ_SEARCH | PRIV_CHECKPOINT_RESTORE)
 
-struct service_prof {
-	char name[EXPORT_LABEL_VALUE];
+struct series {
+	char service[EXPORT_LABEL_VALUE];
+	char container[65], pod[37], version[24];
 	struct profile prof;
 };
 
 struct run {
-	int freq;
-	double interval;
-	const char *store_dir, *spool_dir;
-	bool store_set;
-	uint64_t store_cap, store_max_age, spool_cap;
-	double backoff_max;
-	struct pyroscope_opts pyro;
-
+	struct config cfg;
+	const char *config_path;
+	int argc;
+	char **argv;
 	char host[EXPORT_LABEL_VALUE];
+
 	struct cpuprof *cpu;
+	struct gctrace *gc;
+	struct alerter *alerter;
+	struct metrics_server *metrics;
 	struct store *store;
 	struct spool *spool;
 	struct pyroscope *sink;
 	struct shipper *shipper;
-	struct service_prof *svc;
-	size_t nsvc;
+
+	struct series *series;
+	size_t nseries;
 	uint64_t interval_start_ns; /* CLOCK_REALTIME */
 	uint64_t interval_start_mono;
-	uint64_t profiles;
+	uint64_t profiles, last_store_unix;
 };
 
-/* ---- options ---- */
+/* ---- configuration ---- */
 
-enum {
-	OPT_INTERVAL = 256,
-	OPT_STORE,
-	OPT_STORE_CAP,
-	OPT_STORE_AGE,
-	OPT_PYROSCOPE,
-	OPT_API,
-	OPT_USER,
-	OPT_PASSWORD,
-	OPT_TOKEN,
-	OPT_TENANT,
-	OPT_SPOOL,
-	OPT_SPOOL_CAP,
-	OPT_BACKOFF,
-};
-
-static int num(const char *what, const char *s, double min, double max, double *out)
+/* defaults < file < flags. */
+static int read_config(struct run *r, struct config *c, bool *check_only)
 {
-	return cli_number("run", what, s, min, max, out);
-}
+	const char *path = NULL;
+	int err;
 
-static int parse_args(int argc, char **argv, struct run *r)
-{
-	static const struct option opts[] = {
-		{ "frequency", required_argument, NULL, 'F' },
-		{ "interval", required_argument, NULL, OPT_INTERVAL },
-		{ "store", required_argument, NULL, OPT_STORE },
-		{ "store-cap", required_argument, NULL, OPT_STORE_CAP },
-		{ "store-max-age", required_argument, NULL, OPT_STORE_AGE },
-		{ "pyroscope", required_argument, NULL, OPT_PYROSCOPE },
-		{ "pyroscope-api", required_argument, NULL, OPT_API },
-		{ "basic-auth-user", required_argument, NULL, OPT_USER },
-		{ "password-file", required_argument, NULL, OPT_PASSWORD },
-		{ "token-file", required_argument, NULL, OPT_TOKEN },
-		{ "tenant", required_argument, NULL, OPT_TENANT },
-		{ "spool", required_argument, NULL, OPT_SPOOL },
-		{ "spool-cap", required_argument, NULL, OPT_SPOOL_CAP },
-		{ "backoff-max", required_argument, NULL, OPT_BACKOFF },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
-	double v;
-	int opt, err;
-
-	optind = 1;
-	while ((opt = getopt_long(argc, argv, "F:vh", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'F':
-			if (num("the frequency (-F)", optarg, 1, 1000, &v) || v != floor(v))
-				return -EINVAL;
-			r->freq = (int)v;
-			break;
-		case OPT_INTERVAL:
-			if (num("--interval", optarg, 1, 3600, &r->interval))
-				return -EINVAL;
-			break;
-		case OPT_STORE:
-			r->store_dir = optarg;
-			r->store_set = true;
-			break;
-		case OPT_STORE_CAP:
-			if (num("--store-cap", optarg, 4096, 1e15, &v))
-				return -EINVAL;
-			r->store_cap = (uint64_t)v;
-			break;
-		case OPT_STORE_AGE:
-			if (num("--store-max-age", optarg, 1, 1e9, &v))
-				return -EINVAL;
-			r->store_max_age = (uint64_t)v;
-			break;
-		case OPT_PYROSCOPE:
-			r->pyro.url = optarg;
-			break;
-		case OPT_API:
-			if (!strcmp(optarg, "push"))
-				r->pyro.api = PYROSCOPE_PUSH;
-			else if (!strcmp(optarg, "ingest"))
-				r->pyro.api = PYROSCOPE_INGEST;
-			else {
-				log_error("run: --pyroscope-api must be push or ingest, not '%s'",
-					  optarg);
-				return -EINVAL;
-			}
-			break;
-		case OPT_USER:
-			r->pyro.basic_user = optarg;
-			break;
-		case OPT_PASSWORD:
-			r->pyro.password_file = optarg;
-			break;
-		case OPT_TOKEN:
-			r->pyro.token_file = optarg;
-			break;
-		case OPT_TENANT:
-			r->pyro.tenant = optarg;
-			break;
-		case OPT_SPOOL:
-			r->spool_dir = optarg;
-			break;
-		case OPT_SPOOL_CAP:
-			if (num("--spool-cap", optarg, 1024, 1e15, &v))
-				return -EINVAL;
-			r->spool_cap = (uint64_t)v;
-			break;
-		case OPT_BACKOFF:
-			if (num("--backoff-max", optarg, 0.1, 86400, &r->backoff_max))
-				return -EINVAL;
-			break;
-		default:
-			if ((err = cli_common_option(opt, run_usage)))
-				return err;
-			break;
-		}
-	}
-	if (cli_no_operands(argc, argv, "run"))
-		return -EINVAL;
-	if (!r->pyro.url &&
-	    (r->pyro.basic_user || r->pyro.password_file || r->pyro.token_file || r->pyro.tenant)) {
-		log_error("run: Pyroscope options need --pyroscope URL");
+	config_defaults(c);
+	/* the flags are read twice: first for -c, then over the file */
+	if ((err = config_flags(c, r->argc, r->argv, &path, check_only)))
+		return err;
+	config_defaults(c);
+	if (path && (err = config_load(c, path)))
+		return err;
+	if ((err = config_flags(c, r->argc, r->argv, &path, check_only)) || (err = config_check(c)))
+		return err;
+	if (service_set_env_keys(c->service_env)) {
+		log_error("config: service-env must be comma-separated environment keys");
 		return -EINVAL;
 	}
+	r->config_path = path;
 	return 0;
 }
 
-/* ---- per-service profiles ---- */
+static const char *opt_str(const char *s)
+{
+	return s[0] ? s : NULL;
+}
+
+/* ---- per label set profiles ---- */
 
 static struct profile *profile_for(const struct py_process *p, void *ctx)
 {
 	struct run *r = ctx;
-	const char *name = p && p->service[0] ? p->service : "unknown";
-	struct service_prof *n;
+	const char *service = p && p->service[0] ? p->service : "unknown";
+	const char *container = p ? p->container_id : "", *pod = p ? p->pod_uid : "";
+	const char *version = p && p->bin ? p->bin->version : "";
+	struct series *n;
 	size_t i;
 
-	for (int pass = 0; pass < 2; pass++) {
-		for (i = 0; i < r->nsvc; i++)
-			if (!strcmp(r->svc[i].name, name))
-				return &r->svc[i].prof;
-		if (r->nsvc < MAX_SERVICES - 1)
-			break;
-		name = "other"; /* the last slot is for every service beyond the others */
+	if (r->nseries >= MAX_SERIES - 1)
+		service = "other", container = pod = version = "";
+	for (i = 0; i < r->nseries; i++) {
+		struct series *s = &r->series[i];
+
+		if (!strcmp(s->service, service) && !strcmp(s->container, container) &&
+		    !strcmp(s->pod, pod) && !strcmp(s->version, version))
+			return &s->prof;
 	}
-	n = realloc(r->svc, (r->nsvc + 1) * sizeof(*n));
+	n = realloc(r->series, (r->nseries + 1) * sizeof(*n));
 	if (!n)
 		return NULL;
-	r->svc = n;
-	n = &r->svc[r->nsvc];
-	if (profile_init(&n->prof, 1000000000ull / r->freq))
+	r->series = n;
+	n = &r->series[r->nseries];
+	memset(n, 0, sizeof(*n));
+	if (profile_init(&n->prof, 1000000000ull / (uint64_t)r->cfg.frequency))
 		return NULL;
-	r->nsvc++;
-	snprintf(n->name, sizeof(n->name), "%s", name);
-	text_sanitize(n->name);
+	r->nseries++;
+	snprintf(n->service, sizeof(n->service), "%s", service);
+	text_sanitize(n->service);
+	snprintf(n->container, sizeof(n->container), "%s", container);
+	snprintf(n->pod, sizeof(n->pod), "%s", pod);
+	snprintf(n->version, sizeof(n->version), "%s", version);
 	return &n->prof;
 }
 
@@ -244,7 +144,7 @@ static void add_label(struct export_profile *e, const char *name, const char *va
 {
 	struct export_label *l;
 
-	if (e->n_labels == EXPORT_MAX_LABELS)
+	if (!value[0] || e->n_labels == EXPORT_MAX_LABELS)
 		return;
 	l = &e->labels[e->n_labels++];
 	snprintf(l->name, sizeof(l->name), "%s", name);
@@ -252,10 +152,9 @@ static void add_label(struct export_profile *e, const char *name, const char *va
 	text_sanitize(l->value);
 }
 
-/* Encodes one service's interval: labels go into the pprof as comments too, since pprof
- * has no other place for profile-wide labels. */
-static int encode(struct run *r, struct service_prof *sp, uint64_t until_ns,
-		  struct export_profile *e)
+/* Encodes one series' interval. pprof has no place for profile-wide labels but comments,
+ * so they go there too. */
+static int encode(struct run *r, struct series *s, uint64_t until_ns, struct export_profile *e)
 {
 	char comments[EXPORT_MAX_LABELS + 1][EXPORT_LABEL_NAME + EXPORT_LABEL_VALUE + 2];
 	const char *cptr[EXPORT_MAX_LABELS + 1];
@@ -265,8 +164,11 @@ static int encode(struct run *r, struct service_prof *sp, uint64_t until_ns,
 	export_new_id(e->id);
 	e->from_ns = r->interval_start_ns;
 	e->until_ns = until_ns;
-	add_label(e, "service_name", sp->name);
+	add_label(e, "service_name", s->service);
 	add_label(e, "host", r->host);
+	add_label(e, "container_id", s->container);
+	add_label(e, "pod_uid", s->pod);
+	add_label(e, "python_version", s->version);
 	for (i = 0; i < e->n_labels; i++) {
 		snprintf(comments[i], sizeof(comments[i]), "%s=%s", e->labels[i].name,
 			 e->labels[i].value);
@@ -274,9 +176,9 @@ static int encode(struct run *r, struct service_prof *sp, uint64_t until_ns,
 	}
 	snprintf(comments[i], sizeof(comments[i]), "pyrometer %s", PYROMETER_VERSION);
 	cptr[i] = comments[i];
-	sp->prof.start_ns = e->from_ns;
-	sp->prof.duration_ns = until_ns - e->from_ns;
-	return pprof_encode(&sp->prof, cptr, i + 1, &e->data, &e->len);
+	s->prof.start_ns = e->from_ns;
+	s->prof.duration_ns = until_ns - e->from_ns;
+	return pprof_encode(&s->prof, cptr, i + 1, &e->data, &e->len);
 }
 
 static uint64_t realtime_ns(void)
@@ -287,82 +189,62 @@ static uint64_t realtime_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* Ends the interval: one profile per service that had samples, to every sink. */
+/* Ends the interval: one profile per series that had samples, to every sink. */
 static void flush_interval(struct run *r)
 {
 	uint64_t until = realtime_ns();
 	size_t i;
 
-	for (i = 0; i < r->nsvc; i++) {
-		struct service_prof *sp = &r->svc[i];
+	for (i = 0; i < r->nseries; i++) {
+		struct series *s = &r->series[i];
 		struct export_profile e;
 
-		if (sp->prof.samples.n) {
-			if (encode(r, sp, until, &e)) {
-				log_error("run: cannot encode the profile of %s", sp->name);
+		if (s->prof.samples.n) {
+			if (encode(r, s, until, &e)) {
+				log_error("run: cannot encode the profile of %s", s->service);
 			} else {
 				r->profiles++;
-				if (r->store)
-					store_put(r->store, &e);
+				if (r->store && store_put(r->store, &e) == 0)
+					r->last_store_unix = (uint64_t)time(NULL);
 				if (r->shipper)
 					shipper_submit(r->shipper, &e);
 				free(e.data);
 			}
 		}
-		profile_free(&sp->prof);
+		profile_free(&s->prof);
 	}
-	free(r->svc);
-	r->svc = NULL;
-	r->nsvc = 0;
+	free(r->series);
+	r->series = NULL;
+	r->nseries = 0;
 	r->interval_start_ns = until;
 	r->interval_start_mono = monotonic_ns();
 }
 
-/* ---- main loop ---- */
-
-static int loop(struct run *r)
-{
-	uint64_t next_drain = monotonic_ns() + DRAIN_MS * 1000000ull;
-	uint64_t interval_ns = (uint64_t)(r->interval * 1e9);
-	int err;
-
-	while (!cmd_stop_requested) {
-		uint64_t now = monotonic_ns();
-		uint64_t end = r->interval_start_mono + interval_ns;
-		uint64_t until = next_drain < end ? next_drain : end;
-
-		err = cpuprof__poll(r->cpu, now < until ? (int)((until - now) / 1000000) + 1 : 0);
-		if (err < 0 && err != -EINTR)
-			return err;
-		now = monotonic_ns();
-		if (now >= next_drain || now >= end) {
-			if ((err = cpuprof__drain(r->cpu)))
-				return err;
-			next_drain = now + DRAIN_MS * 1000000ull;
-		}
-		if (now >= end)
-			flush_interval(r);
-	}
-	/* Stopping: what was sampled so far is an interval too. */
-	err = cpuprof__drain(r->cpu);
-	flush_interval(r);
-	return err;
-}
+/* ---- sinks ---- */
 
 static int open_sinks(struct run *r)
 {
-	struct store_opts so = { .dir = r->store_dir,
-				 .cap_bytes = r->store_cap,
-				 .max_age_sec = r->store_max_age };
-	struct shipper_opts sh = { .backoff_max_sec = r->backoff_max };
+	const struct config *c = &r->cfg;
+	struct store_opts so = { .dir = c->store,
+				 .cap_bytes = (uint64_t)c->store_cap,
+				 .max_age_sec = (uint64_t)c->store_max_age };
+	struct pyroscope_opts po = {
+		.url = c->pyroscope,
+		.api = strcmp(c->pyroscope_api, "ingest") ? PYROSCOPE_PUSH : PYROSCOPE_INGEST,
+		.basic_user = opt_str(c->basic_auth_user),
+		.password_file = opt_str(c->password_file),
+		.token_file = opt_str(c->token_file),
+		.tenant = opt_str(c->tenant),
+	};
+	struct shipper_opts sh = { .backoff_max_sec = c->backoff_max };
 	int err;
 
-	if ((r->store_set || !r->pyro.url) && (err = store_open(&so, &r->store)))
+	if (config_store_on(c) && (err = store_open(&so, &r->store)))
 		return err;
-	if (!r->pyro.url)
+	if (!c->pyroscope[0])
 		return 0;
-	if ((err = pyroscope_new(&r->pyro, &r->sink)) ||
-	    (err = spool_open(r->spool_dir, r->spool_cap, &r->spool)))
+	if ((err = pyroscope_new(&po, &r->sink)) ||
+	    (err = spool_open(c->spool, (uint64_t)c->spool_cap, &r->spool)))
 		return err;
 	sh.sink = r->sink;
 	sh.spool = r->spool;
@@ -386,55 +268,305 @@ static void close_sinks(struct run *r)
 			 sh.submitted, sh.delivered, sh.rejected, sp.dropped, sp.corrupt,
 			 sh.failed_attempts, sp.files, sp.bytes);
 	}
+	r->shipper = NULL;
 	spool_close(r->spool);
+	r->spool = NULL;
 	pyroscope_free(r->sink);
+	r->sink = NULL;
 	store_close(r->store);
+	r->store = NULL;
+}
+
+/* ---- GC, metrics, alerts ---- */
+
+static void on_start(const struct py_process *p, uint64_t ktime, void *ctx)
+{
+	struct run *r = ctx;
+
+	(void)ktime;
+	if (r->gc && p->bin->caps.gc)
+		gctrace__track(r->gc, p);
+}
+
+static void on_exit_(const struct py_process *p, enum discover_exit_why why, int code,
+		     uint64_t ktime, void *ctx)
+{
+	struct run *r = ctx;
+
+	(void)why, (void)code, (void)ktime;
+	if (r->gc && p->bin->caps.gc)
+		gctrace__untrack(r->gc, p);
+}
+
+static int track_existing(const struct py_process *p, void *ctx)
+{
+	on_start(p, 0, ctx);
+	return 0;
+}
+
+/* A pause at or above the threshold: logged with its stack, and handed to the alerter. */
+static int on_pause(void *ctx, void *data, size_t len)
+{
+	const struct pyro_gc_event *e = data;
+	struct run *r = ctx;
+	const struct py_process *p;
+	char stack[2048];
+
+	if (len < sizeof(*e))
+		return 0;
+	p = cpuprof__process(r->cpu, (pid_t)e->pid);
+	if ((double)e->duration_ns >= r->cfg.gc_threshold_ms * 1e6) {
+		gcwatch_stack_text(cpuprof__symbolizer(r->cpu), p, e, stack, sizeof(stack));
+		for (char *nl = stack; (nl = strchr(nl, '\n'));)
+			*nl = '<'; /* one log line */
+		log_warn("GC pause of %.1f ms in pid %u (%s), generation %d: %s",
+			 (double)e->duration_ns / 1e6, e->pid, p ? p->service : "unknown",
+			 e->generation, stack);
+	}
+	if (r->alerter)
+		gcwatch_alert_pause(r->alerter, cpuprof__symbolizer(r->cpu), p, e);
+	return 0;
+}
+
+static uint64_t slow_ns(const struct config *c)
+{
+	double ms = c->gc_threshold_ms;
+
+	if (c->alertmanager[0] && c->alert_pause > 0 && c->alert_pause * 1e3 < ms)
+		ms = c->alert_pause * 1e3; /* the kernel sends what the pause rule needs too */
+	return (uint64_t)(ms * 1e6);
+}
+
+static int count_proc(const struct py_process *p, void *ctx)
+{
+	(void)p;
+	++*(uint64_t *)ctx;
+	return 0;
+}
+
+static void self_figures(struct run *r, struct self_figures *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->frequency = (int)r->cfg.frequency;
+	discover__for_each(cpuprof__discover(r->cpu), count_proc, &s->processes);
+	cpuprof__totals(r->cpu, &s->cpu);
+	sampler__stats(cpuprof__sampler(r->cpu), &s->sampler);
+	discover__stats(cpuprof__discover(r->cpu), &s->disc);
+	if ((s->have_gc = r->gc != NULL))
+		gctrace__stats(r->gc, &s->gc);
+	if ((s->have_shipper = r->shipper != NULL)) {
+		shipper_stats(r->shipper, &s->ship);
+		spool_stats(r->spool, &s->spool);
+	}
+	if ((s->have_store = r->store != NULL))
+		store_stats(r->store, &s->store);
+	s->last_store_unix = r->last_store_unix;
+	s->profiles = r->profiles;
+}
+
+static void publish_metrics(struct run *r)
+{
+	struct self_figures s;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	if (!f)
+		return;
+	self_figures(r, &s);
+	selfmetrics_write(&s, f);
+	if (r->gc)
+		gc_metrics_write(r->gc, cpuprof__seen(r->cpu), false, f);
+	if (fflush(f) == 0)
+		metrics_server__publish(r->metrics, text, len);
+	fclose(f);
+	free(text);
+}
+
+static int open_reporting(struct run *r)
+{
+	const struct config *c = &r->cfg;
+	struct alert_opts ao = { .url = c->alertmanager,
+				 .pause_s = c->alert_pause,
+				 .p99_s = c->alert_p99,
+				 .window_s = c->alert_window,
+				 .resend_s = c->alert_resend };
+	int err;
+
+	if (c->metrics_addr[0] && strcmp(c->metrics_addr, "off") &&
+	    (err = metrics_server__start(c->metrics_addr, &r->metrics)))
+		return err;
+	if (c->alertmanager[0] && (err = alerter__new(&ao, &r->alerter)))
+		return err;
+	return 0;
+}
+
+static void close_reporting(struct run *r)
+{
+	if (r->alerter)
+		alerter__tick(r->alerter); /* what fired last is sent once more */
+	alerter__free(r->alerter);
+	r->alerter = NULL;
+	metrics_server__free(r->metrics);
+	r->metrics = NULL;
+}
+
+/* ---- reload ---- */
+
+/* SIGHUP: a new configuration takes effect without losing the interval; a bad one is
+ * refused and the old one kept. A frequency change ends the interval early, so that each
+ * profile has one sampling period. */
+static void reload(struct run *r)
+{
+	struct config next, old = r->cfg;
+	bool check_only = false;
+	int err;
+
+	sd_notify(0, "RELOADING=1");
+	if (read_config(r, &next, &check_only)) {
+		log_error("run: reload refused; keeping the configuration in effect");
+		sd_notify(0, "READY=1");
+		return;
+	}
+	if (next.gc != old.gc)
+		log_warn("run: turning GC tracing on or off takes a restart; not changed");
+	next.gc = old.gc;
+	config_apply_log_level(&next);
+	if (next.frequency != old.frequency) {
+		cpuprof__drain(r->cpu);
+		flush_interval(r);
+		if (sampler__set_frequency(cpuprof__sampler(r->cpu), (int)next.frequency))
+			next.frequency = old.frequency;
+	}
+	r->cfg = next;
+	close_sinks(r);
+	close_reporting(r);
+	if ((err = open_sinks(r)) || (err = open_reporting(r)))
+		log_error("run: the reloaded configuration could not be applied in full: %s",
+			  strerror(-err));
+	if (r->gc)
+		gctrace__set_slow_ns(r->gc, slow_ns(&r->cfg));
+	log_info("run: configuration reloaded: %" PRId64 " Hz, interval %g s", r->cfg.frequency,
+		 r->cfg.interval);
+	sd_notify(0, "READY=1");
+}
+
+/* ---- main loop ---- */
+
+static int loop(struct run *r)
+{
+	uint64_t next_drain = monotonic_ns() + DRAIN_MS * 1000000ull, next_tick = 0;
+	int err;
+
+	while (!cmd_stop_requested) {
+		uint64_t now = monotonic_ns();
+		uint64_t end = r->interval_start_mono + (uint64_t)(r->cfg.interval * 1e9);
+		uint64_t until = next_drain < end ? next_drain : end;
+
+		if (cmd_reload_requested) {
+			cmd_reload_requested = 0;
+			reload(r);
+			continue;
+		}
+		err = cpuprof__poll(r->cpu, now < until ? (int)((until - now) / 1000000) + 1 : 0);
+		if (err < 0 && err != -EINTR)
+			return err;
+		now = monotonic_ns();
+		if (now >= next_drain || now >= end) {
+			if ((err = cpuprof__drain(r->cpu)))
+				return err;
+			next_drain = now + DRAIN_MS * 1000000ull;
+		}
+		if (now >= end)
+			flush_interval(r);
+		if (now >= next_tick) {
+			if (r->metrics)
+				publish_metrics(r);
+			if (r->alerter)
+				gcwatch_alert_tick(r->alerter, r->gc, cpuprof__seen(r->cpu),
+						   r->cfg.alert_p99 > 0);
+			sd_notify(0, "WATCHDOG=1");
+			next_tick = now + TICK_MS * 1000000ull;
+		}
+	}
+	/* Stopping: what was sampled so far is an interval too. */
+	err = cpuprof__drain(r->cpu);
+	flush_interval(r);
+	return err;
+}
+
+static int start_gc(struct run *r)
+{
+	struct gctrace_opts go = { .all = true, .slow_ns = slow_ns(&r->cfg) };
+	struct discover *d = cpuprof__discover(r->cpu);
+	int err;
+
+	if (!r->cfg.gc)
+		return 0;
+	go.procs_fd = discover__procs_map_fd(d);
+	if ((err = gctrace__new(&go, &r->gc)) ||
+	    (err = discover__add_ring(d, gctrace__events_fd(r->gc), on_pause, r)))
+		return err;
+	discover__for_each(d, track_existing, r); /* found by the scan before the tracer */
+	return 0;
 }
 
 static int run(struct run *r)
 {
-	struct cpuprof_ops ops = { .profile_for = profile_for, .ctx = r };
+	struct cpuprof_ops ops = {
+		.profile_for = profile_for, .on_start = on_start, .on_exit = on_exit_, .ctx = r
+	};
 	int err;
 
 	if (gethostname(r->host, sizeof(r->host) - 1))
 		snprintf(r->host, sizeof(r->host), "unknown");
-	if ((err = open_sinks(r)) || (err = cpuprof__new(&ops, &r->cpu)) ||
-	    (err = cpuprof__sample(r->cpu, r->freq, true)))
+	if ((err = open_sinks(r)) || (err = open_reporting(r)) ||
+	    (err = cpuprof__new(&ops, &r->cpu)) || (err = start_gc(r)) ||
+	    (err = cpuprof__sample(r->cpu, (int)r->cfg.frequency, true)))
+		return err;
+	/* Everything is loaded and attached: keep only what running needs. */
+	if ((err = privs_keep_only(KEPT_CAPS)))
 		return err;
 	r->interval_start_ns = realtime_ns();
 	r->interval_start_mono = monotonic_ns();
-	log_info("run: sampling at %d Hz, a profile per service every %g s to %s%s%s", r->freq,
-		 r->interval, r->store ? r->store_dir : "", r->store && r->sink ? " and " : "",
-		 r->sink ? r->pyro.url : "");
+	log_info("run: sampling at %" PRId64 " Hz; a profile per service every %g s to %s%s%s; "
+		 "metrics on %s",
+		 r->cfg.frequency, r->cfg.interval, r->store ? r->cfg.store : "",
+		 r->store && r->sink ? " and " : "", r->sink ? r->cfg.pyroscope : "",
+		 r->metrics ? r->cfg.metrics_addr : "(off)");
+	sd_notify(0, "READY=1");
 	err = loop(r);
+	sd_notify(0, "STOPPING=1");
 	log_info("run: stopping after %" PRIu64 " profiles", r->profiles);
 	return err;
 }
 
 int cmd_run(int argc, char **argv)
 {
-	struct run r = {
-		.freq = 99,
-		.interval = 15,
-		.store_dir = "/var/lib/pyrometer/profiles",
-		.spool_dir = "/var/lib/pyrometer/spool",
-		.store_cap = 1ull << 30,
-		.store_max_age = 7 * 86400,
-		.spool_cap = 256ull << 20,
-		.backoff_max = 300,
-	};
-	int err = parse_args(argc, argv, &r);
+	struct run r = { .argc = argc, .argv = argv };
+	bool check_only = false;
+	int err;
 
+	log_set_level(LOG_LVL_INFO);
+	err = read_config(&r, &r.cfg, &check_only);
 	if (err)
 		return err > 0 ? 0 : 2;
+	config_apply_log_level(&r.cfg);
+	if (check_only) {
+		config_print(&r.cfg, stdout);
+		return 0;
+	}
 	if (privs_require(PRIV_BPF | PRIV_PERFMON | PRIV_SYS_PTRACE, "run"))
 		return 1;
 	cmd_handle_stop_signals();
+	cmd_handle_reload_signal();
 	err = run(&r);
 	close_sinks(&r);
+	close_reporting(&r);
+	gctrace__free(r.gc);
 	cpuprof__free(r.cpu);
-	for (size_t i = 0; i < r.nsvc; i++)
-		profile_free(&r.svc[i].prof);
-	free(r.svc);
+	for (size_t i = 0; i < r.nseries; i++)
+		profile_free(&r.series[i].prof);
+	free(r.series);
 	return err ? 1 : 0;
 }

@@ -16,5 +16,8 @@ int cmd_gc(int argc, char **argv);
  * interrupt blocking waits, no SA_RESTART). */
 void cmd_handle_stop_signals(void);
 extern volatile int cmd_stop_requested;
+/* SIGHUP sets this flag (the daemon reloads its configuration). */
+void cmd_handle_reload_signal(void);
+extern volatile int cmd_reload_requested;
 
 #endif

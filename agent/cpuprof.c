@@ -81,6 +81,16 @@ struct sampler *cpuprof__sampler(struct cpuprof *c)
 	return c->sampler;
 }
 
+struct symbolizer *cpuprof__symbolizer(struct cpuprof *c)
+{
+	return c->sym;
+}
+
+const struct seen *cpuprof__seen(struct cpuprof *c)
+{
+	return &c->seen;
+}
+
 const struct py_process *cpuprof__process(struct cpuprof *c, pid_t pid)
 {
 	return seen_get(&c->seen, pid);

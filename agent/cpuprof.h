@@ -44,6 +44,9 @@ int cpuprof__poll(struct cpuprof *c, int timeout_ms);
 int cpuprof__drain(struct cpuprof *c);
 void cpuprof__totals(struct cpuprof *c, struct cpuprof_totals *t);
 struct sampler *cpuprof__sampler(struct cpuprof *c);
+struct symbolizer *cpuprof__symbolizer(struct cpuprof *c);
+/* Every process seen so far (gone ones included), for labels and metrics. */
+const struct seen *cpuprof__seen(struct cpuprof *c);
 /* The process with this pid as last seen, alive or gone (NULL if never seen). */
 const struct py_process *cpuprof__process(struct cpuprof *c, pid_t pid);
 

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "bpfstats.h"
+#include "cgroup_ids.h"
 #include "clock.h"
 #include "discover.skel.h"
 #include "elf_file.h"
@@ -316,8 +317,10 @@ int discover__inspect(struct discover *d, pid_t pid, struct py_process **out)
 		err = -ENOENT;
 	p->ppid = pst.ppid;
 	p->starttime = pst.starttime;
-	if (!err)
+	if (!err) {
 		service_of(pid, p->comm, p->service, sizeof(p->service));
+		cgroup_ids_of(pid, p->container_id, p->pod_uid);
+	}
 out:
 	free(s);
 	if (err)

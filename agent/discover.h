@@ -20,6 +20,8 @@ struct py_process {
 	uint64_t seen_ns;   /* CLOCK_MONOTONIC when we inspected it */
 	char comm[16];
 	char service[64];	    /* service_name label (agent/service.c) */
+	char container_id[65];	    /* from its cgroup, "" outside containers (cgroup_ids.c) */
+	char pod_uid[37];	    /* Kubernetes pod uid from its cgroup, or "" */
 	char root[PATH_MAX];	    /* the process's / as seen from ours */
 	char interp_path[PATH_MAX]; /* file holding the interpreter, as the process sees it */
 	bool in_shared_lib;	    /* the interpreter is a libpython*.so, not the executable */

@@ -159,6 +159,12 @@ void gctrace__untrack(struct gctrace *g, const struct py_process *p)
 	free(b);
 }
 
+void gctrace__set_slow_ns(struct gctrace *g, uint64_t slow_ns)
+{
+	/* .data is mapped into our memory: the program sees the store at once */
+	g->skel->data->slow_ns = slow_ns;
+}
+
 int gctrace__events_fd(const struct gctrace *g)
 {
 	return bpf_map__fd(g->skel->maps.gc_events);

@@ -30,6 +30,8 @@ void gctrace__free(struct gctrace *g);
 int gctrace__track(struct gctrace *g, const struct py_process *p);
 /* p is gone: its binary is detached when no tracked process uses it any more. */
 void gctrace__untrack(struct gctrace *g, const struct py_process *p);
+/* Changes the threshold above which pauses are sent as events. */
+void gctrace__set_slow_ns(struct gctrace *g, uint64_t slow_ns);
 /* Ring buffer of struct pyro_gc_event. */
 int gctrace__events_fd(const struct gctrace *g);
 /* Calls cb for each (pid, generation) counted so far. */

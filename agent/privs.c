@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <linux/capability.h>
+#include <sys/capability.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -18,6 +20,8 @@ static const struct {
 	{ PRIV_SYS_ADMIN, "CAP_SYS_ADMIN" },
 	{ PRIV_PERFMON, "CAP_PERFMON" },
 	{ PRIV_BPF, "CAP_BPF" },
+	{ PRIV_DAC_READ_SEARCH, "CAP_DAC_READ_SEARCH" },
+	{ PRIV_CHECKPOINT_RESTORE, "CAP_CHECKPOINT_RESTORE" },
 };
 
 static int effective_caps(uint64_t *caps)
@@ -57,4 +61,29 @@ int privs_require(uint64_t needed, const char *command)
 	append_names(missing, sizeof(missing), needed & ~have);
 	log_error("'%s' needs root or %s (missing: %s)", command, all, missing);
 	return -EPERM;
+}
+
+int privs_keep_only(uint64_t keep)
+{
+	cap_value_t kept[64];
+	int n = 0, err = 0;
+	cap_t caps;
+
+	for (cap_value_t c = 0; c <= CAP_LAST_CAP; c++) {
+		if (keep & (1ULL << c))
+			kept[n++] = c;
+		else if (CAP_IS_SUPPORTED(c) && cap_drop_bound(c) && errno != EINVAL)
+			err = -errno;
+	}
+	caps = cap_init(); /* all clear */
+	if (!caps)
+		return -ENOMEM;
+	if (err || cap_set_flag(caps, CAP_PERMITTED, n, kept, CAP_SET) ||
+	    cap_set_flag(caps, CAP_EFFECTIVE, n, kept, CAP_SET) || cap_set_proc(caps) ||
+	    cap_reset_ambient() || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+		err = err ? err : -errno;
+	cap_free(caps);
+	if (err)
+		log_error("cannot drop capabilities: %s", strerror(-err));
+	return err;
 }

@@ -5,6 +5,7 @@
 #include <linux/perf_event.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -106,6 +107,22 @@ int sampler__new(const struct sampler_opts *o, struct sampler **out)
 fail:
 	sampler__free(s);
 	return err;
+}
+
+int sampler__set_frequency(struct sampler *s, int freq)
+{
+	__u64 hz = (__u64)freq;
+	int i;
+
+	/* In frequency mode the kernel takes PERF_EVENT_IOC_PERIOD's value as the frequency. */
+	for (i = 0; i < s->ncpus; i++) {
+		if (s->fds[i] > 0 && ioctl(s->fds[i], PERF_EVENT_IOC_PERIOD, &hz)) {
+			log_error("changing the sampling frequency on cpu %d: %s", i,
+				  strerror(errno));
+			return -errno;
+		}
+	}
+	return 0;
 }
 
 void sampler__free(struct sampler *s)

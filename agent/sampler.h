@@ -30,6 +30,8 @@ struct sampler_stats {
 
 int sampler__new(const struct sampler_opts *opts, struct sampler **out);
 void sampler__free(struct sampler *s);
+/* Changes the frequency of every CPU's event in place (maps and pending samples are kept). */
+int sampler__set_frequency(struct sampler *s, int freq);
 /* Hands every sample counted since the last drain to cb and removes it from the kernel. */
 int sampler__drain(struct sampler *s, sampler_cb cb, void *ctx);
 void sampler__stats(struct sampler *s, struct sampler_stats *st);

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 #include "service.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,22 +134,57 @@ static ssize_t read_proc(pid_t pid, const char *what, char *buf, size_t cap)
 	return got;
 }
 
+static char env_keys[1024] = SERVICE_ENV; /* comma-separated */
+
+int service_set_env_keys(const char *csv)
+{
+	if (strlen(csv) >= sizeof(env_keys) || strchr(csv, '='))
+		return -EINVAL;
+	snprintf(env_keys, sizeof(env_keys), "%s", csv);
+	return 0;
+}
+
+/* The value of the first allow-listed key that environ (NUL-separated, n bytes) sets. */
+static const char *allowed_env(const char *buf, size_t n)
+{
+	const char *best = NULL;
+	size_t best_rank = SIZE_MAX;
+
+	for (const char *p = buf; p < buf + n; p += strlen(p) + 1) {
+		const char *eq = strchr(p, '=');
+		size_t rank = 0, klen;
+
+		if (!eq || !eq[1])
+			continue;
+		klen = (size_t)(eq - p);
+		for (const char *k = env_keys; *k; rank++) {
+			size_t len = strcspn(k, ",");
+
+			if (len == klen && !strncmp(k, p, klen) && rank < best_rank) {
+				best = eq + 1;
+				best_rank = rank;
+			}
+			k += len + (k[len] == ',');
+		}
+	}
+	return best;
+}
+
 void service_of(pid_t pid, const char *comm, char *out, size_t len)
 {
 	static char buf[64 * 1024];
 	char *argv[MAX_ARGS], *p, *end;
+	const char *named;
 	ssize_t n;
 	int argc = 0;
 
-	/* Only the one allow-listed variable is looked at; the buffer is cleared after. */
+	/* Only allow-listed variables are looked at; the buffer is cleared after. */
 	n = read_proc(pid, "environ", buf, sizeof(buf));
-	for (p = buf, end = buf + (n > 0 ? n : 0); p < end; p += strlen(p) + 1) {
-		if (!strncmp(p, SERVICE_ENV "=", strlen(SERVICE_ENV) + 1) &&
-		    p[strlen(SERVICE_ENV) + 1]) {
-			put(out, len, p + strlen(SERVICE_ENV) + 1, "");
-			memset(buf, 0, sizeof(buf));
-			return;
-		}
+	named = allowed_env(buf, n > 0 ? (size_t)n : 0);
+	if (named) {
+		put(out, len, named, "");
+		memset(buf, 0, sizeof(buf));
+		return;
 	}
 	memset(buf, 0, sizeof(buf));
 	n = read_proc(pid, "cmdline", buf, sizeof(buf));
