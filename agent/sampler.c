@@ -111,12 +111,14 @@ fail:
 
 int sampler__set_frequency(struct sampler *s, int freq)
 {
-	__u64 hz = (__u64)freq;
+	/* cpu-clock runs on an hrtimer: at creation the kernel turns the frequency into a period
+	 * and clears attr.freq, so PERF_EVENT_IOC_PERIOD takes a period in ns here, not a
+	 * frequency (kernel/events/core.c, perf_swevent_init_hrtimer). */
+	__u64 period_ns = 1000000000ull / (__u64)freq;
 	int i;
 
-	/* In frequency mode the kernel takes PERF_EVENT_IOC_PERIOD's value as the frequency. */
 	for (i = 0; i < s->ncpus; i++) {
-		if (s->fds[i] > 0 && ioctl(s->fds[i], PERF_EVENT_IOC_PERIOD, &hz)) {
+		if (s->fds[i] > 0 && ioctl(s->fds[i], PERF_EVENT_IOC_PERIOD, &period_ns)) {
 			log_error("changing the sampling frequency on cpu %d: %s", i,
 				  strerror(errno));
 			return -errno;

@@ -8,7 +8,6 @@ import base64
 import gzip
 import os
 import re
-import signal
 import subprocess
 import threading
 import time
@@ -19,48 +18,8 @@ import pytest
 
 from collector import Collector, pprof_times, protoc_decode, push_profiles
 from conftest import PYROMETER, ZOO, workload_script
+from daemon import Daemon
 from pprof_raw import RawProfile, pprof_top
-
-
-class Daemon:
-    """pyrometer run -v with a 1 s interval; stderr is collected line by line."""
-
-    def __init__(self, tmp_path, *args):
-        self.spool = str(tmp_path / "spool")
-        self.proc = subprocess.Popen([PYROMETER, "run", "-v", "--interval", "1",
-                                      "--spool", self.spool, *args],
-                                     stderr=subprocess.PIPE, text=True)
-        self.lines = []
-        self.started = threading.Event()
-        threading.Thread(target=self._read, daemon=True).start()
-        if not self.started.wait(30):
-            self.proc.kill()
-            raise AssertionError("pyrometer run did not start: " + self.log())
-
-    def _read(self):
-        for line in self.proc.stderr:
-            self.lines.append(line)
-            if "run: sampling at" in line:
-                self.started.set()
-
-    def log(self):
-        return "".join(self.lines)
-
-    def stop(self):
-        """SIGTERM; returns (exit code, seconds it took)."""
-        t = time.monotonic()
-        self.proc.send_signal(signal.SIGTERM)
-        rc = self.proc.wait(timeout=30)
-        time.sleep(0.1)  # the reader thread takes the last lines
-        return rc, time.monotonic() - t
-
-    def delivery(self):
-        m = re.search(r"delivery: (\d+) profiles submitted, (\d+) delivered, (\d+) rejected, "
-                      r"(\d+) dropped \(spool cap\), (\d+) corrupt in spool, (\d+) failed "
-                      r"attempts; (\d+) left in the spool", self.log())
-        assert m, "no delivery summary in the log:\n" + self.log()
-        keys = ("submitted", "delivered", "rejected", "dropped", "corrupt", "failed", "spooled")
-        return dict(zip(keys, map(int, m.groups())))
 
 
 @pytest.fixture

@@ -1,0 +1,82 @@
+"""pyrometer run in the background for the daemon tests: stderr collected line by line, the
+metrics endpoint on a free loopback port, SIGTERM/SIGHUP, the delivery summary parsed."""
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+
+from conftest import PYROMETER
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Daemon:
+    """pyrometer run -v (1 s interval by default)."""
+
+    def __init__(self, tmp_path, *args, interval="1", env=None):
+        self.spool = str(tmp_path / "spool")
+        self.metrics_addr = f"127.0.0.1:{free_port()}"
+        self.proc = subprocess.Popen([PYROMETER, "run", "-v", "--interval", interval,
+                                      "--spool", self.spool, "--metrics-addr", self.metrics_addr,
+                                      *args],
+                                     stderr=subprocess.PIPE, text=True, env=env)
+        self.lines = []
+        self.started = threading.Event()
+        threading.Thread(target=self._read, daemon=True).start()
+        if not self.started.wait(30):
+            self.proc.kill()
+            raise AssertionError("pyrometer run did not start: " + self.log())
+
+    def _read(self):
+        for line in self.proc.stderr:
+            self.lines.append(line)
+            if "run: sampling at" in line:
+                self.started.set()
+
+    def log(self):
+        return "".join(self.lines)
+
+    def stop(self):
+        """SIGTERM; returns (exit code, seconds it took)."""
+        t = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(timeout=30)
+        time.sleep(0.1)  # the reader thread takes the last lines
+        return rc, time.monotonic() - t
+
+    def delivery(self):
+        m = re.search(r"delivery: (\d+) profiles submitted, (\d+) delivered, (\d+) rejected, "
+                      r"(\d+) dropped \(spool cap\), (\d+) corrupt in spool, (\d+) failed "
+                      r"attempts; (\d+) left in the spool", self.log())
+        assert m, "no delivery summary in the log:\n" + self.log()
+        keys = ("submitted", "delivered", "rejected", "dropped", "corrupt", "failed", "spooled")
+        return dict(zip(keys, map(int, m.groups())))
+
+
+
+    def hup(self):
+        self.proc.send_signal(signal.SIGHUP)
+
+    def metrics(self):
+        with urllib.request.urlopen(f"http://{self.metrics_addr}/metrics", timeout=10) as r:
+            return r.read().decode()
+
+    def metric(self, name):
+        """The value of an unlabelled metric."""
+        m = re.search(rf"^{name} (\S+)$", self.metrics(), re.M)
+        return float(m.group(1)) if m else None
+
+    def wait_log(self, text, timeout=30):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if any(text in l for l in self.lines):
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"no '{text}' in the log:\n" + self.log())

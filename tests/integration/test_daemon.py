@@ -1,0 +1,336 @@
+"""pyrometer run as a production daemon: configuration (file, flags, errors, SIGHUP),
+lifecycle (SIGTERM mid-interval), labels and service names, secrets, privileges, metrics,
+and the deploy/ files, each checked by an independent tool where one exists (promtool,
+systemd-analyze, go tool pprof, the kernel's own /proc/PID/status)."""
+import glob
+import gzip
+import os
+import re
+import shutil
+import subprocess
+import time
+import uuid
+
+import pytest
+import yaml
+
+from conftest import PYROMETER, ROOT, ZOO, workload_script
+from daemon import Daemon
+from pprof_raw import RawProfile
+
+# The capabilities the daemon keeps after start-up (README, "Privileges"): DAC_READ_SEARCH
+# (2), SYS_PTRACE (19), PERFMON (38), BPF (39), CHECKPOINT_RESTORE (40).
+KEPT_CAPS = (1 << 2) | (1 << 19) | (1 << 38) | (1 << 39) | (1 << 40)
+KEPT_NAMES = {"DAC_READ_SEARCH", "SYS_PTRACE", "PERFMON", "BPF", "CHECKPOINT_RESTORE"}
+
+BUSY = """
+import sys, time
+print("ready", flush=True)
+end = time.monotonic() + 600
+while time.monotonic() < end:
+    pass
+"""
+
+
+class Proc:
+    """A zoo interpreter running argv_tail, with files placed in its root's /tmp first."""
+
+    def __init__(self, entry, argv_tail, files, env=None):
+        root = entry["root"]
+        self.paths = []
+        for name, text in files.items():
+            path = os.path.join(root, "tmp", name)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w") as f:
+                f.write(text)
+            self.paths.append(path)
+        argv = entry["argv"] + argv_tail
+        if root != "/":
+            argv = ["chroot", root] + argv
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True,
+                                     env={**os.environ, **(env or {})})
+        line = self.proc.stdout.readline()
+        if line.strip() != "ready":
+            self.stop()
+            raise RuntimeError(f"did not start: {line!r}")
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+        for p in self.paths:
+            shutil.rmtree(os.path.dirname(p), ignore_errors=True) if p.endswith(
+                "__init__.py") else (os.path.exists(p) and os.unlink(p))
+
+
+@pytest.fixture
+def procs():
+    started = []
+
+    def start(*args, **kw):
+        p = Proc(*args, **kw)
+        started.append(p)
+        return p
+
+    yield start
+    for p in started:
+        p.stop()
+
+
+def store_profiles(store, service):
+    return sorted(glob.glob(os.path.join(store, service, "*.pb.gz")))
+
+
+def wait_for(pred, timeout, what):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def busy_service(procs, entry_name="py311"):
+    service = f"svc-{uuid.uuid4().hex[:8]}"
+    p = procs(ZOO[entry_name], [f"/tmp/{service}.py"], {f"{service}.py": BUSY},
+              env={"PYROMETER_SERVICE": service})
+    return p, service
+
+
+# ---- configuration ----
+
+def test_config_errors_name_file_line_and_key(tmp_path):
+    bad = tmp_path / "bad.ini"
+    bad.write_text("[pyrometer]\nfrequency = 49\n\ninterval = soon\n")
+    r = subprocess.run([PYROMETER, "run", "-c", str(bad), "--check-config"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and f"{bad}:4: interval" in r.stderr
+    bad.write_text("frequency = 49\nfrequncy = 50\n")
+    r = subprocess.run([PYROMETER, "run", "-c", str(bad), "--check-config"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and f"{bad}:2: unknown key 'frequncy'" in r.stderr
+    good = tmp_path / "good.ini"
+    good.write_text("frequency = 49\nstore-cap = 2M\n")
+    r = subprocess.run([PYROMETER, "run", "-c", str(good), "--check-config", "-F", "77"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert "frequency = 77\n" in r.stdout          # the flag wins over the file
+    assert "store-cap = 2097152\n" in r.stdout     # the file wins over the default
+    assert "interval = 15\n" in r.stdout           # the default stays
+
+
+def test_example_config_and_every_key_is_a_flag(tmp_path):
+    ini = os.path.join(ROOT, "deploy", "pyrometer.ini")
+    r = subprocess.run([PYROMETER, "run", "-c", ini, "--check-config"], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    keys = [line.split(" = ")[0] for line in r.stdout.splitlines()]
+    assert len(keys) > 20
+    help_text = subprocess.run([PYROMETER, "run", "--help"], capture_output=True, text=True,
+                               timeout=30).stdout
+    for k in keys:
+        assert f"--{k} " in help_text, f"config key {k} has no flag"
+
+
+# ---- lifecycle ----
+
+def test_sigterm_mid_interval_loses_nothing(tmp_path, procs):
+    p, service = busy_service(procs)
+    store = str(tmp_path / "store")
+    d = Daemon(tmp_path, "--store", store, interval="60")
+    time.sleep(3)
+    rc, took = d.stop()
+    assert rc == 0 and took < 10, f"exit {rc} after {took:.1f} s"
+    files = store_profiles(store, service)
+    assert len(files) == 1, "the interval cut short by SIGTERM must be stored"
+    prof = RawProfile(files[0])
+    assert sum(s[0] for s in prof.samples) > 150  # ~3 s of one busy thread at 99 Hz
+
+
+def test_sighup_changes_the_frequency_and_a_broken_file_keeps_the_old(tmp_path, procs):
+    p, service = busy_service(procs)
+    conf = tmp_path / "pyrometer.ini"
+    conf.write_text("frequency = 49\n")
+    store = str(tmp_path / "store")
+    d = Daemon(tmp_path, "-c", str(conf), "--store", store, interval="2")
+    wait_for(lambda: len(store_profiles(store, service)) >= 2, 30, "two profiles at 49 Hz")
+    assert d.metric("pyrometer_sampling_frequency_hz") == 49
+    conf.write_text("frequency = 197\n")
+    d.hup()
+    d.wait_log("configuration reloaded")
+    seen = len(store_profiles(store, service))
+    wait_for(lambda: len(store_profiles(store, service)) >= seen + 2, 30, "profiles at 197 Hz")
+    assert d.metric("pyrometer_sampling_frequency_hz") == 197
+    conf.write_text("frequency = 197\nthis is not ini\n")
+    d.hup()
+    d.wait_log("reload refused")
+    time.sleep(1)
+    assert d.metric("pyrometer_sampling_frequency_hz") == 197
+    assert d.proc.poll() is None
+    rc, _ = d.stop()
+    assert rc == 0
+    before = RawProfile(store_profiles(store, service)[1])
+    after = RawProfile(store_profiles(store, service)[-2])
+    assert before.period == 10**9 // 49 and after.period == 10**9 // 197
+    # one busy thread: samples = frequency x seconds (the intervals are 2 s)
+    n_before = sum(s[0] for s in before.samples)
+    n_after = sum(s[0] for s in after.samples)
+    assert 0.7 * 98 <= n_before <= 1.3 * 98 and 0.7 * 394 <= n_after <= 1.3 * 394, \
+        (n_before, n_after)
+
+
+# ---- labels and names ----
+
+def test_service_names_and_labels(tmp_path, procs):
+    tag = uuid.uuid4().hex[:6]
+    py311, py315 = ZOO["py311"], ZOO["py315"]
+    procs(py311, ["-m", f"pkg{tag}.worker"], {f"pkg{tag}/__init__.py": "",
+                                              f"pkg{tag}/worker.py": BUSY},
+          env={"PYTHONPATH": "/tmp"})
+    procs(py315, [f"/tmp/billing{tag}.py", "--port", "8000"], {f"billing{tag}.py": BUSY})
+    procs(py311, [f"/tmp/gunicorn", "-w", "2", f"shop{tag}.wsgi:app"], {"gunicorn": BUSY})
+    store = str(tmp_path / "store")
+    d = Daemon(tmp_path, "--store", store)
+    want = {f"pkg{tag}": "3.11", f"billing{tag}": "3.15", f"shop{tag}": "3.11"}
+    wait_for(lambda: all(store_profiles(store, s) for s in want), 30, f"profiles of {want}")
+    d.stop()
+    for service, version in want.items():
+        text = subprocess.run(["go", "tool", "pprof", "-raw", store_profiles(store, service)[0]],
+                              capture_output=True, text=True, timeout=120).stdout
+        assert f"Comment: service_name={service}" in text
+        assert re.search(rf"Comment: python_version={re.escape(version)}\.\d+", text), text[:400]
+        assert "Comment: host=" in text
+        assert "container_id=" not in text  # not in a container
+
+
+def test_secrets_in_argv_and_environment_go_nowhere(tmp_path, procs, collector_down):
+    secret_argv, secret_env = f"S3CRET-ARGV-{uuid.uuid4().hex}", f"S3CRET-ENV-{uuid.uuid4().hex}"
+    procs(ZOO["py311"], ["/tmp/leaky.py", f"--db-password={secret_argv}"], {"leaky.py": BUSY},
+          env={"API_TOKEN": secret_env})
+    store = str(tmp_path / "store")
+    d = Daemon(tmp_path, "--store", store, "--store-enabled", "true",
+               "--pyroscope", collector_down)
+    time.sleep(4)
+    metrics = d.metrics()
+    d.stop()
+    blobs = [d.log().encode(), metrics.encode()]
+    for path in glob.glob(store + "/**/*.pb.gz", recursive=True):
+        blobs.append(gzip.decompress(open(path, "rb").read()))
+    spooled = glob.glob(d.spool + "/*.spool")
+    assert spooled, "the collector was down: profiles should be spooled"
+    for path in spooled:
+        raw = open(path, "rb").read()
+        blobs += [raw, gzip.decompress(raw[raw.index(b"\x1f\x8b"):])]
+    assert any(b"leaky" in b for b in blobs[2:]), "the workload should have been profiled"
+    for b in blobs:
+        assert secret_argv.encode() not in b and secret_env.encode() not in b
+
+
+@pytest.fixture
+def collector_down():
+    """A loopback URL nothing listens on."""
+    from daemon import free_port
+    return f"http://127.0.0.1:{free_port()}"
+
+
+# ---- privileges and metrics ----
+
+def caps_of(pid, field):
+    with open(f"/proc/{pid}/status") as f:
+        return int(re.search(rf"^{field}:\s+([0-9a-f]+)$", f.read(), re.M).group(1), 16)
+
+
+def test_capabilities_after_start_are_the_documented_set(tmp_path):
+    d = Daemon(tmp_path, "--store", str(tmp_path / "store"))
+    try:
+        pid = d.proc.pid
+        assert caps_of(pid, "CapEff") == KEPT_CAPS
+        assert caps_of(pid, "CapPrm") == KEPT_CAPS
+        assert caps_of(pid, "CapBnd") == KEPT_CAPS
+        assert caps_of(pid, "CapInh") == 0 and caps_of(pid, "CapAmb") == 0
+        with open(f"/proc/{pid}/status") as f:
+            assert re.search(r"^NoNewPrivs:\s+1$", f.read(), re.M)
+    finally:
+        d.stop()
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    for name in KEPT_NAMES:
+        assert f"CAP_{name}" in readme
+
+
+def test_starting_without_privileges_says_what_is_missing():
+    r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                        "--inh-caps=-all", PYROMETER, "run"], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 1
+    assert "needs root or" in r.stderr and "CAP_BPF" in r.stderr and "missing" in r.stderr
+
+
+def test_self_metrics_pass_promtool(tmp_path, procs):
+    p, service = busy_service(procs)
+    d = Daemon(tmp_path, "--store", str(tmp_path / "store"))
+    wait_for(lambda: (d.metric("pyrometer_profiles_total") or 0) >= 1, 30, "a profile")
+    text = d.metrics()
+    d.stop()
+    r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    for name in ("pyrometer_samples_total", "pyrometer_samples_lost_total",
+                 "pyrometer_unwind_failures_total", "pyrometer_attach_failures_total",
+                 "pyrometer_map_full_total", "pyrometer_processes_tracked",
+                 "pyrometer_exports_total", "pyrometer_last_export_success_timestamp_seconds",
+                 "pyrometer_cpu_seconds_total", "pyrometer_resident_memory_bytes",
+                 "python_gc_tracing_available"):
+        assert re.search(rf"^{name}[{{ ]", text, re.M), f"{name} missing"
+    assert float(re.search(r"^pyrometer_samples_total (\S+)", text, re.M).group(1)) > 0
+
+
+# ---- deploy/ ----
+
+def test_systemd_unit_verifies(tmp_path):
+    unit = open(os.path.join(ROOT, "deploy", "pyrometer.service")).read()
+    unit = unit.replace("/usr/local/bin/pyrometer", os.path.abspath(PYROMETER))
+    path = tmp_path / "pyrometer.service"
+    path.write_text(unit)
+    r = subprocess.run(["systemd-analyze", "verify", str(path)], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0 and "pyrometer.service" not in r.stderr, r.stderr
+    bounding = set(re.search(r"^CapabilityBoundingSet=(.*)$", unit, re.M).group(1).split())
+    assert {f"CAP_{n}" for n in KEPT_NAMES} <= bounding
+
+
+def test_prometheus_rules_pass_promtool():
+    rules = sorted(glob.glob(os.path.join(ROOT, "deploy", "prometheus-*.yml")))
+    assert len(rules) == 2
+    r = subprocess.run(["promtool", "check", "rules", *rules], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_daemonset_and_dockerfile_match_the_binary(tmp_path):
+    docs = list(yaml.safe_load_all(open(os.path.join(ROOT, "deploy", "kubernetes",
+                                                     "daemonset.yaml"))))
+    ds = next(d for d in docs if d["kind"] == "DaemonSet")
+    spec = ds["spec"]["template"]["spec"]
+    assert spec["hostPID"] is True
+    caps = set(spec["containers"][0]["securityContext"]["capabilities"]["add"])
+    assert KEPT_NAMES <= caps
+    cm = next(d for d in docs if d["kind"] == "ConfigMap")
+    ini = tmp_path / "k8s.ini"
+    ini.write_text(cm["data"]["pyrometer.ini"])
+    r = subprocess.run([PYROMETER, "run", "-c", str(ini), "--check-config"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    # Every shared library the binary links comes from a package the runtime image installs.
+    docker = open(os.path.join(ROOT, "deploy", "Dockerfile")).read()
+    runtime = docker.split("\nFROM debian:bookworm-slim\n")[1]
+    needed = re.findall(r"\(NEEDED\)\s+Shared library: \[(\S+)\]",
+                        subprocess.run(["readelf", "-d", PYROMETER], capture_output=True,
+                                       text=True).stdout)
+    paths = dict(re.findall(r"^\s*(\S+) => (/\S+)", subprocess.run(
+        ["ldd", PYROMETER], capture_output=True, text=True).stdout, re.M))
+    assert len(needed) > 5
+    for lib in (paths[n] for n in needed):
+        owner = subprocess.run(["dpkg", "-S", os.path.realpath(lib)], capture_output=True,
+                               text=True).stdout.split(":")[0]
+        if owner in ("libc6",) or not owner:
+            continue
+        assert re.search(rf"\b{re.escape(owner)}\b", runtime), f"{lib} ({owner}) not installed"
