@@ -124,6 +124,7 @@ bench: deps
 	$(MAKE) all
 	PYROMETER=$(abspath $(BUILD)/pyrometer) $(PYTHON) tests/bench/bench_cpu.py
 	PYROMETER=$(abspath $(BUILD)/pyrometer) $(PYTHON) tests/bench/bench_gc.py
+	PYROMETER=$(abspath $(BUILD)/pyrometer) $(PYTHON) tests/bench/bench_churn.py
 
 # libFuzzer with ASan and UBSan over the parsers of untrusted input.
 FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \

@@ -39,6 +39,9 @@
 #define DRAIN_MS 200
 #define TICK_MS 1000	/* metrics, alerts, watchdog */
 #define MAX_SERIES 1024 /* label sets per interval; beyond, service_name "other" */
+/* An exited process is forgotten this long after its exit: by then its last samples are
+ * drained and its last GC events read. */
+#define RETIRE_AFTER_NS (3 * 1000000000ull)
 
 /* What the daemon needs after start-up (documented in README, checked by a test). */
 #define KEPT_CAPS                                                                                  \
@@ -48,6 +51,12 @@ struct series {
 	char service[EXPORT_LABEL_VALUE];
 	char container[65], pod[37], version[24];
 	struct profile prof;
+};
+
+struct exited {
+	uint64_t due_ns; /* CLOCK_MONOTONIC */
+	uint64_t starttime;
+	struct gc_retiree gc;
 };
 
 struct run {
@@ -71,6 +80,8 @@ struct run {
 	uint64_t interval_start_ns; /* CLOCK_REALTIME */
 	uint64_t interval_start_mono;
 	uint64_t profiles, last_store_unix;
+	struct exited *exited; /* oldest first */
+	size_t nexited, exited_cap;
 };
 
 /* ---- configuration ---- */
@@ -296,6 +307,47 @@ static void on_exit_(const struct py_process *p, enum discover_exit_why why, int
 	(void)why, (void)code, (void)ktime;
 	if (r->gc && p->bin->caps.gc)
 		gctrace__untrack(r->gc, p);
+	if (r->nexited == r->exited_cap) {
+		size_t cap = r->exited_cap ? r->exited_cap * 2 : 256;
+		struct exited *n = realloc(r->exited, cap * sizeof(*n));
+
+		if (!n)
+			return; /* kept, not forgotten: memory, not correctness */
+		r->exited = n;
+		r->exited_cap = cap;
+	}
+	r->exited[r->nexited] = (struct exited){ .due_ns = monotonic_ns() + RETIRE_AFTER_NS,
+						 .starttime = p->starttime,
+						 .gc = { .pid = (uint32_t)p->pid } };
+	snprintf(r->exited[r->nexited].gc.service, sizeof(r->exited[r->nexited].gc.service), "%s",
+		 p->service);
+	r->nexited++;
+}
+
+/* Folds the GC figures of processes that exited a while ago into per-service totals and
+ * forgets them, so that a host with process churn keeps a flat footprint. */
+static void retire_exited(struct run *r)
+{
+	uint64_t now = monotonic_ns();
+	size_t n = 0, i;
+	struct gc_retiree *list;
+
+	while (n < r->nexited && r->exited[n].due_ns <= now)
+		n++;
+	if (!n)
+		return;
+	list = malloc(n * sizeof(*list));
+	if (list) {
+		for (i = 0; i < n; i++)
+			list[i] = r->exited[i].gc;
+		if (r->gc)
+			gctrace__retire(r->gc, list, n);
+		free(list);
+	}
+	for (i = 0; i < n; i++)
+		cpuprof__forget(r->cpu, (pid_t)r->exited[i].gc.pid, r->exited[i].starttime);
+	memmove(r->exited, r->exited + n, (r->nexited - n) * sizeof(*r->exited));
+	r->nexited -= n;
 }
 
 static int track_existing(const struct py_process *p, void *ctx)
@@ -480,6 +532,7 @@ static int loop(struct run *r)
 		if (now >= end)
 			flush_interval(r);
 		if (now >= next_tick) {
+			retire_exited(r);
 			if (r->metrics)
 				publish_metrics(r);
 			if (r->alerter)
@@ -568,5 +621,6 @@ int cmd_run(int argc, char **argv)
 	for (size_t i = 0; i < r.nseries; i++)
 		profile_free(&r.series[i].prof);
 	free(r.series);
+	free(r.exited);
 	return err ? 1 : 0;
 }

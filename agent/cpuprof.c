@@ -25,7 +25,7 @@ static void on_start(const struct py_process *p, uint64_t ktime, void *ctx)
 {
 	struct cpuprof *c = ctx;
 
-	if (seen_add(&c->seen, p) == 0)
+	if (seen_add(&c->seen, p) >= 0)
 		symbolizer__forget(c->sym, p->pid); /* a reused pid names another process */
 	if (c->ops.on_start)
 		c->ops.on_start(p, ktime, c->ops.ctx);
@@ -89,6 +89,16 @@ struct symbolizer *cpuprof__symbolizer(struct cpuprof *c)
 const struct seen *cpuprof__seen(struct cpuprof *c)
 {
 	return &c->seen;
+}
+
+void cpuprof__forget(struct cpuprof *c, pid_t pid, uint64_t starttime)
+{
+	const struct py_process *p = seen_get(&c->seen, pid);
+
+	if (!p || p->starttime != starttime)
+		return; /* the pid names a newer process now */
+	seen_remove(&c->seen, pid, starttime);
+	symbolizer__forget(c->sym, pid);
 }
 
 const struct py_process *cpuprof__process(struct cpuprof *c, pid_t pid)

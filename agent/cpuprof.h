@@ -47,6 +47,9 @@ struct sampler *cpuprof__sampler(struct cpuprof *c);
 struct symbolizer *cpuprof__symbolizer(struct cpuprof *c);
 /* Every process seen so far (gone ones included), for labels and metrics. */
 const struct seen *cpuprof__seen(struct cpuprof *c);
+/* Drops what is kept of an exited process (for long runs; its samples must have been
+ * drained). A newer process with the same pid is left alone. */
+void cpuprof__forget(struct cpuprof *c, pid_t pid, uint64_t starttime);
 /* The process with this pid as last seen, alive or gone (NULL if never seen). */
 const struct py_process *cpuprof__process(struct cpuprof *c, pid_t pid);
 

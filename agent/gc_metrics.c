@@ -79,20 +79,45 @@ static void add_stats(const struct pyro_gc_key *k, const struct pyro_gc_stats *s
 }
 
 /* Counts come from the histogram, so that +Inf, _count and the buckets always agree. */
+static void add_count(struct series *s, uint32_t bucket, uint64_t n)
+{
+	size_t i;
+
+	s->count += n;
+	for (i = 0; i < NLE; i++)
+		if ((double)gc_bucket_upper(bucket) <= le_s[i] * 1e9)
+			s->le[i] += n;
+}
+
 static void add_bucket(const struct pyro_gc_hist_key *k, uint64_t n, void *ctx)
 {
 	struct agg *a = ctx;
 	struct series *s = series_of(a, service_of_pid(a, k->pid), k->generation, k->pid);
-	size_t i;
 
 	if (!s) {
 		a->err = -ENOMEM;
 		return;
 	}
-	s->count += n;
-	for (i = 0; i < NLE; i++)
-		if ((double)gc_bucket_upper(k->bucket) <= le_s[i] * 1e9)
-			s->le[i] += n;
+	add_count(s, k->bucket, n);
+}
+
+/* Processes that have exited still count: counters never go back. */
+static void add_retired(const char *service, int generation, const struct pyro_gc_stats *st,
+			const uint64_t *hist, void *ctx)
+{
+	struct agg *a = ctx;
+	struct series *s = series_of(a, service, generation, 0);
+	uint32_t b;
+
+	if (!s) {
+		a->err = -ENOMEM;
+		return;
+	}
+	s->sum_ns += st->total_ns;
+	s->collected += st->collected;
+	for (b = 0; b < PYRO_GC_BUCKETS; b++)
+		if (hist[b])
+			add_count(s, b, hist[b]);
 }
 
 static void labels(FILE *f, const char *key, size_t len)
@@ -153,37 +178,54 @@ static void write_series(FILE *f, const struct agg *a)
 	}
 }
 
+struct avail {
+	struct intern services;
+	char *v; /* per service: 1 some process lacks the probes, 2 all have them */
+	size_t cap;
+};
+
+static void note_avail(const struct py_process *p, void *ctx)
+{
+	struct avail *a = ctx;
+	int64_t id = intern_put(&a->services, p->service, strlen(p->service));
+
+	if (id < 0)
+		return;
+	if ((size_t)id >= a->cap) {
+		size_t cap = a->cap ? a->cap * 2 : 64;
+		char *v = realloc(a->v, cap);
+
+		if (!v)
+			return;
+		memset(v + a->cap, 0, cap - a->cap);
+		a->v = v;
+		a->cap = cap;
+	}
+	if (!a->v[id])
+		a->v[id] = p->bin->caps.gc ? 2 : 1;
+	else if (!p->bin->caps.gc)
+		a->v[id] = 1;
+}
+
 /* 1 when every process of the service seen has the GC probes, else 0: a service whose
  * interpreter lacks them shows 0 here, never zero pauses. */
 static void write_availability(FILE *f, const struct seen *seen)
 {
-	struct intern services;
-	char *avail = NULL;
+	struct avail a = { 0 };
 	size_t i;
 
-	intern_init(&services);
-	avail = calloc(seen->pids.n + 1, 1);
-	for (i = 0; avail && i < seen->pids.n; i++) {
-		const struct py_process *p = &seen->procs[i];
-		int64_t id = intern_put(&services, p->service, strlen(p->service));
-
-		if (id < 0)
-			break;
-		if ((size_t)id == services.n - 1 && !avail[id])
-			avail[id] = 1 + (p->bin->caps.gc ? 1 : 0); /* 1: no, 2: yes */
-		else if (!p->bin->caps.gc)
-			avail[id] = 1;
-	}
+	intern_init(&a.services);
+	seen_for_each(seen, note_avail, &a);
 	fputs("# HELP python_gc_tracing_available Whether GC pauses of the service can be traced "
 	      "(CPython built with USDT probes).\n# TYPE python_gc_tracing_available gauge\n",
 	      f);
-	for (i = 0; avail && i < services.n; i++) {
+	for (i = 0; i < a.services.n && i < a.cap; i++) {
 		fputs("python_gc_tracing_available{service_name=\"", f);
-		metrics_label_value(f, intern_key(&services, (uint32_t)i, NULL));
-		fprintf(f, "\"} %d\n", avail[i] == 2);
+		metrics_label_value(f, intern_key(&a.services, (uint32_t)i, NULL));
+		fprintf(f, "\"} %d\n", a.v[i] == 2);
 	}
-	free(avail);
-	intern_free(&services);
+	free(a.v);
+	intern_free(&a.services);
 }
 
 static void write_self(FILE *f, struct gctrace *g)
@@ -221,6 +263,8 @@ int gc_metrics_write(struct gctrace *g, const struct seen *seen, bool pid_label,
 	err = gctrace__for_each(g, add_stats, &a);
 	if (!err)
 		err = gctrace__for_each_bucket(g, add_bucket, &a);
+	if (!err)
+		gctrace__for_each_retired(g, add_retired, &a);
 	if (!err && !a.err) {
 		write_series(f, &a);
 		write_availability(f, seen);

@@ -6,6 +6,7 @@
 
 #include <linux/types.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "pyrometer.h"
@@ -48,6 +49,24 @@ int gctrace__histogram(struct gctrace *g, const struct pyro_gc_key *k, uint64_t 
 void gctrace__stats(struct gctrace *g, struct gctrace_stats *st);
 /* Run time and runs of both probe programs (kernel.bpf_stats_enabled). */
 void gctrace__prog_stats(struct gctrace *g, uint64_t *run_ns, uint64_t *run_cnt);
+
+/* A process that has exited, and the service its figures count for. */
+struct gc_retiree {
+	uint32_t pid;
+	char service[64];
+};
+
+/* Folds the kernel's entries of these processes into per-(service, generation) totals kept
+ * here and deletes them from the maps (long-running use: the maps then hold live processes
+ * only). Sorts list. */
+int gctrace__retire(struct gctrace *g, struct gc_retiree *list, size_t n);
+/* Calls cb for each (service, generation) total of exited processes; hist has
+ * PYRO_GC_BUCKETS counts. */
+void gctrace__for_each_retired(struct gctrace *g,
+			       void (*cb)(const char *service, int generation,
+					  const struct pyro_gc_stats *st, const uint64_t *hist,
+					  void *ctx),
+			       void *ctx);
 
 /* Bounds of histogram bucket b, in ns: [lower, upper). */
 uint64_t gc_bucket_lower(uint32_t b);

@@ -43,28 +43,46 @@ struct alert_hists {
 	size_t cap;
 };
 
-static void alert_bucket(const struct pyro_gc_hist_key *k, uint64_t n, void *ctx)
+static uint64_t *counts_of(struct alert_hists *h, const char *service, int generation)
 {
-	struct alert_hists *h = ctx;
-	const struct py_process *p = seen_get(h->seen, (pid_t)k->pid);
 	char key[96];
-	int len = snprintf(key, sizeof(key), "%s%c%d", p ? p->service : "unknown", '\0',
-			   k->generation);
+	int len = snprintf(key, sizeof(key), "%s%c%d", service, '\0', generation);
 	int64_t id = intern_put(&h->keys, key, (size_t)len);
 
 	if (id < 0)
-		return;
+		return NULL;
 	if ((size_t)id >= h->cap) {
 		size_t cap = h->cap ? h->cap * 2 : 8;
 		uint64_t(*g)[PYRO_GC_BUCKETS] = realloc(h->counts, cap * sizeof(*g));
 
 		if (!g)
-			return;
+			return NULL;
 		memset(g + h->cap, 0, (cap - h->cap) * sizeof(*g));
 		h->counts = g;
 		h->cap = cap;
 	}
-	h->counts[id][k->bucket] += n;
+	return h->counts[id];
+}
+
+static void alert_bucket(const struct pyro_gc_hist_key *k, uint64_t n, void *ctx)
+{
+	struct alert_hists *h = ctx;
+	const struct py_process *p = seen_get(h->seen, (pid_t)k->pid);
+	uint64_t *c = counts_of(h, p ? p->service : "unknown", k->generation);
+
+	if (c)
+		c[k->bucket] += n;
+}
+
+/* Exited processes' pauses stay in the window's totals, so a window never sees them go. */
+static void alert_retired(const char *service, int generation, const struct pyro_gc_stats *st,
+			  const uint64_t *hist, void *ctx)
+{
+	uint64_t *c = counts_of(ctx, service, generation);
+
+	(void)st;
+	for (uint32_t b = 0; c && b < PYRO_GC_BUCKETS; b++)
+		c[b] += hist[b];
 }
 
 void gcwatch_alert_tick(struct alerter *a, struct gctrace *g, const struct seen *seen, bool p99)
@@ -74,6 +92,7 @@ void gcwatch_alert_tick(struct alerter *a, struct gctrace *g, const struct seen 
 
 	intern_init(&h.keys);
 	if (p99 && gctrace__for_each_bucket(g, alert_bucket, &h) == 0) {
+		gctrace__for_each_retired(g, alert_retired, &h);
 		for (i = 0; i < h.keys.n; i++) {
 			const char *key = intern_key(&h.keys, (uint32_t)i, NULL);
 

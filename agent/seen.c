@@ -4,43 +4,79 @@
 #include <errno.h>
 #include <stdlib.h>
 
+struct seen_entry {
+	struct seen_entry *next;
+	struct py_process p;
+};
+
+static struct seen_entry **slot(const struct seen *s, pid_t pid)
+{
+	struct seen_entry **e = (struct seen_entry **)&s->buckets[(uint32_t)pid % SEEN_BUCKETS];
+
+	while (*e && (*e)->p.pid != pid)
+		e = &(*e)->next;
+	return e;
+}
+
 void seen_init(struct seen *s)
 {
-	intern_init(&s->pids);
-	s->procs = NULL;
-	s->cap = 0;
+	for (size_t i = 0; i < SEEN_BUCKETS; i++)
+		s->buckets[i] = NULL;
+	s->n = 0;
 }
 
 void seen_free(struct seen *s)
 {
-	intern_free(&s->pids);
-	free(s->procs);
-	s->procs = NULL;
-	s->cap = 0;
+	for (size_t i = 0; i < SEEN_BUCKETS; i++) {
+		while (s->buckets[i]) {
+			struct seen_entry *e = s->buckets[i];
+
+			s->buckets[i] = e->next;
+			free(e);
+		}
+	}
+	s->n = 0;
 }
 
 int seen_add(struct seen *s, const struct py_process *p)
 {
-	int64_t id = intern_put(&s->pids, &p->pid, sizeof(p->pid));
+	struct seen_entry **e = slot(s, p->pid);
 
-	if (id < 0)
-		return (int)id;
-	if ((size_t)id >= s->cap) {
-		size_t cap = s->cap ? s->cap * 2 : 64;
-		struct py_process *g = realloc(s->procs, cap * sizeof(*g));
-
-		if (!g)
-			return -ENOMEM;
-		s->procs = g;
-		s->cap = cap;
+	if (*e) {
+		(*e)->p = *p;
+		return 1;
 	}
-	s->procs[id] = *p;
+	*e = malloc(sizeof(**e));
+	if (!*e)
+		return -ENOMEM;
+	(*e)->next = NULL;
+	(*e)->p = *p;
+	s->n++;
 	return 0;
 }
 
 const struct py_process *seen_get(const struct seen *s, pid_t pid)
 {
-	int64_t id = intern_find(&s->pids, &pid, sizeof(pid));
+	struct seen_entry *e = *slot(s, pid);
 
-	return id < 0 ? NULL : &s->procs[id];
+	return e ? &e->p : NULL;
+}
+
+void seen_remove(struct seen *s, pid_t pid, uint64_t starttime)
+{
+	struct seen_entry **e = slot(s, pid), *gone = *e;
+
+	if (!gone || gone->p.starttime != starttime)
+		return;
+	*e = gone->next;
+	free(gone);
+	s->n--;
+}
+
+void seen_for_each(const struct seen *s, void (*cb)(const struct py_process *p, void *ctx),
+		   void *ctx)
+{
+	for (size_t i = 0; i < SEEN_BUCKETS; i++)
+		for (struct seen_entry *e = s->buckets[i]; e; e = e->next)
+			cb(&e->p, ctx);
 }

@@ -1,24 +1,31 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
-/* Every process a command has seen, kept after it exits: its last samples and pauses arrive
- * after the exit and still need its layout and load address to be understood. */
+/* Processes by pid as last seen (copies), alive or gone: samples and events of a process that
+ * has exited are still labelled from here. Long-running users remove what they no longer
+ * need (seen_remove). */
 #ifndef PYRO_SEEN_H
 #define PYRO_SEEN_H
 
 #include <stddef.h>
 
 #include "discover.h"
-#include "intern.h"
+
+#define SEEN_BUCKETS 4096
+
+struct seen_entry;
 
 struct seen {
-	struct intern pids;
-	struct py_process *procs;
-	size_t cap;
+	struct seen_entry *buckets[SEEN_BUCKETS];
+	size_t n;
 };
 
 void seen_init(struct seen *s);
 void seen_free(struct seen *s);
-/* Remembers p; a reused pid replaces the process it named before. */
+/* Adds p, or replaces the entry of its pid. Returns 0 if the pid was new, 1 if replaced. */
 int seen_add(struct seen *s, const struct py_process *p);
 const struct py_process *seen_get(const struct seen *s, pid_t pid);
+/* Removes the entry of pid if it is still the process that started at starttime. */
+void seen_remove(struct seen *s, pid_t pid, uint64_t starttime);
+void seen_for_each(const struct seen *s, void (*cb)(const struct py_process *p, void *ctx),
+		   void *ctx);
 
 #endif
