@@ -70,7 +70,7 @@ deps:
 run: deps
 	$(MAKE) all
 	$(BUILD)/pyrometer ps
-	@echo "pyrometer run: profiles go to /var/lib/pyrometer/profiles/SERVICE/; Ctrl-C to stop"
+	@echo "pyrometer run: profiles go to /var/lib/pyrometer/profiles/SERVICE/, metrics to http://127.0.0.1:9464/metrics; Ctrl-C to stop"
 	$(BUILD)/pyrometer run $(RUN_ARGS)
 
 test: deps
@@ -125,6 +125,7 @@ bench: deps
 	PYROMETER=$(abspath $(BUILD)/pyrometer) $(PYTHON) tests/bench/bench_cpu.py
 	PYROMETER=$(abspath $(BUILD)/pyrometer) $(PYTHON) tests/bench/bench_gc.py
 	PYROMETER=$(abspath $(BUILD)/pyrometer) $(PYTHON) tests/bench/bench_churn.py
+	PYROMETER=$(abspath $(BUILD)/pyrometer) $(PYTHON) tests/bench/bench_calls.py
 
 # libFuzzer with ASan and UBSan over the parsers of untrusted input.
 FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \

@@ -29,7 +29,7 @@
 
 static const char record_usage[] =
 	"usage: pyrometer record [-p PID]... [-a] [-d SECONDS] [-F HZ] [-o FILE]\n"
-	"                        [--format pprof|folded|svg] [-v]\n"
+	"                        [--format pprof|folded|svg] [--mode cpu|calls] [-v]\n"
 	"\n"
 	"Samples the on-CPU Python stacks of the given processes (and the processes they fork),\n"
 	"or of every Python process on the host with -a (including ones that start later and ones\n"
@@ -44,6 +44,8 @@ static const char record_usage[] =
 	"      --format FMT      pprof (gzip'd protobuf), folded (one line per stack) or svg\n"
 	"                        (flame graph); by default from FILE's extension: .pb.gz/.pprof,\n"
 	"                        .folded/.txt, .svg\n"
+	"      --mode MODE       cpu (sampling, the default) or calls (exact function calls\n"
+	"                        from CPython's probes: see 'record --mode calls --help')\n"
 	"  -v                    verbose (repeat for debug output)\n"
 	"  -h, --help            this help\n";
 
@@ -115,6 +117,7 @@ static int parse_args(int argc, char **argv, struct record *r)
 		{ "frequency", required_argument, NULL, 'F' },
 		{ "output", required_argument, NULL, 'o' },
 		{ "format", required_argument, NULL, 'f' },
+		{ "mode", required_argument, NULL, 'm' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
@@ -145,6 +148,12 @@ static int parse_args(int argc, char **argv, struct record *r)
 			break;
 		case 'o':
 			r->output = optarg;
+			break;
+		case 'm': /* calls is dispatched before this parser runs */
+			if (strcmp(optarg, "cpu")) {
+				log_error("record: --mode must be cpu or calls, not '%s'", optarg);
+				return -EINVAL;
+			}
 			break;
 		case 'f':
 			if (parse_format(optarg, &r->format)) {
@@ -383,10 +392,24 @@ static int run(struct record *r)
 	return err;
 }
 
+/* --mode calls is another tool with its own options (agent/cmd_calls.c). */
+static bool calls_mode(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--mode=calls") ||
+		    (!strcmp(argv[i], "--mode") && i + 1 < argc && !strcmp(argv[i + 1], "calls")))
+			return true;
+	return false;
+}
+
 int cmd_record(int argc, char **argv)
 {
 	struct record r = { .freq = 99, .output = "pyrometer.pb.gz" };
-	int err = parse_args(argc, argv, &r);
+	int err;
+
+	if (calls_mode(argc, argv))
+		return cmd_calls(argc, argv);
+	err = parse_args(argc, argv, &r);
 
 	if (err)
 		return err > 0 ? 0 : 2;

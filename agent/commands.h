@@ -9,6 +9,8 @@
 int cmd_run(int argc, char **argv);
 int cmd_ps(int argc, char **argv);
 int cmd_record(int argc, char **argv);
+/* record --mode calls (agent/cmd_calls.c) */
+int cmd_calls(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
 

@@ -49,18 +49,8 @@ static uint64_t *counts_of(struct alert_hists *h, const char *service, int gener
 	int len = snprintf(key, sizeof(key), "%s%c%d", service, '\0', generation);
 	int64_t id = intern_put(&h->keys, key, (size_t)len);
 
-	if (id < 0)
+	if (id < 0 || !intern_grow((void **)&h->counts, &h->cap, (size_t)id, sizeof(*h->counts)))
 		return NULL;
-	if ((size_t)id >= h->cap) {
-		size_t cap = h->cap ? h->cap * 2 : 8;
-		uint64_t(*g)[PYRO_GC_BUCKETS] = realloc(h->counts, cap * sizeof(*g));
-
-		if (!g)
-			return NULL;
-		memset(g + h->cap, 0, (cap - h->cap) * sizeof(*g));
-		h->counts = g;
-		h->cap = cap;
-	}
 	return h->counts[id];
 }
 

@@ -107,3 +107,21 @@ int64_t intern_put(struct intern *t, const void *key, size_t len)
 	t->slots[at] = (uint32_t)t->n + 1;
 	return (int64_t)t->n++;
 }
+
+void *intern_grow(void **arr, size_t *cap, size_t id, size_t elem)
+{
+	if (id >= *cap) {
+		size_t n = *cap ? *cap * 2 : 64;
+		char *a;
+
+		while (n <= id)
+			n *= 2;
+		a = realloc(*arr, n * elem);
+		if (!a)
+			return NULL;
+		memset(a + *cap * elem, 0, (n - *cap) * elem);
+		*arr = a;
+		*cap = n;
+	}
+	return (char *)*arr + id * elem;
+}

@@ -31,4 +31,8 @@ static inline const void *intern_key(const struct intern *t, uint32_t id, size_t
 	return t->keys[id].data;
 }
 
+/* Makes (*arr)[id] exist in an array of elem-byte entries that grows with an intern table's
+ * ids (new entries zeroed); returns it, or NULL when out of memory. */
+void *intern_grow(void **arr, size_t *cap, size_t id, size_t elem);
+
 #endif

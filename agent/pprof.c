@@ -91,7 +91,7 @@ static int fill_samples(struct profile *p, struct arena *a, int64_t keys[LABELS_
 		s->n_value = 2;
 		s->value = &a->values[i * 2];
 		s->value[0] = (int64_t)p->counts[i];
-		s->value[1] = (int64_t)(p->counts[i] * p->period_ns);
+		s->value[1] = (int64_t)(p->weighted ? p->weights[i] : p->counts[i] * p->period_ns);
 		label_num(&l[0], keys[0], ps->pid);
 		label_num(&l[1], keys[1], ps->tid);
 		label_str(&l[2], keys[2], ps->thread);
@@ -198,10 +198,10 @@ int pprof_encode(const struct profile *cp, const char *const *comments, size_t n
 	int err = -ENOMEM;
 
 	/* Sample type names must not contain '-' (pprof convention). */
-	st[0].type = profile_string(p, "samples");
-	st[0].unit = profile_string(p, "count");
-	st[1].type = profile_string(p, "cpu");
-	st[1].unit = profile_string(p, "nanoseconds");
+	st[0].type = profile_string(p, p->types[0] ? p->types[0] : "samples");
+	st[0].unit = profile_string(p, p->types[1] ? p->types[1] : "count");
+	st[1].type = profile_string(p, p->types[2] ? p->types[2] : "cpu");
+	st[1].unit = profile_string(p, p->types[3] ? p->types[3] : "nanoseconds");
 	period.type = st[1].type;
 	period.unit = st[1].unit;
 	keys[0] = profile_string(p, "pid");

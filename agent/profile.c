@@ -23,6 +23,7 @@ void profile_free(struct profile *p)
 	intern_free(&p->locations);
 	intern_free(&p->samples);
 	free(p->counts);
+	free(p->weights);
 	memset(p, 0, sizeof(*p));
 }
 
@@ -50,8 +51,8 @@ int64_t profile_location(struct profile *p, uint32_t function, int line)
 	return intern_put(&p->locations, &l, sizeof(l));
 }
 
-int profile_add(struct profile *p, int pid, int tid, const char *process, const char *thread,
-		const uint32_t *locs, uint32_t nlocs, uint64_t count)
+static int add(struct profile *p, int pid, int tid, const char *process, const char *thread,
+	       const uint32_t *locs, uint32_t nlocs, uint64_t count, uint64_t weight)
 {
 	size_t size = sizeof(struct profile_sample) + nlocs * sizeof(uint32_t);
 	struct profile_sample *key = calloc(1, size);
@@ -74,14 +75,33 @@ int profile_add(struct profile *p, int pid, int tid, const char *process, const 
 	if ((size_t)id >= p->counts_cap) {
 		size_t cap = p->counts_cap ? p->counts_cap * 2 : 1024;
 		uint64_t *c = realloc(p->counts, cap * sizeof(*c));
+		uint64_t *w = c ? realloc(p->weights, cap * sizeof(*w)) : NULL;
 
-		if (!c)
+		if (c)
+			p->counts = c;
+		if (!c || !w)
 			return -ENOMEM;
 		memset(c + p->counts_cap, 0, (cap - p->counts_cap) * sizeof(*c));
-		p->counts = c;
+		memset(w + p->counts_cap, 0, (cap - p->counts_cap) * sizeof(*w));
+		p->weights = w;
 		p->counts_cap = cap;
 	}
 	p->counts[id] += count;
+	p->weights[id] += weight;
 	p->total += count;
 	return 0;
+}
+
+int profile_add(struct profile *p, int pid, int tid, const char *process, const char *thread,
+		const uint32_t *locs, uint32_t nlocs, uint64_t count)
+{
+	return add(p, pid, tid, process, thread, locs, nlocs, count, 0);
+}
+
+int profile_add_weighted(struct profile *p, int pid, int tid, const char *process,
+			 const char *thread, const uint32_t *locs, uint32_t nlocs, uint64_t count,
+			 uint64_t weight)
+{
+	p->weighted = true;
+	return add(p, pid, tid, process, thread, locs, nlocs, count, weight);
 }

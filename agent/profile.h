@@ -4,6 +4,7 @@
 #ifndef PYRO_PROFILE_H
 #define PYRO_PROFILE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "intern.h"
@@ -35,6 +36,12 @@ struct profile {
 	uint64_t start_ns;  /* CLOCK_REALTIME */
 	uint64_t duration_ns;
 	uint64_t total; /* samples added */
+	/* Call profiles: each sample carries its own second value (wall time) instead of
+	 * count x period, and the sample types are named here (NULL: samples/count and
+	 * cpu/nanoseconds). */
+	uint64_t *weights; /* per sample id, when weighted */
+	bool weighted;
+	const char *types[4]; /* type and unit of value 0, then of value 1 */
 };
 
 int profile_init(struct profile *p, uint64_t period_ns);
@@ -44,6 +51,10 @@ int64_t profile_function(struct profile *p, const char *name, const char *file, 
 int64_t profile_location(struct profile *p, uint32_t function, int line);
 int profile_add(struct profile *p, int pid, int tid, const char *process, const char *thread,
 		const uint32_t *locs, uint32_t nlocs, uint64_t count);
+/* Adds count and weight (the second value) to a sample; sets p->weighted. */
+int profile_add_weighted(struct profile *p, int pid, int tid, const char *process,
+			 const char *thread, const uint32_t *locs, uint32_t nlocs, uint64_t count,
+			 uint64_t weight);
 
 static inline const char *profile_str(const struct profile *p, uint32_t id)
 {

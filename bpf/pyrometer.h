@@ -204,4 +204,61 @@ enum pyro_gc_counter {
 	PYRO_GC_COUNTER_MAX,
 };
 
+/* ---- function calls (bpf/calls.bpf.c) ---- */
+
+/* A function as the probes name it: the addresses of its code object's UTF-8 function and
+ * file names (stable while the code object lives), read as strings by user space. */
+struct pyro_fn {
+	__u64 name, file;
+};
+
+#define PYRO_CALL_DEPTH 64   /* shadow stack frames per thread */
+#define PYRO_CALL_BUCKETS 64 /* latency histogram: bucket = bit length of the ns */
+
+struct pyro_fn_key {
+	__u32 pid;
+	__u32 pad;
+	struct pyro_fn fn;
+};
+_Static_assert(sizeof(struct pyro_fn_key) == 24, "pyro_fn_key layout");
+
+struct pyro_fn_stats {
+	__u64 calls;   /* entries (3.9, 3.15) or returns (3.11, counts only) */
+	__u64 incl_ns; /* wall time, outermost activations only (recursion is not counted twice) */
+	__u64 excl_ns; /* wall time minus callees' */
+	__u64 returns; /* returns matched to an entry */
+	/* latency of matched activations: bucket b counts [2^(b-1), 2^b) ns; one map value
+	 * with the counts above, so that a return costs one lookup */
+	__u64 hist[PYRO_CALL_BUCKETS];
+};
+_Static_assert(sizeof(struct pyro_fn_stats) == 32 + 8 * PYRO_CALL_BUCKETS, "pyro_fn_stats layout");
+
+/* A call path is a node of a trie: its function and its parent path's id (0 at the root).
+ * Ids are hashes of the whole path. */
+struct pyro_path_key {
+	__u32 pid;
+	__u32 pad;
+	__u64 id;
+};
+_Static_assert(sizeof(struct pyro_path_key) == 16, "pyro_path_key layout");
+
+struct pyro_path {
+	__u64 parent;
+	struct pyro_fn fn;
+	__u64 calls;   /* activations of this path that returned */
+	__u64 excl_ns; /* time spent in this path's function itself */
+};
+_Static_assert(sizeof(struct pyro_path) == 40, "pyro_path layout");
+
+enum pyro_calls_counter {
+	PYRO_CALLS_ENTRIES,
+	PYRO_CALLS_RETURNS,
+	PYRO_CALLS_TOO_DEEP,   /* entries past PYRO_CALL_DEPTH: counted, not timed */
+	PYRO_CALLS_UNMATCHED,  /* returns with no entry seen (attached mid-call) */
+	PYRO_CALLS_MISMATCHED, /* returns that matched a deeper frame: frames above dropped */
+	PYRO_CALLS_NO_STORAGE, /* no shadow stack could be had for the thread */
+	PYRO_CALLS_STATS_FULL, /* fn_stats or paths full: counts lost */
+	PYRO_CALLS_COUNTER_MAX,
+};
+
 #endif /* PYROMETER_H */

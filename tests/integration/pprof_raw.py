@@ -14,6 +14,7 @@ class RawProfile:
         self.samples = []     # (count, [function names leaf first], {label: value})
         self.locations = {}   # id -> (function, file, line)
         self.period = None
+        self.time_unix = None
         self._parse()
 
     def _parse(self):
@@ -21,6 +22,11 @@ class RawProfile:
         for line in self.text.splitlines():
             if line.startswith("Period:"):
                 self.period = int(line.split()[1])
+            if line.startswith("Time:"):  # "Time: 2026-11-22 05:40:01.123 +0000 UTC"
+                import datetime
+                stamp = " ".join(line.split()[1:3])
+                self.time_unix = datetime.datetime.fromisoformat(stamp[:26]).replace(
+                    tzinfo=datetime.timezone.utc).timestamp()
             if line in ("Samples:", "Locations", "Mappings"):
                 section = line
                 continue

@@ -7,6 +7,7 @@ import gzip
 import os
 import re
 import shutil
+import socket
 import subprocess
 import time
 import uuid
@@ -176,6 +177,33 @@ def test_sighup_changes_the_frequency_and_a_broken_file_keeps_the_old(tmp_path, 
     n_after = sum(s[0] for s in after.samples)
     assert 0.7 * 98 <= n_before <= 1.3 * 98 and 0.7 * 394 <= n_after <= 1.3 * 394, \
         (n_before, n_after)
+
+
+def test_sd_notify_readiness_watchdog_reload_and_stop(tmp_path):
+    """The systemd notification protocol, read from our own NOTIFY_SOCKET."""
+    path = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(10)
+    d = Daemon(tmp_path, "--store", str(tmp_path / "store"),
+               env={**os.environ, "NOTIFY_SOCKET": path})
+    got = []
+
+    def until(word):
+        while not any(word in g for g in got):
+            got.append(sock.recv(4096).decode())
+
+    try:
+        until("READY=1")
+        until("WATCHDOG=1")
+        d.hup()
+        until("RELOADING=1")
+    finally:
+        d.stop()
+    until("STOPPING=1")
+    sock.close()
+    assert got.index(next(g for g in got if "READY=1" in g)) < \
+        got.index(next(g for g in got if "STOPPING=1" in g))
 
 
 # ---- labels and names ----

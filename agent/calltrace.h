@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/* Function-call tracing (bpf/calls.bpf.c) attached to the function__entry/function__return
+ * probes of chosen processes only: per pid, never for a whole binary, since an armed probe
+ * makes every call of every process running that binary trap into the kernel. */
+#ifndef PYRO_CALLTRACE_H
+#define PYRO_CALLTRACE_H
+
+#include <linux/types.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "pyrometer.h"
+
+struct calltrace;
+struct py_process;
+
+struct calltrace_opts {
+	int procs_fd; /* discovery's pid map */
+	bool floor;   /* attach a program that only counts hits (the bench's floor) */
+};
+
+int calltrace__new(const struct calltrace_opts *o, struct calltrace **out);
+void calltrace__free(struct calltrace *c);
+/* Attaches to p's probes (entry and return; return only where the binary's entry does not
+ * fire). -ENOTSUP (with *why) when its interpreter cannot be traced. */
+int calltrace__attach(struct calltrace *c, const struct py_process *p, const char **why);
+/* Detaches everything (the probes stop trapping at once); the maps stay readable. */
+void calltrace__detach_all(struct calltrace *c);
+int calltrace__for_each_fn(struct calltrace *c,
+			   void (*cb)(const struct pyro_fn_key *k, const struct pyro_fn_stats *s,
+				      void *ctx),
+			   void *ctx);
+int calltrace__for_each_path(struct calltrace *c,
+			     void (*cb)(const struct pyro_path_key *k, const struct pyro_path *p,
+					void *ctx),
+			     void *ctx);
+void calltrace__counters(struct calltrace *c, uint64_t out[PYRO_CALLS_COUNTER_MAX]);
+uint64_t calltrace__floor_hits(struct calltrace *c);
+/* Run time and runs of the probe programs (kernel.bpf_stats_enabled). */
+void calltrace__prog_stats(struct calltrace *c, uint64_t *run_ns, uint64_t *run_cnt);
+
+#endif

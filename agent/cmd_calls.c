@@ -1,0 +1,696 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/* pyrometer record --mode calls: exact function-call counts and latencies from CPython's
+ * function probes, for chosen processes and a bounded time (every call of a traced process
+ * traps into the kernel while it runs). Output: a table, pprof (calls/count,
+ * wall/nanoseconds) or folded call paths. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "calltrace.h"
+#include "clock.h"
+#include "commands.h"
+#include "discover.h"
+#include "folded.h"
+#include "intern.h"
+#include "log.h"
+#include "pprof.h"
+#include "privs.h"
+#include "procmem.h"
+#include "profile.h"
+#include "pyinterp.h"
+#include "seen.h"
+#include "targets.h"
+#include "text.h"
+
+static const char calls_usage[] =
+	"usage: pyrometer record --mode calls (-p PID... | -a) -d SECONDS [-o FILE]\n"
+	"                        [--format table|pprof|folded] [--max-duration SECONDS] [-n ROWS]\n"
+	"\n"
+	"Counts every Python function call of the given processes (or of every Python process\n"
+	"with -a) for SECONDS, with inclusive and exclusive wall time and latency percentiles,\n"
+	"from CPython's function__entry/function__return probes. Each traced call traps into the\n"
+	"kernel (about 1-2 us), so tracing is bounded: -d is required and at most\n"
+	"--max-duration (default 60). On CPython 3.11 only call counts are available (its\n"
+	"function__entry does not fire); 3.13 and 3.14 have no function probes.\n"
+	"\n"
+	"  -p, --pid PID         trace this process (repeatable)\n"
+	"  -a, --all             trace every Python process that can be\n"
+	"  -d, --duration SECS   how long to trace (required)\n"
+	"      --max-duration S  refuse a longer -d (default 60)\n"
+	"  -o, --output FILE     where to write (default: standard output)\n"
+	"      --format FMT      table (default), pprof or folded; from FILE's extension if "
+	"absent\n"
+	"  -n ROWS               table rows (default 30)\n"
+	"  -v                    verbose (repeat for debug output)\n"
+	"  -h, --help            this help\n";
+
+enum fmt {
+	FMT_TABLE,
+	FMT_PPROF,
+	FMT_FOLDED
+};
+
+struct calls_cmd {
+	struct targets targets;
+	bool all, floor;
+	double duration, max_duration;
+	const char *output;
+	enum fmt format;
+	bool format_set;
+	int rows;
+
+	struct discover *disc;
+	struct calltrace *ct;
+	struct seen seen;
+	int attached, unavailable;
+	bool counts_only_seen, full_seen;
+	uint64_t start_ns, end_ns; /* CLOCK_MONOTONIC */
+	uint64_t wall_start_ns;	   /* CLOCK_REALTIME */
+};
+
+/* ---- options ---- */
+
+static int parse_format(struct calls_cmd *c, const char *s)
+{
+	if (!strcmp(s, "table"))
+		c->format = FMT_TABLE;
+	else if (!strcmp(s, "pprof"))
+		c->format = FMT_PPROF;
+	else if (!strcmp(s, "folded"))
+		c->format = FMT_FOLDED;
+	else
+		return -EINVAL;
+	c->format_set = true;
+	return 0;
+}
+
+static void format_from_name(struct calls_cmd *c)
+{
+	size_t n = strlen(c->output);
+
+	if ((n > 6 && !strcmp(c->output + n - 6, ".pb.gz")) ||
+	    (n > 6 && !strcmp(c->output + n - 6, ".pprof")))
+		c->format = FMT_PPROF;
+	else if (n > 7 && !strcmp(c->output + n - 7, ".folded"))
+		c->format = FMT_FOLDED;
+}
+
+enum {
+	OPT_FORMAT = 256,
+	OPT_MAX,
+	OPT_MODE,
+	OPT_FLOOR
+};
+
+static int parse_args(int argc, char **argv, struct calls_cmd *c)
+{
+	static const struct option opts[] = {
+		{ "pid", required_argument, NULL, 'p' },
+		{ "all", no_argument, NULL, 'a' },
+		{ "duration", required_argument, NULL, 'd' },
+		{ "max-duration", required_argument, NULL, OPT_MAX },
+		{ "output", required_argument, NULL, 'o' },
+		{ "format", required_argument, NULL, OPT_FORMAT },
+		{ "mode", required_argument, NULL, OPT_MODE },
+		{ "floor", no_argument, NULL,
+		  OPT_FLOOR }, /* make bench: count hits, nothing else */
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	double v;
+	int opt, err;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "p:ad:o:n:vh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'p':
+			if (targets_add(&c->targets, "record", optarg))
+				return -EINVAL;
+			break;
+		case 'a':
+			c->all = true;
+			break;
+		case 'd':
+			if (cli_number("record", "the duration (-d)", optarg, 0.001, 86400,
+				       &c->duration))
+				return -EINVAL;
+			break;
+		case OPT_MAX:
+			if (cli_number("record", "--max-duration", optarg, 0.001, 86400,
+				       &c->max_duration))
+				return -EINVAL;
+			break;
+		case 'o':
+			c->output = optarg;
+			break;
+		case 'n':
+			if (cli_number("record", "-n", optarg, 1, 100000, &v) || v != floor(v))
+				return -EINVAL;
+			c->rows = (int)v;
+			break;
+		case OPT_FORMAT:
+			if (parse_format(c, optarg)) {
+				log_error(
+					"record: --format must be table, pprof or folded, not '%s'",
+					optarg);
+				return -EINVAL;
+			}
+			break;
+		case OPT_MODE:
+			if (strcmp(optarg, "calls")) {
+				log_error("record: --mode must be calls here");
+				return -EINVAL;
+			}
+			break;
+		case OPT_FLOOR:
+			c->floor = true;
+			break;
+		default:
+			if ((err = cli_common_option(opt, calls_usage)))
+				return err;
+			break;
+		}
+	}
+	if (cli_no_operands(argc, argv, "record"))
+		return -EINVAL;
+	if (!c->targets.n && !c->all) {
+		log_error("record: say what to trace: -p PID or -a");
+		return -EINVAL;
+	}
+	if (c->duration <= 0) {
+		log_error("record: --mode calls needs -d SECONDS: every traced call traps into the "
+			  "kernel, so tracing is time-boxed");
+		return -EINVAL;
+	}
+	if (c->duration > c->max_duration) {
+		log_error("record: -d %g is longer than --max-duration %g", c->duration,
+			  c->max_duration);
+		return -EINVAL;
+	}
+	if (!c->format_set)
+		format_from_name(c);
+	return 0;
+}
+
+/* ---- attaching ---- */
+
+/* PYTHON_JIT=1 in the target's environment: the probes do not fire under the JIT. Only this
+ * one key is looked at, and nothing is kept. */
+static bool jit_enabled(pid_t pid)
+{
+	char path[64], buf[65536];
+	bool on = false;
+	ssize_t n = 0, r;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/environ", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	while (n < (ssize_t)sizeof(buf) - 1 &&
+	       (r = (ssize_t)fread(buf + n, 1, sizeof(buf) - 1 - (size_t)n, f)) > 0)
+		n += r;
+	fclose(f);
+	buf[n] = '\0';
+	for (char *p = buf; p < buf + n; p += strlen(p) + 1)
+		if (!strncmp(p, "PYTHON_JIT=", 11))
+			on = strcmp(p + 11, "0") != 0 && p[11];
+	memset(buf, 0, sizeof(buf));
+	return on;
+}
+
+/* Attaches to p, or says why not. Returns 0 when traced. */
+static int trace(struct calls_cmd *c, const struct py_process *p)
+{
+	const char *why = NULL;
+	int err = -ENOTSUP;
+
+	if (p->bin->caps.calls == PY_CALLS_FULL && jit_enabled(p->pid))
+		why = "the JIT is enabled (PYTHON_JIT): function probes do not fire under it";
+	else
+		err = calltrace__attach(c->ct, p, &why);
+	if (err) {
+		c->unavailable++;
+		if (!c->all || targets_has(&c->targets, p->pid))
+			log_error(
+				"record: pid %d (%s, CPython %s): function tracing unavailable: %s",
+				p->pid, p->comm, p->bin->version[0] ? p->bin->version : "?",
+				why ? why : strerror(-err));
+		else
+			log_info("pid %d (%s, CPython %s): function tracing unavailable: %s",
+				 p->pid, p->comm, p->bin->version, why ? why : strerror(-err));
+		return err;
+	}
+	c->attached++;
+	if (p->bin->caps.calls == PY_CALLS_COUNTS)
+		c->counts_only_seen = true;
+	else
+		c->full_seen = true;
+	log_info("tracing calls of pid %d (%s, CPython %s)%s", p->pid, p->comm, p->bin->version,
+		 p->bin->caps.calls == PY_CALLS_COUNTS ? ": call counts only" : "");
+	return 0;
+}
+
+static void on_start(const struct py_process *p, uint64_t ktime, void *ctx)
+{
+	struct calls_cmd *c = ctx;
+
+	(void)ktime;
+	seen_add(&c->seen, p);
+	if (c->ct && c->all)
+		trace(c, p);
+}
+
+static void on_exit_(const struct py_process *p, enum discover_exit_why why, int code,
+		     uint64_t ktime, void *ctx)
+{
+	(void)why, (void)code, (void)ktime;
+	targets_exited(&((struct calls_cmd *)ctx)->targets, p->pid);
+}
+
+static int trace_existing(const struct py_process *p, void *ctx)
+{
+	struct calls_cmd *c = ctx;
+
+	if (c->all)
+		trace(c, p);
+	return 0;
+}
+
+static bool calls_capable(const struct py_binary *b, const char **why)
+{
+	*why = b->caps.no_calls;
+	return b->caps.calls != PY_CALLS_NONE;
+}
+
+/* ---- names ---- */
+
+/* A NUL-terminated string of the target, read in page-bounded chunks. */
+static void read_cstr(pid_t pid, uint64_t addr, char *out, size_t size)
+{
+	size_t at = 0;
+
+	out[0] = '\0';
+	while (addr && at + 1 < size) {
+		size_t chunk = 4096 - (addr + at) % 4096;
+
+		if (chunk > size - 1 - at)
+			chunk = size - 1 - at;
+		if (chunk > 64)
+			chunk = 64;
+		if (procmem_read(pid, addr + at, out + at, chunk))
+			break;
+		out[at + chunk] = '\0';
+		if (memchr(out + at, '\0', chunk))
+			break;
+		at += chunk;
+	}
+	if (!out[0])
+		snprintf(out, size, "<unknown>");
+	text_sanitize(out);
+}
+
+/* Function names by (pid, name address, file address), read once. */
+struct names {
+	struct intern keys; /* struct pyro_fn_key */
+	char (*text)[2][256];
+	size_t cap;
+};
+
+static const char *name_of(struct names *nm, const struct pyro_fn_key *k, int which)
+{
+	int64_t id = intern_find(&nm->keys, k, sizeof(*k));
+
+	if (id < 0) {
+		id = intern_put(&nm->keys, k, sizeof(*k));
+		if (id < 0 ||
+		    !intern_grow((void **)&nm->text, &nm->cap, (size_t)id, sizeof(*nm->text)))
+			return "<unknown>";
+		read_cstr((pid_t)k->pid, k->fn.name, nm->text[id][0], sizeof(nm->text[id][0]));
+		read_cstr((pid_t)k->pid, k->fn.file, nm->text[id][1], sizeof(nm->text[id][1]));
+	}
+	return nm->text[id][which];
+}
+
+/* ---- the table ---- */
+
+struct row {
+	char name[256], file[256];
+	uint64_t calls, returns, incl_ns, excl_ns;
+	uint64_t hist[PYRO_CALL_BUCKETS];
+};
+
+struct table {
+	struct names *nm;
+	struct intern keys; /* "name\0file" */
+	struct row *rows;
+	size_t cap;
+};
+
+static struct row *row_of(struct table *t, const struct pyro_fn_key *k)
+{
+	const char *name = name_of(t->nm, k, 0), *file = name_of(t->nm, k, 1);
+	char key[520];
+	int len = snprintf(key, sizeof(key), "%s%c%s", name, '\0', file);
+	int64_t id = intern_put(&t->keys, key, (size_t)len);
+
+	if (id < 0 || !intern_grow((void **)&t->rows, &t->cap, (size_t)id, sizeof(*t->rows)))
+		return NULL;
+	if (!t->rows[id].name[0]) {
+		snprintf(t->rows[id].name, sizeof(t->rows[id].name), "%s", name);
+		snprintf(t->rows[id].file, sizeof(t->rows[id].file), "%s", file);
+	}
+	return &t->rows[id];
+}
+
+static void add_fn(const struct pyro_fn_key *k, const struct pyro_fn_stats *s, void *ctx)
+{
+	struct row *r = row_of(ctx, k);
+
+	if (!r)
+		return;
+	r->calls += s->calls;
+	r->returns += s->returns;
+	r->incl_ns += s->incl_ns;
+	r->excl_ns += s->excl_ns;
+	for (int b = 0; b < PYRO_CALL_BUCKETS; b++)
+		r->hist[b] += s->hist[b];
+}
+
+/* The q-quantile's bucket bound: calls in bucket b took [2^(b-1), 2^b) ns. */
+static double quantile_ns(const struct row *r, double q)
+{
+	uint64_t total = 0, seen = 0;
+	int b;
+
+	for (b = 0; b < PYRO_CALL_BUCKETS; b++)
+		total += r->hist[b];
+	for (b = 0; total && b < PYRO_CALL_BUCKETS; b++) {
+		seen += r->hist[b];
+		if ((double)seen >= q * (double)total)
+			return b ? ldexp(1, b) : 1;
+	}
+	return NAN;
+}
+
+static int by_calls(const void *a, const void *b)
+{
+	const struct row *x = a, *y = b;
+
+	return x->calls < y->calls ? 1 : x->calls > y->calls ? -1 : strcmp(x->name, y->name);
+}
+
+static void fmt_ms(char *out, size_t size, double ns, bool have)
+{
+	if (!have || isnan(ns))
+		snprintf(out, size, "n/a");
+	else
+		snprintf(out, size, "%.3f", ns / 1e6);
+}
+
+static int write_table(struct calls_cmd *c, struct table *t, FILE *f)
+{
+	size_t n = t->keys.n, i;
+	bool times = c->full_seen;
+
+	qsort(t->rows, n, sizeof(*t->rows), by_calls);
+	fprintf(f, "%12s %12s %12s %10s %10s  %s\n", "calls", "incl_ms", "excl_ms", "p50_ms",
+		"p99_ms", "function (file)");
+	for (i = 0; i < n && (int)i < c->rows; i++) {
+		const struct row *r = &t->rows[i];
+		bool have = times && r->returns > 0;
+		char incl[32], excl[32], p50[32], p99[32];
+
+		fmt_ms(incl, sizeof(incl), (double)r->incl_ns, have);
+		fmt_ms(excl, sizeof(excl), (double)r->excl_ns, have);
+		fmt_ms(p50, sizeof(p50), quantile_ns(r, 0.5), have);
+		fmt_ms(p99, sizeof(p99), quantile_ns(r, 0.99), have);
+		fprintf(f, "%12" PRIu64 " %12s %12s %10s %10s  %s (%s)\n", r->calls, incl, excl,
+			p50, p99, r->name, r->file);
+	}
+	if (c->counts_only_seen)
+		fprintf(f,
+			"# CPython 3.11: call counts only, from function__return; latency is not "
+			"available there (function__entry does not fire)\n");
+	fprintf(f, "# p50/p99: upper bounds of power-of-two latency buckets\n");
+	return ferror(f) ? -EIO : 0;
+}
+
+/* ---- call paths: pprof and folded ---- */
+
+struct path_set {
+	struct intern keys; /* struct pyro_path_key */
+	struct pyro_path *nodes;
+	size_t cap;
+};
+
+static void add_path(const struct pyro_path_key *k, const struct pyro_path *p, void *ctx)
+{
+	struct path_set *ps = ctx;
+	int64_t id = intern_put(&ps->keys, k, sizeof(*k));
+
+	if (id < 0 || !intern_grow((void **)&ps->nodes, &ps->cap, (size_t)id, sizeof(*ps->nodes)))
+		return;
+	ps->nodes[id] = *p;
+}
+
+static uint32_t location(struct profile *prof, struct names *nm, uint32_t pid,
+			 const struct pyro_fn *fn)
+{
+	struct pyro_fn_key k = { .pid = pid, .fn = *fn };
+	int64_t f = profile_function(prof, name_of(nm, &k, 0), name_of(nm, &k, 1), 0);
+
+	return f < 0 ? 0 : (uint32_t)profile_location(prof, (uint32_t)f, 0);
+}
+
+static const char *comm_of(struct calls_cmd *c, uint32_t pid)
+{
+	const struct py_process *p = seen_get(&c->seen, (pid_t)pid);
+
+	return p ? p->comm : "?";
+}
+
+/* One sample per call path: its calls and the time spent in its own function. */
+static void paths_to_profile(struct calls_cmd *c, struct path_set *ps, struct names *nm,
+			     struct profile *prof)
+{
+	uint32_t locs[2 * PYRO_CALL_DEPTH];
+
+	for (size_t i = 0; i < ps->keys.n; i++) {
+		const struct pyro_path_key *k = intern_key(&ps->keys, (uint32_t)i, NULL);
+		struct pyro_path_key at = *k;
+		uint32_t n = 0;
+		int64_t id = (int64_t)i;
+
+		while (id >= 0 && n < sizeof(locs) / sizeof(locs[0])) {
+			const struct pyro_path *node = &ps->nodes[id];
+
+			locs[n++] = location(prof, nm, k->pid, &node->fn);
+			if (!node->parent)
+				break;
+			at.id = node->parent;
+			id = intern_find(&ps->keys, &at, sizeof(at));
+		}
+		if (ps->nodes[i].calls || ps->nodes[i].excl_ns)
+			profile_add_weighted(prof, (int)k->pid, (int)k->pid, comm_of(c, k->pid),
+					     comm_of(c, k->pid), locs, n, ps->nodes[i].calls,
+					     ps->nodes[i].excl_ns);
+	}
+}
+
+struct counts_ctx {
+	struct calls_cmd *c;
+	struct names *nm;
+	struct profile *prof;
+	struct path_set *ps;
+};
+
+/* Functions of processes traced for counts only (no paths): one frame each. */
+static void count_only_fn(const struct pyro_fn_key *k, const struct pyro_fn_stats *s, void *ctx)
+{
+	struct counts_ctx *cc = ctx;
+	const struct py_process *p = seen_get(&cc->c->seen, (pid_t)k->pid);
+	uint32_t loc;
+
+	if (!p || p->bin->caps.calls != PY_CALLS_COUNTS)
+		return;
+	loc = location(cc->prof, cc->nm, k->pid, &k->fn);
+	profile_add_weighted(cc->prof, (int)k->pid, (int)k->pid, p->comm, p->comm, &loc, 1,
+			     s->calls, 0);
+}
+
+static int write_profile(struct calls_cmd *c, struct names *nm, FILE *f)
+{
+	struct path_set ps = { 0 };
+	struct profile prof;
+	struct counts_ctx cc = { .c = c, .nm = nm, .prof = &prof, .ps = &ps };
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	const char *comment = "pyrometer " PYROMETER_VERSION " call trace";
+	int err;
+
+	if ((err = profile_init(&prof, 1)))
+		return err;
+	prof.types[0] = "calls", prof.types[1] = "count";
+	prof.types[2] = "wall", prof.types[3] = "nanoseconds";
+	prof.weighted = true;
+	prof.start_ns = c->wall_start_ns;
+	prof.duration_ns = c->end_ns - c->start_ns;
+	intern_init(&ps.keys);
+	calltrace__for_each_path(c->ct, add_path, &ps);
+	paths_to_profile(c, &ps, nm, &prof);
+	calltrace__for_each_fn(c->ct, count_only_fn, &cc);
+	if (c->format == FMT_FOLDED) {
+		err = folded_write(&prof, f);
+	} else {
+		err = pprof_encode(&prof, &comment, 1, &buf, &len);
+		if (!err && fwrite(buf, 1, len, f) != len)
+			err = -EIO;
+		free(buf);
+	}
+	intern_free(&ps.keys);
+	free(ps.nodes);
+	profile_free(&prof);
+	return err;
+}
+
+/* ---- running ---- */
+
+static int output(struct calls_cmd *c)
+{
+	struct names nm = { 0 };
+	struct table t = { .nm = &nm };
+	FILE *f = strcmp(c->output, "-") ? fopen(c->output, "we") : stdout;
+	int err;
+
+	if (!f) {
+		log_error("record: cannot write %s: %s", c->output, strerror(errno));
+		return -errno;
+	}
+	intern_init(&nm.keys);
+	intern_init(&t.keys);
+	if (c->format == FMT_TABLE) {
+		calltrace__for_each_fn(c->ct, add_fn, &t);
+		err = write_table(c, &t, f);
+	} else {
+		err = write_profile(c, &nm, f);
+	}
+	if (f != stdout && fclose(f) && !err)
+		err = -errno;
+	if (f == stdout)
+		fflush(stdout);
+	intern_free(&t.keys);
+	free(t.rows);
+	intern_free(&nm.keys);
+	free(nm.text);
+	return err;
+}
+
+static void summary(struct calls_cmd *c)
+{
+	uint64_t k[PYRO_CALLS_COUNTER_MAX] = { 0 }, run_ns = 0, run_cnt = 0;
+
+	calltrace__counters(c->ct, k);
+	fprintf(stderr,
+		"pyrometer: traced %d processes for %.1f s: %" PRIu64 " entries, %" PRIu64
+		" returns; %" PRIu64 " returns without an entry, %" PRIu64 " re-paired, %" PRIu64
+		" deeper than %d, %" PRIu64 " lost (map full)%s\n",
+		c->attached, (double)(c->end_ns - c->start_ns) / 1e9, k[PYRO_CALLS_ENTRIES],
+		k[PYRO_CALLS_RETURNS], k[PYRO_CALLS_UNMATCHED], k[PYRO_CALLS_MISMATCHED],
+		k[PYRO_CALLS_TOO_DEEP], PYRO_CALL_DEPTH,
+		k[PYRO_CALLS_STATS_FULL] + k[PYRO_CALLS_NO_STORAGE], c->floor ? "" : "");
+	if (c->floor)
+		fprintf(stderr, "pyrometer: floor: %" PRIu64 " probe hits\n",
+			calltrace__floor_hits(c->ct));
+	calltrace__prog_stats(c->ct, &run_ns, &run_cnt);
+	if (run_cnt)
+		log_info("bpf: %" PRIu64 " runs, %" PRIu64 " ns in all (kernel.bpf_stats_enabled)",
+			 run_cnt, run_ns);
+}
+
+static int run(struct calls_cmd *c)
+{
+	struct discover_ops ops = { .on_start = on_start, .on_exit = on_exit_, .ctx = c };
+	struct calltrace_opts co = { .floor = c->floor };
+	struct timespec wall;
+	uint64_t end;
+	int err, i;
+
+	if ((err = discover__new(&ops, &c->disc)) || (err = discover__start_live(c->disc)) ||
+	    (err = discover__scan(c->disc)) ||
+	    (err = targets_check(&c->targets, c->disc, "record", "function tracing",
+				 calls_capable)))
+		return err;
+	co.procs_fd = discover__procs_map_fd(c->disc);
+	if ((err = calltrace__new(&co, &c->ct)))
+		return err;
+	for (i = 0; i < c->targets.n; i++) {
+		const struct py_process *p = discover__get(c->disc, c->targets.pid[i]);
+
+		if (!p) {
+			log_error("record: pid %d exited before tracing started",
+				  c->targets.pid[i]);
+			return -ESRCH;
+		}
+		if ((err = trace(c, p)))
+			return err;
+	}
+	discover__for_each(c->disc, trace_existing, c);
+	c->start_ns = monotonic_ns();
+	clock_gettime(CLOCK_REALTIME, &wall);
+	c->wall_start_ns = (uint64_t)wall.tv_sec * 1000000000ull + (uint64_t)wall.tv_nsec;
+	end = c->start_ns + (uint64_t)(c->duration * 1e9);
+	log_info("tracing function calls for %g s", c->duration);
+	while (!cmd_stop_requested && (c->all || !targets_all_gone(&c->targets))) {
+		uint64_t now = monotonic_ns();
+
+		if (now >= end)
+			break;
+		err = discover__poll(c->disc, (int)((end - now) / 1000000) + 1);
+		if (err < 0 && err != -EINTR)
+			return err;
+	}
+	calltrace__detach_all(c->ct); /* the traced processes stop trapping now */
+	c->end_ns = monotonic_ns();
+	err = output(c);
+	if (!err)
+		summary(c);
+	return err;
+}
+
+int cmd_calls(int argc, char **argv)
+{
+	struct calls_cmd *c = calloc(1, sizeof(*c));
+	int err;
+
+	if (!c)
+		return 1;
+	c->max_duration = 60;
+	c->output = "-";
+	c->rows = 30;
+	err = parse_args(argc, argv, c);
+	if (err) {
+		free(c);
+		return err > 0 ? 0 : 2;
+	}
+	if (privs_require(PRIV_BPF | PRIV_PERFMON | PRIV_SYS_PTRACE, "record")) {
+		free(c);
+		return 1;
+	}
+	cmd_handle_stop_signals();
+	seen_init(&c->seen);
+	err = run(c);
+	calltrace__free(c->ct);
+	discover__free(c->disc);
+	seen_free(&c->seen);
+	free(c);
+	return err ? 1 : 0;
+}

@@ -1,0 +1,343 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/* Exact function calls from CPython's USDT function__entry/function__return(filename,
+ * funcname, lineno). Attached per process (libbpf USDT with a pid): only the processes being
+ * traced trap on their calls. A shadow stack per thread pairs returns with entries and gives
+ * per function: calls, inclusive and exclusive wall time and a latency histogram; and per
+ * call path: calls and exclusive time.
+ *
+ * Entries and returns need not pair one to one: generators and coroutines fire entry on
+ * every resume and return on every yield (each activation is paired on its own); a return
+ * whose function is not on top is matched against the frames below (the frames above are
+ * dropped and counted); a return with no entry (attached mid-call) is counted and ignored.
+ * On 3.11, where entry does not fire, on_return_count counts calls from returns alone. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/usdt.bpf.h>
+#include "pyrometer.h"
+#include "common.bpf.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define MATCH_DEPTH 8 /* frames looked at below the top for a return's entry */
+
+/* Keeps the compiler from dropping a mask it can prove redundant: the verifier cannot. */
+#define opaque(v) asm volatile("" : "+r"(v))
+
+#define NO_FRAME PYRO_CALL_DEPTH
+
+struct frame {
+	struct pyro_fn fn;
+	__u64 start_ns;
+	__u64 child_ns;
+	__u64 path;	     /* id of the call path ending here */
+	__u64 parent_path;   /* id of the caller's path (0 at the root) */
+	__u64 suppressed_ns; /* time of activations above that counted on this one's */
+	__u32 rec_at;	     /* nearest frame below of the same function, or NO_FRAME */
+	__u32 pad;
+};
+
+struct shadow {
+	__u32 depth; /* frames pushed, may exceed PYRO_CALL_DEPTH */
+	__u32 pad;
+	struct frame f[PYRO_CALL_DEPTH];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct shadow);
+} shadows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct pyro_fn_key);
+	__type(value, struct pyro_fn_stats);
+} fn_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 262144);
+	__type(key, struct pyro_path_key);
+	__type(value, struct pyro_path);
+} paths SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PYRO_CALLS_COUNTER_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} calls_counters SEC(".maps");
+
+/* The bench's floor: the same probes doing nothing but counting. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} floor_hits SEC(".maps");
+
+static __always_inline void count(__u32 which)
+{
+	count_in(&calls_counters, which);
+}
+
+/* Too big for the BPF stack: new entries are copied from here (never written). */
+struct pyro_fn_stats zero_stats = {};
+
+static __always_inline struct pyro_fn_stats *stats_of(__u32 pid, const struct pyro_fn *fn)
+{
+	struct pyro_fn_key k = { .pid = pid, .fn = *fn };
+	struct pyro_fn_stats *s = bpf_map_lookup_elem(&fn_stats, &k);
+
+	if (s)
+		return s;
+	bpf_map_update_elem(&fn_stats, &k, &zero_stats, BPF_NOEXIST); /* may race: look again */
+	s = bpf_map_lookup_elem(&fn_stats, &k);
+	if (!s)
+		count(PYRO_CALLS_STATS_FULL);
+	return s;
+}
+
+/* BPF has no count-leading-zeros instruction (clang 14 crashes on the builtin). */
+static __always_inline __u32 bit_length(__u64 v)
+{
+	__u32 n = 0;
+
+	if (v >> 32) {
+		v >>= 32;
+		n += 32;
+	}
+	if (v >> 16) {
+		v >>= 16;
+		n += 16;
+	}
+	if (v >> 8) {
+		v >>= 8;
+		n += 8;
+	}
+	if (v >> 4) {
+		v >>= 4;
+		n += 4;
+	}
+	if (v >> 2) {
+		v >>= 2;
+		n += 2;
+	}
+	if (v >> 1) {
+		v >>= 1;
+		n += 1;
+	}
+	return n + (__u32)v;
+}
+
+static __always_inline __u64 path_id(__u64 parent, const struct pyro_fn *fn)
+{
+	__u64 h = (parent ^ fn->name) * 0x9e3779b97f4a7c15ull;
+
+	h = (h ^ fn->file ^ (h >> 31)) * 0xbf58476d1ce4e5b9ull;
+	return (h ^ (h >> 29)) | 1; /* never 0: 0 is the root */
+}
+
+static __always_inline struct pyro_path *path_of(__u32 pid, __u64 id, __u64 parent,
+						 const struct pyro_fn *fn)
+{
+	struct pyro_path_key k = { .pid = pid, .id = id };
+	struct pyro_path *p = bpf_map_lookup_elem(&paths, &k), fresh = { .parent = parent };
+
+	if (p)
+		return p;
+	fresh.fn = *fn;
+	bpf_map_update_elem(&paths, &k, &fresh, BPF_NOEXIST);
+	p = bpf_map_lookup_elem(&paths, &k);
+	if (!p)
+		count(PYRO_CALLS_STATS_FULL);
+	return p;
+}
+
+SEC("usdt")
+int BPF_USDT(on_entry, __u64 file, __u64 name)
+{
+	__u64 id = bpf_get_current_pid_tgid(), now = bpf_ktime_get_ns(), parent = 0;
+	__u32 pid = id >> 32, d, i;
+	struct pyro_fn fn = { .name = name, .file = file };
+	struct pyro_fn_stats *s;
+	struct shadow *sh;
+	struct frame *f;
+
+	count(PYRO_CALLS_ENTRIES);
+	s = stats_of(pid, &fn);
+	if (s)
+		__sync_fetch_and_add(&s->calls, 1);
+	sh = bpf_task_storage_get(&shadows, bpf_get_current_task_btf(), NULL,
+				  BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!sh) {
+		count(PYRO_CALLS_NO_STORAGE);
+		return 0;
+	}
+	d = sh->depth++;
+	if (d >= PYRO_CALL_DEPTH) {
+		count(PYRO_CALLS_TOO_DEEP);
+		return 0;
+	}
+	if (d > 0)
+		parent = sh->f[(d - 1) & (PYRO_CALL_DEPTH - 1)].path;
+	f = &sh->f[d & (PYRO_CALL_DEPTH - 1)];
+	f->fn = fn;
+	f->start_ns = now;
+	f->child_ns = 0;
+	f->path = path_id(parent, &fn);
+	f->parent_path = parent;
+	f->suppressed_ns = 0;
+	f->rec_at = NO_FRAME;
+	for (i = 0; i < PYRO_CALL_DEPTH; i++) { /* the nearest one below */
+		__u32 at = d - 1 - i;
+
+		if (i >= d)
+			break;
+		opaque(at);
+		at &= PYRO_CALL_DEPTH - 1;
+		if (sh->f[at].fn.name == fn.name && sh->f[at].fn.file == fn.file) {
+			f->rec_at = at;
+			break;
+		}
+	}
+	return 0;
+}
+
+/* Frames above a return's match never saw their return: on 3.15 calling a generator
+ * function fires function__entry for the frame's creation (up to RETURN_GENERATOR) without
+ * a return. Their own time is unknown; the time of later activations that counted on them
+ * as an outer recursion is not, and goes to their function's inclusive time now. */
+static __always_inline void drop_orphans(__u32 pid, struct shadow *sh, __u32 at)
+{
+	__u32 k;
+
+	for (k = 1; k <= MATCH_DEPTH; k++) {
+		__u32 o = at + k;
+		struct pyro_fn_stats *s;
+
+		if (o >= sh->depth)
+			break;
+		opaque(o);
+		o &= PYRO_CALL_DEPTH - 1;
+		if (!sh->f[o].suppressed_ns)
+			continue;
+		s = stats_of(pid, &sh->f[o].fn);
+		if (s)
+			__sync_fetch_and_add(&s->incl_ns, sh->f[o].suppressed_ns);
+	}
+}
+
+/* Finds the frame a return belongs to: the top, or one of the few below it. */
+static __always_inline int match(struct shadow *sh, const struct pyro_fn *fn)
+{
+	__u32 top = sh->depth - 1, k;
+
+	for (k = 0; k < MATCH_DEPTH; k++) {
+		__u32 at = top - k;
+
+		if (k > top)
+			break;
+		if (sh->f[at & (PYRO_CALL_DEPTH - 1)].fn.name == fn->name &&
+		    sh->f[at & (PYRO_CALL_DEPTH - 1)].fn.file == fn->file)
+			return (int)at;
+	}
+	return -1;
+}
+
+SEC("usdt")
+int BPF_USDT(on_return, __u64 file, __u64 name)
+{
+	__u64 id = bpf_get_current_pid_tgid(), now = bpf_ktime_get_ns(), dur, self;
+	__u32 pid = id >> 32;
+	struct pyro_fn fn = { .name = name, .file = file };
+	struct pyro_fn_stats *s;
+	struct pyro_path *p;
+	struct shadow *sh;
+	struct frame *f;
+	__u32 idx, parent;
+	int at;
+
+	count(PYRO_CALLS_RETURNS);
+	sh = bpf_task_storage_get(&shadows, bpf_get_current_task_btf(), NULL, 0);
+	if (!sh || sh->depth == 0) {
+		count(PYRO_CALLS_UNMATCHED);
+		return 0;
+	}
+	if (sh->depth > PYRO_CALL_DEPTH) { /* its entry was too deep to be kept */
+		sh->depth--;
+		return 0;
+	}
+	at = match(sh, &fn);
+	if (at < 0) {
+		count(PYRO_CALLS_UNMATCHED);
+		return 0;
+	}
+	if ((__u32)at != sh->depth - 1) {
+		count(PYRO_CALLS_MISMATCHED);
+		drop_orphans(pid, sh, (__u32)at);
+	}
+	sh->depth = (__u32)at;
+	idx = (__u32)at;
+	opaque(idx);
+	idx &= PYRO_CALL_DEPTH - 1;
+	f = &sh->f[idx];
+	dur = now - f->start_ns;
+	self = dur > f->child_ns ? dur - f->child_ns : 0;
+	if (idx > 0) {
+		parent = idx - 1;
+		opaque(parent);
+		parent &= PYRO_CALL_DEPTH - 1;
+		sh->f[parent].child_ns += dur;
+	}
+	s = stats_of(pid, &fn);
+	if (s) {
+		__u32 b = bit_length(dur);
+
+		__sync_fetch_and_add(&s->returns, 1);
+		__sync_fetch_and_add(&s->excl_ns, self);
+		__sync_fetch_and_add(&s->hist[b & (PYRO_CALL_BUCKETS - 1)], 1);
+	}
+	if (f->rec_at < NO_FRAME) { /* recursion: the outer activation's time covers this */
+		__u32 r = f->rec_at;
+
+		opaque(r);
+		sh->f[r & (PYRO_CALL_DEPTH - 1)].suppressed_ns += dur;
+	} else if (s) {
+		__sync_fetch_and_add(&s->incl_ns, dur);
+	}
+	p = path_of(pid, f->path, f->parent_path, &fn);
+	if (p) {
+		__sync_fetch_and_add(&p->calls, 1);
+		__sync_fetch_and_add(&p->excl_ns, self);
+	}
+	return 0;
+}
+
+SEC("usdt")
+int BPF_USDT(on_return_count, __u64 file, __u64 name)
+{
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	struct pyro_fn fn = { .name = name, .file = file };
+	struct pyro_fn_stats *s;
+
+	count(PYRO_CALLS_RETURNS);
+	s = stats_of(pid, &fn);
+	if (s)
+		__sync_fetch_and_add(&s->calls, 1);
+	return 0;
+}
+
+SEC("usdt")
+int BPF_USDT(floor_count)
+{
+	__u32 zero = 0;
+	__u64 *v = bpf_map_lookup_elem(&floor_hits, &zero);
+
+	if (v)
+		*v += 1;
+	return 0;
+}
