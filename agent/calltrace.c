@@ -70,16 +70,10 @@ void calltrace__free(struct calltrace *c)
 	free(c);
 }
 
-static int add_link(struct calltrace *c, struct bpf_program *prog, pid_t pid, const char *path,
-		    const char *probe)
+static int keep_link(struct calltrace *c, struct bpf_link *l)
 {
-	struct link_node *n;
-	/* pid, not -1: only this process's probe is armed */
-	struct bpf_link *l = bpf_program__attach_usdt(prog, pid, path, "python", probe, NULL);
+	struct link_node *n = malloc(sizeof(*n));
 
-	if (!l)
-		return -errno;
-	n = malloc(sizeof(*n));
 	if (!n) {
 		bpf_link__destroy(l);
 		return -ENOMEM;
@@ -90,28 +84,109 @@ static int add_link(struct calltrace *c, struct bpf_program *prog, pid_t pid, co
 	return 0;
 }
 
+static int add_link(struct calltrace *c, struct bpf_program *prog, pid_t pid, const char *path,
+		    const char *probe)
+{
+	/* pid, not -1: only this process's probe is armed */
+	struct bpf_link *l = bpf_program__attach_usdt(prog, pid, path, "python", probe, NULL);
+
+	return l ? keep_link(c, l) : -errno;
+}
+
+/* x86-64 register names in the order bpf/calls.bpf.c's reg() numbers them. */
+static int reg_number(const char *name)
+{
+	static const char *const regs[] = {
+		"rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp",
+		"r8",  "r9",  "r10", "r11", "r12", "r13", "r14", "r15"
+	};
+
+	for (int i = 0; i < 16; i++)
+		if (!strcmp(name, regs[i]))
+			return i;
+	return -1;
+}
+
+/* The cookie for a probe whose file and function name (arguments 0 and 1) are 8-byte
+ * registers, or -1 when they are not (then libbpf's USDT path reads them). */
+static int64_t regs_cookie(const struct usdt_probe *u)
+{
+	int file, name;
+
+	if (u->nargs < 2 || u->args[0].kind != USDT_ARG_REG || u->args[1].kind != USDT_ARG_REG ||
+	    (u->args[0].size != 8 && u->args[0].size != -8) ||
+	    (u->args[1].size != 8 && u->args[1].size != -8) || !u->pc_offset ||
+	    (u->semaphore && !u->semaphore_offset))
+		return -1;
+	file = reg_number(u->args[0].reg);
+	name = reg_number(u->args[1].reg);
+	return file < 0 || name < 0 ? -1 : file | name << 4;
+}
+
+/* Attaches prog_regs to every site of the probe as a plain uprobe for pid, or, if any site
+ * does not allow it, prog_usdt through libbpf's USDT support. */
+static int attach_probe(struct calltrace *c, const struct py_process *p, const char *path,
+			const char *probe, struct bpf_program *prog_regs,
+			struct bpf_program *prog_usdt)
+{
+	const struct py_binary *b = p->bin;
+	int i, sites = 0, err;
+
+	for (i = 0; i < b->nprobes; i++)
+		if (!strcmp(b->probes[i].name, probe) && regs_cookie(&b->probes[i]) < 0)
+			return add_link(c, prog_usdt, p->pid, path, probe);
+	for (i = 0; i < b->nprobes; i++) {
+		const struct usdt_probe *u = &b->probes[i];
+		struct bpf_uprobe_opts o = { .sz = sizeof(o),
+					     .ref_ctr_offset = u->semaphore_offset,
+					     .bpf_cookie = (__u64)regs_cookie(u) };
+		struct bpf_link *l;
+
+		if (strcmp(u->name, probe))
+			continue;
+		l = bpf_program__attach_uprobe_opts(prog_regs, p->pid, path, u->pc_offset, &o);
+		if (!l || (err = keep_link(c, l)))
+			return l ? err : -errno;
+		sites++;
+	}
+	return sites ? 0 : -ENOENT;
+}
+
 int calltrace__attach(struct calltrace *c, const struct py_process *p, const char **why)
 {
 	enum py_calls_mode mode = p->bin->caps.calls;
 	struct bpf_program *entry = c->skel->progs.on_entry, *ret = c->skel->progs.on_return;
+	struct bpf_program *entry_regs = c->skel->progs.on_entry_regs;
+	struct bpf_program *ret_regs = c->skel->progs.on_return_regs;
 	char path[64];
 	int fd, err;
 
 	*why = p->bin->caps.no_calls;
 	if (mode == PY_CALLS_NONE)
 		return -ENOTSUP;
-	if (mode == PY_CALLS_COUNTS) /* 3.11: entry does not fire for Python calls */
-		entry = NULL, ret = c->skel->progs.on_return_count;
-	if (c->floor)
-		entry = entry ? c->skel->progs.floor_count : NULL, ret = c->skel->progs.floor_count;
+	if (mode == PY_CALLS_COUNTS) { /* 3.11: entry does not fire for Python calls */
+		entry = entry_regs = NULL;
+		ret = c->skel->progs.on_return_count;
+		ret_regs = c->skel->progs.on_return_count_regs;
+	}
+	if (c->floor) { /* the bench's floor: the same traps, a program that only counts */
+		entry = entry ? c->skel->progs.floor_count : NULL;
+		ret = c->skel->progs.floor_count;
+		entry_regs = ret_regs = NULL;
+	}
 	fd = rootfs_open_verified(p->pid, p->interp_path, p->dev_major, p->dev_minor, p->inode);
 	if (fd < 0) {
 		*why = "its interpreter binary could not be opened";
 		return fd;
 	}
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	err = add_link(c, ret, p->pid, path, "function__return");
-	if (!err && entry)
+	if (ret_regs)
+		err = attach_probe(c, p, path, "function__return", ret_regs, ret);
+	else
+		err = add_link(c, ret, p->pid, path, "function__return");
+	if (!err && entry && entry_regs)
+		err = attach_probe(c, p, path, "function__entry", entry_regs, entry);
+	else if (!err && entry)
 		err = add_link(c, entry, p->pid, path, "function__entry");
 	close(fd);
 	if (err)
@@ -193,9 +268,15 @@ uint64_t calltrace__floor_hits(struct calltrace *c)
 
 void calltrace__prog_stats(struct calltrace *c, uint64_t *run_ns, uint64_t *run_cnt)
 {
-	struct bpf_program *progs[] = { c->skel->progs.on_entry, c->skel->progs.on_return,
-					c->skel->progs.on_return_count,
-					c->skel->progs.floor_count };
+	struct bpf_program *progs[] = {
+		c->skel->progs.on_entry,
+		c->skel->progs.on_return,
+		c->skel->progs.on_return_count,
+		c->skel->progs.floor_count,
+		c->skel->progs.on_entry_regs,
+		c->skel->progs.on_return_regs,
+		c->skel->progs.on_return_count_regs,
+	};
 
 	*run_ns = *run_cnt = 0;
 	for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]); i++) {

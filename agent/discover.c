@@ -68,6 +68,7 @@ struct discover {
 	struct discover_stats stats;
 	uint64_t lost_seen; /* ring-buffer-full counts already recovered from */
 	int handled;	    /* events handled in the current poll */
+	uint64_t next_sweep_ms;
 };
 
 static uint64_t now_ms(void)
@@ -635,6 +636,39 @@ static void resync(struct discover *d)
 	discover__scan(d);
 }
 
+#define SWEEP_MS 2000
+
+/* Takes out of the pid map the processes that are gone. A process whose exit the kernel saw
+ * while user space was adding its entry (after the exit tracepoint, before it became a
+ * zombie, it still looks alive) would otherwise keep an entry for good. */
+static void sweep(struct discover *d)
+{
+	struct bpf_map *map = d->skel->maps.procs;
+	pid_t key, next, gone[256];
+	int n = 0, err;
+
+	if (now_ms() < d->next_sweep_ms)
+		return;
+	d->next_sweep_ms = now_ms() + SWEEP_MS;
+	for (err = bpf_map__get_next_key(map, NULL, &next, sizeof(next)); !err && n < 256;
+	     err = bpf_map__get_next_key(map, &key, &next, sizeof(next))) {
+		struct proc_stat st;
+
+		key = next;
+		if (procfs_read_stat(key, &st) || st.state == 'Z' || st.state == 'X')
+			gone[n++] = key;
+	}
+	for (int i = 0; i < n; i++) {
+		struct proc_node *node = *proc_slot(d, gone[i]);
+
+		if (node)
+			proc_remove(d, gone[i], DISCOVER_VANISHED, 0, 0);
+		else
+			bpf_map__delete_elem(map, &gone[i], sizeof(gone[i]), 0);
+		d->stats.swept++;
+	}
+}
+
 int discover__poll(struct discover *d, int timeout_ms)
 {
 	int wait, err;
@@ -654,6 +688,7 @@ int discover__poll(struct discover *d, int timeout_ms)
 		log_debug("ring buffer consume failed");
 	run_due_retries(d);
 	resync(d);
+	sweep(d);
 	return err == -EINTR ? -EINTR : d->handled;
 }
 

@@ -54,6 +54,7 @@ struct discover_stats {
 	uint64_t inspect_failed;  /* a Python binary we could not open or parse */
 	uint64_t retries_dropped; /* exec re-checks dropped because the queue was full */
 	uint64_t resyncs;	  /* /proc rescans after the kernel lost events */
+	uint64_t swept;		  /* pid map entries of gone processes found by the sweep */
 	uint64_t kernel[8];	  /* enum pyro_discover_counter, summed over CPUs */
 };
 

@@ -2,6 +2,7 @@
 #include "elf_file.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
@@ -208,26 +209,50 @@ bool elf_file__needs(struct elf_file *ef, const char *prefix)
 	return false;
 }
 
-int elf_file__vaddr_delta(struct elf_file *ef, uint64_t off, int64_t *delta)
+/* The first PT_LOAD segment for which in(ph, x) holds. */
+static int find_load(struct elf_file *ef, bool (*in)(const GElf_Phdr *ph, uint64_t x), uint64_t x,
+		     GElf_Phdr *out)
 {
 	size_t i, nph;
 
 	if (elf_getphdrnum(ef->elf, &nph))
 		return -EINVAL;
-	for (i = 0; i < nph; i++) {
-		GElf_Phdr ph;
-		uint64_t seg_start;
-
-		if (!gelf_getphdr(ef->elf, (int)i, &ph) || ph.p_type != PT_LOAD || !ph.p_align)
-			continue;
-		/* Mappings start at page-aligned file offsets at or below p_offset. */
-		seg_start = ph.p_offset & ~(ph.p_align - 1);
-		if (off >= seg_start && off < ph.p_offset + ph.p_filesz) {
-			*delta = (int64_t)(ph.p_vaddr - ph.p_offset);
+	for (i = 0; i < nph; i++)
+		if (gelf_getphdr(ef->elf, (int)i, out) && out->p_type == PT_LOAD && in(out, x))
 			return 0;
-		}
-	}
 	return -ENOENT;
+}
+
+/* Mappings start at page-aligned file offsets at or below p_offset. */
+static bool holds_offset(const GElf_Phdr *ph, uint64_t off)
+{
+	return ph->p_align && off >= (ph->p_offset & ~(ph->p_align - 1)) &&
+	       off < ph->p_offset + ph->p_filesz;
+}
+
+static bool holds_vaddr(const GElf_Phdr *ph, uint64_t vaddr)
+{
+	return vaddr >= ph->p_vaddr && vaddr < ph->p_vaddr + ph->p_memsz;
+}
+
+int elf_file__vaddr_delta(struct elf_file *ef, uint64_t off, int64_t *delta)
+{
+	GElf_Phdr ph;
+	int err = find_load(ef, holds_offset, off, &ph);
+
+	if (!err)
+		*delta = (int64_t)(ph.p_vaddr - ph.p_offset);
+	return err;
+}
+
+int elf_file__vaddr_to_offset(struct elf_file *ef, uint64_t vaddr, uint64_t *off)
+{
+	GElf_Phdr ph;
+	int err = find_load(ef, holds_vaddr, vaddr, &ph);
+
+	if (!err)
+		*off = vaddr - ph.p_vaddr + ph.p_offset;
+	return err;
 }
 
 int elf_file__for_each_string(struct elf_file *ef, const char *section,

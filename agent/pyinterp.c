@@ -177,9 +177,17 @@ static int read_probes(struct elf_file *ef, struct py_binary *b)
 	n = usdt_parse_notes(data, len, base_addr, &all);
 	if (n < 0)
 		return n;
-	for (i = 0; i < n; i++)
-		if (strcmp(all[i].provider, "python") == 0)
-			all[kept++] = all[i];
+	for (i = 0; i < n; i++) {
+		if (strcmp(all[i].provider, "python"))
+			continue;
+		all[kept] = all[i];
+		if (elf_file__vaddr_to_offset(ef, all[kept].pc, &all[kept].pc_offset))
+			all[kept].pc_offset = 0;
+		if (!all[kept].semaphore ||
+		    elf_file__vaddr_to_offset(ef, all[kept].semaphore, &all[kept].semaphore_offset))
+			all[kept].semaphore_offset = 0;
+		kept++;
+	}
 	b->probes = all;
 	b->nprobes = kept;
 	return 0;

@@ -91,6 +91,9 @@ static void failures(const struct self_figures *s, FILE *f)
 	}
 	one(f, "pyrometer_discovery_resyncs_total", "counter",
 	    "/proc rescans after the kernel lost process events.", (double)s->disc.resyncs);
+	one(f, "pyrometer_discovery_swept_total", "counter",
+	    "Pid map entries of gone processes removed by the periodic sweep.",
+	    (double)s->disc.swept);
 }
 
 static void exports(const struct self_figures *s, FILE *f)

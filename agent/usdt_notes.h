@@ -37,6 +37,9 @@ struct usdt_probe {
 	int nargs;
 	struct usdt_arg args[USDT_ARGS_MAX];
 	char args_spec[USDT_ARGSTR_MAX]; /* the raw argument string, e.g. "-4@%eax" */
+	/* File offsets of pc and semaphore (0 when unknown), filled by whoever has the ELF
+	 * file's program headers (agent/pyinterp.c): plain uprobes are attached by offset. */
+	uint64_t pc_offset, semaphore_offset;
 };
 
 /* Parses the contents of a .note.stapsdt section. base_addr is the address of the

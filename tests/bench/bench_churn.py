@@ -48,9 +48,12 @@ def main():
         base_rss, base_cpu = rss_kib(agent.pid), metric(addr, "pyrometer_cpu_seconds_total")
         print(f"== Churn: {RATE} Python processes/s for {SECONDS} s beside 2 long-lived ones")
         print(f"   agent RSS before: {base_rss / 1024:.1f} MiB")
-        churn = subprocess.Popen([PY, CHURN, str(RATE), str(SECONDS)], stdout=subprocess.PIPE,
-                                 text=True)
+        churn = subprocess.Popen([PY, CHURN, str(RATE), str(SECONDS)], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, text=True)
         churn.stdout.readline()
+        time.sleep(1)  # tracked before it forks: its children inherit that
+        churn.stdin.write("go\n")
+        churn.stdin.flush()
         series = []
         for _ in range(SECONDS // 10):
             time.sleep(10)

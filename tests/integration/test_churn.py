@@ -79,6 +79,13 @@ def test_churn_leaves_no_trace_and_keeps_profiling(tmp_path, workload):
     base_usdt = len(key_pids(maps["__bpf_usdt_ip_t"])) if "__bpf_usdt_ip_t" in maps else 0
     churn = workload(ZOO["py311"], workload_script("churn.py"), [str(RATE), str(SECONDS)],
                      env={"PYROMETER_SERVICE": "churn"})
+    # Children inherit tracking from their parent: churn only once the parent is tracked.
+    end = time.monotonic() + 30
+    while 'python_gc_tracing_available{service_name="churn"} 1' not in d.metrics():
+        assert time.monotonic() < end, "the churn parent was never tracked:\n" + d.log()
+        time.sleep(0.2)
+    churn.proc.stdin.write("go\n")
+    churn.proc.stdin.flush()
     summary = json.loads(churn.proc.stdout.readline())
     assert summary["forked"] + summary["execed"] >= 0.9 * RATE * SECONDS, summary
     churn.stop()
@@ -105,6 +112,8 @@ def test_churn_leaves_no_trace_and_keeps_profiling(tmp_path, workload):
     churned = sum(float(v) for v in re.findall(
         r'^python_gc_collections_total\{service_name="churn",generation="2"\} (\S+)$',
         metrics, re.M))
-    assert churned >= 0.9 * RATE * SECONDS, churned
+    assert churned >= 0.9 * RATE * SECONDS, (churned, summary, [
+        l for l in metrics.splitlines() if l.startswith(("pyrometer_map_full", "pyrometer_disc",
+                                                          "pyrometer_gc_lost"))], d.log()[-3000:])
     for l in longs:
         l.stop()

@@ -1,10 +1,12 @@
 """Process churn: forks RATE short-lived children per second for SECONDS (each runs one
 garbage collection, so the GC maps see it, then exits), and execs a fresh interpreter every
-tenth of them. Prints "ready" first and a JSON summary at the end. Args: RATE SECONDS."""
+tenth of them. Prints "ready", waits for a line on stdin, and prints a JSON summary at the
+end. Args: RATE SECONDS."""
 import gc, json, os, subprocess, sys, time
 
 rate, seconds = int(sys.argv[1]), float(sys.argv[2])
 print("ready", flush=True)
+sys.stdin.readline()  # the test says when the profiler has seen us
 forked = execed = 0
 start = time.monotonic()
 children = []
