@@ -2,11 +2,11 @@
 #include "cgroup_ids.h"
 
 #include <ctype.h>
-#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
+
+#include "procfs.h"
 
 static size_t hex_run(const char *s)
 {
@@ -75,16 +75,9 @@ void cgroup_ids_parse(const char *text, char container[CONTAINER_ID_LEN + 1],
 
 void cgroup_ids_of(pid_t pid, char container[CONTAINER_ID_LEN + 1], char pod[POD_UID_LEN + 1])
 {
-	char path[64], buf[8192];
-	ssize_t n = -1;
-	int fd;
+	char buf[8192];
 
-	snprintf(path, sizeof(path), "/proc/%d/cgroup", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		n = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-	}
-	buf[n > 0 ? n : 0] = '\0';
+	if (procfs_read_file(pid, "cgroup", buf, sizeof(buf)) < 0)
+		buf[0] = '\0';
 	cgroup_ids_parse(buf, container, pod);
 }

@@ -22,6 +22,7 @@
 #include "log.h"
 #include "pprof.h"
 #include "privs.h"
+#include "procfs.h"
 #include "procmem.h"
 #include "profile.h"
 #include "pyinterp.h"
@@ -206,20 +207,10 @@ static int parse_args(int argc, char **argv, struct calls_cmd *c)
  * one key is looked at, and nothing is kept. */
 static bool jit_enabled(pid_t pid)
 {
-	char path[64], buf[65536];
+	char buf[65536];
 	bool on = false;
-	ssize_t n = 0, r;
-	FILE *f;
+	int n = procfs_read_file(pid, "environ", buf, sizeof(buf));
 
-	snprintf(path, sizeof(path), "/proc/%d/environ", pid);
-	f = fopen(path, "re");
-	if (!f)
-		return false;
-	while (n < (ssize_t)sizeof(buf) - 1 &&
-	       (r = (ssize_t)fread(buf + n, 1, sizeof(buf) - 1 - (size_t)n, f)) > 0)
-		n += r;
-	fclose(f);
-	buf[n] = '\0';
 	for (char *p = buf; p < buf + n; p += strlen(p) + 1)
 		if (!strncmp(p, "PYTHON_JIT=", 11))
 			on = strcmp(p + 11, "0") != 0 && p[11];

@@ -68,30 +68,31 @@ int procfs_for_each_map(pid_t pid, maps_cb cb, void *ctx)
 	return ret;
 }
 
-static int read_small_file(const char *fname, char *buf, size_t len)
+int procfs_read_file(pid_t pid, const char *what, char *buf, size_t len)
 {
-	ssize_t n;
-	int fd, err;
+	char fname[64];
+	size_t got = 0;
+	ssize_t n = 0;
+	int fd, err = 0;
 
+	snprintf(fname, sizeof(fname), "/proc/%d/%s", pid, what);
 	fd = open(fname, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	n = read(fd, buf, len - 1);
-	err = errno;
-	close(fd);
+	/* environ and cmdline come in page-sized reads */
+	while (got < len - 1 && (n = read(fd, buf + got, len - 1 - got)) > 0)
+		got += (size_t)n;
 	if (n < 0)
-		return -err;
-	buf[n] = '\0';
-	return (int)n;
+		err = -errno;
+	close(fd);
+	buf[got] = '\0';
+	return err ? err : (int)got;
 }
 
 int procfs_read_comm(pid_t pid, char *buf, size_t len)
 {
-	char fname[64];
-	int n;
+	int n = procfs_read_file(pid, "comm", buf, len);
 
-	snprintf(fname, sizeof(fname), "/proc/%d/comm", pid);
-	n = read_small_file(fname, buf, len);
 	if (n < 0)
 		return n;
 	if (n > 0 && buf[n - 1] == '\n')
@@ -135,11 +136,9 @@ int procfs_parse_stat(const char *buf, struct proc_stat *st)
 
 int procfs_read_stat(pid_t pid, struct proc_stat *st)
 {
-	char fname[64], buf[1024];
-	int n;
+	char buf[1024];
+	int n = procfs_read_file(pid, "stat", buf, sizeof(buf));
 
-	snprintf(fname, sizeof(fname), "/proc/%d/stat", pid);
-	n = read_small_file(fname, buf, sizeof(buf));
 	if (n < 0)
 		return n;
 	return procfs_parse_stat(buf, st);

@@ -27,6 +27,9 @@ int procfs_parse_maps_line(const char *line, struct map_entry *out);
 typedef int (*maps_cb)(const struct map_entry *m, void *ctx);
 int procfs_for_each_map(pid_t pid, maps_cb cb, void *ctx);
 
+/* /proc/PID/WHAT (comm, stat, cgroup, environ, cmdline...), at most len - 1 bytes and
+ * NUL-terminated after them. Returns the bytes read or -errno. */
+int procfs_read_file(pid_t pid, const char *what, char *buf, size_t len);
 /* comm of pid, NUL-terminated, at most 15 characters. */
 int procfs_read_comm(pid_t pid, char *buf, size_t len);
 /* The process's root directory as seen from ours, e.g. "/" or a chroot's path. */

@@ -2,14 +2,13 @@
 #include "service.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "procfs.h"
 #include "text.h"
 
 #define MAX_ARGS 64
@@ -116,24 +115,6 @@ fallback:
 	put(out, len, fallback, "");
 }
 
-/* Reads a NUL-separated /proc file (cmdline, environ), at most cap bytes. */
-static ssize_t read_proc(pid_t pid, const char *what, char *buf, size_t cap)
-{
-	char path[64];
-	ssize_t n, got = 0;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/%s", pid, what);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	while ((size_t)got < cap - 1 && (n = read(fd, buf + got, cap - 1 - got)) > 0)
-		got += n;
-	close(fd);
-	buf[got] = '\0';
-	return got;
-}
-
 static char env_keys[1024] = SERVICE_ENV; /* comma-separated */
 
 int service_set_env_keys(const char *csv)
@@ -179,7 +160,7 @@ void service_of(pid_t pid, const char *comm, char *out, size_t len)
 	int argc = 0;
 
 	/* Only allow-listed variables are looked at; the buffer is cleared after. */
-	n = read_proc(pid, "environ", buf, sizeof(buf));
+	n = procfs_read_file(pid, "environ", buf, sizeof(buf));
 	named = allowed_env(buf, n > 0 ? (size_t)n : 0);
 	if (named) {
 		put(out, len, named, "");
@@ -187,7 +168,7 @@ void service_of(pid_t pid, const char *comm, char *out, size_t len)
 		return;
 	}
 	memset(buf, 0, sizeof(buf));
-	n = read_proc(pid, "cmdline", buf, sizeof(buf));
+	n = procfs_read_file(pid, "cmdline", buf, sizeof(buf));
 	for (p = buf, end = buf + (n > 0 ? n : 0); p < end && argc < MAX_ARGS; p += strlen(p) + 1)
 		argv[argc++] = p;
 	service_from_argv(argv, argc, comm, out, len);
