@@ -131,19 +131,12 @@ static int parse_args(int argc, char **argv, struct calls_cmd *c)
 
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "p:ad:o:n:vh", opts, NULL)) != -1) {
+		err = cli_target_option(opt, "record", &c->targets, &c->all, &c->duration, 86400);
+		if (err < 0)
+			return err;
+		if (err > 0)
+			continue;
 		switch (opt) {
-		case 'p':
-			if (targets_add(&c->targets, "record", optarg))
-				return -EINVAL;
-			break;
-		case 'a':
-			c->all = true;
-			break;
-		case 'd':
-			if (cli_number("record", "the duration (-d)", optarg, 0.001, 86400,
-				       &c->duration))
-				return -EINVAL;
-			break;
 		case OPT_MAX:
 			if (cli_number("record", "--max-duration", optarg, 0.001, 86400,
 				       &c->max_duration))

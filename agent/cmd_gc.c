@@ -105,19 +105,12 @@ static int parse_args(int argc, char **argv, struct gc_cmd *c)
 
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "p:ad:vh", opts, NULL)) != -1) {
+		err = cli_target_option(opt, "gc", &c->targets, &c->all, &c->duration, 31536000);
+		if (err < 0)
+			return err;
+		if (err > 0)
+			continue;
 		switch (opt) {
-		case 'p':
-			if (targets_add(&c->targets, "gc", optarg))
-				return -EINVAL;
-			break;
-		case 'a':
-			c->all = true;
-			break;
-		case 'd':
-			if (parse_number("the duration (-d)", optarg, 0.001, 31536000,
-					 &c->duration))
-				return -EINVAL;
-			break;
 		case 't':
 			if (parse_number("the threshold (--threshold, ms)", optarg, 0, 3600000,
 					 &c->threshold_ms))

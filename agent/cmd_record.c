@@ -127,19 +127,13 @@ static int parse_args(int argc, char **argv, struct record *r)
 
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "p:ad:F:o:vh", opts, NULL)) != -1) {
+		err = cli_target_option(opt, "record", &r->targets, &r->all, &r->duration,
+					31536000);
+		if (err < 0)
+			return err;
+		if (err > 0)
+			continue;
 		switch (opt) {
-		case 'p':
-			if (targets_add(&r->targets, "record", optarg))
-				return -EINVAL;
-			break;
-		case 'a':
-			r->all = true;
-			break;
-		case 'd':
-			if (parse_number("the duration (-d)", optarg, 0.001, 31536000,
-					 &r->duration))
-				return -EINVAL;
-			break;
 		case 'F':
 			if (parse_number("the frequency (-F)", optarg, 1, 1000, &v) ||
 			    v != floor(v))

@@ -98,6 +98,24 @@ int targets_check(const struct targets *t, struct discover *d, const char *cmd, 
 	return 0;
 }
 
+int cli_target_option(int opt, const char *cmd, struct targets *t, bool *all, double *duration,
+		      double max_duration)
+{
+	switch (opt) {
+	case 'p':
+		return targets_add(t, cmd, optarg) ? -EINVAL : 1;
+	case 'a':
+		*all = true;
+		return 1;
+	case 'd':
+		return cli_number(cmd, "the duration (-d)", optarg, 0.001, max_duration, duration)
+			       ? -EINVAL
+			       : 1;
+	default:
+		return 0;
+	}
+}
+
 int cli_common_option(int opt, const char *usage)
 {
 	switch (opt) {

@@ -23,6 +23,10 @@ int cli_number(const char *cmd, const char *what, const char *s, double min, dou
  * verbose), -h (usage to stdout, returns 1) and anything unknown (usage to stderr, -EINVAL).
  * Returns 0 when the option was handled and parsing goes on. */
 int cli_common_option(int opt, const char *usage);
+/* -p PID, -a and -d SECONDS, which record, gc and record --mode calls share. Returns 1 when
+ * opt was one of them, 0 when it was not, -EINVAL for a bad value (said). */
+int cli_target_option(int opt, const char *cmd, struct targets *t, bool *all, double *duration,
+		      double max_duration);
 /* After the getopt loop: commands take options only. */
 int cli_no_operands(int argc, char **argv, const char *cmd);
 /* Adds the pid in arg (a -p option). */
