@@ -389,21 +389,14 @@ static uint64_t slow_ns(const struct config *c)
 	return (uint64_t)(ms * 1e6);
 }
 
-static int count_proc(const struct py_process *p, void *ctx)
-{
-	(void)p;
-	++*(uint64_t *)ctx;
-	return 0;
-}
-
 static void self_figures(struct run *r, struct self_figures *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->frequency = (int)r->cfg.frequency;
-	discover__for_each(cpuprof__discover(r->cpu), count_proc, &s->processes);
 	cpuprof__totals(r->cpu, &s->cpu);
 	sampler__stats(cpuprof__sampler(r->cpu), &s->sampler);
 	discover__stats(cpuprof__discover(r->cpu), &s->disc);
+	s->processes = s->disc.tracked;
 	if ((s->have_gc = r->gc != NULL))
 		gctrace__stats(r->gc, &s->gc);
 	if ((s->have_shipper = r->shipper != NULL)) {

@@ -350,6 +350,7 @@ static void proc_remove(struct discover *d, pid_t pid, enum discover_exit_why wh
 	if (!n)
 		return;
 	*pp = n->next;
+	d->stats.tracked--;
 	if (d->skel)
 		bpf_map__delete_elem(d->skel->maps.procs, &pid, sizeof(pid), 0);
 	if (d->ops.on_exit)
@@ -393,6 +394,7 @@ static void proc_add(struct discover *d, struct py_process *p, uint64_t ktime)
 		info.flags = old.flags;
 	n->next = d->procs[(uint32_t)p->pid % PROC_BUCKETS];
 	d->procs[(uint32_t)p->pid % PROC_BUCKETS] = n;
+	d->stats.tracked++;
 	if (d->skel && bpf_map__update_elem(d->skel->maps.procs, &p->pid, sizeof(p->pid), &info,
 					    sizeof(info), BPF_ANY))
 		log_warn("pid %d: pid map full (%d processes): it is not filtered in", p->pid,

@@ -55,6 +55,7 @@ struct discover_stats {
 	uint64_t retries_dropped; /* exec re-checks dropped because the queue was full */
 	uint64_t resyncs;	  /* /proc rescans after the kernel lost events */
 	uint64_t swept;		  /* pid map entries of gone processes found by the sweep */
+	uint64_t tracked;	  /* Python processes tracked now */
 	uint64_t kernel[8];	  /* enum pyro_discover_counter, summed over CPUs */
 };
 
