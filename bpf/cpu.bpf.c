@@ -61,27 +61,13 @@ static __always_inline void count(__u32 which)
 #define pystack_count(which) count(which)
 #include "pystack.bpf.h"
 
-static __always_inline __u64 stack_hash(const struct pyro_stack *st)
-{
-	__u64 h = 0xcbf29ce484222325ull ^ ((__u64)st->flags << 32 | st->depth);
-	__u32 i;
-
-	for (i = 0; i < PYRO_MAX_FRAMES; i++) {
-		if (i >= st->depth)
-			break;
-		h = (h ^ st->frames[i]) * 0x100000001b3ull;
-		h ^= h >> 29;
-	}
-	return h;
-}
-
-static __always_inline void record(__u32 pid, __u32 tid, struct pyro_stack *st)
+static __always_inline void record(__u32 pid, __u32 tid, struct pyro_stack *st, __u64 hash)
 {
 	struct pyro_sample_key key = { .pid = pid, .tid = tid, .epoch = epoch };
 	struct pyro_sample_value fresh = { .count = 1 }, *v;
 	long err;
 
-	key.stack_id = stack_hash(st);
+	key.stack_id = hash;
 	v = bpf_map_lookup_elem(&counts, &key);
 	if (v) {
 		__sync_fetch_and_add(&v->count, 1);
@@ -137,6 +123,6 @@ int on_cpu_sample(struct bpf_perf_event_data *ctx)
 	if (!s)
 		return 0;
 	pystack_capture(&info->layout, s);
-	record(pid, (__u32)id, &s->stack);
+	record(pid, (__u32)id, &s->stack, s->hash);
 	return 0;
 }

@@ -33,7 +33,7 @@ _Static_assert(sizeof(struct pyro_proc_event) == 40, "proc_event layout");
 #define PYRO_MAX_FRAMES 128	/* frames kept per stack; deeper stacks keep the leaf end */
 #define PYRO_FRAME_READ 128	/* most bytes of one frame the walker reads: frame_span's bound */
 #define PYRO_CHUNK_SIZE 8	/* _PyStackChunk.size (after .previous), 3.11 to 3.15 (DWARF) */
-#define PYRO_WINDOW 4096	/* bytes of a data stack read at once where frames are contiguous */
+#define PYRO_WINDOW 16384	/* most bytes of a data stack read at once (about 120 frames) */
 #define PYRO_MAX_THREAD_WALK 64 /* thread states looked at to find the sampled thread's */
 #define PYRO_TSTATE_READ 256	/* bytes of a PyThreadState read at once: its fields' bound */
 
@@ -136,9 +136,9 @@ enum pyro_cpu_counter {
 	PYRO_CPU_STACKS_FULL,	    /* the stacks map was full: sample lost */
 	PYRO_CPU_COUNTS_FULL,	    /* the counts map was full: sample lost */
 	PYRO_CPU_NEW_STACK_DROPPED, /* a new-stack notice did not fit the ring buffer */
-	PYRO_CPU_WINDOW_READS,	    /* data-stack windows read (PYRO_WINDOW bytes) */
-	PYRO_CPU_WINDOW_SHORT,	    /* a window failed: read to the frame's page start instead */
-	PYRO_CPU_FRAME_READS,	    /* single frames read */
+	PYRO_CPU_WINDOW_READS,	    /* data-stack windows read (up to PYRO_WINDOW bytes) */
+	PYRO_CPU_PAGE_READS,	    /* heap frames (3.9) read from their page start */
+	PYRO_CPU_FRAME_READS,	    /* frames read alone (outside the current data-stack chunk) */
 	PYRO_CPU_COUNTER_MAX,
 };
 

@@ -17,19 +17,21 @@ struct tstate_entry {
 	__u64 chunk, chunk_size;
 };
 
-/* tid -> its tstate_entry. Checked on every use (thread_id must still match), so a stale
- * entry costs a walk, not a lie. */
+/* Each thread's tstate_entry, in its task storage: found without hashing and freed with
+ * the thread. Checked on every use (thread_id must still match), so a stale entry costs a
+ * walk, not a lie. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u32);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct tstate_entry);
 } tstate_cache SEC(".maps");
 
 struct scratch {
 	struct pyro_stack stack;
+	__u64 hash; /* of stack, for the sampler's map key */
 	/* Frames read from the target: one frame, or a window of its data stack. The slack
-	 * past PYRO_WINDOW keeps every bounded field access inside. */
+	 * past PYRO_WINDOW keeps every masked field access (FRAME_FIELD) inside. */
 	__u8 win[PYRO_WINDOW + 2 * PYRO_FRAME_READ];
 };
 
@@ -105,19 +107,20 @@ static __always_inline int read_tstate(const struct pyro_py_layout *L, __u64 ts,
 }
 
 /* Finds the PyThreadState whose thread_id (pthread_self(), which is the thread's FS base
- * on x86-64 glibc and musl) is this thread's: e gets its cache entry, v its fields. Using
- * the FS base rather than the tid keeps it right inside pid namespaces. Returns 0 if found. */
-static __always_inline int find_tstate(const struct pyro_py_layout *L, __u32 tid, __u64 fsbase,
-				       __u8 *buf, struct tstate_entry *e, struct tstate_view *v)
+ * on x86-64 glibc and musl) is the current thread's: *slot gets its cache entry (NULL if
+ * the task storage could not be had), v its fields. Using the FS base rather than the tid
+ * keeps it right inside pid namespaces. Returns 0 if found. */
+static __always_inline int find_tstate(const struct pyro_py_layout *L, struct task_struct *task,
+				       __u8 *buf, struct tstate_entry **slot, struct tstate_view *v)
 {
-	struct tstate_entry *cached = bpf_map_lookup_elem(&tstate_cache, &tid);
+	struct tstate_entry *e = bpf_task_storage_get(&tstate_cache, task, NULL, 0);
+	__u64 fsbase = BPF_CORE_READ(task, thread.fsbase);
 	__u64 ts, interp, id = 0;
 	int i;
 
-	if (cached) {
-		*e = *cached;
-		if (!read_tstate(L, e->tstate, buf, v) && v->thread_id == fsbase)
-			return 0;
+	if (e && !read_tstate(L, e->tstate, buf, v) && v->thread_id == fsbase) {
+		*slot = e;
+		return 0;
 	}
 	if (read_ptr(&interp, L->runtime_addr + L->runtime_interp_head) || !interp) {
 		pystack_count(PYRO_CPU_READ_RUNTIME);
@@ -146,9 +149,13 @@ static __always_inline int find_tstate(const struct pyro_py_layout *L, __u32 tid
 		pystack_count(PYRO_CPU_READ_TSTATE);
 		return -1;
 	}
-	e->tstate = ts;
-	e->chunk = e->chunk_size = 0;
-	bpf_map_update_elem(&tstate_cache, &tid, e, BPF_ANY);
+	if (!e)
+		e = bpf_task_storage_get(&tstate_cache, task, NULL, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (e) {
+		e->tstate = ts;
+		e->chunk = e->chunk_size = 0;
+	}
+	*slot = e;
 	return 0;
 }
 
@@ -167,20 +174,25 @@ static __always_inline int first_frame(const struct pyro_py_layout *L, const str
 	return 0;
 }
 
-/* Instruction index (code units) of a frame from the bytes read into buf. */
-static __always_inline __u64 frame_instr(const struct pyro_py_layout *L, const __u8 *buf,
-					 __u64 code)
+/* A field of the frame whose bytes start at f, which lies in s->win with at least
+ * PYRO_FRAME_READ bytes of slack after it. User space keeps every frame field inside
+ * frame_span <= PYRO_FRAME_READ (agent/pylayout.c), so the mask changes nothing; it tells
+ * the verifier, without a branch per field, that the load stays inside the buffer. */
+#define FRAME_FIELD(type, f, off) (*(const type *)((f) + ((off) & (PYRO_FRAME_READ - 1))))
+
+/* Instruction index (code units) of a frame. */
+static __always_inline __u64 frame_instr(const struct pyro_py_layout *L, const __u8 *f, __u64 code)
 {
 	__u64 at, base;
 
 	if (L->frames_kind == PYRO_FRAMES_OBJECT) {
-		__s32 lasti = (__s32)buf_u32(buf, L->frame_instr, PYRO_FRAME_READ);
+		__s32 lasti = FRAME_FIELD(__s32, f, L->frame_instr);
 
 		return lasti < 0 ? 0 : (__u64)lasti / 2; /* f_lasti counts bytes before 3.10 */
 	}
-	at = buf_u64(buf, L->frame_instr, PYRO_FRAME_READ);
+	at = FRAME_FIELD(__u64, f, L->frame_instr);
 	base = code + L->code_adaptive;
-	if (at < base || (at - base) / 2 >= PYRO_INSTR_UNKNOWN)
+	if (at < base || at - base >= 2 * PYRO_INSTR_UNKNOWN)
 		return PYRO_INSTR_UNKNOWN;
 	return (at - base) / 2;
 }
@@ -194,54 +206,61 @@ struct window {
 
 /* The current chunk of the thread's data stack (3.11+): frames inside it are read in
  * windows that never reach below its start, so no read faults. Its size is read only when
- * the chunk differs from the one cached for the thread. A chunk freed and another allocated
- * at its address with a different size leaves a wrong bound for a while: that costs failed
- * window reads (counted), never wrong frames, since frames are read where they are. */
-static __always_inline void find_chunk(const struct pyro_py_layout *L, __u32 tid,
-				       struct tstate_entry *e, const struct tstate_view *v,
-				       struct window *w)
+ * the chunk differs from the one cached for the thread (in e, when there is one). A chunk
+ * freed and another allocated at its address with a different size leaves a wrong bound
+ * for a while: that costs failed window reads (counted), never wrong frames, since frames
+ * are read where they are. */
+static __always_inline void find_chunk(const struct pyro_py_layout *L, struct tstate_entry *e,
+				       const struct tstate_view *v, struct window *w)
 {
 	__u64 size;
 
 	if (!L->frames_contiguous || !v->datastack)
 		return;
-	if (v->datastack != e->chunk) {
+	if (e && v->datastack == e->chunk) {
+		size = e->chunk_size;
+	} else {
 		if (read_ptr(&size, v->datastack + PYRO_CHUNK_SIZE) || size > (1ull << 30))
 			return;
-		e->chunk = v->datastack;
-		e->chunk_size = size;
-		bpf_map_update_elem(&tstate_cache, &tid, e, BPF_ANY);
+		if (e) {
+			e->chunk = v->datastack;
+			e->chunk_size = size;
+		}
 	}
-	w->floor = e->chunk;
-	w->ceil = e->chunk + e->chunk_size;
+	w->floor = v->datastack;
+	w->ceil = v->datastack + size;
 }
 
 /* The bytes of the frame at `frame`, read into s->win if the window does not hold them.
- * Inside the current chunk one read takes up to PYRO_WINDOW bytes ending with this frame:
- * its callers lie just below. Elsewhere (an older chunk, a generator's frame, a 3.9 heap
- * frame) the read goes from the frame's page start, which is mapped since the frame is. */
+ * A read costs about 0.1 us plus 0.05 us per KiB here, so a walk should make few reads
+ * and no big ones in vain:
+ * - inside the current data-stack chunk (3.11+) one read takes up to PYRO_WINDOW bytes
+ *   ending with this frame: its callers lie just below, and the chunk's start bounds the
+ *   read, so a stack costs about one read of its own size;
+ * - a 3.9 heap frame is read from its page start (mapped, since the frame is): pymalloc
+ *   hands out blocks of one size class side by side, so callers allocated just before
+ *   their callee often share its page;
+ * - any other frame (an older chunk, a generator's, an entry frame on the C stack) is
+ *   read alone. */
 static __always_inline const __u8 *frame_bytes(const struct pyro_py_layout *L, struct scratch *s,
-					       struct window *w, __u64 frame)
+					       struct window *w, __u64 frame, __u64 span)
 {
-	__u64 span = L->frame_span, lo, len;
+	__u64 lo, len;
 
-	if (span == 0 || span > PYRO_FRAME_READ)
-		span = PYRO_FRAME_READ;
 	if (frame >= w->lo && frame + span <= w->hi)
 		goto hit;
 	if (frame >= w->floor && frame + span <= w->ceil) {
 		lo = frame + span > w->floor + PYRO_WINDOW ? frame + span - PYRO_WINDOW : w->floor;
 		pystack_count(PYRO_CPU_WINDOW_READS);
-	} else if (L->frames_contiguous) {
+	} else if (!L->frames_contiguous) {
 		lo = frame & ~4095ull;
-		pystack_count(PYRO_CPU_WINDOW_SHORT);
+		pystack_count(PYRO_CPU_PAGE_READS);
 	} else {
 		lo = frame;
 		pystack_count(PYRO_CPU_FRAME_READS);
 	}
 	len = frame + span - lo;
-	if (len > PYRO_WINDOW + PYRO_FRAME_READ ||
-	    bpf_probe_read_user(s->win, len, (const void *)lo))
+	if (len > PYRO_WINDOW || bpf_probe_read_user(s->win, len, (const void *)lo))
 		return NULL;
 	w->lo = lo;
 	w->hi = lo + len;
@@ -255,7 +274,16 @@ struct walk_ctx {
 	struct scratch *s;
 	struct window w;
 	__u64 frame;
+	__u64 span; /* bytes of a frame the walk needs */
+	__u64 hash; /* of the frames recorded so far (stack_hash_add) */
 };
+
+/* The stack's identity, built frame by frame as the walk records them (FNV-1a style). */
+static __always_inline __u64 stack_hash_add(__u64 h, __u64 v)
+{
+	h = (h ^ v) * 0x100000001b3ull;
+	return h ^ (h >> 29);
+}
 
 /* Records one frame and moves to its caller. Returns 1 when the walk is over. */
 static __always_inline int walk_one(struct walk_ctx *c)
@@ -263,30 +291,30 @@ static __always_inline int walk_one(struct walk_ctx *c)
 	const struct pyro_py_layout *L = c->L;
 	struct pyro_stack *st = &c->s->stack;
 	const __u8 *f;
-	__u64 code, instr;
+	__u64 code, v;
 
 	if (!c->frame)
 		return 1;
-	f = frame_bytes(L, c->s, &c->w, c->frame);
+	f = frame_bytes(L, c->s, &c->w, c->frame, c->span);
 	if (!f) {
 		pystack_count(PYRO_CPU_READ_FRAME);
 		st->flags |= PYRO_STACK_READ_ERROR;
 		return 1;
 	}
 	/* Low bits of a _PyStackRef (3.14+) are tags; objects are 16-byte aligned. */
-	code = buf_u64(f, L->frame_code, PYRO_FRAME_READ) & ~7ull;
-	c->frame = buf_u64(f, L->frame_previous, PYRO_FRAME_READ);
-	if (L->owner_skip && buf_u8(f, L->frame_owner, PYRO_FRAME_READ) >= L->owner_skip)
+	code = FRAME_FIELD(__u64, f, L->frame_code) & ~7ull;
+	c->frame = FRAME_FIELD(__u64, f, L->frame_previous);
+	if (L->owner_skip && FRAME_FIELD(__u8, f, L->frame_owner) >= L->owner_skip)
 		return 0; /* an interpreter entry or C-stack shim, not a Python function */
 	if (st->depth >= PYRO_MAX_FRAMES) {
 		st->flags |= PYRO_STACK_TRUNCATED;
 		pystack_count(PYRO_CPU_TRUNCATED);
 		return 1;
 	}
-	instr = frame_instr(L, f, code);
-	st->frames[st->depth & (PYRO_MAX_FRAMES - 1)] =
-		(code & PYRO_FRAME_CODE_MASK) | (instr << PYRO_FRAME_INSTR_SHIFT);
+	v = (code & PYRO_FRAME_CODE_MASK) | (frame_instr(L, f, code) << PYRO_FRAME_INSTR_SHIFT);
+	st->frames[st->depth & (PYRO_MAX_FRAMES - 1)] = v;
 	st->depth++;
+	c->hash = stack_hash_add(c->hash, v);
 	return 0;
 }
 
@@ -305,35 +333,39 @@ static long walk_step(__u64 index, void *arg)
 }
 
 /* Up to twice PYRO_MAX_FRAMES frames: shims are skipped without being counted. */
-static __always_inline void walk(const struct pyro_py_layout *L, __u32 tid, struct tstate_entry *e,
+static __always_inline void walk(const struct pyro_py_layout *L, struct tstate_entry *e,
 				 const struct tstate_view *v, __u64 frame, struct scratch *s)
 {
-	struct walk_ctx c = { .L = L, .s = s, .frame = frame };
+	struct walk_ctx c = { .L = L, .s = s, .frame = frame, .hash = s->hash };
 
-	find_chunk(L, tid, e, v, &c.w);
+	c.span =
+		L->frame_span && L->frame_span <= PYRO_FRAME_READ ? L->frame_span : PYRO_FRAME_READ;
+	find_chunk(L, e, v, &c.w);
 	bpf_loop(PYRO_MAX_FRAMES * 2 / FRAMES_PER_STEP + 1, walk_step, &c, 0);
+	s->hash = c.hash;
 }
 
-/* Fills s->stack with the calling thread's Python stack (leaf first). */
+/* Fills s->stack with the calling thread's Python stack (leaf first), s->hash with its hash. */
 static __always_inline void pystack_capture(const struct pyro_py_layout *L, struct scratch *s)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct task_struct *task = bpf_get_current_task_btf();
-	struct tstate_entry e = {};
+	struct tstate_entry *e = NULL;
 	struct tstate_view v = {};
 	__u64 frame = 0;
 
 	s->stack.depth = 0;
 	s->stack.flags = 0;
-	if (find_tstate(L, tid, BPF_CORE_READ(task, thread.fsbase), s->win, &e, &v)) {
+	s->hash = 0xcbf29ce484222325ull;
+	if (find_tstate(L, task, s->win, &e, &v)) {
 		pystack_count(PYRO_CPU_NO_TSTATE);
 		s->stack.flags |= PYRO_STACK_NO_TSTATE;
 	} else if (first_frame(L, &v, &frame)) {
 		pystack_count(PYRO_CPU_READ_TSTATE);
 		s->stack.flags |= PYRO_STACK_READ_ERROR;
 	} else {
-		walk(L, tid, &e, &v, frame, s);
+		walk(L, e, &v, frame, s);
 	}
+	s->hash = stack_hash_add(s->hash, (__u64)s->stack.flags << 32 | s->stack.depth);
 }
 
 #endif /* PYSTACK_BPF_H */
