@@ -278,9 +278,11 @@ int symbolizer__frame(struct symbolizer *s, const struct py_process *p, uint64_t
 		goto found;
 	}
 	err = read_ident(p, code, &now);
-	if (err == -ESRCH && e && e->name && e->file) {
-		/* The process is gone: it cannot have reused the address since its last sample,
-		 * so what we read while it lived still holds. */
+	if (err && e && e->name && e->file) {
+		/* The process is gone, or the address no longer holds a code object (freed, as
+		 * at interpreter shutdown): the frame was captured earlier, when it did. Stacks
+		 * are symbolized after capture (GC events up to 200 ms later, more under
+		 * load). An address that now holds another code object is told apart below. */
 		s->stats.cache_hits++;
 		goto found;
 	}

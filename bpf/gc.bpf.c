@@ -15,6 +15,10 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+/* kfuncs (Linux 6.10+) */
+extern void bpf_preempt_disable(void) __ksym;
+extern void bpf_preempt_enable(void) __ksym;
+
 /* Report every tracked process, not only those flagged PYRO_PROC_GC. */
 const volatile bool gc_all = false;
 /* Pauses at least this long are sent with their stack; user space may change it any time. */
@@ -206,9 +210,13 @@ static __always_inline void send_slow(__u32 pid, __u32 tid, const struct infligh
 	/* The Python stack does not change during a collection (finalizers run and return
 	 * inside it), so the stack at gc__done is the one whose allocation triggered it. */
 	if (s && info && info->layout.frames_kind != PYRO_FRAMES_NONE) {
+		/* Uprobe programs run preemptible (migration off): another task's gc__done
+		 * on this CPU could write the same per-CPU scratch mid-walk. */
+		bpf_preempt_disable();
 		pystack_capture(&info->layout, s);
 		bpf_probe_read_kernel(&e->stack, sizeof(e->stack),
 				      &s->stack); /* 1 KiB: no inline copy */
+		bpf_preempt_enable();
 	}
 	/* Waking the reader costs more than the rest of the program; it polls at least every
 	 * 200 ms anyway, so wake it only when events pile up. */
