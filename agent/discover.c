@@ -513,7 +513,10 @@ static void on_fork(struct discover *d, const struct pyro_proc_event *e)
 	child = parent->p;
 	child.pid = (pid_t)e->pid;
 	child.ppid = (pid_t)e->ppid;
-	child.seen_ns = monotonic_ns();
+	/* What we know of the child holds as of its fork, not now: read late (under load),
+	 * after the child has exec'd, a later time here would make its exec events look
+	 * already seen, and the child would keep its parent's layout. */
+	child.seen_ns = e->ktime_ns;
 	memcpy(child.comm, e->comm, sizeof(child.comm));
 	child.comm[sizeof(child.comm) - 1] = '\0';
 	child.starttime = procfs_read_stat(child.pid, &pst) ? 0 : pst.starttime;

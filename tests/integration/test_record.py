@@ -118,8 +118,10 @@ def test_record_all_profiles_a_process_started_later(name, workload, tmp_path):
         if rec.poll() is None:
             rec.kill()
     mine = [(frames, c) for frames, c in folded(str(out)) if frames[0].endswith(f":{w.pid}")]
-    assert sum(c for _, c in mine) > 50
-    assert any(f.startswith(f"alpha ({w.script_in_root}:") for frames, _ in mine for f in frames)
+    # about 99 samples of a 1 s workload; fewer when busy CPUs leave it less CPU time
+    assert sum(c for _, c in mine) > 20
+    assert any(f.startswith(f"alpha ({w.script_in_root}:") for frames, _ in mine for f in frames), \
+        sorted(mine, key=lambda m: -m[1])[:5]
 
 
 def test_svg_flame_graph_is_well_formed(workload, tmp_path):
