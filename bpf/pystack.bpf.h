@@ -43,27 +43,14 @@ struct {
 	__type(value, struct scratch);
 } scratch_map SEC(".maps");
 
-/* Loads from the scratch buffer at an offset that came from user space: bounded here so
- * the verifier (and a wrong offset) can never read outside it. */
+/* Loads a thread-state field from the scratch buffer at an offset that came from user
+ * space: bounded here so the verifier (and a wrong offset) can never read outside it.
+ * Frame fields go through FRAME_FIELD below. */
 static __always_inline __u64 buf_u64(const __u8 *buf, __u32 off, __u32 size)
 {
 	if (off > size - 8)
 		return 0;
 	return *(const __u64 *)(buf + off);
-}
-
-static __always_inline __u32 buf_u32(const __u8 *buf, __u32 off, __u32 size)
-{
-	if (off > size - 4)
-		return 0;
-	return *(const __u32 *)(buf + off);
-}
-
-static __always_inline __u8 buf_u8(const __u8 *buf, __u32 off, __u32 size)
-{
-	if (off > size - 1)
-		return 0;
-	return buf[off];
 }
 
 static __always_inline int read_ptr(__u64 *dst, __u64 addr)

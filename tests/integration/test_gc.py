@@ -2,7 +2,6 @@
 exactly with the interpreter's own gc.get_stats(), pause times with its gc.callbacks."""
 import collections
 import json
-import os
 import queue
 import signal
 import subprocess
