@@ -86,6 +86,9 @@ $(BUILD)/vmlinux.h: | $(BUILD)
 $(BUILD)/%.bpf.o: bpf/%.bpf.c $(BUILD)/vmlinux.h | $(BUILD)
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
+# Atomic exchange (calls.bpf.c's flush guard) needs BPF ISA v3.
+$(BUILD)/calls.bpf.o: BPF_CFLAGS += -mcpu=v3
+
 $(BUILD)/%.skel.h: $(BUILD)/%.bpf.o
 	$(BPFTOOL) gen skeleton $< > $@
 

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <bpf/bpf.h>
+
 #include "bpfstats.h"
 #include "calls.skel.h"
 #include "discover.h"
@@ -23,6 +25,7 @@ struct calltrace {
 	struct calls_bpf *skel;
 	bool floor;
 	struct link_node *links;
+	struct bpf_link *exit_link; /* flushes an exiting thread's totals (on_thread_exit) */
 };
 
 int calltrace__new(const struct calltrace_opts *o, struct calltrace **out)
@@ -41,6 +44,10 @@ int calltrace__new(const struct calltrace_opts *o, struct calltrace **out)
 	err = bpf_map__reuse_fd(c->skel->maps.procs, o->procs_fd);
 	if (!err)
 		err = calls_bpf__load(c->skel);
+	if (!err) {
+		c->exit_link = bpf_program__attach(c->skel->progs.on_thread_exit);
+		err = c->exit_link ? 0 : -errno;
+	}
 	if (err) {
 		log_error("cannot load the call-tracing BPF program: %s", strerror(-err));
 		calltrace__free(c);
@@ -50,8 +57,36 @@ int calltrace__new(const struct calltrace_opts *o, struct calltrace **out)
 	return 0;
 }
 
+/* Runs flush_threads over every task: live threads' totals move to the shared maps. */
+static int flush_live_threads(struct calltrace *c)
+{
+	struct bpf_link *l = bpf_program__attach_iter(c->skel->progs.flush_threads, NULL);
+	char buf[64];
+	ssize_t n;
+	int fd;
+
+	if (!l)
+		return -errno;
+	fd = bpf_iter_create(bpf_link__fd(l));
+	if (fd < 0) {
+		int err = -errno;
+
+		bpf_link__destroy(l);
+		return err;
+	}
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		;
+	close(fd);
+	bpf_link__destroy(l);
+	return n < 0 ? -errno : 0;
+}
+
 void calltrace__detach_all(struct calltrace *c)
 {
+	int err;
+
+	if (!c->links && !c->exit_link)
+		return;
 	while (c->links) {
 		struct link_node *n = c->links;
 
@@ -59,6 +94,14 @@ void calltrace__detach_all(struct calltrace *c)
 		bpf_link__destroy(n->link);
 		free(n);
 	}
+	/* The probes are gone, so no thread changes its totals any more; threads exiting
+	 * meanwhile flush themselves until the exit link goes too. */
+	if ((err = flush_live_threads(c)))
+		log_error("function tracing: the totals of running threads could not be "
+			  "collected (%s); their counts are missing",
+			  strerror(-err));
+	bpf_link__destroy(c->exit_link);
+	c->exit_link = NULL;
 }
 
 void calltrace__free(struct calltrace *c)
@@ -251,6 +294,11 @@ int calltrace__for_each_path(struct calltrace *c,
 	struct walk w = { .path = cb, .ctx = ctx };
 
 	return map_walk(c->skel->maps.paths, walk_path, &w);
+}
+
+int calltrace__fn_names(struct calltrace *c, const struct pyro_fn_key *k, struct pyro_fn_names *out)
+{
+	return bpf_map__lookup_elem(c->skel->maps.fn_names, k, sizeof(*k), out, sizeof(*out), 0);
 }
 
 void calltrace__counters(struct calltrace *c, uint64_t out[PYRO_CALLS_COUNTER_MAX])

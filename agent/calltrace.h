@@ -34,6 +34,9 @@ int calltrace__for_each_path(struct calltrace *c,
 			     void (*cb)(const struct pyro_path_key *k, const struct pyro_path *p,
 					void *ctx),
 			     void *ctx);
+/* The names the kernel read when the function was first seen; -ENOENT if it has none. */
+int calltrace__fn_names(struct calltrace *c, const struct pyro_fn_key *k,
+			struct pyro_fn_names *out);
 void calltrace__counters(struct calltrace *c, uint64_t out[PYRO_CALLS_COUNTER_MAX]);
 uint64_t calltrace__floor_hits(struct calltrace *c);
 /* Run time and runs of the probe programs (kernel.bpf_stats_enabled). */

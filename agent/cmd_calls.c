@@ -304,10 +304,36 @@ static void read_cstr(pid_t pid, uint64_t addr, char *out, size_t size)
 
 /* Function names by (pid, name address, file address), read once. */
 struct names {
+	struct calltrace *ct;
 	struct intern keys; /* struct pyro_fn_key */
 	char (*text)[2][256];
 	size_t cap;
 };
+
+/* One name: the kernel's copy, or the process's own when that copy is missing or may have
+ * been cut short and the process is still there. */
+static void fill_name(pid_t pid, uint64_t addr, const char *copy, size_t copy_size, char *out,
+		      size_t size)
+{
+	size_t n = strnlen(copy, copy_size);
+
+	if (n == 0 || n == copy_size - 1) {
+		read_cstr(pid, addr, out, size);
+		if (strcmp(out, "<unknown>") || n == 0)
+			return;
+	}
+	snprintf(out, size, "%.*s", (int)n, copy);
+	text_sanitize(out);
+}
+
+static void fill_names(struct calltrace *ct, const struct pyro_fn_key *k, char out[2][256])
+{
+	struct pyro_fn_names copy = { 0 };
+
+	calltrace__fn_names(ct, k, &copy); /* none: both empty */
+	fill_name((pid_t)k->pid, k->fn.name, copy.name, sizeof(copy.name), out[0], 256);
+	fill_name((pid_t)k->pid, k->fn.file, copy.file, sizeof(copy.file), out[1], 256);
+}
 
 static const char *name_of(struct names *nm, const struct pyro_fn_key *k, int which)
 {
@@ -318,8 +344,7 @@ static const char *name_of(struct names *nm, const struct pyro_fn_key *k, int wh
 		if (id < 0 ||
 		    !intern_grow((void **)&nm->text, &nm->cap, (size_t)id, sizeof(*nm->text)))
 			return "<unknown>";
-		read_cstr((pid_t)k->pid, k->fn.name, nm->text[id][0], sizeof(nm->text[id][0]));
-		read_cstr((pid_t)k->pid, k->fn.file, nm->text[id][1], sizeof(nm->text[id][1]));
+		fill_names(nm->ct, k, nm->text[id]);
 	}
 	return nm->text[id][which];
 }
@@ -550,7 +575,7 @@ static int write_profile(struct calls_cmd *c, struct names *nm, FILE *f)
 
 static int output(struct calls_cmd *c)
 {
-	struct names nm = { 0 };
+	struct names nm = { .ct = c->ct };
 	struct table t = { .nm = &nm };
 	FILE *f = strcmp(c->output, "-") ? fopen(c->output, "we") : stdout;
 	int err;

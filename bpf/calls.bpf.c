@@ -37,10 +37,42 @@ struct frame {
 	__u32 pad;
 };
 
+/* A thread's running totals for one function, kept in its task storage: adding to them
+ * costs a few stores, where the shared fn_stats map costs a hash lookup and atomics. They
+ * move to fn_stats when another function needs the slot, when the thread exits and when
+ * tracing ends (flush_fn). */
+struct fn_slot {
+	struct pyro_fn fn;
+	__u64 calls;
+	__u64 returns;
+	__u64 excl_ns;
+	__u64 incl_ns;
+	__u32 hist[PYRO_CALL_BUCKETS]; /* flushed before a count can overflow (HIST_FLUSH_AT) */
+};
+
+/* The same for one call path (moves to paths). */
+struct path_slot {
+	__u64 id;
+	__u64 parent;
+	struct pyro_fn fn;
+	__u64 calls;
+	__u64 excl_ns;
+};
+
+#define FN_SLOTS 32   /* direct-mapped by function */
+#define PATH_SLOTS 64 /* direct-mapped by path id */
+#define HIST_FLUSH_AT (1u << 31)
+
 struct shadow {
 	__u32 depth; /* frames pushed, may exceed PYRO_CALL_DEPTH */
+	__u32 pid;   /* the thread's process, for flushes from other contexts */
+	__u32 busy;  /* a flush from outside the thread is under way */
 	__u32 pad;
+	__u64 entries; /* counters, flushed into calls_counters */
+	__u64 returns;
 	struct frame f[PYRO_CALL_DEPTH];
+	struct fn_slot fns[FN_SLOTS];
+	struct path_slot paths[PATH_SLOTS];
 };
 
 struct {
@@ -56,6 +88,14 @@ struct {
 	__type(key, struct pyro_fn_key);
 	__type(value, struct pyro_fn_stats);
 } fn_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC); /* filled once per function */
+	__uint(max_entries, 65536);
+	__type(key, struct pyro_fn_key);
+	__type(value, struct pyro_fn_names);
+} fn_names SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -99,6 +139,27 @@ static __always_inline struct pyro_fn_stats *stats_of(__u32 pid, const struct py
 	if (!s)
 		count(PYRO_CALLS_STATS_FULL);
 	return s;
+}
+
+struct pyro_fn_names zero_names = {};
+
+/* Reads fn's names the first time the process's fn is seen. Only from the probes: the
+ * process's memory is still there (at thread exit it may not be). A failed read leaves
+ * empty names, and user space reads them from the process instead. */
+static __always_inline void note_names(__u32 pid, const struct pyro_fn *fn)
+{
+	struct pyro_fn_key k = { .pid = pid, .fn = *fn };
+	struct pyro_fn_names *n = bpf_map_lookup_elem(&fn_names, &k);
+
+	if (n)
+		return;
+	if (bpf_map_update_elem(&fn_names, &k, &zero_names, BPF_NOEXIST))
+		return; /* full, or another thread is at it */
+	n = bpf_map_lookup_elem(&fn_names, &k);
+	if (!n)
+		return;
+	bpf_probe_read_user_str(n->name, sizeof(n->name), (const void *)fn->name);
+	bpf_probe_read_user_str(n->file, sizeof(n->file), (const void *)fn->file);
 }
 
 /* BPF has no count-leading-zeros instruction (clang 14 crashes on the builtin). */
@@ -157,25 +218,125 @@ static __always_inline struct pyro_path *path_of(__u32 pid, __u64 id, __u64 pare
 	return p;
 }
 
+/* Moves a slot's totals into fn_stats and empties it. An empty slot has no counts, whatever
+ * its function. */
+static __noinline void flush_fn(__u32 pid, struct fn_slot *sl)
+{
+	struct pyro_fn_stats *s;
+	__u32 b;
+
+	if (!(sl->calls | sl->returns | sl->incl_ns))
+		return;
+	s = stats_of(pid, &sl->fn);
+	if (s) {
+		__sync_fetch_and_add(&s->calls, sl->calls);
+		__sync_fetch_and_add(&s->returns, sl->returns);
+		__sync_fetch_and_add(&s->excl_ns, sl->excl_ns);
+		__sync_fetch_and_add(&s->incl_ns, sl->incl_ns);
+		for (b = 0; b < PYRO_CALL_BUCKETS; b++)
+			if (sl->hist[b])
+				__sync_fetch_and_add(&s->hist[b], sl->hist[b]);
+	}
+	sl->calls = sl->returns = sl->excl_ns = sl->incl_ns = 0;
+	__builtin_memset(sl->hist, 0, sizeof(sl->hist));
+}
+
+static __noinline void flush_path(__u32 pid, struct path_slot *sl)
+{
+	struct pyro_path *p;
+
+	if (!sl->calls)
+		return;
+	p = path_of(pid, sl->id, sl->parent, &sl->fn);
+	if (p) {
+		__sync_fetch_and_add(&p->calls, sl->calls);
+		__sync_fetch_and_add(&p->excl_ns, sl->excl_ns);
+	}
+	sl->calls = sl->excl_ns = 0;
+}
+
+/* The thread's slot for fn, taken over from the function it held before if need be. */
+static __always_inline struct fn_slot *fn_slot_of(struct shadow *sh, const struct pyro_fn *fn)
+{
+	__u64 h = (fn->name ^ (fn->file << 7)) * 0x9e3779b97f4a7c15ull;
+	__u32 i = h >> 59; /* FN_SLOTS = 32 */
+	struct fn_slot *sl;
+
+	opaque(i);
+	sl = &sh->fns[i & (FN_SLOTS - 1)];
+	if (sl->fn.name != fn->name || sl->fn.file != fn->file) {
+		flush_fn(sh->pid, sl);
+		sl->fn = *fn;
+		note_names(sh->pid, fn);
+	}
+	return sl;
+}
+
+static __always_inline struct path_slot *path_slot_of(struct shadow *sh, const struct frame *f)
+{
+	__u32 i = f->path >> 1; /* ids are hashes with bit 0 set */
+	struct path_slot *sl;
+
+	opaque(i);
+	sl = &sh->paths[i & (PATH_SLOTS - 1)];
+	if (sl->id != f->path) {
+		flush_path(sh->pid, sl);
+		sl->id = f->path;
+		sl->parent = f->parent_path;
+		sl->fn = f->fn;
+	}
+	return sl;
+}
+
+/* Everything the thread holds moves to the shared maps: at its exit and when tracing ends.
+ * The two can meet (a thread exiting while the end-of-tracing iterator runs); busy keeps the
+ * second out, and the first flushes it all. The thread's own probes no longer run then. */
+static __always_inline void flush_thread(struct shadow *sh)
+{
+	__u32 i;
+	__u64 *v;
+
+	if (__sync_lock_test_and_set(&sh->busy, 1))
+		return;
+	for (i = 0; i < FN_SLOTS; i++)
+		flush_fn(sh->pid, &sh->fns[i]);
+	for (i = 0; i < PATH_SLOTS; i++)
+		flush_path(sh->pid, &sh->paths[i]);
+	i = PYRO_CALLS_ENTRIES;
+	v = bpf_map_lookup_elem(&calls_counters, &i);
+	if (v)
+		*v += sh->entries;
+	i = PYRO_CALLS_RETURNS;
+	v = bpf_map_lookup_elem(&calls_counters, &i);
+	if (v)
+		*v += sh->returns;
+	sh->entries = sh->returns = 0;
+	__sync_lock_test_and_set(&sh->busy, 0);
+}
+
 static __always_inline int do_entry(__u64 file, __u64 name)
 {
 	__u64 id = bpf_get_current_pid_tgid(), now = bpf_ktime_get_ns(), parent = 0;
 	__u32 pid = id >> 32, d, i;
 	struct pyro_fn fn = { .name = name, .file = file };
-	struct pyro_fn_stats *s;
 	struct shadow *sh;
 	struct frame *f;
 
-	count(PYRO_CALLS_ENTRIES);
-	s = stats_of(pid, &fn);
-	if (s)
-		__sync_fetch_and_add(&s->calls, 1);
 	sh = bpf_task_storage_get(&shadows, bpf_get_current_task_btf(), NULL,
 				  BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!sh) {
+	if (!sh) { /* the call still counts */
+		struct pyro_fn_stats *s = stats_of(pid, &fn);
+
+		note_names(pid, &fn);
+		if (s)
+			__sync_fetch_and_add(&s->calls, 1);
+		count(PYRO_CALLS_ENTRIES);
 		count(PYRO_CALLS_NO_STORAGE);
 		return 0;
 	}
+	sh->pid = pid;
+	sh->entries++;
+	fn_slot_of(sh, &fn)->calls++;
 	d = sh->depth++;
 	if (d >= PYRO_CALL_DEPTH) {
 		count(PYRO_CALLS_TOO_DEEP);
@@ -249,22 +410,22 @@ static __always_inline int match(struct shadow *sh, const struct pyro_fn *fn)
 
 static __always_inline int do_return(__u64 file, __u64 name)
 {
-	__u64 id = bpf_get_current_pid_tgid(), now = bpf_ktime_get_ns(), dur, self;
-	__u32 pid = id >> 32;
+	__u64 now = bpf_ktime_get_ns(), dur, self;
 	struct pyro_fn fn = { .name = name, .file = file };
-	struct pyro_fn_stats *s;
-	struct pyro_path *p;
+	struct path_slot *ps;
+	struct fn_slot *sl;
 	struct shadow *sh;
 	struct frame *f;
 	__u32 idx, parent;
 	int at;
 
-	count(PYRO_CALLS_RETURNS);
 	sh = bpf_task_storage_get(&shadows, bpf_get_current_task_btf(), NULL, 0);
 	if (!sh || sh->depth == 0) {
+		count(PYRO_CALLS_RETURNS);
 		count(PYRO_CALLS_UNMATCHED);
 		return 0;
 	}
+	sh->returns++;
 	if (sh->depth > PYRO_CALL_DEPTH) { /* its entry was too deep to be kept */
 		sh->depth--;
 		return 0;
@@ -276,7 +437,7 @@ static __always_inline int do_return(__u64 file, __u64 name)
 	}
 	if ((__u32)at != sh->depth - 1) {
 		count(PYRO_CALLS_MISMATCHED);
-		drop_orphans(pid, sh, (__u32)at);
+		drop_orphans(sh->pid, sh, (__u32)at);
 	}
 	sh->depth = (__u32)at;
 	idx = (__u32)at;
@@ -291,27 +452,23 @@ static __always_inline int do_return(__u64 file, __u64 name)
 		parent &= PYRO_CALL_DEPTH - 1;
 		sh->f[parent].child_ns += dur;
 	}
-	s = stats_of(pid, &fn);
-	if (s) {
-		__u32 b = bit_length(dur);
-
-		__sync_fetch_and_add(&s->returns, 1);
-		__sync_fetch_and_add(&s->excl_ns, self);
-		__sync_fetch_and_add(&s->hist[b & (PYRO_CALL_BUCKETS - 1)], 1);
-	}
+	sl = fn_slot_of(sh, &fn);
+	sl->returns++;
+	sl->excl_ns += self;
+	sl->hist[bit_length(dur) & (PYRO_CALL_BUCKETS - 1)]++;
 	if (f->rec_at < NO_FRAME) { /* recursion: the outer activation's time covers this */
 		__u32 r = f->rec_at;
 
 		opaque(r);
 		sh->f[r & (PYRO_CALL_DEPTH - 1)].suppressed_ns += dur;
-	} else if (s) {
-		__sync_fetch_and_add(&s->incl_ns, dur);
+	} else {
+		sl->incl_ns += dur;
 	}
-	p = path_of(pid, f->path, f->parent_path, &fn);
-	if (p) {
-		__sync_fetch_and_add(&p->calls, 1);
-		__sync_fetch_and_add(&p->excl_ns, self);
-	}
+	if (sl->returns >= HIST_FLUSH_AT)
+		flush_fn(sh->pid, sl);
+	ps = path_slot_of(sh, f);
+	ps->calls++;
+	ps->excl_ns += self;
 	return 0;
 }
 
@@ -323,8 +480,36 @@ static __always_inline int do_count(__u64 file, __u64 name)
 
 	count(PYRO_CALLS_RETURNS);
 	s = stats_of(pid, &fn);
-	if (s)
-		__sync_fetch_and_add(&s->calls, 1);
+	if (!s)
+		return 0;
+	if (!s->calls) /* first seen (or nearly: the names are read at most once) */
+		note_names(pid, &fn);
+	__sync_fetch_and_add(&s->calls, 1);
+	return 0;
+}
+
+/* A thread's totals leave with it: its task storage is freed after this tracepoint. */
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(on_thread_exit, struct task_struct *task)
+{
+	struct shadow *sh = bpf_task_storage_get(&shadows, task, NULL, 0);
+
+	if (sh)
+		flush_thread(sh);
+	return 0;
+}
+
+/* Run by user space over every task when tracing ends, after the probes are detached. */
+SEC("iter/task")
+int flush_threads(struct bpf_iter__task *ctx)
+{
+	struct shadow *sh;
+
+	if (!ctx->task)
+		return 0;
+	sh = bpf_task_storage_get(&shadows, ctx->task, NULL, 0);
+	if (sh)
+		flush_thread(sh);
 	return 0;
 }
 

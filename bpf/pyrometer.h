@@ -233,6 +233,16 @@ struct pyro_fn_stats {
 };
 _Static_assert(sizeof(struct pyro_fn_stats) == 32 + 8 * PYRO_CALL_BUCKETS, "pyro_fn_stats layout");
 
+/* A function's names as the kernel read them when it was first seen, while the process was
+ * alive: the process may be gone by the time user space prints them. NUL-terminated; a
+ * name that fills its array may be cut short. */
+#define PYRO_FN_NAME_LEN 128
+#define PYRO_FN_FILE_LEN 256
+struct pyro_fn_names {
+	char name[PYRO_FN_NAME_LEN];
+	char file[PYRO_FN_FILE_LEN];
+};
+
 /* A call path is a node of a trie: its function and its parent path's id (0 at the root).
  * Ids are hashes of the whole path. */
 struct pyro_path_key {

@@ -86,6 +86,33 @@ def test_exact_counts_and_times(name, workload):
     assert entries - returns == creation and unmatched == 0 and repaired == creation, t.stderr
 
 
+@pytest.mark.parametrize("name", ["py39", "py311", "py315"])
+@pytest.mark.parametrize("ending", ["stays", "exit"])
+def test_counts_stay_exact_through_evictions_and_exits(name, ending, workload):
+    """Per-thread totals are kept in the kernel and moved to the shared maps when their slot
+    is needed (200 functions, 32 slots), when a thread exits, and when tracing ends with the
+    process still running ("stays") or after it exited ("exit")."""
+    w = workload(ZOO[name], workload_script("calls_many.py"), args=[ending])
+    started = time.monotonic()
+    t = Traced(w, "--format", "folded", duration="6" if ending == "stays" else "30")
+    elapsed = time.monotonic() - started
+    counts, paths = {}, {}
+    for line in t.out.splitlines():
+        stack, n = line.rsplit(" ", 1)
+        frames = [re.sub(r" \(.*\)$", "", f) for f in stack.split(";")]
+        counts[frames[-1]] = counts.get(frames[-1], 0) + int(n)
+        paths[tuple(frames[-2:])] = paths.get(tuple(frames[-2:]), 0) + int(n)
+    has_paths = name != "py311"  # 3.11: counts from returns alone, no call paths
+    for i in range(200):
+        assert counts.get(f"f{i}") == 5, f"f{i}: {counts.get(f'f{i}')} calls, expected 5"
+        assert not has_paths or paths.get(("sweep", f"f{i}")) == 5
+    assert counts.get("tick") == 4 * 300
+    assert not has_paths or paths.get(("worker", "tick")) == 4 * 300
+    assert counts.get("worker") == 4 and counts.get("sweep") == 1
+    if ending == "exit":  # record stopped because the process was gone, not at -d
+        assert elapsed < 20, f"record ran {elapsed:.1f} s after its only process exited"
+
+
 def test_311_counts_only(workload):
     w = workload(ZOO["py311"], workload_script("calls_exact.py"))
     t = Traced(w)
