@@ -34,7 +34,7 @@ struct frame {
 	__u64 parent_path;   /* id of the caller's path (0 at the root) */
 	__u64 suppressed_ns; /* time of activations above that counted on this one's */
 	__u32 rec_at;	     /* nearest frame below of the same function, or NO_FRAME */
-	__u32 pad;
+	__u32 bucket;	     /* its function's entry in on_stack */
 };
 
 /* A thread's running totals for one function, kept in its task storage: adding to them
@@ -47,7 +47,7 @@ struct fn_slot {
 	__u64 returns;
 	__u64 excl_ns;
 	__u64 incl_ns;
-	__u32 hist[PYRO_CALL_BUCKETS]; /* flushed before a count can overflow (HIST_FLUSH_AT) */
+	__u16 hist[PYRO_CALL_BUCKETS]; /* flushed before a count can overflow (HIST_FLUSH_AT) */
 };
 
 /* The same for one call path (moves to paths). */
@@ -59,9 +59,10 @@ struct path_slot {
 	__u64 excl_ns;
 };
 
-#define FN_SLOTS 32   /* direct-mapped by function */
-#define PATH_SLOTS 64 /* direct-mapped by path id */
-#define HIST_FLUSH_AT (1u << 31)
+#define FN_SLOTS 128   /* direct-mapped by function */
+#define PATH_SLOTS 256 /* direct-mapped by path id */
+#define HIST_FLUSH_AT 0xffff
+#define ON_STACK 64
 
 struct shadow {
 	__u32 depth; /* frames pushed, may exceed PYRO_CALL_DEPTH */
@@ -70,6 +71,9 @@ struct shadow {
 	__u32 pad;
 	__u64 entries; /* counters, flushed into calls_counters */
 	__u64 returns;
+	/* frames on the stack per function hash: a function whose count is 0 is not on the
+	 * stack, and its entry needs no search for an outer activation */
+	__u8 on_stack[ON_STACK];
 	struct frame f[PYRO_CALL_DEPTH];
 	struct fn_slot fns[FN_SLOTS];
 	struct path_slot paths[PATH_SLOTS];
@@ -255,11 +259,17 @@ static __noinline void flush_path(__u32 pid, struct path_slot *sl)
 	sl->calls = sl->excl_ns = 0;
 }
 
-/* The thread's slot for fn, taken over from the function it held before if need be. */
-static __always_inline struct fn_slot *fn_slot_of(struct shadow *sh, const struct pyro_fn *fn)
+/* 7 bits of hash of a function: its slot, and (6 of them) its on_stack entry. */
+static __always_inline __u32 fn_hash(const struct pyro_fn *fn)
 {
-	__u64 h = (fn->name ^ (fn->file << 7)) * 0x9e3779b97f4a7c15ull;
-	__u32 i = h >> 59; /* FN_SLOTS = 32 */
+	return ((fn->name ^ (fn->file << 7)) * 0x9e3779b97f4a7c15ull) >> 57;
+}
+
+/* The thread's slot for fn (i = fn_hash), taken over from the function it held before if
+ * need be. */
+static __always_inline struct fn_slot *fn_slot_of(struct shadow *sh, const struct pyro_fn *fn,
+						  __u32 i)
+{
 	struct fn_slot *sl;
 
 	opaque(i);
@@ -317,7 +327,7 @@ static __always_inline void flush_thread(struct shadow *sh)
 static __always_inline int do_entry(__u64 file, __u64 name)
 {
 	__u64 id = bpf_get_current_pid_tgid(), now = bpf_ktime_get_ns(), parent = 0;
-	__u32 pid = id >> 32, d, i;
+	__u32 pid = id >> 32, d, i, h;
 	struct pyro_fn fn = { .name = name, .file = file };
 	struct shadow *sh;
 	struct frame *f;
@@ -336,7 +346,8 @@ static __always_inline int do_entry(__u64 file, __u64 name)
 	}
 	sh->pid = pid;
 	sh->entries++;
-	fn_slot_of(sh, &fn)->calls++;
+	h = fn_hash(&fn);
+	fn_slot_of(sh, &fn, h)->calls++;
 	d = sh->depth++;
 	if (d >= PYRO_CALL_DEPTH) {
 		count(PYRO_CALLS_TOO_DEEP);
@@ -352,6 +363,9 @@ static __always_inline int do_entry(__u64 file, __u64 name)
 	f->parent_path = parent;
 	f->suppressed_ns = 0;
 	f->rec_at = NO_FRAME;
+	f->bucket = h & (ON_STACK - 1);
+	if (!sh->on_stack[f->bucket]++)
+		return 0;			/* not on the stack: no outer activation */
 	for (i = 0; i < PYRO_CALL_DEPTH; i++) { /* the nearest one below */
 		__u32 at = d - 1 - i;
 
@@ -365,6 +379,14 @@ static __always_inline int do_entry(__u64 file, __u64 name)
 		}
 	}
 	return 0;
+}
+
+static __always_inline void off_stack(struct shadow *sh, const struct frame *f)
+{
+	__u8 *n = &sh->on_stack[f->bucket & (ON_STACK - 1)];
+
+	if (*n)
+		*n -= 1;
 }
 
 /* Frames above a return's match never saw their return: on 3.15 calling a generator
@@ -383,6 +405,7 @@ static __always_inline void drop_orphans(__u32 pid, struct shadow *sh, __u32 at)
 			break;
 		opaque(o);
 		o &= PYRO_CALL_DEPTH - 1;
+		off_stack(sh, &sh->f[o]);
 		if (!sh->f[o].suppressed_ns)
 			continue;
 		s = stats_of(pid, &sh->f[o].fn);
@@ -444,6 +467,7 @@ static __always_inline int do_return(__u64 file, __u64 name)
 	opaque(idx);
 	idx &= PYRO_CALL_DEPTH - 1;
 	f = &sh->f[idx];
+	off_stack(sh, f);
 	dur = now - f->start_ns;
 	self = dur > f->child_ns ? dur - f->child_ns : 0;
 	if (idx > 0) {
@@ -452,7 +476,7 @@ static __always_inline int do_return(__u64 file, __u64 name)
 		parent &= PYRO_CALL_DEPTH - 1;
 		sh->f[parent].child_ns += dur;
 	}
-	sl = fn_slot_of(sh, &fn);
+	sl = fn_slot_of(sh, &fn, fn_hash(&fn));
 	sl->returns++;
 	sl->excl_ns += self;
 	sl->hist[bit_length(dur) & (PYRO_CALL_BUCKETS - 1)]++;
