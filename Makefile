@@ -49,7 +49,8 @@ UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 FUZZ_SRCS  := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS  := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
-LINT_FILES := $(wildcard agent/*.[ch] bpf/*.[ch] tests/unit/*.[ch] tests/fuzz/*.[ch] tests/zoo/*.c)
+LINT_FILES := $(wildcard agent/*.[ch] bpf/*.[ch] tests/unit/*.[ch] tests/fuzz/*.[ch] tests/zoo/*.c \
+	tests/bench/*.c)
 
 .PHONY: all deps run test lint fuzz zoo unit integration bench clean
 
@@ -124,11 +125,15 @@ integration: all
 
 # Costs measured side by side in one run; figures go to the README.
 bench: deps
-	$(MAKE) all
-	PYROMETER=$(abspath $(BUILD)/pyrometer) $(PYTHON) tests/bench/bench_cpu.py
+	$(MAKE) all $(BUILD)/bench_gaps
+	PYROMETER=$(abspath $(BUILD)/pyrometer) GAPS=$(abspath $(BUILD)/bench_gaps) \
+		$(PYTHON) tests/bench/bench_cpu.py
 	PYROMETER=$(abspath $(BUILD)/pyrometer) $(PYTHON) tests/bench/bench_gc.py
 	PYROMETER=$(abspath $(BUILD)/pyrometer) $(PYTHON) tests/bench/bench_churn.py
 	PYROMETER=$(abspath $(BUILD)/pyrometer) $(PYTHON) tests/bench/bench_calls.py
+
+$(BUILD)/bench_gaps: tests/bench/gaps.c | $(BUILD)
+	$(CC) $(CFLAGS) $(WARNINGS) -o $@ $<
 
 # libFuzzer with ASan and UBSan over the parsers of untrusted input.
 FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \

@@ -39,7 +39,7 @@ static const char record_usage[] =
 	"  -a, --all             profile every Python process\n"
 	"  -d, --duration SECS   stop after this long (default: Ctrl-C, or when every -p process\n"
 	"                        has exited)\n"
-	"  -F, --frequency HZ    samples per second per CPU (default 99, at most 1000)\n"
+	"  -F, --frequency HZ    samples per second per CPU (default 99, at most 10000)\n"
 	"  -o, --output FILE     where to write (default pyrometer.pb.gz; '-' is standard output)\n"
 	"      --format FMT      pprof (gzip'd protobuf), folded (one line per stack) or svg\n"
 	"                        (flame graph); by default from FILE's extension: .pb.gz/.pprof,\n"
@@ -135,7 +135,7 @@ static int parse_args(int argc, char **argv, struct record *r)
 			continue;
 		switch (opt) {
 		case 'F':
-			if (parse_number("the frequency (-F)", optarg, 1, 1000, &v) ||
+			if (parse_number("the frequency (-F)", optarg, 1, 10000, &v) ||
 			    v != floor(v))
 				return -EINVAL;
 			r->freq = (int)v;

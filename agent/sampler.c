@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <linux/perf_event.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -49,6 +50,21 @@ static int open_cpu_clock(int cpu, int freq)
 	return (int)syscall(SYS_perf_event_open, &attr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC);
 }
 
+/* The kernel's ceiling on sampling rates (it lowers it when sample interrupts run long), or
+ * 0 when unknown. */
+static long max_sample_rate(void)
+{
+	FILE *f = fopen("/proc/sys/kernel/perf_event_max_sample_rate", "re");
+	long v = 0;
+
+	if (f) {
+		if (fscanf(f, "%ld", &v) != 1)
+			v = 0;
+		fclose(f);
+	}
+	return v;
+}
+
 static int attach_all_cpus(struct sampler *s, int freq)
 {
 	int cpu, attached = 0;
@@ -63,10 +79,20 @@ static int attach_all_cpus(struct sampler *s, int freq)
 	for (cpu = 0; cpu < s->ncpus; cpu++) {
 		s->fds[cpu] = open_cpu_clock(cpu, freq);
 		if (s->fds[cpu] < 0) {
-			if (errno == ENODEV) /* possible but offline */
+			int err = errno;
+			long max = max_sample_rate();
+
+			if (err == ENODEV) /* possible but offline */
 				continue;
-			log_error("perf_event_open(cpu-clock, cpu %d): %s", cpu, strerror(errno));
-			return -errno;
+			if (err == EINVAL && max > 0 && freq > max)
+				log_error("%d Hz is above this kernel's limit of %ld samples per "
+					  "second "
+					  "(kernel.perf_event_max_sample_rate)",
+					  freq, max);
+			else
+				log_error("perf_event_open(cpu-clock, cpu %d): %s", cpu,
+					  strerror(err));
+			return -err;
 		}
 		s->links[cpu] =
 			bpf_program__attach_perf_event(s->skel->progs.on_cpu_sample, s->fds[cpu]);

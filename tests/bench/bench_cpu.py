@@ -5,6 +5,9 @@
   the filter path for other tasks measured in the same run and taken out;
 - the target's slowdown at 99 Hz on CPU-bound workloads: runs with and without the agent,
   interleaved, median of the per-pair ratios;
+- what one sample costs the sampled process, on its own clock: a target that sums the gaps in
+  its timeline, with and without the agent at a high rate; a C target the sampler skips
+  gives the cost of the sample interrupt alone. Slowdown at 99 Hz = 99 x that cost;
 - stacks resolved and samples lost, from the agent's own summary.
 """
 import os
@@ -16,6 +19,7 @@ import sys
 import time
 
 PYRO = os.environ.get("PYROMETER", "build/pyrometer")
+GAPS = os.environ.get("GAPS", "build/bench_gaps")
 PY = "/usr/bin/python3.11"
 PAIRS = int(os.environ.get("BENCH_PAIRS", "15"))
 ZOO = os.environ.get("PYROMETER_ZOO", "/var/cache/pyrometer-zoo")
@@ -33,6 +37,27 @@ def down(n, end):
     return burn(end) if n == 0 else down(n - 1, end)
 down(int(sys.argv[1]) - 2, time.monotonic() + float(sys.argv[2]))  # + <module> and burn
 """
+
+# The Python twin of tests/bench/gaps.c, run 64 frames deep: sums the gaps in its own timeline
+# longer than THRESHOLD ns (a loop turn takes about 0.1 us).
+GAPS_PY = """
+import sys, time
+def spin(secs, threshold):
+    now = time.perf_counter_ns
+    prev = now()
+    end, gap_ns, gaps = prev + int(secs * 1e9), 0, 0
+    while prev < end:
+        t = now()
+        if t - prev > threshold:
+            gap_ns += t - prev
+            gaps += 1
+        prev = t
+    print(gap_ns, gaps)
+def down(n, secs, threshold):
+    return spin(secs, threshold) if n == 0 else down(n - 1, secs, threshold)
+down(62, float(sys.argv[1]), int(sys.argv[2]))  # + <module> and spin: 64 frames
+"""
+GAP_HZ, GAP_SECS, GAP_THRESHOLD_NS, GAP_PAIRS = 4999, 2.0, 1000, 5
 
 WORKLOADS = {
     "fib": "def fib(n): return n if n < 2 else fib(n - 1) + fib(n - 2)\nfib(30)",
@@ -126,6 +151,26 @@ def slowdown():
     return rows
 
 
+def gap_ns(argv):
+    """Nanoseconds the target's CPU spent away from it during GAP_SECS of spinning."""
+    out = subprocess.run(["taskset", "-c", TARGET_CPU, *argv, str(GAP_SECS),
+                          str(GAP_THRESHOLD_NS)], capture_output=True, text=True, check=True)
+    return int(out.stdout.split()[0])
+
+
+def cost_per_sample(argv):
+    """us taken from the target per sample: extra gap time with the agent at GAP_HZ, over the
+    samples that fell on it (GAP_HZ x GAP_SECS: it keeps its CPU busy throughout)."""
+    costs = []
+    for _ in range(GAP_PAIRS):
+        off = gap_ns(argv)
+        a = Agent("-F", str(GAP_HZ))
+        on = gap_ns(argv)
+        a.stop()
+        costs.append((on - off) / (GAP_HZ * GAP_SECS) / 1e3)
+    return sorted(costs)
+
+
 def interpreters():
     """The host's 3.11, and 3.9 / 3.15 from the zoo when it has been built (make zoo)."""
     found = [("3.11 (data stack window)", [PY])]
@@ -164,6 +209,23 @@ def main():
     print("   spent on the target's CPU at 99 Hz, from the per-sample costs above:")
     for label, us in per_sample.items():
         print(f"   {label:26} {99 * us / 1e4:.3f} % of one core (99 samples/s x {us:.2f} us)")
+    print()
+    print(f"== CPU sampling: cost per sample on the target's own clock (gaps > "
+          f"{GAP_THRESHOLD_NS} ns in its timeline,")
+    print(f"   {GAP_SECS:g} s runs without and with the agent at {GAP_HZ} Hz, {GAP_PAIRS} "
+          f"interleaved pairs, median)")
+    targets = [("python 3.11, 64 frames", [PY, "-c", GAPS_PY]),
+               ("C (skipped by the filter)", [GAPS])]
+    costs = {label: cost_per_sample(argv) for label, argv in targets}
+    for label, c in costs.items():
+        print(f"   {label:26} {c[len(c) // 2]:5.2f} us per sample (runs "
+              f"{' '.join(f'{x:.2f}' for x in c)})")
+    py = costs[targets[0][0]]
+    py_us, irq_us = py[len(py) // 2], costs[targets[1][0]][len(py) // 2]
+    print(f"   the stack walk's share: {py_us - irq_us:.2f} us; the sample interrupt itself: "
+          f"{irq_us:.2f} us")
+    print(f"   slowdown at 99 Hz = 99 x {py_us:.2f} us = {99 * py_us / 1e4:.3f} % "
+          f"(highest run: {99 * py[-1] / 1e4:.3f} %; target <= 0.5 %)")
 
 
 main()

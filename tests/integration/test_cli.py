@@ -45,3 +45,20 @@ def test_root_without_bpf_capabilities_is_refused():
     line = r.stderr.strip()
     assert "missing: CAP_PERFMON, CAP_BPF" in line
     assert len(line.splitlines()) == 1
+
+
+def test_a_rate_above_the_kernels_limit_is_named(tmp_path):
+    """-F above kernel.perf_event_max_sample_rate: the limit is said, not just EINVAL."""
+    knob = "/proc/sys/kernel/perf_event_max_sample_rate"
+    with open(knob) as f:
+        old = f.read().strip()
+    try:
+        with open(knob, "w") as f:
+            f.write("3000")
+        r = run_pyrometer("record", "-a", "-F", "5000", "-d", "1", "-o",
+                          str(tmp_path / "x.folded"), check=False)
+    finally:
+        with open(knob, "w") as f:
+            f.write(old)
+    assert r.returncode == 1
+    assert "5000 Hz is above this kernel's limit of 3000" in r.stderr, r.stderr
