@@ -1,5 +1,5 @@
 """More functions than a thread's cache of per-function totals has slots (bpf/calls.bpf.c
-keeps 32), called in turn so that they keep taking each other's slots, and threads that
+keeps 128, direct-mapped), called in turn so that they keep taking each other's slots, and threads that
 exit while tracing goes on. Prints "ready", waits for a line on stdin, makes the calls,
 prints "done"; then waits for stdin to close, or exits at once with the argument "exit".
   f0 .. f{N_FUNCS-1}   ROUNDS calls each, from sweep()
