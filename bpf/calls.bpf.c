@@ -3,7 +3,9 @@
  * funcname, lineno). Attached per process (libbpf USDT with a pid): only the processes being
  * traced trap on their calls. A shadow stack per thread pairs returns with entries and gives
  * per function: calls, inclusive and exclusive wall time and a latency histogram; and per
- * call path: calls and exclusive time.
+ * call path: calls and exclusive time. Each thread adds these up in its own task storage
+ * (struct shadow) and moves them to the shared maps that user space reads when a slot
+ * changes hands, when the thread exits and when tracing ends (flush_thread).
  *
  * Entries and returns need not pair one to one: generators and coroutines fire entry on
  * every resume and return on every yield (each activation is paired on its own); a return

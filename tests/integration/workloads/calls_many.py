@@ -1,6 +1,6 @@
-"""More functions than a thread's cache of per-function totals has slots (bpf/calls.bpf.c
-keeps 128, direct-mapped), called in turn so that they keep taking each other's slots, and threads that
-exit while tracing goes on. Prints "ready", waits for a line on stdin, makes the calls,
+"""More functions than a thread has slots for per-function totals (bpf/calls.bpf.c keeps
+128, direct-mapped), called in turn so that they keep taking each other's slots, and
+threads that exit while tracing goes on. Prints "ready", waits for a line on stdin, makes the calls,
 prints "done"; then waits for stdin to close, or exits at once with the argument "exit".
   f0 .. f{N_FUNCS-1}   ROUNDS calls each, from sweep()
   tick                 N_THREADS x THREAD_CALLS calls, from worker() in short-lived threads"""
