@@ -95,7 +95,8 @@ void calltrace__detach_all(struct calltrace *c)
 		free(n);
 	}
 	/* The probes are gone, so no thread changes its totals any more; threads exiting
-	 * meanwhile flush themselves until the exit link goes too. */
+	 * meanwhile flush themselves until the exit link goes too. Not covered: an exit flush
+	 * still running (microseconds) when the caller reads the maps right after. */
 	if ((err = flush_live_threads(c)))
 		log_error("function tracing: the totals of running threads could not be "
 			  "collected (%s); their counts are missing",
