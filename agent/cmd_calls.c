@@ -331,8 +331,8 @@ static void fill_names(struct calltrace *ct, const struct pyro_fn_key *k, char o
 	struct pyro_fn_names copy = { 0 };
 
 	calltrace__fn_names(ct, k, &copy); /* none: both empty */
-	fill_name((pid_t)k->pid, k->fn.name, copy.name, sizeof(copy.name), out[0], 256);
-	fill_name((pid_t)k->pid, k->fn.file, copy.file, sizeof(copy.file), out[1], 256);
+	fill_name((pid_t)k->pid, k->fn.name, copy.name, sizeof(copy.name), out[0], sizeof(out[0]));
+	fill_name((pid_t)k->pid, k->fn.file, copy.file, sizeof(copy.file), out[1], sizeof(out[1]));
 }
 
 static const char *name_of(struct names *nm, const struct pyro_fn_key *k, int which)

@@ -80,14 +80,13 @@ static int attach_all_cpus(struct sampler *s, int freq)
 		s->fds[cpu] = open_cpu_clock(cpu, freq);
 		if (s->fds[cpu] < 0) {
 			int err = errno;
-			long max = max_sample_rate();
+			long max;
 
 			if (err == ENODEV) /* possible but offline */
 				continue;
-			if (err == EINVAL && max > 0 && freq > max)
+			if (err == EINVAL && (max = max_sample_rate()) > 0 && freq > max)
 				log_error("%d Hz is above this kernel's limit of %ld samples per "
-					  "second "
-					  "(kernel.perf_event_max_sample_rate)",
+					  "second (kernel.perf_event_max_sample_rate)",
 					  freq, max);
 			else
 				log_error("perf_event_open(cpu-clock, cpu %d): %s", cpu,

@@ -306,7 +306,6 @@ static __always_inline struct path_slot *path_slot_of(struct shadow *sh, const s
 static __always_inline void flush_thread(struct shadow *sh)
 {
 	__u32 i;
-	__u64 *v;
 
 	if (__sync_lock_test_and_set(&sh->busy, 1))
 		return;
@@ -314,14 +313,8 @@ static __always_inline void flush_thread(struct shadow *sh)
 		flush_fn(sh->pid, &sh->fns[i]);
 	for (i = 0; i < PATH_SLOTS; i++)
 		flush_path(sh->pid, &sh->paths[i]);
-	i = PYRO_CALLS_ENTRIES;
-	v = bpf_map_lookup_elem(&calls_counters, &i);
-	if (v)
-		*v += sh->entries;
-	i = PYRO_CALLS_RETURNS;
-	v = bpf_map_lookup_elem(&calls_counters, &i);
-	if (v)
-		*v += sh->returns;
+	add_in(&calls_counters, PYRO_CALLS_ENTRIES, sh->entries);
+	add_in(&calls_counters, PYRO_CALLS_RETURNS, sh->returns);
 	sh->entries = sh->returns = 0;
 	__sync_lock_test_and_set(&sh->busy, 0);
 }

@@ -14,13 +14,18 @@ struct {
 	__type(value, struct pyro_proc_info);
 } procs SEC(".maps");
 
-/* Adds one to entry `which` of a per-CPU array of counters. */
-static __always_inline void count_in(void *counters, __u32 which)
+/* Adds n to entry `which` of a per-CPU array of counters. */
+static __always_inline void add_in(void *counters, __u32 which, __u64 n)
 {
 	__u64 *v = bpf_map_lookup_elem(counters, &which);
 
 	if (v)
-		*v += 1;
+		*v += n;
+}
+
+static __always_inline void count_in(void *counters, __u32 which)
+{
+	add_in(counters, which, 1);
 }
 
 #endif /* COMMON_BPF_H */

@@ -214,14 +214,11 @@ def main():
           f"{GAP_THRESHOLD_NS} ns in its timeline,")
     print(f"   {GAP_SECS:g} s runs without and with the agent at {GAP_HZ} Hz, {GAP_PAIRS} "
           f"interleaved pairs, median)")
-    targets = [("python 3.11, 64 frames", [PY, "-c", GAPS_PY]),
-               ("C (skipped by the filter)", [GAPS])]
-    costs = {label: cost_per_sample(argv) for label, argv in targets}
-    for label, c in costs.items():
-        print(f"   {label:26} {c[len(c) // 2]:5.2f} us per sample (runs "
-              f"{' '.join(f'{x:.2f}' for x in c)})")
-    py = costs[targets[0][0]]
-    py_us, irq_us = py[len(py) // 2], costs[targets[1][0]][len(py) // 2]
+    py, c = cost_per_sample([PY, "-c", GAPS_PY]), cost_per_sample([GAPS])
+    for label, runs in (("python 3.11, 64 frames", py), ("C (skipped by the filter)", c)):
+        print(f"   {label:26} {statistics.median(runs):5.2f} us per sample (runs "
+              f"{' '.join(f'{x:.2f}' for x in runs)})")
+    py_us, irq_us = statistics.median(py), statistics.median(c)
     print(f"   the stack walk's share: {py_us - irq_us:.2f} us; the sample interrupt itself: "
           f"{irq_us:.2f} us")
     print(f"   slowdown at 99 Hz = 99 x {py_us:.2f} us = {99 * py_us / 1e4:.3f} % "
