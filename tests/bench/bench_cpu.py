@@ -15,7 +15,6 @@ import re
 import signal
 import statistics
 import subprocess
-import sys
 import time
 
 PYRO = os.environ.get("PYROMETER", "build/pyrometer")

@@ -6,6 +6,7 @@ collection with a message saying so; they never skip.
 import json
 import os
 import queue
+import signal
 import subprocess
 import threading
 import time
@@ -97,6 +98,40 @@ def workload():
     yield start
     for w in started:
         w.stop()
+
+
+class GcTrace:
+    """`pyrometer gc --json ARGS` in the background (ARGS say what to trace). Its output is
+    read all along: unread, it would fill the pipe and stall pyrometer."""
+
+    def __init__(self, *args):
+        self.proc = subprocess.Popen([PYROMETER, "gc", "--json", *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.lines = queue.Queue()
+        self.events = []
+        threading.Thread(target=self._read, daemon=True).start()
+        self.wait_for(lambda e: e["event"] == "ready")
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.put(json.loads(line))
+        self.lines.put(None)
+
+    def wait_for(self, pred, timeout=30):
+        while True:
+            e = self.lines.get(timeout=timeout)
+            if e is None:
+                raise AssertionError("pyrometer gc ended: " + self.proc.stderr.read())
+            self.events.append(e)
+            if pred(e):
+                return e
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGINT)
+        assert self.proc.wait(timeout=30) == 0, self.proc.stderr.read()
+        while (e := self.lines.get(timeout=10)) is not None:
+            self.events.append(e)
+        return self.events
 
 
 def run_pyrometer(*args, check=True, **kw):

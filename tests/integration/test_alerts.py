@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from conftest import PYROMETER, ZOO, workload_script
+from conftest import PYROMETER, ZOO, GcTrace, workload_script
 
 
 def free_port():
@@ -58,15 +58,11 @@ def wait_for(pred, timeout):
 def test_gc_pause_alerts_fire_repeat_and_resolve(alertmanager, workload):
     w = workload(ZOO["py311"], workload_script("gc_pauses.py"), ["6"])
     service = os.path.basename(w.script_in_root)[:-3]
-    gc = subprocess.Popen([PYROMETER, "gc", "-p", str(w.pid), "--json", "--threshold", "1000",
-                           "--alertmanager", alertmanager, "--alert-pause", "20",
-                           "--alert-p99", "20", "--alert-window", "3", "--alert-resend", "1"],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # ready: the pid is tracked, and only now may the pauses start
+    gc = GcTrace("-p", str(w.pid), "--threshold", "1000", "--alertmanager", alertmanager,
+                 "--alert-pause", "20", "--alert-p99", "20", "--alert-window", "3",
+                 "--alert-resend", "1").proc
     try:
-        for line in gc.stdout:  # tracing has begun: only now start pausing
-            e = json.loads(line)
-            if e["event"] == "tracking" and e["pid"] == w.pid:
-                break
         w.proc.stdin.write("go\n")
         w.proc.stdin.flush()
         mine = lambda: {a["labels"]["alertname"]: a for a in active_alerts(alertmanager)

@@ -1,6 +1,5 @@
 """pyrometer record --mode calls: exact call counts from the function probes, attached per
 process, on every zoo interpreter that has them; clear refusals where they do not fire."""
-import os
 import re
 import subprocess
 import threading

@@ -2,50 +2,13 @@
 exactly with the interpreter's own gc.get_stats(), pause times with its gc.callbacks."""
 import collections
 import json
-import queue
-import signal
-import subprocess
-import threading
 import time
 
 import pytest
 
-from conftest import PYROMETER, SLEEPER, ZOO, run_pyrometer, workload_script
+from conftest import ZOO, GcTrace, run_pyrometer, workload_script
 
 WITH_PROBES = ["py39", "py311", "py311-embedded", "py313", "py314", "py315"]
-
-
-class GcTrace:
-    """`pyrometer gc -a --json` in the background."""
-
-    def __init__(self, *args):
-        self.proc = subprocess.Popen([PYROMETER, "gc", "-a", "--json", *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.lines = queue.Queue()
-        self.events = []
-        threading.Thread(target=self._read, daemon=True).start()
-        self.wait_for(lambda e: e["event"] == "ready")
-
-    def _read(self):
-        for line in self.proc.stdout:
-            self.lines.put(json.loads(line))
-        self.lines.put(None)
-
-    def wait_for(self, pred, timeout=30):
-        while True:
-            e = self.lines.get(timeout=timeout)
-            if e is None:
-                raise AssertionError("pyrometer gc ended: " + self.proc.stderr.read())
-            self.events.append(e)
-            if pred(e):
-                return e
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGINT)
-        assert self.proc.wait(timeout=30) == 0, self.proc.stderr.read()
-        while (e := self.lines.get(timeout=10)) is not None:
-            self.events.append(e)
-        return self.events
 
 
 @pytest.fixture
@@ -53,7 +16,7 @@ def gctrace():
     started = []
 
     def start(*args):
-        t = GcTrace(*args)
+        t = GcTrace("-a", *args)
         started.append(t)
         return t
 

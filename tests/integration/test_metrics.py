@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from conftest import PYROMETER, ROOT, ZOO, workload_script
+from conftest import ROOT, ZOO, GcTrace, workload_script
 
 RULES = os.path.join(ROOT, "deploy", "prometheus-gc-rules.yml")
 
@@ -30,12 +30,7 @@ def get(url, timeout=5):
 @pytest.fixture
 def gc_metrics():
     port = free_port()
-    proc = subprocess.Popen([PYROMETER, "gc", "-a", "--json", "--metrics-addr",
-                             f"127.0.0.1:{port}"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    for line in proc.stdout:
-        if json.loads(line)["event"] == "ready":
-            break
+    proc = GcTrace("-a", "--metrics-addr", f"127.0.0.1:{port}").proc
     yield port, proc
     proc.send_signal(signal.SIGINT)
     proc.wait(timeout=30)
@@ -84,14 +79,9 @@ def gc_series_of(workload, *options):
     python_gc_collections_total lines and the workload's pid."""
     port = free_port()
     w = workload(ZOO["py311"], workload_script("gc_heavy.py"), ["1"])
-    proc = subprocess.Popen([PYROMETER, "gc", "-p", str(w.pid), "--json", *options,
-                             "--metrics-addr", f"127.0.0.1:{port}"], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
+    # ready: the pid is tracked, and only now may the workload start
+    proc = GcTrace("-p", str(w.pid), *options, "--metrics-addr", f"127.0.0.1:{port}").proc
     try:
-        for line in proc.stdout:  # tracing has begun: only now may the workload start
-            e = json.loads(line)
-            if e["event"] == "tracking" and e["pid"] == w.pid:
-                break
         w.proc.stdin.write("go\n")
         w.proc.stdin.flush()
         text = scrape_until(port, lambda t: "python_gc_collections_total{" in t)
