@@ -200,6 +200,7 @@ static int ingest_url(struct pyroscope *p, const struct export_profile *e, char 
 
 struct xfer {
 	volatile int *abort;
+	double abort_seen; /* monotonic seconds when *abort was first seen set, or 0 */
 	struct pyroscope_reply *r;
 	size_t msg_len;
 };
@@ -240,8 +241,18 @@ static int on_progress(void *ctx, curl_off_t dt, curl_off_t dn, curl_off_t ut, c
 {
 	struct xfer *x = ctx;
 
+	struct timespec ts;
+	double now;
+
 	(void)dt, (void)dn, (void)ut, (void)un;
-	return x->abort && *x->abort ? 1 : 0;
+	if (!x->abort || !*x->abort)
+		return 0;
+	/* libcurl calls this at least once a second, also while nothing moves. */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	if (!x->abort_seen)
+		x->abort_seen = now;
+	return now - x->abort_seen >= PYROSCOPE_ABORT_GRACE_SEC;
 }
 
 static enum ship_result classify(long status)

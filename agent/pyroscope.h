@@ -35,7 +35,10 @@ struct pyroscope_reply {
 
 int pyroscope_new(const struct pyroscope_opts *o, struct pyroscope **out);
 void pyroscope_free(struct pyroscope *p);
-/* Sends e. *abort, when it becomes non-zero, cuts the transfer short (SHIP_RETRY). */
+/* Sends e. Once *abort becomes non-zero the transfer has PYROSCOPE_ABORT_GRACE_SEC more to
+ * finish, then is cut short (SHIP_RETRY): an upload the collector is answering completes
+ * (and is not sent again after a restart), a hung one does not hold up shutdown. */
+#define PYROSCOPE_ABORT_GRACE_SEC 2.0
 enum ship_result pyroscope_send(struct pyroscope *p, const struct export_profile *e,
 				volatile int *abort, struct pyroscope_reply *r);
 /* The request body for the push API (for tests and debugging); *out is malloc'd. */

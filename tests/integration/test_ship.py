@@ -202,6 +202,34 @@ def test_sigterm_mid_upload_spools_and_a_restart_delivers_once(tmp_path, collect
     assert d2.delivery()["delivered"] >= left
 
 
+def test_sigterm_lets_an_upload_being_answered_finish(tmp_path, collector, busy):
+    """A collector that takes a second to answer: SIGTERM in that second must not cut the
+    upload short, or the profile it accepted is spooled and sent again after a restart."""
+    w, service = busy
+    answering = threading.Event()
+
+    def answer(req):
+        answering.set()
+        time.sleep(1)
+        return 200, {}, b""
+    collector.answer = answer
+    d = Daemon(tmp_path, "--pyroscope", collector.url)
+    assert answering.wait(30), "no upload within 30 s"
+    rc, took = d.stop()
+    assert rc == 0 and took < 10, f"exit {rc} after {took:.1f} s"
+    time.sleep(1.5)  # an answer the daemon did not wait for is accepted all the same
+    s = d.delivery()
+    accepted = {pid for _, _, pid, _ in profiles_of(collector, service)}
+    assert s["delivered"] == len(collector.accepted()) >= 1, d.log()
+    assert s["failed"] == 0, d.log()
+    assert s["submitted"] == s["delivered"] + s["spooled"]
+    d2 = Daemon(tmp_path, "--pyroscope", collector.url)  # sends what was spooled
+    collector.wait_for(lambda: not spool_files(d2), 30, "the spool to drain after a restart")
+    d2.stop()
+    again = [pid for _, _, pid, _ in profiles_of(collector, service)]
+    assert len(again) == len(set(again)) and accepted <= set(again), "a profile was sent twice"
+
+
 def test_corrupt_spool_files_are_skipped_not_sent(tmp_path, collector):
     spool = tmp_path / "spool"
     spool.mkdir()
