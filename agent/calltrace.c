@@ -23,7 +23,7 @@ struct link_node {
 
 struct calltrace {
 	struct calls_bpf *skel;
-	bool floor;
+	enum calltrace_floor floor;
 	struct link_node *links;
 	struct bpf_link *exit_link; /* flushes an exiting thread's totals (on_thread_exit) */
 };
@@ -213,13 +213,20 @@ int calltrace__attach(struct calltrace *c, const struct py_process *p, const cha
 		ret = c->skel->progs.on_return_count;
 		ret_regs = c->skel->progs.on_return_count_regs;
 	}
-	if (c->floor) { /* the bench's floor: the same traps, a program that only counts */
+	if (c->floor == FLOOR_TIMER && entry) {
+		entry = c->skel->progs.timer_entry_usdt;
+		entry_regs = c->skel->progs.timer_entry_regs;
+		ret = c->skel->progs.timer_return_usdt;
+		ret_regs = c->skel->progs.timer_return_regs;
+	} else if (c->floor) { /* no entry to time from (3.11): count */
 		entry = entry ? c->skel->progs.floor_count : NULL;
 		ret = c->skel->progs.floor_count;
 		entry_regs = ret_regs = NULL;
 	}
 	fd = rootfs_open_verified(p->pid, p->interp_path, p->dev_major, p->dev_minor, p->inode);
 	if (fd < 0) {
+		log_warn("pid %d: opening %s inside its root: %s", p->pid, p->interp_path,
+			 strerror(-fd));
 		*why = "its interpreter binary could not be opened";
 		return fd;
 	}
@@ -325,6 +332,10 @@ void calltrace__prog_stats(struct calltrace *c, uint64_t *run_ns, uint64_t *run_
 		c->skel->progs.on_entry_regs,
 		c->skel->progs.on_return_regs,
 		c->skel->progs.on_return_count_regs,
+		c->skel->progs.timer_entry_regs,
+		c->skel->progs.timer_return_regs,
+		c->skel->progs.timer_entry_usdt,
+		c->skel->progs.timer_return_usdt,
 	};
 
 	*run_ns = *run_cnt = 0;

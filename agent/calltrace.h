@@ -14,9 +14,16 @@
 struct calltrace;
 struct py_process;
 
+/* make bench's floors: the same probes, attached the same way, running less. */
+enum calltrace_floor {
+	FLOOR_NONE,
+	FLOOR_COUNT, /* a program that only counts hits */
+	FLOOR_TIMER, /* a shadow stack that only times calls (no counts, paths or histogram) */
+};
+
 struct calltrace_opts {
 	int procs_fd; /* discovery's pid map */
-	bool floor;   /* attach a program that only counts hits (the bench's floor) */
+	enum calltrace_floor floor;
 };
 
 int calltrace__new(const struct calltrace_opts *o, struct calltrace **out);

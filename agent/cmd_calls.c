@@ -60,7 +60,8 @@ enum fmt {
 
 struct calls_cmd {
 	struct targets targets;
-	bool all, floor;
+	bool all;
+	enum calltrace_floor floor;
 	double duration, max_duration;
 	const char *output;
 	enum fmt format;
@@ -120,8 +121,8 @@ static int parse_args(int argc, char **argv, struct calls_cmd *c)
 		{ "output", required_argument, NULL, 'o' },
 		{ "format", required_argument, NULL, OPT_FORMAT },
 		{ "mode", required_argument, NULL, OPT_MODE },
-		{ "floor", no_argument, NULL,
-		  OPT_FLOOR }, /* make bench: count hits, nothing else */
+		/* make bench: --floor (count hits, nothing else) or --floor=timer */
+		{ "floor", optional_argument, NULL, OPT_FLOOR },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
@@ -165,7 +166,15 @@ static int parse_args(int argc, char **argv, struct calls_cmd *c)
 			}
 			break;
 		case OPT_FLOOR:
-			c->floor = true;
+			if (!optarg || !strcmp(optarg, "count")) {
+				c->floor = FLOOR_COUNT;
+			} else if (!strcmp(optarg, "timer")) {
+				c->floor = FLOOR_TIMER;
+			} else {
+				log_error("record: --floor must be count or timer, not '%s'",
+					  optarg);
+				return -EINVAL;
+			}
 			break;
 		default:
 			if ((err = cli_common_option(opt, calls_usage)))
@@ -611,12 +620,12 @@ static void summary(struct calls_cmd *c)
 	fprintf(stderr,
 		"pyrometer: traced %d processes for %.1f s: %" PRIu64 " entries, %" PRIu64
 		" returns; %" PRIu64 " returns without an entry, %" PRIu64 " re-paired, %" PRIu64
-		" deeper than %d, %" PRIu64 " lost (map full)%s\n",
+		" deeper than %d, %" PRIu64 " lost (map full)\n",
 		c->attached, (double)(c->end_ns - c->start_ns) / 1e9, k[PYRO_CALLS_ENTRIES],
 		k[PYRO_CALLS_RETURNS], k[PYRO_CALLS_UNMATCHED], k[PYRO_CALLS_MISMATCHED],
 		k[PYRO_CALLS_TOO_DEEP], PYRO_CALL_DEPTH,
-		k[PYRO_CALLS_STATS_FULL] + k[PYRO_CALLS_NO_STORAGE], c->floor ? "" : "");
-	if (c->floor)
+		k[PYRO_CALLS_STATS_FULL] + k[PYRO_CALLS_NO_STORAGE]);
+	if (c->floor == FLOOR_COUNT)
 		fprintf(stderr, "pyrometer: floor: %" PRIu64 " probe hits\n",
 			calltrace__floor_hits(c->ct));
 	calltrace__prog_stats(c->ct, &run_ns, &run_cnt);

@@ -534,23 +534,18 @@ int flush_threads(struct bpf_iter__task *ctx)
 
 /* libbpf's USDT programs, for probes whose arguments are not plain registers. Its argument
  * fetching costs about 70 ns per argument here (a spec lookup and a probe read each). */
-SEC("usdt")
-int BPF_USDT(on_entry, __u64 file, __u64 name)
-{
-	return do_entry(file, name);
-}
+#define USDT_PROGRAM(prog, body)                                                                   \
+	SEC("usdt")                                                                                \
+	int BPF_USDT(prog, __u64 file, __u64 name)                                                 \
+	{                                                                                          \
+		return body(file, name);                                                           \
+	}
 
-SEC("usdt")
-int BPF_USDT(on_return, __u64 file, __u64 name)
-{
-	return do_return(file, name);
-}
+USDT_PROGRAM(on_entry, do_entry)
 
-SEC("usdt")
-int BPF_USDT(on_return_count, __u64 file, __u64 name)
-{
-	return do_count(file, name);
-}
+USDT_PROGRAM(on_return, do_return)
+
+USDT_PROGRAM(on_return_count, do_count)
 
 /* Plain uprobes at the probe's address where both arguments sit in registers: user space
  * puts their numbers in the cookie (4 bits each: file, then name), and reading them is a
@@ -595,6 +590,67 @@ static __always_inline void regs_of(struct pt_regs *ctx, __u64 *v)
 REGS_PROGRAM(on_entry_regs, do_entry)
 REGS_PROGRAM(on_return_regs, do_return)
 REGS_PROGRAM(on_return_count_regs, do_count)
+
+/* The bench's second floor: the least a per-thread latency measurement does. Entry pushes
+ * the function and the time on a shadow stack in task storage; return pops it and adds the
+ * duration up. No counts, paths, recursion or histogram: what ours costs above this is what
+ * those cost. */
+struct timer_frame {
+	__u64 fn;
+	__u64 start_ns;
+};
+
+struct timer {
+	__u32 depth;
+	__u32 pad;
+	__u64 total_ns;
+	struct timer_frame f[PYRO_CALL_DEPTH];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct timer);
+} timers SEC(".maps");
+
+static __always_inline int timer_entry(__u64 file, __u64 name)
+{
+	__u64 now = bpf_ktime_get_ns();
+	struct timer *t = bpf_task_storage_get(&timers, bpf_get_current_task_btf(), NULL,
+					       BPF_LOCAL_STORAGE_GET_F_CREATE);
+	__u32 d;
+
+	if (!t)
+		return 0;
+	d = t->depth++;
+	if (d < PYRO_CALL_DEPTH) {
+		t->f[d].fn = file ^ name;
+		t->f[d].start_ns = now;
+	}
+	return 0;
+}
+
+static __always_inline int timer_return(__u64 file, __u64 name)
+{
+	__u64 now = bpf_ktime_get_ns();
+	struct timer *t = bpf_task_storage_get(&timers, bpf_get_current_task_btf(), NULL, 0);
+	__u32 d;
+
+	if (!t || !t->depth)
+		return 0;
+	d = --t->depth;
+	if (d < PYRO_CALL_DEPTH && t->f[d].fn == (file ^ name))
+		t->total_ns += now - t->f[d].start_ns;
+	return 0;
+}
+
+REGS_PROGRAM(timer_entry_regs, timer_entry)
+REGS_PROGRAM(timer_return_regs, timer_return)
+
+USDT_PROGRAM(timer_entry_usdt, timer_entry)
+
+USDT_PROGRAM(timer_return_usdt, timer_return)
 
 SEC("usdt")
 int BPF_USDT(floor_count)

@@ -150,6 +150,12 @@ def test_duration_is_required_and_capped(workload):
     assert r.returncode == 2 and "max-duration" in r.stderr
 
 
+def test_bench_floor_names_its_choices():
+    r = subprocess.run([PYROMETER, "record", "--mode", "calls", "-p", "1", "-d", "1",
+                        "--floor=fast"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "--floor must be count or timer, not 'fast'" in r.stderr
+
+
 def test_per_pid_attach_leaves_other_processes_alone(workload):
     """A second process of the same interpreter is not traced (and does not trap)."""
     w = workload(ZOO["py315"], workload_script("calls_exact.py"))
