@@ -37,16 +37,18 @@ def gc_metrics():
 
 
 def scrape_until(port, pred, timeout=20):
-    end, text = time.monotonic() + timeout, ""
+    end, text, errors = time.monotonic() + timeout, "", []
     while time.monotonic() < end:
         try:
             _, text = get(f"http://127.0.0.1:{port}/metrics")
-        except OSError:
-            text = ""  # not listening yet
+        except OSError as e:
+            text = ""
+            errors.append(f"{time.monotonic() - end + timeout:.1f}s: {e!r}")
         if pred(text):
             return text
         time.sleep(0.3)
-    raise AssertionError("metrics never showed what was expected:\n" + text)
+    raise AssertionError(f"metrics on port {port} never showed what was expected; "
+                         f"failed scrapes: {errors[-5:]}; last text:\n{text}")
 
 
 def test_metrics_pass_promtool_and_label_services(gc_metrics, workload):
@@ -76,19 +78,28 @@ def test_metrics_pass_promtool_and_label_services(gc_metrics, workload):
 
 def gc_series_of(workload, *options):
     """Runs a GC workload traced with `pyrometer gc -p PID OPTIONS`; returns its
-    python_gc_collections_total lines and the workload's pid."""
+    python_gc_collections_total lines and the workload's pid. The workload outlives the
+    scrape: `gc -p` ends, and its metrics server with it, once its process has exited."""
     port = free_port()
-    w = workload(ZOO["py311"], workload_script("gc_heavy.py"), ["1"])
+    w = workload(ZOO["py311"], workload_script("gc_heavy.py"), ["60"])
     # ready: the pid is tracked, and only now may the workload start
     proc = GcTrace("-p", str(w.pid), *options, "--metrics-addr", f"127.0.0.1:{port}").proc
     try:
         w.proc.stdin.write("go\n")
         w.proc.stdin.flush()
-        text = scrape_until(port, lambda t: "python_gc_collections_total{" in t)
+        try:
+            text = scrape_until(port, lambda t: "python_gc_collections_total{" in t)
+        except AssertionError as e:
+            state = "had exited by itself" if proc.poll() is not None else "was running"
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=30)
+            raise AssertionError(f"{e}\npyrometer gc {state}; it said:\n{proc.stderr.read()}"
+                                 ) from None
         return [l for l in text.splitlines() if l.startswith("python_gc_collections_total{")], w.pid
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)
+        w.stop()
 
 
 def test_pid_label_only_when_asked(workload):
