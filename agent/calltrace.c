@@ -13,6 +13,7 @@
 #include "calls.skel.h"
 #include "discover.h"
 #include "log.h"
+#include "procfs.h"
 #include "pyinterp.h"
 #include "rootfs.h"
 
@@ -196,6 +197,21 @@ static int attach_probe(struct calltrace *c, const struct py_process *p, const c
 	return sites ? 0 : -ENOENT;
 }
 
+/* PYTHON_JIT=1 in the target's environment: the probes do not fire under the JIT. Only this
+ * one key is looked at, and nothing is kept. */
+static bool jit_enabled(pid_t pid)
+{
+	char buf[65536];
+	bool on = false;
+	int n = procfs_read_file(pid, "environ", buf, sizeof(buf));
+
+	for (char *p = buf; p < buf + n; p += strlen(p) + 1)
+		if (!strncmp(p, "PYTHON_JIT=", 11))
+			on = strcmp(p + 11, "0") != 0 && p[11];
+	memset(buf, 0, sizeof(buf));
+	return on;
+}
+
 int calltrace__attach(struct calltrace *c, const struct py_process *p, const char **why)
 {
 	enum py_calls_mode mode = p->bin->caps.calls;
@@ -208,6 +224,10 @@ int calltrace__attach(struct calltrace *c, const struct py_process *p, const cha
 	*why = p->bin->caps.no_calls;
 	if (mode == PY_CALLS_NONE)
 		return -ENOTSUP;
+	if (mode == PY_CALLS_FULL && jit_enabled(p->pid)) {
+		*why = "the JIT is enabled (PYTHON_JIT): function probes do not fire under it";
+		return -ENOTSUP;
+	}
 	if (mode == PY_CALLS_COUNTS) { /* 3.11: entry does not fire for Python calls */
 		entry = entry_regs = NULL;
 		ret = c->skel->progs.on_return_count;

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "callprof.h"
 #include "calltrace.h"
 #include "clock.h"
 #include "commands.h"
@@ -22,13 +23,10 @@
 #include "log.h"
 #include "pprof.h"
 #include "privs.h"
-#include "procfs.h"
-#include "procmem.h"
 #include "profile.h"
 #include "pyinterp.h"
 #include "seen.h"
 #include "targets.h"
-#include "text.h"
 
 static const char calls_usage[] =
 	"usage: pyrometer record --mode calls (-p PID... | -a) -d SECONDS [-o FILE]\n"
@@ -205,31 +203,13 @@ static int parse_args(int argc, char **argv, struct calls_cmd *c)
 
 /* ---- attaching ---- */
 
-/* PYTHON_JIT=1 in the target's environment: the probes do not fire under the JIT. Only this
- * one key is looked at, and nothing is kept. */
-static bool jit_enabled(pid_t pid)
-{
-	char buf[65536];
-	bool on = false;
-	int n = procfs_read_file(pid, "environ", buf, sizeof(buf));
-
-	for (char *p = buf; p < buf + n; p += strlen(p) + 1)
-		if (!strncmp(p, "PYTHON_JIT=", 11))
-			on = strcmp(p + 11, "0") != 0 && p[11];
-	memset(buf, 0, sizeof(buf));
-	return on;
-}
-
 /* Attaches to p, or says why not. Returns 0 when traced. */
 static int trace(struct calls_cmd *c, const struct py_process *p)
 {
 	const char *why = NULL;
-	int err = -ENOTSUP;
+	int err;
 
-	if (p->bin->caps.calls == PY_CALLS_FULL && jit_enabled(p->pid))
-		why = "the JIT is enabled (PYTHON_JIT): function probes do not fire under it";
-	else
-		err = calltrace__attach(c->ct, p, &why);
+	err = calltrace__attach(c->ct, p, &why);
 	if (err) {
 		c->unavailable++;
 		if (!c->all || targets_has(&c->targets, p->pid))
@@ -284,80 +264,6 @@ static bool calls_capable(const struct py_binary *b, const char **why)
 	return b->caps.calls != PY_CALLS_NONE;
 }
 
-/* ---- names ---- */
-
-/* A NUL-terminated string of the target, read in page-bounded chunks. */
-static void read_cstr(pid_t pid, uint64_t addr, char *out, size_t size)
-{
-	size_t at = 0;
-
-	out[0] = '\0';
-	while (addr && at + 1 < size) {
-		size_t chunk = 4096 - (addr + at) % 4096;
-
-		if (chunk > size - 1 - at)
-			chunk = size - 1 - at;
-		if (chunk > 64)
-			chunk = 64;
-		if (procmem_read(pid, addr + at, out + at, chunk))
-			break;
-		out[at + chunk] = '\0';
-		if (memchr(out + at, '\0', chunk))
-			break;
-		at += chunk;
-	}
-	if (!out[0])
-		snprintf(out, size, "<unknown>");
-	text_sanitize(out);
-}
-
-/* Function names by (pid, name address, file address), read once. */
-struct names {
-	struct calltrace *ct;
-	struct intern keys; /* struct pyro_fn_key */
-	char (*text)[2][256];
-	size_t cap;
-};
-
-/* One name: the kernel's copy, or the process's own when that copy is missing or may have
- * been cut short and the process is still there. */
-static void fill_name(pid_t pid, uint64_t addr, const char *copy, size_t copy_size, char *out,
-		      size_t size)
-{
-	size_t n = strnlen(copy, copy_size);
-
-	if (n == 0 || n == copy_size - 1) {
-		read_cstr(pid, addr, out, size);
-		if (strcmp(out, "<unknown>") || n == 0)
-			return;
-	}
-	snprintf(out, size, "%.*s", (int)n, copy);
-	text_sanitize(out);
-}
-
-static void fill_names(struct calltrace *ct, const struct pyro_fn_key *k, char out[2][256])
-{
-	struct pyro_fn_names copy = { 0 };
-
-	calltrace__fn_names(ct, k, &copy); /* none: both empty */
-	fill_name((pid_t)k->pid, k->fn.name, copy.name, sizeof(copy.name), out[0], sizeof(out[0]));
-	fill_name((pid_t)k->pid, k->fn.file, copy.file, sizeof(copy.file), out[1], sizeof(out[1]));
-}
-
-static const char *name_of(struct names *nm, const struct pyro_fn_key *k, int which)
-{
-	int64_t id = intern_find(&nm->keys, k, sizeof(*k));
-
-	if (id < 0) {
-		id = intern_put(&nm->keys, k, sizeof(*k));
-		if (id < 0 ||
-		    !intern_grow((void **)&nm->text, &nm->cap, (size_t)id, sizeof(*nm->text)))
-			return "<unknown>";
-		fill_names(nm->ct, k, nm->text[id]);
-	}
-	return nm->text[id][which];
-}
-
 /* ---- the table ---- */
 
 struct row {
@@ -367,7 +273,7 @@ struct row {
 };
 
 struct table {
-	struct names *nm;
+	struct callnames *nm;
 	struct intern keys; /* "name\0file" */
 	struct row *rows;
 	size_t cap;
@@ -375,7 +281,7 @@ struct table {
 
 static struct row *row_of(struct table *t, const struct pyro_fn_key *k)
 {
-	const char *name = name_of(t->nm, k, 0), *file = name_of(t->nm, k, 1);
+	const char *name = callnames_get(t->nm, k, 0), *file = callnames_get(t->nm, k, 1);
 	char key[520];
 	int len = snprintf(key, sizeof(key), "%s%c%s", name, '\0', file);
 	int64_t id = intern_put(&t->keys, key, (size_t)len);
@@ -464,108 +370,25 @@ static int write_table(struct calls_cmd *c, struct table *t, FILE *f)
 
 /* ---- call paths: pprof and folded ---- */
 
-struct path_set {
-	struct intern keys; /* struct pyro_path_key */
-	struct pyro_path *nodes;
-	size_t cap;
-};
-
-static void add_path(const struct pyro_path_key *k, const struct pyro_path *p, void *ctx)
+static struct profile *the_profile(const struct py_process *p, void *ctx)
 {
-	struct path_set *ps = ctx;
-	int64_t id = intern_put(&ps->keys, k, sizeof(*k));
-
-	if (id < 0 || !intern_grow((void **)&ps->nodes, &ps->cap, (size_t)id, sizeof(*ps->nodes)))
-		return;
-	ps->nodes[id] = *p;
+	(void)p;
+	return ctx;
 }
 
-static uint32_t location(struct profile *prof, struct names *nm, uint32_t pid,
-			 const struct pyro_fn *fn)
+static int write_profile(struct calls_cmd *c, struct callnames *nm, FILE *f)
 {
-	struct pyro_fn_key k = { .pid = pid, .fn = *fn };
-	int64_t f = profile_function(prof, name_of(nm, &k, 0), name_of(nm, &k, 1), 0);
-
-	return f < 0 ? 0 : (uint32_t)profile_location(prof, (uint32_t)f, 0);
-}
-
-static const char *comm_of(struct calls_cmd *c, uint32_t pid)
-{
-	const struct py_process *p = seen_get(&c->seen, (pid_t)pid);
-
-	return p ? p->comm : "?";
-}
-
-/* One sample per call path: its calls and the time spent in its own function. */
-static void paths_to_profile(struct calls_cmd *c, struct path_set *ps, struct names *nm,
-			     struct profile *prof)
-{
-	uint32_t locs[2 * PYRO_CALL_DEPTH];
-
-	for (size_t i = 0; i < ps->keys.n; i++) {
-		const struct pyro_path_key *k = intern_key(&ps->keys, (uint32_t)i, NULL);
-		struct pyro_path_key at = *k;
-		uint32_t n = 0;
-		int64_t id = (int64_t)i;
-
-		while (id >= 0 && n < sizeof(locs) / sizeof(locs[0])) {
-			const struct pyro_path *node = &ps->nodes[id];
-
-			locs[n++] = location(prof, nm, k->pid, &node->fn);
-			if (!node->parent)
-				break;
-			at.id = node->parent;
-			id = intern_find(&ps->keys, &at, sizeof(at));
-		}
-		if (ps->nodes[i].calls || ps->nodes[i].excl_ns)
-			profile_add_weighted(prof, (int)k->pid, (int)k->pid, comm_of(c, k->pid),
-					     comm_of(c, k->pid), locs, n, ps->nodes[i].calls,
-					     ps->nodes[i].excl_ns);
-	}
-}
-
-struct counts_ctx {
-	struct calls_cmd *c;
-	struct names *nm;
-	struct profile *prof;
-	struct path_set *ps;
-};
-
-/* Functions of processes traced for counts only (no paths): one frame each. */
-static void count_only_fn(const struct pyro_fn_key *k, const struct pyro_fn_stats *s, void *ctx)
-{
-	struct counts_ctx *cc = ctx;
-	const struct py_process *p = seen_get(&cc->c->seen, (pid_t)k->pid);
-	uint32_t loc;
-
-	if (!p || p->bin->caps.calls != PY_CALLS_COUNTS)
-		return;
-	loc = location(cc->prof, cc->nm, k->pid, &k->fn);
-	profile_add_weighted(cc->prof, (int)k->pid, (int)k->pid, p->comm, p->comm, &loc, 1,
-			     s->calls, 0);
-}
-
-static int write_profile(struct calls_cmd *c, struct names *nm, FILE *f)
-{
-	struct path_set ps = { 0 };
 	struct profile prof;
-	struct counts_ctx cc = { .c = c, .nm = nm, .prof = &prof, .ps = &ps };
 	uint8_t *buf = NULL;
 	size_t len = 0;
 	const char *comment = "pyrometer " PYROMETER_VERSION " call trace";
 	int err;
 
-	if ((err = profile_init(&prof, 1)))
+	if ((err = callprof_init(&prof)))
 		return err;
-	prof.types[0] = "calls", prof.types[1] = "count";
-	prof.types[2] = "wall", prof.types[3] = "nanoseconds";
-	prof.weighted = true;
 	prof.start_ns = c->wall_start_ns;
 	prof.duration_ns = c->end_ns - c->start_ns;
-	intern_init(&ps.keys);
-	calltrace__for_each_path(c->ct, add_path, &ps);
-	paths_to_profile(c, &ps, nm, &prof);
-	calltrace__for_each_fn(c->ct, count_only_fn, &cc);
+	callprof_add(c->ct, nm, &c->seen, the_profile, &prof);
 	if (c->format == FMT_FOLDED) {
 		err = folded_write(&prof, f);
 	} else {
@@ -574,8 +397,6 @@ static int write_profile(struct calls_cmd *c, struct names *nm, FILE *f)
 			err = -EIO;
 		free(buf);
 	}
-	intern_free(&ps.keys);
-	free(ps.nodes);
 	profile_free(&prof);
 	return err;
 }
@@ -584,7 +405,7 @@ static int write_profile(struct calls_cmd *c, struct names *nm, FILE *f)
 
 static int output(struct calls_cmd *c)
 {
-	struct names nm = { .ct = c->ct };
+	struct callnames nm;
 	struct table t = { .nm = &nm };
 	FILE *f = strcmp(c->output, "-") ? fopen(c->output, "we") : stdout;
 	int err;
@@ -593,7 +414,7 @@ static int output(struct calls_cmd *c)
 		log_error("record: cannot write %s: %s", c->output, strerror(errno));
 		return -errno;
 	}
-	intern_init(&nm.keys);
+	callnames_init(&nm, c->ct);
 	intern_init(&t.keys);
 	if (c->format == FMT_TABLE) {
 		calltrace__for_each_fn(c->ct, add_fn, &t);
@@ -607,8 +428,7 @@ static int output(struct calls_cmd *c)
 		fflush(stdout);
 	intern_free(&t.keys);
 	free(t.rows);
-	intern_free(&nm.keys);
-	free(nm.text);
+	callnames_free(&nm);
 	return err;
 }
 

@@ -2,10 +2,13 @@
 /* pyrometer run: the daemon. It samples every Python process on the host and, at the end of
  * each interval, encodes one pprof per label set (service, container, pod, Python version)
  * for the sinks: the local store and/or Grafana Pyroscope through the shipper. It traces GC
- * pauses, serves /metrics (GC and its own figures), and sends alerts. SIGTERM/SIGINT flush
- * and stop; SIGHUP reloads the configuration. Settings: agent/config.c. */
+ * pauses, serves /metrics (GC and its own figures), and sends alerts. When calls-window is
+ * set it also traces every function call of the host's Python processes for a few seconds
+ * on a schedule, within a CPU budget, and exports those windows as calls profiles.
+ * SIGTERM/SIGINT flush and stop; SIGHUP reloads the configuration. Settings: agent/config.c. */
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +17,8 @@
 #include <unistd.h>
 
 #include "alerts.h"
+#include "callprof.h"
+#include "calltrace.h"
 #include "clock.h"
 #include "commands.h"
 #include "config.h"
@@ -26,6 +31,7 @@
 #include "metrics.h"
 #include "pprof.h"
 #include "privs.h"
+#include "pyinterp.h"
 #include "profile.h"
 #include "pyroscope.h"
 #include "selfmetrics.h"
@@ -42,15 +48,39 @@
 /* An exited process is forgotten this long after its exit: by then its last samples are
  * drained and its last GC events read. */
 #define RETIRE_AFTER_NS (3 * 1000000000ull)
+/* What one traced probe hit costs the traced process, as call windows' budget counts it:
+ * the trap into the kernel and the program. make bench measured 2.2-2.4 us per traced call
+ * (two hits) on this project's 2-CPU test machine; see README. */
+#define PROBE_HIT_NS 1200.0
 
 /* What the daemon needs after start-up (documented in README, checked by a test). */
 #define KEPT_CAPS                                                                                  \
 	(PRIV_BPF | PRIV_PERFMON | PRIV_SYS_PTRACE | PRIV_DAC_READ_SEARCH | PRIV_CHECKPOINT_RESTORE)
+/* And with call windows on: after the others are dropped, perf_event_open of a uprobe for one
+ * pid fails with EACCES without CAP_SYS_ADMIN (measured on kernel 6.18). */
+#define CALL_WINDOW_CAPS PRIV_SYS_ADMIN
 
 struct series {
 	char service[EXPORT_LABEL_VALUE];
 	char container[65], pod[37], version[24];
 	struct profile prof;
+};
+
+/* One profile per label set: the CPU profiles of an interval, or the calls of a window. */
+struct series_set {
+	struct series *v;
+	size_t n;
+	bool calls;
+};
+
+/* Call windows (calls-window > 0). The tracer exists only while a window runs. */
+struct call_windows {
+	struct calltrace *ct;
+	struct series_set series;
+	uint64_t next_mono, start_mono, end_mono; /* CLOCK_MONOTONIC */
+	uint64_t start_wall;			  /* CLOCK_REALTIME */
+	int traced;
+	struct call_window_stats st;
 };
 
 struct exited {
@@ -75,8 +105,8 @@ struct run {
 	struct pyroscope *sink;
 	struct shipper *shipper;
 
-	struct series *series;
-	size_t nseries;
+	struct series_set cpu_series;
+	struct call_windows calls;
 	uint64_t interval_start_ns; /* CLOCK_REALTIME */
 	uint64_t interval_start_mono;
 	uint64_t profiles, last_store_unix;
@@ -116,39 +146,65 @@ static const char *opt_str(const char *s)
 
 /* ---- per label set profiles ---- */
 
-static struct profile *profile_for(const struct py_process *p, void *ctx)
+static struct profile *series_profile(struct run *r, struct series_set *set,
+				      const struct py_process *p)
 {
-	struct run *r = ctx;
 	const char *service = p && p->service[0] ? p->service : "unknown";
 	const char *container = p ? p->container_id : "", *pod = p ? p->pod_uid : "";
 	const char *version = p && p->bin ? p->bin->version : "";
 	struct series *n;
 	size_t i;
+	int err;
 
-	if (r->nseries >= MAX_SERIES - 1)
+	if (set->n >= MAX_SERIES - 1)
 		service = "other", container = pod = version = "";
-	for (i = 0; i < r->nseries; i++) {
-		struct series *s = &r->series[i];
+	for (i = 0; i < set->n; i++) {
+		struct series *s = &set->v[i];
 
 		if (!strcmp(s->service, service) && !strcmp(s->container, container) &&
 		    !strcmp(s->pod, pod) && !strcmp(s->version, version))
 			return &s->prof;
 	}
-	n = realloc(r->series, (r->nseries + 1) * sizeof(*n));
+	n = realloc(set->v, (set->n + 1) * sizeof(*n));
 	if (!n)
 		return NULL;
-	r->series = n;
-	n = &r->series[r->nseries];
+	set->v = n;
+	n = &set->v[set->n];
 	memset(n, 0, sizeof(*n));
-	if (profile_init(&n->prof, 1000000000ull / (uint64_t)r->cfg.frequency))
+	err = set->calls ? callprof_init(&n->prof)
+			 : profile_init(&n->prof, 1000000000ull / (uint64_t)r->cfg.frequency);
+	if (err)
 		return NULL;
-	r->nseries++;
+	set->n++;
 	snprintf(n->service, sizeof(n->service), "%s", service);
 	text_sanitize(n->service);
 	snprintf(n->container, sizeof(n->container), "%s", container);
 	snprintf(n->pod, sizeof(n->pod), "%s", pod);
 	snprintf(n->version, sizeof(n->version), "%s", version);
 	return &n->prof;
+}
+
+static struct profile *profile_for(const struct py_process *p, void *ctx)
+{
+	struct run *r = ctx;
+
+	return series_profile(r, &r->cpu_series, p);
+}
+
+static struct profile *calls_profile_for(const struct py_process *p, void *ctx)
+{
+	struct run *r = ctx;
+
+	return series_profile(r, &r->calls.series, p);
+}
+
+static void series_free(struct series_set *set)
+{
+	for (size_t i = 0; i < set->n; i++)
+		profile_free(&set->v[i].prof);
+	free(set->v);
+	set->v = NULL;
+	set->n = 0;
 }
 
 static void add_label(struct export_profile *e, const char *name, const char *value)
@@ -163,9 +219,10 @@ static void add_label(struct export_profile *e, const char *name, const char *va
 	text_sanitize(l->value);
 }
 
-/* Encodes one series' interval. pprof has no place for profile-wide labels but comments,
- * so they go there too. */
-static int encode(struct run *r, struct series *s, uint64_t until_ns, struct export_profile *e)
+/* Encodes one series' interval or window; kind NULL for CPU profiles. pprof has no place
+ * for profile-wide labels but comments, so they go there too. */
+static int encode(struct run *r, struct series *s, uint64_t from_ns, uint64_t until_ns,
+		  const char *kind, struct export_profile *e)
 {
 	char comments[EXPORT_MAX_LABELS + 1][EXPORT_LABEL_NAME + EXPORT_LABEL_VALUE + 2];
 	const char *cptr[EXPORT_MAX_LABELS + 1];
@@ -173,13 +230,15 @@ static int encode(struct run *r, struct series *s, uint64_t until_ns, struct exp
 
 	memset(e, 0, sizeof(*e));
 	export_new_id(e->id);
-	e->from_ns = r->interval_start_ns;
+	e->from_ns = from_ns;
 	e->until_ns = until_ns;
 	add_label(e, "service_name", s->service);
 	add_label(e, "host", r->host);
 	add_label(e, "container_id", s->container);
 	add_label(e, "pod_uid", s->pod);
 	add_label(e, "python_version", s->version);
+	if (kind)
+		add_label(e, EXPORT_KIND_LABEL, kind);
 	for (i = 0; i < e->n_labels; i++) {
 		snprintf(comments[i], sizeof(comments[i]), "%s=%s", e->labels[i].name,
 			 e->labels[i].value);
@@ -200,33 +259,36 @@ static uint64_t realtime_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* Ends the interval: one profile per series that had samples, to every sink. */
+/* One profile per series that has samples, to every sink; the set is emptied. */
+static void flush_series(struct run *r, struct series_set *set, uint64_t from, uint64_t until,
+			 const char *kind)
+{
+	for (size_t i = 0; i < set->n; i++) {
+		struct series *s = &set->v[i];
+		struct export_profile e;
+
+		if (!s->prof.samples.n)
+			continue;
+		if (encode(r, s, from, until, kind, &e)) {
+			log_error("run: cannot encode the profile of %s", s->service);
+			continue;
+		}
+		r->profiles++;
+		if (r->store && store_put(r->store, &e) == 0)
+			r->last_store_unix = (uint64_t)time(NULL);
+		if (r->shipper)
+			shipper_submit(r->shipper, &e);
+		free(e.data);
+	}
+	series_free(set);
+}
+
+/* Ends the interval: one CPU profile per series. */
 static void flush_interval(struct run *r)
 {
 	uint64_t until = realtime_ns();
-	size_t i;
 
-	for (i = 0; i < r->nseries; i++) {
-		struct series *s = &r->series[i];
-		struct export_profile e;
-
-		if (s->prof.samples.n) {
-			if (encode(r, s, until, &e)) {
-				log_error("run: cannot encode the profile of %s", s->service);
-			} else {
-				r->profiles++;
-				if (r->store && store_put(r->store, &e) == 0)
-					r->last_store_unix = (uint64_t)time(NULL);
-				if (r->shipper)
-					shipper_submit(r->shipper, &e);
-				free(e.data);
-			}
-		}
-		profile_free(&s->prof);
-	}
-	free(r->series);
-	r->series = NULL;
-	r->nseries = 0;
+	flush_series(r, &r->cpu_series, r->interval_start_ns, until, NULL);
 	r->interval_start_ns = until;
 	r->interval_start_mono = monotonic_ns();
 }
@@ -407,6 +469,8 @@ static void self_figures(struct run *r, struct self_figures *s)
 		store_stats(r->store, &s->store);
 	s->last_store_unix = r->last_store_unix;
 	s->profiles = r->profiles;
+	s->have_calls = r->cfg.calls_window > 0 || r->calls.st.windows;
+	s->calls = r->calls.st;
 }
 
 static void publish_metrics(struct run *r)
@@ -456,6 +520,109 @@ static void close_reporting(struct run *r)
 	r->metrics = NULL;
 }
 
+/* ---- call windows ---- */
+
+static int trace_calls_of(const struct py_process *p, void *ctx)
+{
+	struct run *r = ctx;
+	const char *why = NULL;
+	int err;
+
+	if (p->bin->caps.calls == PY_CALLS_NONE)
+		return 0;
+	if ((err = calltrace__attach(r->calls.ct, p, &why)))
+		log_debug("run: calls of pid %d (%s) not traced: %s", p->pid, p->comm,
+			  why ? why : strerror(-err));
+	else
+		r->calls.traced++;
+	return 0;
+}
+
+/* Attaches the function probes of every Python process that has them, per process. Processes
+ * that start during the window are not traced. */
+static void start_window(struct run *r, uint64_t now)
+{
+	struct call_windows *w = &r->calls;
+	struct calltrace_opts co = { .procs_fd =
+					     discover__procs_map_fd(cpuprof__discover(r->cpu)) };
+
+	w->next_mono = now + (uint64_t)(r->cfg.calls_every * 1e9);
+	if (calltrace__new(&co, &w->ct)) {
+		w->ct = NULL;
+		w->st.failed++;
+		log_warn("run: call window skipped: the call tracer did not load");
+		return;
+	}
+	w->traced = 0;
+	discover__for_each(cpuprof__discover(r->cpu), trace_calls_of, r);
+	if (!w->traced) {
+		log_debug("run: call window: no process with function probes to trace");
+		calltrace__free(w->ct);
+		w->ct = NULL;
+		return;
+	}
+	w->start_mono = monotonic_ns();
+	w->start_wall = realtime_ns();
+	w->end_mono = w->start_mono + (uint64_t)(r->cfg.calls_window * 1e9);
+	log_info("run: call window: tracing the calls of %d processes for %g s", w->traced,
+		 r->cfg.calls_window);
+}
+
+/* Detaches, exports one calls profile per series, and schedules the next window so that,
+ * on average, windows cost no more than calls-budget of one CPU: a window that cost k times
+ * its share puts the next k-1 windows off. */
+static void end_window(struct run *r)
+{
+	struct call_windows *w = &r->calls;
+	uint64_t k[PYRO_CALLS_COUNTER_MAX] = { 0 }, until, hits;
+	double cost_ns, share_ns = r->cfg.calls_budget / 100 * r->cfg.calls_every * 1e9;
+	struct callnames nm;
+	uint64_t periods;
+
+	calltrace__detach_all(w->ct); /* the traced processes stop trapping now */
+	until = realtime_ns();
+	calltrace__counters(w->ct, k);
+	hits = k[PYRO_CALLS_ENTRIES] + k[PYRO_CALLS_RETURNS];
+	cost_ns = (double)hits * PROBE_HIT_NS;
+	callnames_init(&nm, w->ct);
+	callprof_add(w->ct, &nm, cpuprof__seen(r->cpu), calls_profile_for, r);
+	callnames_free(&nm);
+	flush_series(r, &w->series, w->start_wall, until, EXPORT_KIND_CALLS);
+	calltrace__free(w->ct);
+	w->ct = NULL;
+	w->st.windows++;
+	w->st.hits += hits;
+	w->st.cost_s += cost_ns / 1e9;
+	periods = cost_ns > share_ns ? (uint64_t)ceil(cost_ns / share_ns) : 1;
+	log_info("run: call window ended: %d processes, %.1f s, %" PRIu64
+		 " probe hits, an estimated %.3f s of their time",
+		 w->traced, (double)(monotonic_ns() - w->start_mono) / 1e9, hits, cost_ns / 1e9);
+	if (periods > 1) {
+		w->next_mono = w->start_mono + periods * (uint64_t)(r->cfg.calls_every * 1e9);
+		w->st.deferred += periods - 1;
+		log_warn("run: that call window cost %.0f times its share of calls-budget (%g%% of "
+			 "one CPU); the next %" PRIu64 " windows are left out",
+			 cost_ns / share_ns, r->cfg.calls_budget, periods - 1);
+	}
+}
+
+/* Starts or ends a window when it is due. */
+static void call_windows_tick(struct run *r, uint64_t now)
+{
+	if (r->calls.ct && now >= r->calls.end_mono)
+		end_window(r);
+	else if (!r->calls.ct && r->cfg.calls_window > 0 && now >= r->calls.next_mono)
+		start_window(r, now);
+}
+
+/* When the loop must wake next for the call windows (UINT64_MAX: no need). */
+static uint64_t call_windows_due(const struct run *r)
+{
+	if (r->calls.ct)
+		return r->calls.end_mono;
+	return r->cfg.calls_window > 0 ? r->calls.next_mono : UINT64_MAX;
+}
+
 /* ---- reload ---- */
 
 /* SIGHUP: a new configuration takes effect without losing the interval; a bad one is
@@ -476,6 +643,13 @@ static void reload(struct run *r)
 	if (next.gc != old.gc)
 		log_warn("run: turning GC tracing on or off takes a restart; not changed");
 	next.gc = old.gc;
+	if ((next.calls_window > 0) != (old.calls_window > 0)) {
+		log_warn("run: turning call windows on or off takes a restart (their privileges "
+			 "are kept or dropped at start); not changed");
+		next.calls_window = old.calls_window;
+		if (next.calls_window >= next.calls_every)
+			next.calls_every = old.calls_every;
+	}
 	config_apply_log_level(&next);
 	if (next.frequency != old.frequency) {
 		cpuprof__drain(r->cpu);
@@ -483,7 +657,10 @@ static void reload(struct run *r)
 		if (sampler__set_frequency(cpuprof__sampler(r->cpu), (int)next.frequency))
 			next.frequency = old.frequency;
 	}
+	if (r->calls.ct)
+		end_window(r); /* its settings may change */
 	r->cfg = next;
+	r->calls.next_mono = monotonic_ns() + (uint64_t)(r->cfg.calls_every * 1e9);
 	close_sinks(r);
 	close_reporting(r);
 	if ((err = open_sinks(r)) || (err = open_reporting(r)))
@@ -508,6 +685,8 @@ static int loop(struct run *r)
 		uint64_t end = r->interval_start_mono + (uint64_t)(r->cfg.interval * 1e9);
 		uint64_t until = next_drain < end ? next_drain : end;
 
+		if (call_windows_due(r) < until)
+			until = call_windows_due(r);
 		if (cmd_reload_requested) {
 			cmd_reload_requested = 0;
 			reload(r);
@@ -524,6 +703,7 @@ static int loop(struct run *r)
 		}
 		if (now >= end)
 			flush_interval(r);
+		call_windows_tick(r, now);
 		if (now >= next_tick) {
 			retire_exited(r);
 			if (r->metrics)
@@ -535,7 +715,9 @@ static int loop(struct run *r)
 			next_tick = now + TICK_MS * 1000000ull;
 		}
 	}
-	/* Stopping: what was sampled so far is an interval too. */
+	/* Stopping: what was sampled or traced so far is an interval or a window too. */
+	if (r->calls.ct)
+		end_window(r);
 	err = cpuprof__drain(r->cpu);
 	flush_interval(r);
 	return err;
@@ -571,10 +753,11 @@ static int run(struct run *r)
 	    (err = cpuprof__sample(r->cpu, (int)r->cfg.frequency, true)))
 		return err;
 	/* Everything is loaded and attached: keep only what running needs. */
-	if ((err = privs_keep_only(KEPT_CAPS)))
+	if ((err = privs_keep_only(KEPT_CAPS | (r->cfg.calls_window > 0 ? CALL_WINDOW_CAPS : 0))))
 		return err;
 	r->interval_start_ns = realtime_ns();
 	r->interval_start_mono = monotonic_ns();
+	r->calls.next_mono = r->interval_start_mono + (uint64_t)(r->cfg.calls_every * 1e9);
 	log_info("run: sampling at %" PRId64 " Hz; a profile per service every %g s to %s%s%s; "
 		 "metrics on %s",
 		 r->cfg.frequency, r->cfg.interval, r->store ? r->cfg.store : "",
@@ -589,7 +772,7 @@ static int run(struct run *r)
 
 int cmd_run(int argc, char **argv)
 {
-	struct run r = { .argc = argc, .argv = argv };
+	struct run r = { .argc = argc, .argv = argv, .calls.series.calls = true };
 	bool check_only = false;
 	int err;
 
@@ -610,10 +793,10 @@ int cmd_run(int argc, char **argv)
 	close_sinks(&r);
 	close_reporting(&r);
 	gctrace__free(r.gc);
+	calltrace__free(r.calls.ct);
 	cpuprof__free(r.cpu);
-	for (size_t i = 0; i < r.nseries; i++)
-		profile_free(&r.series[i].prof);
-	free(r.series);
+	series_free(&r.cpu_series);
+	series_free(&r.calls.series);
 	free(r.exited);
 	return err ? 1 : 0;
 }

@@ -69,6 +69,12 @@ static const struct setting settings[] = {
 	{ "alert-window", K_DOUBLE, FIELD(alert_window), 1, 86400, NULL, "p99 window, seconds (60)" },
 	{ "alert-resend", K_DOUBLE, FIELD(alert_resend), 1, 86400, NULL,
 	  "re-send firing alerts every this many seconds (30)" },
+	{ "calls-window", K_DOUBLE, FIELD(calls_window), 0, 60, NULL,
+	  "trace every Python function call for this many seconds each calls-every (0: off)" },
+	{ "calls-every", K_DOUBLE, FIELD(calls_every), 1, 86400, NULL,
+	  "seconds from one call window to the next (600)" },
+	{ "calls-budget", K_DOUBLE, FIELD(calls_budget), 0.0001, 10, NULL,
+	  "call windows may cost this share of one CPU on average, percent (1)" },
 	{ "log-level", K_CHOICE, FIELD(log_level), 0, 0, "error warn info debug",
 	  "error, warn, info or debug (info)" },
 };
@@ -97,6 +103,8 @@ void config_defaults(struct config *c)
 	c->alert_p99 = 0.1;
 	c->alert_window = 60;
 	c->alert_resend = 30;
+	c->calls_every = 600;
+	c->calls_budget = 1;
 	snprintf(c->log_level, sizeof(c->log_level), "info");
 }
 
@@ -240,7 +248,8 @@ const char config_usage[] =
 	"\n"
 	"The daemon: profiles every Python process on this host and, every interval, writes\n"
 	"one CPU profile (pprof) per service to the local store and/or Grafana Pyroscope;\n"
-	"traces GC pauses; serves Prometheus metrics; sends alerts to Alertmanager.\n"
+	"traces GC pauses; serves Prometheus metrics; sends alerts to Alertmanager; and, when\n"
+	"calls-window is set, traces function calls in short windows (calls profiles).\n"
 	"\n"
 	"  -c, --config FILE   read settings from FILE (INI: key = value, the keys below)\n"
 	"      --check-config  check the settings, print them, and exit\n"
@@ -339,6 +348,11 @@ int config_check(const struct config *c)
 	    (c->basic_auth_user[0] && c->token_file[0])) {
 		log_error("config: basic auth needs basic-auth-user and password-file, and "
 			  "excludes token-file");
+		return -EINVAL;
+	}
+	if (c->calls_window > 0 && c->calls_window >= c->calls_every) {
+		log_error("config: calls-window (%g s) must be shorter than calls-every (%g s)",
+			  c->calls_window, c->calls_every);
 		return -EINVAL;
 	}
 	if (c->alertmanager[0] && strncmp(c->alertmanager, "http://", 7) &&

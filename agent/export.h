@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define EXPORT_MAX_LABELS 8
 #define EXPORT_LABEL_NAME 32
@@ -30,6 +31,20 @@ struct export_profile {
 static inline const char *export_service(const struct export_profile *e)
 {
 	return e->n_labels ? e->labels[0].value : "unknown";
+}
+
+/* A profile's kind travels as a label of this name (as Pyroscope's push API names it), last
+ * among the labels; CPU profiles leave it out. */
+#define EXPORT_KIND_LABEL "__name__"
+#define EXPORT_KIND_CPU "process_cpu"
+#define EXPORT_KIND_CALLS "calls"
+
+static inline const char *export_kind(const struct export_profile *e)
+{
+	for (unsigned i = 1; i < e->n_labels; i++)
+		if (!strcmp(e->labels[i].name, EXPORT_KIND_LABEL))
+			return e->labels[i].value;
+	return EXPORT_KIND_CPU;
 }
 
 /* A random (version 4) UUID for a new profile. */

@@ -141,22 +141,25 @@ int pyroscope_push_body(const struct export_profile *e, const char *id, uint8_t 
 	Push__V1__RawProfileSeries series = PUSH__V1__RAW_PROFILE_SERIES__INIT;
 	Push__V1__RawProfileSeries *series_ptr = &series;
 	Push__V1__PushRequest req = PUSH__V1__PUSH_REQUEST__INIT;
-	unsigned i;
+	unsigned i, n;
 
 	push__v1__label_pair__init(&pairs[0]);
 	pairs[0].name = "__name__";
-	pairs[0].value = "process_cpu";
+	pairs[0].value = (char *)export_kind(e);
 	pair_ptrs[0] = &pairs[0];
-	for (i = 0; i < e->n_labels; i++) {
-		push__v1__label_pair__init(&pairs[i + 1]);
-		pairs[i + 1].name = (char *)e->labels[i].name;
-		pairs[i + 1].value = (char *)e->labels[i].value;
-		pair_ptrs[i + 1] = &pairs[i + 1];
+	for (i = 0, n = 1; i < e->n_labels; i++) {
+		if (!strcmp(e->labels[i].name, EXPORT_KIND_LABEL))
+			continue; /* already first */
+		push__v1__label_pair__init(&pairs[n]);
+		pairs[n].name = (char *)e->labels[i].name;
+		pairs[n].value = (char *)e->labels[i].value;
+		pair_ptrs[n] = &pairs[n];
+		n++;
 	}
 	sample.raw_profile.data = e->data;
 	sample.raw_profile.len = e->len;
 	sample.id = (char *)id;
-	series.n_labels = e->n_labels + 1;
+	series.n_labels = n;
 	series.labels = pair_ptrs;
 	series.n_samples = 1;
 	series.samples = &sample_ptr;
@@ -179,9 +182,12 @@ static int ingest_url(struct pyroscope *p, const struct export_profile *e, char 
 	unsigned i;
 
 	at = (size_t)snprintf(name, sizeof(name), "%s{", export_service(e));
+	/* the kind is not a label here: ingest reads the sample types from the pprof */
 	for (i = 1; i < e->n_labels && at < sizeof(name); i++)
-		at += (size_t)snprintf(name + at, sizeof(name) - at, "%s%s=%s", i > 1 ? "," : "",
-				       e->labels[i].name, e->labels[i].value);
+		if (strcmp(e->labels[i].name, EXPORT_KIND_LABEL))
+			at += (size_t)snprintf(name + at, sizeof(name) - at, "%s%s=%s",
+					       name[at - 1] == '{' ? "" : ",", e->labels[i].name,
+					       e->labels[i].value);
 	if (at + 2 > sizeof(name))
 		return -ENAMETOOLONG;
 	snprintf(name + at, sizeof(name) - at, "}");

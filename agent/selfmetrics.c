@@ -99,7 +99,8 @@ static void failures(const struct self_figures *s, FILE *f)
 static void exports(const struct self_figures *s, FILE *f)
 {
 	one(f, "pyrometer_profiles_total", "counter",
-	    "Profiles encoded (one per service per interval).", (double)s->profiles);
+	    "Profiles encoded (one per service per interval, and per call window).",
+	    (double)s->profiles);
 	head(f, "pyrometer_exports_total", "counter", "Profile exports, by sink and result.");
 	if (s->have_store) {
 		fprintf(f,
@@ -139,6 +140,26 @@ static void exports(const struct self_figures *s, FILE *f)
 			 s->ship.last_success_unix);
 }
 
+static void call_windows(const struct self_figures *s, FILE *f)
+{
+	if (!s->have_calls)
+		return;
+	one(f, "pyrometer_call_windows_total", "counter",
+	    "Call-tracing windows run (calls-window), with at least one process traced.",
+	    (double)s->calls.windows);
+	one(f, "pyrometer_call_windows_failed_total", "counter",
+	    "Call-tracing windows that could not start (the tracer did not load).",
+	    (double)s->calls.failed);
+	one(f, "pyrometer_call_windows_deferred_total", "counter",
+	    "Call-tracing windows left out to keep within calls-budget.",
+	    (double)s->calls.deferred);
+	one(f, "pyrometer_call_probe_hits_total", "counter",
+	    "Function probe hits traced in call windows.", (double)s->calls.hits);
+	one(f, "pyrometer_call_cost_seconds_total", "counter",
+	    "Estimated time call windows cost the traced processes (probe hits x 1.2 us).",
+	    s->calls.cost_s);
+}
+
 static void own_cost(FILE *f)
 {
 	struct rusage ru;
@@ -165,5 +186,6 @@ void selfmetrics_write(const struct self_figures *s, FILE *f)
 	sampling(s, f);
 	failures(s, f);
 	exports(s, f);
+	call_windows(s, f);
 	own_cost(f);
 }

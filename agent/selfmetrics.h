@@ -15,13 +15,23 @@
 #include "spool.h"
 #include "store.h"
 
+/* The daemon's call windows (agent/cmd_run.c). */
+struct call_window_stats {
+	uint64_t windows;  /* ended with at least one process traced */
+	uint64_t failed;   /* could not start: the tracer did not load */
+	uint64_t deferred; /* windows left out to keep within the budget */
+	uint64_t hits;	   /* probe hits traced */
+	double cost_s;	   /* their estimated cost to the traced processes */
+};
+
 struct self_figures {
 	int frequency;
 	uint64_t processes; /* tracked now */
 	struct cpuprof_totals cpu;
 	struct sampler_stats sampler;
 	struct discover_stats disc;
-	bool have_gc, have_shipper, have_store;
+	bool have_gc, have_shipper, have_store, have_calls;
+	struct call_window_stats calls;
 	struct gctrace_stats gc;
 	struct shipper_stats ship;
 	struct spool_stats spool;

@@ -65,13 +65,27 @@ static void dir_name(const char *service, char *out, size_t size)
 			out[i] = '_';
 }
 
+/* FROM-UNTIL.pb.gz (CPU) or FROM-UNTIL.KIND.pb.gz, KIND in [a-z_]: a stored profile. */
+static bool stored_name(const char *name, unsigned long long *from)
+{
+	unsigned long long until;
+	int at = 0;
+
+	if (sscanf(name, "%llu-%llu%n", from, &until, &at) != 2 || !at)
+		return false;
+	name += at;
+	if (name[0] == '.' && strcmp(name, ".pb.gz"))
+		for (name++; (*name >= 'a' && *name <= 'z') || *name == '_'; name++)
+			;
+	return !strcmp(name, ".pb.gz");
+}
+
 /* Adds the profiles of one service directory to *list. */
 static int list_service(const char *dir, struct stored **list, size_t *n, size_t *cap)
 {
 	DIR *d = opendir(dir);
 	struct dirent *de;
-	unsigned long long from, until;
-	char tail[8];
+	unsigned long long from;
 
 	if (!d)
 		return 0;
@@ -79,8 +93,7 @@ static int list_service(const char *dir, struct stored **list, size_t *n, size_t
 		struct stat st;
 		struct stored *it;
 
-		if (sscanf(de->d_name, "%llu-%llu.pb.g%1s", &from, &until, tail) != 3 ||
-		    strcmp(tail, "z"))
+		if (!stored_name(de->d_name, &from))
 			continue;
 		if (*n == *cap) {
 			size_t nc = *cap ? *cap * 2 : 256;
@@ -159,13 +172,15 @@ int store_put(struct store *s, const struct export_profile *e)
 {
 	char dir[PATH_MAX + EXPORT_LABEL_VALUE], name[EXPORT_LABEL_VALUE], path[2 * PATH_MAX];
 	struct iovec iov = { .iov_base = e->data, .iov_len = e->len };
+	const char *kind = export_kind(e);
+	bool cpu = !strcmp(kind, EXPORT_KIND_CPU);
 	int err;
 
 	dir_name(export_service(e), name, sizeof(name));
 	snprintf(dir, sizeof(dir), "%s/%s", s->dir, name);
-	snprintf(path, sizeof(path), "%s/%llu-%llu.pb.gz", dir,
+	snprintf(path, sizeof(path), "%s/%llu-%llu%s%s.pb.gz", dir,
 		 (unsigned long long)(e->from_ns / 1000000),
-		 (unsigned long long)(e->until_ns / 1000000));
+		 (unsigned long long)(e->until_ns / 1000000), cpu ? "" : ".", cpu ? "" : kind);
 	if ((err = files_mkdirs(dir, 0750)) ||
 	    (err = files_write_atomic(path, &iov, 1, 0640, false))) {
 		s->st.write_failed++;

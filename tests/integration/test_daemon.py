@@ -15,7 +15,7 @@ import uuid
 import pytest
 import yaml
 
-from conftest import PYROMETER, ROOT, ZOO, workload_script
+from conftest import PYROMETER, ROOT, ZOO
 from daemon import Daemon
 from pprof_raw import RawProfile
 
@@ -215,7 +215,7 @@ def test_service_names_and_labels(tmp_path, procs):
                                               f"pkg{tag}/worker.py": BUSY},
           env={"PYTHONPATH": "/tmp"})
     procs(py315, [f"/tmp/billing{tag}.py", "--port", "8000"], {f"billing{tag}.py": BUSY})
-    procs(py311, [f"/tmp/gunicorn", "-w", "2", f"shop{tag}.wsgi:app"], {"gunicorn": BUSY})
+    procs(py311, ["/tmp/gunicorn", "-w", "2", f"shop{tag}.wsgi:app"], {"gunicorn": BUSY})
     store = str(tmp_path / "store")
     d = Daemon(tmp_path, "--store", store)
     want = {f"pkg{tag}": "3.11", f"billing{tag}": "3.15", f"shop{tag}": "3.11"}
@@ -294,8 +294,11 @@ def test_starting_without_privileges_says_what_is_missing():
 
 def test_self_metrics_pass_promtool(tmp_path, procs):
     p, service = busy_service(procs)
-    d = Daemon(tmp_path, "--store", str(tmp_path / "store"))
-    wait_for(lambda: (d.metric("pyrometer_profiles_total") or 0) >= 1, 30, "a profile")
+    d = Daemon(tmp_path, "--store", str(tmp_path / "store"), "--calls-window", "1",
+               "--calls-every", "2")
+    wait_for(lambda: (d.metric("pyrometer_profiles_total") or 0) >= 1 and
+             (d.metric("pyrometer_call_windows_total") or 0) >= 1, 30,
+             "a profile and a call window")
     text = d.metrics()
     d.stop()
     r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
@@ -306,7 +309,9 @@ def test_self_metrics_pass_promtool(tmp_path, procs):
                  "pyrometer_map_full_total", "pyrometer_processes_tracked",
                  "pyrometer_exports_total", "pyrometer_last_export_success_timestamp_seconds",
                  "pyrometer_cpu_seconds_total", "pyrometer_resident_memory_bytes",
-                 "python_gc_tracing_available"):
+                 "python_gc_tracing_available", "pyrometer_call_windows_total",
+                 "pyrometer_call_windows_failed_total", "pyrometer_call_windows_deferred_total",
+                 "pyrometer_call_probe_hits_total", "pyrometer_call_cost_seconds_total"):
         assert re.search(rf"^{name}[{{ ]", text, re.M), f"{name} missing"
     assert float(re.search(r"^pyrometer_samples_total (\S+)", text, re.M).group(1)) > 0
 

@@ -1,0 +1,180 @@
+"""The daemon's call windows (calls-window): every Python process with function probes is
+traced for a few seconds on a schedule, per process, within a CPU budget, and each window
+becomes a calls profile per service in the store, read here by `go tool pprof`."""
+import glob
+import os
+import re
+import subprocess
+import time
+import uuid
+
+from conftest import ZOO, workload_script
+from daemon import Daemon
+from pprof_raw import RawProfile
+from test_calls import EXPECTED
+
+TICKER = """
+import sys, time
+def tick():
+    return 1
+print("ready", flush=True)
+end = time.monotonic() + 600
+while time.monotonic() < end:
+    for _ in range(100):
+        tick()
+    time.sleep(0.01)
+"""
+
+
+def service():
+    return f"svc-{uuid.uuid4().hex[:8]}"
+
+
+def calls_files(store, svc):
+    return sorted(glob.glob(os.path.join(store, svc, "*.calls.pb.gz")))
+
+
+def counts_by_leaf(prof):
+    counts = {}
+    for n, names, _ in prof.samples:
+        if names:
+            counts[names[0]] = counts.get(names[0], 0) + n
+    return counts
+
+
+def wait_metric(d, name, pred, timeout=15):
+    """The daemon publishes its metrics once a second: wait for a value that satisfies pred."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = d.metric(name)
+        if v is not None and pred(v):
+            return v
+        time.sleep(0.2)
+    raise AssertionError(f"{name} = {d.metric(name)} after {timeout} s\n" + d.log())
+
+
+def uprobes_of(pid):
+    out = subprocess.run(["bpftool", "perf", "show"], capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    return [l for l in out.splitlines() if l.startswith(f"pid {pid} ") and "uprobe" in l]
+
+
+def test_a_window_counts_exactly_and_goes_to_the_store(tmp_path, workload):
+    svcs = {name: service() for name in ("py315", "py311", "py313")}
+    ws = {name: workload(ZOO[name], workload_script("calls_exact.py"),
+                         env={"PYROMETER_SERVICE": svc}) for name, svc in svcs.items()}
+    store = str(tmp_path / "store")
+    d = Daemon(tmp_path, "--store", store, "--calls-window", "3", "--calls-every", "4")
+    before = len(uprobes_of(d.proc.pid))
+    d.wait_log("call window: tracing the calls of")
+    # The probes are armed: the workloads make their calls inside the window.
+    for w in ws.values():
+        w.proc.stdin.write("go\n")
+        w.proc.stdin.flush()
+        assert w.proc.stdout.readline().strip() == "done"
+    assert len(uprobes_of(d.proc.pid)) > before, "no uprobe attached during the window"
+    d.wait_log("call window ended", timeout=15)
+    # Detached at the window's end: the traced processes no longer trap.
+    assert len(uprobes_of(d.proc.pid)) == before, "uprobes left after the window"
+    wait_metric(d, "pyrometer_call_windows_total", lambda v: v == 1)
+    rc, _ = d.stop()
+    assert rc == 0, d.log()
+
+    files = calls_files(store, svcs["py315"])
+    assert len(files) == 1, f"{files}\n{d.log()}"
+    text = subprocess.run(["go", "tool", "pprof", "-raw", files[0]], capture_output=True,
+                          text=True, timeout=120).stdout
+    assert "calls/count wall/nanoseconds" in text
+    got = counts_by_leaf(RawProfile(files[0]))
+    # A path's calls are its activations that returned: the generator's creation, whose
+    # entry has no return, is not among them (the table of record --mode calls counts it).
+    for fn, n in EXPECTED.items():
+        assert got.get(fn) == n, f"3.15 {fn}: {got.get(fn)} calls, expected {n}\n{text}"
+
+    files = calls_files(store, svcs["py311"])  # 3.11: counts from function__return
+    assert len(files) == 1, f"{files}\n{d.log()}"
+    got = counts_by_leaf(RawProfile(files[0]))
+    for fn, n in EXPECTED.items():
+        assert got.get(fn) == n, f"3.11 {fn}: {got.get(fn)} calls, expected {n}"
+
+    assert calls_files(store, svcs["py313"]) == [], "3.13 has no function probes"
+
+
+def test_windows_repeat_and_keep_to_the_budget(tmp_path, workload):
+    svc = service()
+    workload(ZOO["py315"], TICKER, env={"PYROMETER_SERVICE": svc})
+    ini = tmp_path / "pyrometer.ini"
+    ini.write_text("calls-window = 0.5\ncalls-every = 2\ncalls-budget = 10\n")
+    store = str(tmp_path / "store")
+    d = Daemon(tmp_path, "-c", str(ini), "--store", store)
+    deadline = time.monotonic() + 30
+    while sum("call window ended" in l for l in d.lines) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert sum("call window ended" in l for l in d.lines) >= 2, d.log()
+    assert d.metric("pyrometer_call_windows_deferred_total") == 0, d.log()
+
+    # A budget no window can keep: after the next window, the following ones are left out.
+    ini.write_text("calls-window = 0.5\ncalls-every = 2\ncalls-budget = 0.0001\n")
+    d.hup()
+    d.wait_log("configuration reloaded")
+    d.wait_log("windows are left out", timeout=15)
+    wait_metric(d, "pyrometer_call_windows_deferred_total", lambda v: v >= 1000)
+    after = d.metric("pyrometer_call_windows_total")
+    time.sleep(6)  # three more periods
+    assert d.metric("pyrometer_call_windows_total") == after, d.log()
+    hits = d.metric("pyrometer_call_probe_hits_total")
+    cost = d.metric("pyrometer_call_cost_seconds_total")
+    assert hits > 0 and abs(cost - hits * 1.2e-6) < 1e-6 * hits
+    rc, _ = d.stop()
+    assert rc == 0, d.log()
+    assert len(re.findall(r"call window ended: \d+ processes", d.log())) == after
+    # one file per window that saw a call (the window SIGHUP ended may have been too short)
+    files = calls_files(store, svc)
+    assert after - 1 <= len(files) <= after, f"{files}\n{d.log()}"
+    for f in files:
+        assert counts_by_leaf(RawProfile(f)).get("tick", 0) > 0
+
+
+def test_window_settings_are_checked(tmp_path):
+    from conftest import PYROMETER
+    r = subprocess.run([PYROMETER, "run", "--check-config", "--calls-window", "10",
+                        "--calls-every", "5"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and "calls-window (10 s) must be shorter than calls-every" in r.stderr
+    r = subprocess.run([PYROMETER, "run", "--check-config", "--calls-window", "61"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and "calls-window" in r.stderr
+    r = subprocess.run([PYROMETER, "run", "--check-config", "--calls-window", "2"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and "calls-every = 600\n" in r.stdout and \
+        "calls-budget = 1\n" in r.stdout
+
+
+def test_windows_are_pushed_to_pyroscope_as_calls(tmp_path, workload):
+    from collector import Collector, protoc_decode, push_profiles
+    svc = service()
+    workload(ZOO["py315"], TICKER, env={"PYROMETER_SERVICE": svc})
+    c = Collector()
+    try:
+        d = Daemon(tmp_path, "--pyroscope", c.url, "--calls-window", "1", "--calls-every", "2")
+
+        def kinds():
+            return [labels["__name__"] for req in c.accepted()
+                    for labels, _, _ in push_profiles(req.body)
+                    if labels.get("service_name") == svc]
+
+        c.wait_for(lambda: "calls" in kinds() and "process_cpu" in kinds(), 30,
+                   "a calls profile and a CPU profile of the workload")
+        rc, _ = d.stop()
+        assert rc == 0, d.log()
+        for req in c.accepted():
+            text = protoc_decode("push.v1.PushRequest", "push.proto", req.body)
+            assert text.count('name: "__name__"') == 1, text  # the kind is said once
+            for labels, _, raw in push_profiles(req.body):
+                if labels.get("service_name") != svc or labels["__name__"] != "calls":
+                    continue
+                path = tmp_path / f"calls-{uuid.uuid4().hex[:6]}.pb.gz"
+                path.write_bytes(raw)
+                assert counts_by_leaf(RawProfile(str(path))).get("tick", 0) > 0
+                assert set(labels) >= {"service_name", "host", "python_version"}
+    finally:
+        c.down()
