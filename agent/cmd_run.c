@@ -785,7 +785,9 @@ int cmd_run(int argc, char **argv)
 		config_print(&r.cfg, stdout);
 		return 0;
 	}
-	if (privs_require(PRIV_BPF | PRIV_PERFMON | PRIV_SYS_PTRACE, "run"))
+	if (privs_require(PRIV_BPF | PRIV_PERFMON | PRIV_SYS_PTRACE, "run") ||
+	    (r.cfg.calls_window > 0 &&
+	     privs_require(CALL_WINDOW_CAPS, "run with calls-window (call windows)")))
 		return 1;
 	cmd_handle_stop_signals();
 	cmd_handle_reload_signal();

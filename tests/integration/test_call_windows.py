@@ -12,6 +12,7 @@ from conftest import ZOO, workload_script
 from daemon import Daemon
 from pprof_raw import RawProfile
 from test_calls import EXPECTED
+from test_daemon import KEPT_CAPS, caps_of
 
 TICKER = """
 import sys, time
@@ -65,6 +66,8 @@ def test_a_window_counts_exactly_and_goes_to_the_store(tmp_path, workload):
                          env={"PYROMETER_SERVICE": svc}) for name, svc in svcs.items()}
     store = str(tmp_path / "store")
     d = Daemon(tmp_path, "--store", store, "--calls-window", "3", "--calls-every", "4")
+    # CAP_SYS_ADMIN (21) is kept too, with windows on (README, Privileges)
+    assert caps_of(d.proc.pid, "CapEff") == KEPT_CAPS | (1 << 21)
     before = len(uprobes_of(d.proc.pid))
     d.wait_log("call window: tracing the calls of")
     # The probes are armed: the workloads make their calls inside the window.
@@ -178,3 +181,12 @@ def test_windows_are_pushed_to_pyroscope_as_calls(tmp_path, workload):
                 assert set(labels) >= {"service_name", "host", "python_version"}
     finally:
         c.down()
+
+
+def test_windows_without_cap_sys_admin_say_so():
+    from conftest import PYROMETER
+    r = subprocess.run(["setpriv", "--bounding-set=-sys_admin", PYROMETER, "run",
+                        "--calls-window", "1", "--metrics-addr", "off"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1 and "CAP_SYS_ADMIN" in r.stderr and "calls-window" in r.stderr, \
+        r.stderr
