@@ -207,9 +207,8 @@ static int parse_args(int argc, char **argv, struct calls_cmd *c)
 static int trace(struct calls_cmd *c, const struct py_process *p)
 {
 	const char *why = NULL;
-	int err;
+	int err = calltrace__attach(c->ct, p, &why);
 
-	err = calltrace__attach(c->ct, p, &why);
 	if (err) {
 		c->unavailable++;
 		if (!c->all || targets_has(&c->targets, p->pid))

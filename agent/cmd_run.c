@@ -522,6 +522,11 @@ static void close_reporting(struct run *r)
 
 /* ---- call windows ---- */
 
+static uint64_t calls_every_ns(const struct run *r)
+{
+	return (uint64_t)(r->cfg.calls_every * 1e9);
+}
+
 static int trace_calls_of(const struct py_process *p, void *ctx)
 {
 	struct run *r = ctx;
@@ -546,7 +551,7 @@ static void start_window(struct run *r, uint64_t now)
 	struct calltrace_opts co = { .procs_fd =
 					     discover__procs_map_fd(cpuprof__discover(r->cpu)) };
 
-	w->next_mono = now + (uint64_t)(r->cfg.calls_every * 1e9);
+	w->next_mono = now + calls_every_ns(r);
 	if (calltrace__new(&co, &w->ct)) {
 		w->ct = NULL;
 		w->st.failed++;
@@ -575,7 +580,7 @@ static void end_window(struct run *r)
 {
 	struct call_windows *w = &r->calls;
 	uint64_t k[PYRO_CALLS_COUNTER_MAX] = { 0 }, until, hits;
-	double cost_ns, share_ns = r->cfg.calls_budget / 100 * r->cfg.calls_every * 1e9;
+	double cost_ns, share_ns = r->cfg.calls_budget / 100 * (double)calls_every_ns(r);
 	struct callnames nm;
 	uint64_t periods;
 
@@ -598,7 +603,7 @@ static void end_window(struct run *r)
 		 " probe hits, an estimated %.3f s of their time",
 		 w->traced, (double)(monotonic_ns() - w->start_mono) / 1e9, hits, cost_ns / 1e9);
 	if (periods > 1) {
-		w->next_mono = w->start_mono + periods * (uint64_t)(r->cfg.calls_every * 1e9);
+		w->next_mono = w->start_mono + periods * calls_every_ns(r);
 		w->st.deferred += periods - 1;
 		log_warn("run: that call window cost %.0f times its share of calls-budget (%g%% of "
 			 "one CPU); the next %" PRIu64 " windows are left out",
@@ -660,7 +665,7 @@ static void reload(struct run *r)
 	if (r->calls.ct)
 		end_window(r); /* its settings may change */
 	r->cfg = next;
-	r->calls.next_mono = monotonic_ns() + (uint64_t)(r->cfg.calls_every * 1e9);
+	r->calls.next_mono = monotonic_ns() + calls_every_ns(r);
 	close_sinks(r);
 	close_reporting(r);
 	if ((err = open_sinks(r)) || (err = open_reporting(r)))
@@ -757,7 +762,7 @@ static int run(struct run *r)
 		return err;
 	r->interval_start_ns = realtime_ns();
 	r->interval_start_mono = monotonic_ns();
-	r->calls.next_mono = r->interval_start_mono + (uint64_t)(r->cfg.calls_every * 1e9);
+	r->calls.next_mono = r->interval_start_mono + calls_every_ns(r);
 	log_info("run: sampling at %" PRId64 " Hz; a profile per service every %g s to %s%s%s; "
 		 "metrics on %s",
 		 r->cfg.frequency, r->cfg.interval, r->store ? r->cfg.store : "",

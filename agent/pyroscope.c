@@ -144,7 +144,7 @@ int pyroscope_push_body(const struct export_profile *e, const char *id, uint8_t 
 	unsigned i, n;
 
 	push__v1__label_pair__init(&pairs[0]);
-	pairs[0].name = "__name__";
+	pairs[0].name = EXPORT_KIND_LABEL;
 	pairs[0].value = (char *)export_kind(e);
 	pair_ptrs[0] = &pairs[0];
 	for (i = 0, n = 1; i < e->n_labels; i++) {
