@@ -179,11 +179,15 @@ static bool wanted(const struct gc_cmd *c, const struct py_process *p)
 
 static void say_unavailable(struct gc_cmd *c, const struct py_process *p)
 {
+	const char *reason = NULL, *why = NULL;
 	struct json j;
 
+	gctrace__status(c->gc, p, &reason, &why);
+	if (!why)
+		why = p->bin->caps.no_gc ? p->bin->caps.no_gc : "unknown";
 	if (!c->json) {
 		log_warn("pid %d (%s, CPython %s): GC tracing unavailable: %s", p->pid, p->comm,
-			 p->bin->version[0] ? p->bin->version : "?", p->bin->caps.no_gc);
+			 p->bin->version[0] ? p->bin->version : "?", why);
 		return;
 	}
 	json_begin(&j, stdout);
@@ -192,7 +196,7 @@ static void say_unavailable(struct gc_cmd *c, const struct py_process *p)
 	json_i64(&j, "pid", p->pid);
 	json_str(&j, "comm", p->comm);
 	json_str(&j, "version", p->bin->version[0] ? p->bin->version : NULL);
-	json_str(&j, "reason", p->bin->caps.no_gc);
+	json_str(&j, "reason", why);
 	json_obj_close(&j);
 	fputc('\n', stdout);
 }
@@ -217,17 +221,20 @@ static void say_tracking(struct gc_cmd *c, const struct py_process *p)
 static void on_start(const struct py_process *p, uint64_t ktime, void *ctx)
 {
 	struct gc_cmd *c = ctx;
+	int err;
 
 	(void)ktime;
 	seen_add(&c->seen, p);
 	symbolizer__forget(c->sym, p->pid);
 	if (!c->gc || !wanted(c, p))
 		return;
-	if (gctrace__track(c->gc, p)) {
+	err = gctrace__track(c->gc, p);
+	if (err != -ENOTSUP)
+		seen_add(&c->traced, p); /* it holds a reference on its binary, attached or not */
+	if (err) {
 		say_unavailable(c, p);
 		return;
 	}
-	seen_add(&c->traced, p);
 	if (!c->all)
 		discover__set_flags(c->disc, p->pid, PYRO_PROC_GC);
 	say_tracking(c, p);
@@ -451,6 +458,7 @@ static int trace_loop(struct gc_cmd *c)
 				publish_metrics(c); /* scrapes see figures at most a second old */
 			if (c->alerter)
 				gcwatch_alert_tick(c->alerter, c->gc, &c->seen, c->alert.p99_s > 0);
+			gctrace__expire(c->gc);
 			next_publish = monotonic_ns() + 1000000000ull;
 		}
 	}
@@ -469,7 +477,9 @@ static int track_existing(const struct py_process *p, void *ctx)
 static int run(struct gc_cmd *c)
 {
 	struct discover_ops ops = { .on_start = on_start, .on_exit = on_exit_, .ctx = c };
-	struct gctrace_opts go = { .all = c->all, .slow_ns = (uint64_t)(c->threshold_ms * 1e6) };
+	struct gctrace_opts go = { .all = c->all,
+				   .slow_ns = (uint64_t)(c->threshold_ms * 1e6),
+				   .linger_ns = GC_LINGER_NS };
 	int err;
 
 	if ((err = symbolizer__new(&c->sym)) || (err = discover__new(&ops, &c->disc)) ||
@@ -511,7 +521,8 @@ int cmd_gc(int argc, char **argv)
 
 	if (err)
 		return err > 0 ? 0 : 2;
-	if (privs_require(PRIV_BPF | PRIV_PERFMON | PRIV_SYS_PTRACE, "gc"))
+	/* CAP_SYS_ADMIN: creating uprobes (agent/uprobes.h) */
+	if (privs_require(PRIV_BPF | PRIV_PERFMON | PRIV_SYS_PTRACE | PRIV_SYS_ADMIN, "gc"))
 		return 1;
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	cmd_handle_stop_signals();

@@ -7,6 +7,7 @@
  * on a schedule, within a CPU budget, and exports those windows as calls profiles.
  * SIGTERM/SIGINT flush and stop; SIGHUP reloads the configuration. Settings: agent/config.c. */
 #include <errno.h>
+#include <glob.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -26,6 +27,7 @@
 #include "export.h"
 #include "gc_metrics.h"
 #include "gctrace.h"
+#include "uprobes.h"
 #include "gcwatch.h"
 #include "log.h"
 #include "metrics.h"
@@ -711,6 +713,8 @@ static int loop(struct run *r)
 		call_windows_tick(r, now);
 		if (now >= next_tick) {
 			retire_exited(r);
+			if (r->gc)
+				gctrace__expire(r->gc);
 			if (r->metrics)
 				publish_metrics(r);
 			if (r->alerter)
@@ -728,9 +732,35 @@ static int loop(struct run *r)
 	return err;
 }
 
+/* Interpreters installed on the host are attached from the start, so that their processes
+ * are counted from their first collection (one started after us would otherwise run
+ * untraced until discovery has inspected it, a few milliseconds). */
+static void pin_installed(struct gctrace *g)
+{
+	static const char *const patterns[] = {
+		"/usr/bin/python3*",
+		"/usr/local/bin/python3*",
+		"/usr/lib/*/libpython3*.so*",
+		"/usr/lib/libpython3*.so*",
+		"/usr/local/lib/libpython3*.so*",
+	};
+	glob_t gl;
+	size_t i, k;
+
+	for (i = 0; i < sizeof(patterns) / sizeof(patterns[0]); i++) {
+		if (glob(patterns[i], GLOB_NOSORT, NULL, &gl))
+			continue;
+		for (k = 0; k < gl.gl_pathc; k++)
+			gctrace__pin_file(g, gl.gl_pathv[k]);
+		globfree(&gl);
+	}
+}
+
 static int start_gc(struct run *r)
 {
-	struct gctrace_opts go = { .all = true, .slow_ns = slow_ns(&r->cfg) };
+	struct gctrace_opts go = { .all = true,
+				   .slow_ns = slow_ns(&r->cfg),
+				   .linger_ns = GC_LINGER_NS };
 	struct discover *d = cpuprof__discover(r->cpu);
 	int err;
 
@@ -741,6 +771,7 @@ static int start_gc(struct run *r)
 	    (err = discover__add_ring(d, gctrace__events_fd(r->gc), on_pause, r)))
 		return err;
 	discover__for_each(d, track_existing, r); /* found by the scan before the tracer */
+	pin_installed(r->gc);
 	return 0;
 }
 
@@ -757,6 +788,12 @@ static int run(struct run *r)
 	    (err = cpuprof__new(&ops, &r->cpu)) || (err = start_gc(r)) ||
 	    (err = cpuprof__sample(r->cpu, (int)r->cfg.frequency, true)))
 		return err;
+	/* Interpreters first seen later get their uprobes through the broker, the one process
+	 * that keeps CAP_SYS_ADMIN (agent/uprobes.h). */
+	if (r->gc && (err = uprobes_start_broker())) {
+		log_error("cannot start the uprobe broker: %s", strerror(-err));
+		return err;
+	}
 	/* Everything is loaded and attached: keep only what running needs. */
 	if ((err = privs_keep_only(KEPT_CAPS | (r->cfg.calls_window > 0 ? CALL_WINDOW_CAPS : 0))))
 		return err;
@@ -790,7 +827,8 @@ int cmd_run(int argc, char **argv)
 		config_print(&r.cfg, stdout);
 		return 0;
 	}
-	if (privs_require(PRIV_BPF | PRIV_PERFMON | PRIV_SYS_PTRACE, "run") ||
+	/* CAP_SYS_ADMIN: creating uprobes, at start and then in the broker (agent/uprobes.h) */
+	if (privs_require(PRIV_BPF | PRIV_PERFMON | PRIV_SYS_PTRACE | PRIV_SYS_ADMIN, "run") ||
 	    (r.cfg.calls_window > 0 &&
 	     privs_require(CALL_WINDOW_CAPS, "run with calls-window (call windows)")))
 		return 1;
@@ -800,6 +838,7 @@ int cmd_run(int argc, char **argv)
 	close_sinks(&r);
 	close_reporting(&r);
 	gctrace__free(r.gc);
+	uprobes_stop_broker();
 	calltrace__free(r.calls.ct);
 	cpuprof__free(r.cpu);
 	series_free(&r.cpu_series);

@@ -255,6 +255,20 @@ int elf_file__vaddr_to_offset(struct elf_file *ef, uint64_t vaddr, uint64_t *off
 	return err;
 }
 
+int elf_file__vaddr_to_exec_offset(struct elf_file *ef, uint64_t vaddr, uint64_t *off)
+{
+	GElf_Phdr ph;
+	int err = find_load(ef, holds_vaddr, vaddr, &ph);
+
+	if (err)
+		return err;
+	/* inside the file's bytes of an executable segment, not its zero-filled tail */
+	if (!(ph.p_flags & PF_X) || vaddr - ph.p_vaddr >= ph.p_filesz)
+		return -ENOEXEC;
+	*off = vaddr - ph.p_vaddr + ph.p_offset;
+	return 0;
+}
+
 int elf_file__for_each_string(struct elf_file *ef, const char *section,
 			      int (*cb)(const char *s, size_t n, uint64_t addr, void *ctx),
 			      void *ctx)

@@ -34,6 +34,9 @@ int elf_file__vaddr_delta(struct elf_file *ef, uint64_t off, int64_t *delta);
 /* The file offset of virtual address vaddr (through its PT_LOAD segment), as uprobes and
  * their reference counters want them. */
 int elf_file__vaddr_to_offset(struct elf_file *ef, uint64_t vaddr, uint64_t *off);
+/* The same, for an address that must lie in the file-backed part of an executable PT_LOAD
+ * segment (where a uprobe may go); -ENOEXEC otherwise. */
+int elf_file__vaddr_to_exec_offset(struct elf_file *ef, uint64_t vaddr, uint64_t *off);
 /* Does the dynamic section name a DT_NEEDED library whose name starts with prefix? */
 bool elf_file__needs(struct elf_file *ef, const char *prefix);
 /* Calls cb for each NUL-terminated string inside the named section's contents, with the

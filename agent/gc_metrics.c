@@ -180,51 +180,75 @@ static void write_series(FILE *f, const struct agg *a)
 
 struct avail {
 	struct intern services;
-	char *v; /* per service: 1 some process lacks the probes, 2 all have them */
+	const char **reason; /* per service: NULL while every process is traced */
+	bool *seen;
 	size_t cap;
+	struct gctrace *g;
 };
+
+static bool grow(struct avail *a, size_t id)
+{
+	size_t cap = a->cap ? a->cap * 2 : 64;
+	const char **r;
+	bool *s;
+
+	if (id < a->cap)
+		return true;
+	while (cap <= id)
+		cap *= 2;
+	r = realloc(a->reason, cap * sizeof(*r));
+	if (r)
+		a->reason = r;
+	s = r ? realloc(a->seen, cap * sizeof(*s)) : NULL;
+	if (!s)
+		return false;
+	a->seen = s;
+	memset(a->reason + a->cap, 0, (cap - a->cap) * sizeof(*r));
+	memset(a->seen + a->cap, 0, (cap - a->cap) * sizeof(*s));
+	a->cap = cap;
+	return true;
+}
 
 static void note_avail(const struct py_process *p, void *ctx)
 {
 	struct avail *a = ctx;
 	int64_t id = intern_put(&a->services, p->service, strlen(p->service));
+	const char *reason = NULL, *why;
 
-	if (id < 0)
+	if (id < 0 || !grow(a, (size_t)id))
 		return;
-	if ((size_t)id >= a->cap) {
-		size_t cap = a->cap ? a->cap * 2 : 64;
-		char *v = realloc(a->v, cap);
-
-		if (!v)
-			return;
-		memset(v + a->cap, 0, cap - a->cap);
-		a->v = v;
-		a->cap = cap;
-	}
-	if (!a->v[id])
-		a->v[id] = p->bin->caps.gc ? 2 : 1;
-	else if (!p->bin->caps.gc)
-		a->v[id] = 1;
+	a->seen[id] = true;
+	if (!gctrace__status(a->g, p, &reason, &why) && !a->reason[id])
+		a->reason[id] = reason ? reason : "unknown";
 }
 
-/* 1 when every process of the service seen has the GC probes, else 0: a service whose
- * interpreter lacks them shows 0 here, never zero pauses. */
-static void write_availability(FILE *f, const struct seen *seen)
+/* 1 when every process of the service seen is traced, else 0 with the first reason found
+ * (no_usdt, no_gc_probes, too_many_sites, attach_failed, uprobe_limit): a service whose
+ * interpreter cannot be traced shows 0 here, never zero pauses. */
+static void write_availability(FILE *f, const struct seen *seen, struct gctrace *g)
 {
-	struct avail a = { 0 };
+	struct avail a = { .g = g };
 	size_t i;
 
 	intern_init(&a.services);
 	seen_for_each(seen, note_avail, &a);
-	fputs("# HELP python_gc_tracing_available Whether GC pauses of the service can be traced "
-	      "(CPython built with USDT probes).\n# TYPE python_gc_tracing_available gauge\n",
+	fputs("# HELP python_gc_tracing_available Whether GC pauses of the service are traced "
+	      "(1), or why not (0, with a reason label).\n"
+	      "# TYPE python_gc_tracing_available gauge\n",
 	      f);
 	for (i = 0; i < a.services.n && i < a.cap; i++) {
+		if (!a.seen[i])
+			continue;
 		fputs("python_gc_tracing_available{service_name=\"", f);
 		metrics_label_value(f, intern_key(&a.services, (uint32_t)i, NULL));
-		fprintf(f, "\"} %d\n", a.v[i] == 2);
+		if (a.reason[i]) {
+			fputs("\",reason=\"", f);
+			metrics_label_value(f, a.reason[i]);
+		}
+		fprintf(f, "\"} %d\n", !a.reason[i]);
 	}
-	free(a.v);
+	free(a.reason);
+	free(a.seen);
 	intern_free(&a.services);
 }
 
@@ -247,11 +271,25 @@ static void write_self(FILE *f, struct gctrace *g)
 		"pyrometer_gc_binaries_attached %" PRIu64 "\n"
 		"# HELP pyrometer_gc_attach_failures_total GC probe attachments that failed.\n"
 		"# TYPE pyrometer_gc_attach_failures_total counter\n"
-		"pyrometer_gc_attach_failures_total %" PRIu64 "\n",
+		"pyrometer_gc_attach_failures_total %" PRIu64 "\n"
+		"# HELP pyrometer_gc_uprobes GC uprobes held now (at most %d).\n"
+		"# TYPE pyrometer_gc_uprobes gauge\n"
+		"pyrometer_gc_uprobes %" PRIu64 "\n"
+		"# HELP pyrometer_usdt_sites_refused_total USDT probe sites in interpreters' notes "
+		"that were not attached (duplicates, outside code, too many), and binaries refused "
+		"for the uprobe limit.\n"
+		"# TYPE pyrometer_usdt_sites_refused_total counter\n"
+		"pyrometer_usdt_sites_refused_total{reason=\"sites\"} %" PRIu64 "\n"
+		"pyrometer_usdt_sites_refused_total{reason=\"uprobe_limit\"} %" PRIu64 "\n"
+		"# HELP pyrometer_gc_arg_faults_total GC probe arguments the kernel could not "
+		"read.\n"
+		"# TYPE pyrometer_gc_arg_faults_total counter\n"
+		"pyrometer_gc_arg_faults_total %" PRIu64 "\n",
 		st.kernel[PYRO_GC_EVENTS_LOST],
 		st.kernel[PYRO_GC_STATS_FULL] + st.kernel[PYRO_GC_HIST_FULL],
 		st.kernel[PYRO_GC_INFLIGHT_FULL], st.kernel[PYRO_GC_NO_START], st.binaries,
-		st.attach_failed);
+		st.attach_failed, GC_MAX_UPROBES, st.uprobes, st.sites_dropped, st.refused,
+		st.kernel[PYRO_GC_ARG_FAULT]);
 }
 
 int gc_metrics_write(struct gctrace *g, const struct seen *seen, bool pid_label, FILE *f)
@@ -267,7 +305,7 @@ int gc_metrics_write(struct gctrace *g, const struct seen *seen, bool pid_label,
 		gctrace__for_each_retired(g, add_retired, &a);
 	if (!err && !a.err) {
 		write_series(f, &a);
-		write_availability(f, seen);
+		write_availability(f, seen, g);
 		write_self(f, g);
 	}
 	intern_free(&a.keys);

@@ -5,21 +5,41 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bpfstats.h"
 #include "discover.h"
+#include "elf_file.h"
 #include "gc.skel.h"
 #include "log.h"
 #include "rootfs.h"
+#include "uprobes.h"
 
+/* An interpreter binary (device + inode) and the uprobes at its GC probe sites. It stays
+ * attached while processes run it and, after the last one exits, for the linger period:
+ * short-lived processes of a binary nothing long-lived runs (cron jobs, CLI tools) neither
+ * pay an attach and a detach each (a detach costs an RCU grace period under the kernel's
+ * event mutex) nor lose the collections they make before discovery would attach again. */
 struct gc_binary {
 	struct gc_binary *next;
 	uint32_t dev_major, dev_minor;
 	uint64_t inode;
-	int refs;
-	struct bpf_link *start, *done;
+	int refs;	     /* tracked processes running it */
+	bool pinned;	     /* installed on the host: attached from start to stop */
+	uint64_t idle_since; /* CLOCK_MONOTONIC ns when refs fell to 0 */
+	int err;	     /* 0: attached; else why not (retried after GC_RETRY_NS) */
+	uint64_t failed_at;
+	char why[160];
+	int nlinks;
+	struct bpf_link *links[2 * USDT_MAX_SITES];
 };
+
+/* A binary that failed to attach is tried again after this long, not for every process. */
+#define GC_RETRY_NS (60 * 1000000000ull)
 
 /* The totals of processes that have exited, per (service, generation): their kernel
  * entries are folded in here and deleted, so the maps hold live processes only. */
@@ -34,9 +54,18 @@ struct gctrace {
 	struct gc_bpf *skel;
 	struct gc_binary *bins;
 	struct gctrace_stats stats;
+	uint64_t linger_ns;
 	struct retired *ret;
 	size_t nret;
 };
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 int gctrace__new(const struct gctrace_opts *o, struct gctrace **out)
 {
@@ -45,6 +74,7 @@ int gctrace__new(const struct gctrace_opts *o, struct gctrace **out)
 
 	if (!g)
 		return -ENOMEM;
+	g->linger_ns = o->linger_ns;
 	g->skel = gc_bpf__open();
 	if (!g->skel) {
 		err = -errno;
@@ -66,11 +96,12 @@ fail:
 	return err;
 }
 
-static void detach(struct gc_binary *b)
+static void detach(struct gctrace *g, struct gc_binary *b)
 {
-	bpf_link__destroy(b->start);
-	bpf_link__destroy(b->done);
-	b->start = b->done = NULL;
+	for (int i = 0; i < b->nlinks; i++)
+		bpf_link__destroy(b->links[i]);
+	g->stats.uprobes -= (uint64_t)b->nlinks;
+	b->nlinks = 0;
 }
 
 void gctrace__free(struct gctrace *g)
@@ -81,7 +112,7 @@ void gctrace__free(struct gctrace *g)
 		struct gc_binary *b = g->bins;
 
 		g->bins = b->next;
-		detach(b);
+		detach(g, b);
 		free(b);
 	}
 	gc_bpf__destroy(g->skel);
@@ -89,86 +120,247 @@ void gctrace__free(struct gctrace *g)
 	free(g);
 }
 
-static struct gc_binary **find(struct gctrace *g, const struct py_process *p)
+static struct gc_binary **find(struct gctrace *g, uint32_t major, uint32_t minor, uint64_t inode)
 {
 	struct gc_binary **pp = &g->bins;
 
 	for (; *pp; pp = &(*pp)->next)
-		if ((*pp)->inode == p->inode && (*pp)->dev_major == p->dev_major &&
-		    (*pp)->dev_minor == p->dev_minor)
+		if ((*pp)->inode == inode && (*pp)->dev_major == major && (*pp)->dev_minor == minor)
 			break;
 	return pp;
 }
 
-/* Attaches both probes to the binary p runs. The file is opened inside p's root and checked
- * against the inode p maps; libbpf and the kernel are given /proc/self/fd/N, so nothing
- * resolves the path again. One uprobe per probe site serves every process of that file. */
-static int attach(struct gctrace *g, const struct py_process *p, struct gc_binary *b)
+/* Makes room under GC_MAX_UPROBES by detaching the binary idle the longest. */
+static bool make_room(struct gctrace *g, int needed)
 {
-	char path[64];
-	int fd = rootfs_open_verified(p->pid, p->interp_path, p->dev_major, p->dev_minor, p->inode);
-	int err = 0;
+	while (g->stats.uprobes + (uint64_t)needed > GC_MAX_UPROBES) {
+		struct gc_binary *b, *oldest = NULL;
 
-	if (fd < 0)
-		return fd;
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	b->start = bpf_program__attach_usdt(g->skel->progs.on_gc_start, -1, path, "python",
-					    "gc__start", NULL);
-	if (!b->start)
-		err = -errno;
-	if (!err) {
-		b->done = bpf_program__attach_usdt(g->skel->progs.on_gc_done, -1, path, "python",
-						   "gc__done", NULL);
-		if (!b->done)
-			err = -errno;
+		for (b = g->bins; b; b = b->next)
+			if (!b->refs && !b->pinned && b->nlinks &&
+			    (!oldest || b->idle_since < oldest->idle_since))
+				oldest = b;
+		if (!oldest)
+			return false;
+		detach(g, oldest);
+		oldest->err = -ENOSPC;
+		oldest->failed_at = 0; /* may come back at once if used again */
+		snprintf(oldest->why, sizeof(oldest->why), "detached to make room");
 	}
-	close(fd);
-	if (err)
-		detach(b);
+	return true;
+}
+
+static int attach_probe(struct gctrace *g, struct gc_binary *b, int fd, const struct py_binary *bin,
+			const char *name, struct bpf_program *prog)
+{
+	int i, err;
+
+	for (i = 0; i < bin->nprobes; i++) {
+		const struct usdt_probe *site = &bin->probes[i];
+		uint64_t cookie;
+
+		if (strcmp(site->name, name))
+			continue;
+		if (b->nlinks == (int)(sizeof(b->links) / sizeof(b->links[0])))
+			return -E2BIG;
+		if ((err = uprobes_arg_cookie(site, 0, &cookie)))
+			return err;
+		if ((err = uprobes_attach(prog, fd, site, cookie, &b->links[b->nlinks])))
+			return err;
+		b->nlinks++;
+		g->stats.uprobes++;
+	}
+	return 0;
+}
+
+/* Attaches both probes at every site of the binary open as fd: one uprobe per site serves
+ * every process of that file. */
+static int attach(struct gctrace *g, struct gc_binary *b, int fd, const struct py_binary *bin)
+{
+	int needed =
+		py_binary_probe_sites(bin, "gc__start") + py_binary_probe_sites(bin, "gc__done");
+	int err;
+
+	g->stats.sites_dropped +=
+		bin->sites.duplicate + bin->sites.outside_exec + bin->sites.over_limit;
+	if (!make_room(g, needed)) {
+		g->stats.refused++;
+		snprintf(b->why, sizeof(b->why), "the limit of %d GC uprobes is reached",
+			 GC_MAX_UPROBES);
+		return -ENOSPC;
+	}
+	err = attach_probe(g, b, fd, bin, "gc__start", g->skel->progs.on_gc_start);
+	if (!err)
+		err = attach_probe(g, b, fd, bin, "gc__done", g->skel->progs.on_gc_done);
+	if (err) {
+		detach(g, b);
+		snprintf(b->why, sizeof(b->why), "attaching gc__start/gc__done failed: %s",
+			 strerror(-err));
+	}
 	return err;
+}
+
+static struct gc_binary *binary_of(struct gctrace *g, uint32_t major, uint32_t minor,
+				   uint64_t inode)
+{
+	struct gc_binary **slot = find(g, major, minor, inode), *b = *slot;
+
+	if (b)
+		return b;
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return NULL;
+	b->dev_major = major;
+	b->dev_minor = minor;
+	b->inode = inode;
+	b->err = -EAGAIN; /* not attached yet */
+	*slot = b;
+	return b;
+}
+
+/* Does b need an attach attempt now (never tried, or failed long enough ago)? */
+static bool due(const struct gc_binary *b)
+{
+	return b->err &&
+	       (b->err == -EAGAIN || !b->failed_at || now_ns() - b->failed_at >= GC_RETRY_NS);
+}
+
+/* Attaches b using the binary open as fd (or fd's negative errno). */
+static int ensure_attached(struct gctrace *g, struct gc_binary *b, const struct py_binary *bin,
+			   int fd)
+{
+	uint64_t now = now_ns();
+
+	b->err = fd < 0 ? fd : attach(g, b, fd, bin);
+	if (fd < 0)
+		snprintf(b->why, sizeof(b->why), "its binary could not be opened: %s",
+			 strerror(-fd));
+	if (b->err) {
+		b->failed_at = now ? now : 1;
+		g->stats.attach_failed++;
+	} else {
+		g->stats.attached++;
+		b->why[0] = '\0';
+	}
+	return b->err;
 }
 
 int gctrace__track(struct gctrace *g, const struct py_process *p)
 {
-	struct gc_binary **slot = find(g, p), *b = *slot;
-	int err;
+	struct gc_binary *b;
+	int fd = -1, err;
 
 	if (!p->bin->caps.gc)
 		return -ENOTSUP;
-	if (b) {
-		b->refs++;
-		return 0;
-	}
-	b = calloc(1, sizeof(*b));
+	b = binary_of(g, p->dev_major, p->dev_minor, p->inode);
 	if (!b)
 		return -ENOMEM;
-	b->dev_major = p->dev_major;
-	b->dev_minor = p->dev_minor;
-	b->inode = p->inode;
-	err = attach(g, p, b);
-	if (err) {
-		g->stats.attach_failed++;
-		log_warn("pid %d: cannot attach gc__start/gc__done in %s: %s", p->pid,
-			 p->interp_path, strerror(-err));
-		free(b);
-		return err;
+	b->refs++;
+	if (!b->err)
+		return 0;
+	if (!due(b))
+		return b->err; /* said when it failed; not again for every process */
+	{
+		/* opened inside p's root and checked against the inode p maps; the kernel is
+		 * given /proc/self/fd/N, so nothing resolves the path again */
+		fd = rootfs_open_verified(p->pid, p->interp_path, p->dev_major, p->dev_minor,
+					  p->inode);
+		err = ensure_attached(g, b, p->bin, fd);
+		if (fd >= 0)
+			close(fd);
+		if (err) {
+			log_warn("pid %d: GC tracing unavailable for %s: %s", p->pid,
+				 p->interp_path, b->why);
+			return err;
+		}
+		log_debug("attached GC probes to %s (for pid %d)", p->interp_path, p->pid);
 	}
-	g->stats.attached++;
-	log_debug("attached GC probes to %s (for pid %d)", p->interp_path, p->pid);
-	b->refs = 1;
-	*slot = b;
 	return 0;
 }
 
 void gctrace__untrack(struct gctrace *g, const struct py_process *p)
 {
-	struct gc_binary **slot = find(g, p), *b = *slot;
+	struct gc_binary *b = *find(g, p->dev_major, p->dev_minor, p->inode);
 
-	if (!b || --b->refs > 0)
-		return;
-	*slot = b->next;
-	detach(b);
-	free(b);
+	if (b && b->refs > 0 && --b->refs == 0)
+		b->idle_since = now_ns();
+}
+
+void gctrace__expire(struct gctrace *g)
+{
+	uint64_t now = now_ns();
+	struct gc_binary **pp = &g->bins, *b;
+
+	while ((b = *pp)) {
+		if (b->refs || b->pinned || (!b->err && now - b->idle_since < g->linger_ns)) {
+			pp = &b->next;
+			continue;
+		}
+		*pp = b->next;
+		detach(g, b);
+		free(b);
+	}
+}
+
+int gctrace__status(struct gctrace *g, const struct py_process *p, const char **reason,
+		    const char **why)
+{
+	struct gc_binary *b;
+
+	if (!p->bin->caps.gc) {
+		*reason = p->bin->caps.no_gc_label;
+		*why = p->bin->caps.no_gc;
+		return 0;
+	}
+	b = *find(g, p->dev_major, p->dev_minor, p->inode);
+	if (b && !b->err)
+		return 1;
+	*reason = b && b->err == -ENOSPC ? "uprobe_limit" : "attach_failed";
+	*why = b && b->why[0] ? b->why : "not attached";
+	return 0;
+}
+
+int gctrace__pin_file(struct gctrace *g, const char *path)
+{
+	struct py_binary bin = { 0 };
+	struct elf_file *ef = NULL;
+	struct gc_binary *b;
+	struct stat st;
+	int fd, err;
+
+	/* O_NONBLOCK: a FIFO planted at the path must not block us; only regular files */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return -EBADF;
+	}
+	b = *find(g, major(st.st_dev), minor(st.st_dev), st.st_ino);
+	if (b && (!b->err || !due(b))) {
+		b->pinned = true;
+		close(fd);
+		return b->err;
+	}
+	err = elf_file__open_fd(fd, &ef);
+	if (!err)
+		err = py_binary_inspect(ef, &bin);
+	if (!err && !bin.caps.gc)
+		err = -ENOTSUP;
+	if (!err && !(b = binary_of(g, major(st.st_dev), minor(st.st_dev), st.st_ino)))
+		err = -ENOMEM;
+	if (!err) {
+		b->pinned = true;
+		err = ensure_attached(g, b, &bin, fd);
+		if (err)
+			log_warn("cannot attach the GC probes of %s: %s", path, b->why);
+		else
+			log_debug("attached GC probes to %s (installed)", path);
+	}
+	py_binary_clear(&bin);
+	elf_file__free(ef);
+	close(fd);
+	return err;
 }
 
 void gctrace__set_slow_ns(struct gctrace *g, uint64_t slow_ns)
@@ -247,7 +439,7 @@ void gctrace__stats(struct gctrace *g, struct gctrace_stats *st)
 	*st = g->stats;
 	st->binaries = 0;
 	for (b = g->bins; b; b = b->next)
-		st->binaries++;
+		st->binaries += !b->err;
 	bpfstats_percpu_sum(g->skel->maps.gc_counters, PYRO_GC_COUNTER_MAX, st->kernel);
 }
 

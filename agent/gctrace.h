@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
 /* GC pause tracing: bpf/gc.bpf.c attached to gc__start/gc__done once per interpreter binary
- * (device + inode) for as long as a tracked process uses it. */
+ * (device + inode) while a tracked process uses it, and for a linger period after (or from
+ * start to stop for interpreters installed on the host). Bounded: at most USDT_MAX_SITES
+ * sites per probe (agent/usdt_sites.h) and GC_MAX_UPROBES uprobes in all. */
 #ifndef PYRO_GCTRACE_H
 #define PYRO_GCTRACE_H
 
@@ -14,23 +16,44 @@
 struct gctrace;
 struct py_process;
 
+/* Most GC uprobes held at once. Each costs an RCU grace period to remove at exit (40-80 ms
+ * here, one after another under the kernel's event mutex), so this bounds how long a stop
+ * can take; a real CPython binary needs 2 to 4. */
+#define GC_MAX_UPROBES 48
+
+/* How long a binary no process runs stays attached (cron jobs, CLI tools, test runners). */
+#define GC_LINGER_NS (600 * 1000000000ull)
+
 struct gctrace_opts {
-	int procs_fd;	  /* discovery's pid map */
-	bool all;	  /* every tracked process, not only those flagged PYRO_PROC_GC */
-	uint64_t slow_ns; /* pauses at least this long are sent as events */
+	uint64_t linger_ns; /* a binary no process runs stays attached this long */
+	int procs_fd;	    /* discovery's pid map */
+	bool all;	    /* every tracked process, not only those flagged PYRO_PROC_GC */
+	uint64_t slow_ns;   /* pauses at least this long are sent as events */
 };
 
 struct gctrace_stats {
 	uint64_t kernel[PYRO_GC_COUNTER_MAX];
 	uint64_t attached, attach_failed, binaries;
+	uint64_t uprobes;	/* held now */
+	uint64_t refused;	/* binaries refused for the uprobe limit */
+	uint64_t sites_dropped; /* duplicate, outside code or beyond the limit, in notes */
 };
 
 int gctrace__new(const struct gctrace_opts *opts, struct gctrace **out);
 void gctrace__free(struct gctrace *g);
 /* Makes sure p's interpreter binary is attached. -ENOTSUP if it has no GC probes. */
 int gctrace__track(struct gctrace *g, const struct py_process *p);
-/* p is gone: its binary is detached when no tracked process uses it any more. */
+/* p is gone: its binary lingers, and is detached by gctrace__expire once no tracked
+ * process has used it for the linger period. */
 void gctrace__untrack(struct gctrace *g, const struct py_process *p);
+/* Detaches binaries idle for longer than the linger period, and forgets failed ones. */
+void gctrace__expire(struct gctrace *g);
+/* Attaches the GC probes of an interpreter installed at path (in our root) until the end,
+ * so that its processes are counted from their first collection. -ENOTSUP if it has none. */
+int gctrace__pin_file(struct gctrace *g, const char *path);
+/* 1 if p's GC is traced; else 0 with a short label (reason) and a sentence (why). */
+int gctrace__status(struct gctrace *g, const struct py_process *p, const char **reason,
+		    const char **why);
 /* Changes the threshold above which pauses are sent as events. */
 void gctrace__set_slow_ns(struct gctrace *g, uint64_t slow_ns);
 /* Ring buffer of struct pyro_gc_event. */

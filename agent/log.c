@@ -3,7 +3,10 @@
 
 #include <bpf/libbpf.h>
 #include <stdarg.h>
+#include <string.h>
 #include <stdio.h>
+
+#include "text.h"
 
 static enum log_level current = LOG_LVL_WARN;
 
@@ -24,13 +27,22 @@ enum log_level log_get_level(void)
 	return current;
 }
 
+/* Longest message written; longer ones end in "...". Messages carry text from collectors,
+ * targets and binaries, so a line must stay a line of bounded size. */
+#define LOG_LINE_MAX 2048
+
 static void vlog(enum log_level level, const char *fmt, va_list ap)
 {
+	char msg[LOG_LINE_MAX], line[4 * LOG_LINE_MAX];
+	int n;
+
 	if (level > current)
 		return;
-	fprintf(stderr, "pyrometer: %s: ", names[level]);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (n >= (int)sizeof(msg))
+		memcpy(msg + sizeof(msg) - 4, "...", 4);
+	text_escape(line, sizeof(line), msg);
+	fprintf(stderr, "pyrometer: %s: %s\n", names[level], line);
 }
 
 void log_msg(enum log_level level, const char *fmt, ...)

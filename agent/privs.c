@@ -48,6 +48,15 @@ static void append_names(char *buf, size_t len, uint64_t set)
 	}
 }
 
+int privs_require_quiet(uint64_t needed)
+{
+	uint64_t have = 0;
+
+	if (effective_caps(&have))
+		return -EPERM;
+	return (have & needed) == needed ? 0 : -EPERM;
+}
+
 int privs_require(uint64_t needed, const char *command)
 {
 	char all[128], missing[128];

@@ -17,6 +17,8 @@
 /* Returns 0 if every capability in `needed` is effective, otherwise prints
  * "pyrometer: error: COMMAND needs root or CAP_X, CAP_Y (missing: CAP_Y)" and returns -EPERM. */
 int privs_require(uint64_t needed, const char *command);
+/* The same check, silent: 0 or -EPERM. */
+int privs_require_quiet(uint64_t needed);
 /* Keeps only the capabilities in keep (permitted and effective), drops every other from
  * the bounding set, clears inheritable and ambient ones, and sets no_new_privs. */
 int privs_keep_only(uint64_t keep);

@@ -162,35 +162,12 @@ static void read_version(struct elf_file *ef, struct py_binary *b)
 /* Keeps the "python" provider's probes; other providers (libstdcxx, rtld) are not ours. */
 static int read_probes(struct elf_file *ef, struct py_binary *b)
 {
-	const void *data;
-	size_t len;
-	uint64_t base_addr = 0;
-	const void *unused;
-	size_t unused_len;
-	struct usdt_probe *all;
-	int n, i, kept = 0;
+	int err = usdt_sites_read(ef, "python", &b->probes, &b->nprobes, &b->sites);
 
-	if (elf_file__section(ef, ".note.stapsdt", &data, &len, NULL))
+	if (err == -ENOENT)
 		return 0; /* built without --with-dtrace, or stripped */
 	b->has_usdt_notes = true;
-	elf_file__section(ef, ".stapsdt.base", &unused, &unused_len, &base_addr);
-	n = usdt_parse_notes(data, len, base_addr, &all);
-	if (n < 0)
-		return n;
-	for (i = 0; i < n; i++) {
-		if (strcmp(all[i].provider, "python"))
-			continue;
-		all[kept] = all[i];
-		if (elf_file__vaddr_to_offset(ef, all[kept].pc, &all[kept].pc_offset))
-			all[kept].pc_offset = 0;
-		if (!all[kept].semaphore ||
-		    elf_file__vaddr_to_offset(ef, all[kept].semaphore, &all[kept].semaphore_offset))
-			all[kept].semaphore_offset = 0;
-		kept++;
-	}
-	b->probes = all;
-	b->nprobes = kept;
-	return 0;
+	return err;
 }
 
 int py_binary_inspect(struct elf_file *ef, struct py_binary *b)
@@ -220,12 +197,13 @@ void py_binary_clear(struct py_binary *b)
 
 int py_binary_probe_sites(const struct py_binary *b, const char *name)
 {
-	int i, n = 0;
+	return usdt_sites_count(b->probes, b->nprobes, name);
+}
 
-	for (i = 0; i < b->nprobes; i++)
-		if (strcmp(b->probes[i].name, name) == 0 && usdt_probe_attachable(&b->probes[i]))
-			n++;
-	return n;
+static bool too_many_sites(const struct py_binary *b, const char *a, const char *z)
+{
+	return py_binary_probe_sites(b, a) > USDT_MAX_SITES ||
+	       py_binary_probe_sites(b, z) > USDT_MAX_SITES;
 }
 
 static void decide_cpu(struct py_binary *b)
@@ -239,12 +217,20 @@ static void decide_cpu(struct py_binary *b)
 
 static void decide_gc(struct py_binary *b)
 {
-	if (!b->has_usdt_notes)
+	if (!b->has_usdt_notes) {
 		b->caps.no_gc = "built without USDT probes (no .note.stapsdt)";
-	else if (!py_binary_probe_sites(b, "gc__start") || !py_binary_probe_sites(b, "gc__done"))
+		b->caps.no_gc_label = "no_usdt";
+	} else if (!py_binary_probe_sites(b, "gc__start") ||
+		   !py_binary_probe_sites(b, "gc__done")) {
 		b->caps.no_gc = "gc__start/gc__done probes absent or not attachable";
-	else
+		b->caps.no_gc_label = "no_gc_probes";
+	} else if (too_many_sites(b, "gc__start", "gc__done")) {
+		b->caps.no_gc = "more than 8 sites of gc__start or gc__done (not a real CPython "
+				"build): refused";
+		b->caps.no_gc_label = "too_many_sites";
+	} else {
 		b->caps.gc = true;
+	}
 }
 
 static void decide_calls(struct py_binary *b)
@@ -257,6 +243,9 @@ static void decide_calls(struct py_binary *b)
 		b->caps.no_calls = "built without USDT probes (no .note.stapsdt)";
 	else if (!entry && !ret)
 		b->caps.no_calls = "function__entry/function__return probes absent in this build";
+	else if (too_many_sites(b, "function__entry", "function__return"))
+		b->caps.no_calls = "more than 8 sites of function__entry or function__return (not "
+				   "a real CPython build): refused";
 	else if (mm == PY_MINOR_OF(3, 11) && ret)
 		/* 3.11's function__entry does not fire for Python-to-Python calls (DESIGN.md);
 		 * function__return does, so counts are exact and latency is unknown. */

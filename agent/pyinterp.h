@@ -9,6 +9,7 @@
 
 #include "pylayout.h"
 #include "usdt_notes.h"
+#include "usdt_sites.h"
 
 struct elf_file;
 
@@ -31,6 +32,7 @@ struct py_caps {
 	bool gc;
 	enum py_calls_mode calls;
 	const char *no_cpu, *no_gc, *no_calls; /* why not, for people; NULL when available */
+	const char *no_gc_label;	       /* why not, as a metric label value */
 };
 
 struct py_binary {
@@ -42,8 +44,9 @@ struct py_binary {
 	uint64_t runtime_addr; /* link-time address of _PyRuntime */
 	bool has_usdt_notes;   /* carries a .note.stapsdt section */
 	int nprobes;
-	struct usdt_probe *probes; /* python provider only */
-	struct py_layout layout;   /* for stack sampling and symbolization */
+	struct usdt_probe *probes;    /* python provider only, each site once, in code */
+	struct usdt_site_stats sites; /* sites dropped from the notes, and why */
+	struct py_layout layout;      /* for stack sampling and symbolization */
 	struct py_caps caps;
 };
 

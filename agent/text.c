@@ -2,6 +2,8 @@
 #include "text.h"
 
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 
 int text_utf8_len(const unsigned char *s)
 {
@@ -42,4 +44,39 @@ void text_sanitize(char *str)
 		}
 		s += n;
 	}
+}
+
+/* The escaped form of the byte or character at s: its length in out, how many input bytes
+ * it stands for in *used. */
+static int escape_one(const unsigned char *s, char out[5], int *used)
+{
+	int n = text_utf8_len(s);
+
+	*used = n ? n : 1;
+	if (*s == '\n' || *s == '\t' || *s == '\\')
+		return snprintf(out, 5, "\\%c", *s == '\n' ? 'n' : *s == '\t' ? 't' : '\\');
+	if (n == 0 || *s < 0x20 || *s == 0x7F)
+		return snprintf(out, 5, "\\x%02x", *s);
+	memcpy(out, s, (size_t)n);
+	return n;
+}
+
+void text_escape(char *out, size_t len, const char *str)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t at = 0;
+	char one[5];
+	int n, used;
+
+	if (!len)
+		return;
+	while (*s) {
+		n = escape_one(s, one, &used);
+		if (at + (size_t)n >= len)
+			break;
+		memcpy(out + at, one, (size_t)n);
+		at += (size_t)n;
+		s += used;
+	}
+	out[at] = '\0';
 }

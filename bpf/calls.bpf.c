@@ -18,6 +18,7 @@
 #include <bpf/usdt.bpf.h>
 #include "pyrometer.h"
 #include "common.bpf.h"
+#include "usdt_arg.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -550,29 +551,6 @@ USDT_PROGRAM(on_return_count, do_count)
 /* Plain uprobes at the probe's address where both arguments sit in registers: user space
  * puts their numbers in the cookie (4 bits each: file, then name), and reading them is a
  * load from the saved registers. */
-/* The registers in the order user space numbers them. Copied to the stack with constant-
- * offset loads: a switch compiles to a computed context offset, which the verifier refuses. */
-static __always_inline void regs_of(struct pt_regs *ctx, __u64 *v)
-{
-	v[0] = ctx->ax;
-	v[1] = ctx->bx;
-	v[2] = ctx->cx;
-	v[3] = ctx->dx;
-	v[4] = ctx->si;
-	v[5] = ctx->di;
-	v[6] = ctx->bp;
-	v[7] = ctx->sp;
-	v[8] = ctx->r8;
-	v[9] = ctx->r9;
-	v[10] = ctx->r10;
-	v[11] = ctx->r11;
-	v[12] = ctx->r12;
-	v[13] = ctx->r13;
-	v[14] = ctx->r14;
-	v[15] = ctx->r15;
-	asm volatile("" ::: "memory"); /* keep the copies */
-}
-
 /* The cookie holds the registers' numbers: the file's in bits 0-3, the name's in 4-7. */
 #define REGS_PROGRAM(prog, body)                                                                   \
 	SEC("uprobe")                                                                              \

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /* GC pauses from CPython's USDT probes gc__start(int generation) and gc__done(long
- * collected). Attached once per interpreter binary for every process using it (libbpf USDT,
- * pid -1, semaphores handled by the kernel); the pid map says which processes to count.
+ * collected). Attached once per interpreter binary for every process using it (plain
+ * uprobes at the probe sites, pid -1, the argument's spec in the cookie, semaphores handled
+ * by the kernel: agent/gctrace.c); the pid map says which processes to count.
  * Pauses are measured and aggregated here: per (pid, generation) count, total, maximum and
  * objects collected, and a log-linear histogram. Pauses at or above slow_ns go to user space
  * with the Python stack of the allocation that triggered the collection. */
@@ -9,9 +10,9 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
-#include <bpf/usdt.bpf.h>
 #include "pyrometer.h"
 #include "common.bpf.h"
+#include "usdt_arg.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -129,15 +130,20 @@ static __always_inline __u32 histogram_bucket(__u64 d)
 	return (b + (__u32)((d >> (msb - PYRO_GC_SUB_BITS)) & 7)) & (PYRO_GC_BUCKETS - 1);
 }
 
-SEC("usdt")
-int BPF_USDT(on_gc_start, int generation)
+SEC("uprobe")
+int on_gc_start(struct pt_regs *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct inflight *f;
+	long generation;
 
 	if (!reported(id >> 32))
 		return 0;
 	count_in(&gc_counters, PYRO_GC_STARTS);
+	if (usdt_arg(ctx, bpf_get_attach_cookie(ctx), &generation)) {
+		count_in(&gc_counters, PYRO_GC_ARG_FAULT);
+		return 0;
+	}
 	f = bpf_task_storage_get(&inflight, bpf_get_current_task_btf(), NULL,
 				 BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!f) {
@@ -225,17 +231,22 @@ static __always_inline void send_slow(__u32 pid, __u32 tid, const struct infligh
 				      : BPF_RB_NO_WAKEUP);
 }
 
-SEC("usdt")
-int BPF_USDT(on_gc_done, long collected)
+SEC("uprobe")
+int on_gc_done(struct pt_regs *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid(), now = bpf_ktime_get_ns(), d;
 	__u32 pid = id >> 32, tid = (__u32)id;
 	struct inflight *f;
 	struct pyro_gc_key key;
+	long collected;
 
 	if (!reported(pid))
 		return 0;
 	count_in(&gc_counters, PYRO_GC_DONES);
+	if (usdt_arg(ctx, bpf_get_attach_cookie(ctx), &collected)) {
+		count_in(&gc_counters, PYRO_GC_ARG_FAULT);
+		collected = 0; /* the pause is still measured; only its count is unknown */
+	}
 	f = bpf_task_storage_get(&inflight, bpf_get_current_task_btf(), NULL, 0);
 	if (!f || !f->start_ns) {
 		count_in(&gc_counters, PYRO_GC_NO_START);

@@ -201,8 +201,25 @@ enum pyro_gc_counter {
 	PYRO_GC_STATS_FULL,    /* no room for a (pid, generation): pause not counted */
 	PYRO_GC_HIST_FULL,     /* no room for a histogram bucket */
 	PYRO_GC_EVENTS_LOST,   /* a slow pause did not fit the ring buffer */
+	PYRO_GC_ARG_FAULT,     /* an argument unread: at gc__start the pause is lost, at gc__done
+				* its collected count is taken as 0 */
 	PYRO_GC_COUNTER_MAX,
 };
+
+/* ---- USDT arguments at plain uprobes (bpf/usdt_arg.bpf.h, agent/uprobes.c) ----
+ * One argument's spec travels in the BPF cookie of its site: bits 0-1 the kind, 2-5 the
+ * register, 8-11 the size in bytes (1, 2, 4, 8), bit 12 signed, bits 32-63 the constant or
+ * the displacement (signed). Registers are numbered rax, rbx, rcx, rdx, rsi, rdi, rbp, rsp,
+ * r8 ... r15, whatever width the spec names. */
+enum pyro_arg_kind {
+	PYRO_ARG_CONST = 1, /* $imm */
+	PYRO_ARG_REG = 2,   /* %reg */
+	PYRO_ARG_DEREF = 3, /* off(%reg) */
+};
+#define PYRO_ARG_REG_SHIFT 2
+#define PYRO_ARG_SIZE_SHIFT 8
+#define PYRO_ARG_SIGNED (1ULL << 12)
+#define PYRO_ARG_VAL_SHIFT 32
 
 /* ---- function calls (bpf/calls.bpf.c) ---- */
 
