@@ -88,6 +88,7 @@ struct call_windows {
 struct exited {
 	uint64_t due_ns; /* CLOCK_MONOTONIC */
 	uint64_t starttime;
+	bool execed; /* the pid lives on in a new image */
 	struct gc_retiree gc;
 };
 
@@ -354,13 +355,29 @@ static void close_sinks(struct run *r)
 
 /* ---- GC, metrics, alerts ---- */
 
+/* A pid that exec'd a Python again keeps its kernel GC entries: they are the new image's
+ * from now on (keyed by pid), so the old image's pending retirement must not fold them into
+ * the old service and delete them. */
+static void keep_execed(struct run *r, pid_t pid)
+{
+	for (size_t i = 0; i < r->nexited; i++) {
+		if (r->exited[i].gc.pid != (uint32_t)pid || !r->exited[i].execed)
+			continue;
+		memmove(&r->exited[i], &r->exited[i + 1],
+			(r->nexited - i - 1) * sizeof(*r->exited));
+		r->nexited--;
+		return;
+	}
+}
+
 static void on_start(const struct py_process *p, uint64_t ktime, void *ctx)
 {
 	struct run *r = ctx;
 
-	(void)ktime;
-	if (r->gc && p->bin->caps.gc)
-		gctrace__track(r->gc, p);
+	keep_execed(r, p->pid);
+	if (r->gc && p->bin->caps.gc && !gctrace__track(r->gc, p) && ktime)
+		log_debug("pid %d: GC traced from %.1f ms after its exec", p->pid,
+			  (double)(monotonic_ns() - ktime) / 1e6);
 }
 
 static void on_exit_(const struct py_process *p, enum discover_exit_why why, int code,
@@ -368,7 +385,7 @@ static void on_exit_(const struct py_process *p, enum discover_exit_why why, int
 {
 	struct run *r = ctx;
 
-	(void)why, (void)code, (void)ktime;
+	(void)code, (void)ktime;
 	if (r->gc && p->bin->caps.gc)
 		gctrace__untrack(r->gc, p);
 	if (r->nexited == r->exited_cap) {
@@ -382,6 +399,7 @@ static void on_exit_(const struct py_process *p, enum discover_exit_why why, int
 	}
 	r->exited[r->nexited] = (struct exited){ .due_ns = monotonic_ns() + RETIRE_AFTER_NS,
 						 .starttime = p->starttime,
+						 .execed = why == DISCOVER_EXECED,
 						 .gc = { .pid = (uint32_t)p->pid } };
 	snprintf(r->exited[r->nexited].gc.service, sizeof(r->exited[r->nexited].gc.service), "%s",
 		 p->service);

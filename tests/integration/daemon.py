@@ -20,10 +20,10 @@ def free_port():
 class Daemon:
     """pyrometer run -v (1 s interval by default)."""
 
-    def __init__(self, tmp_path, *args, interval="1", env=None):
+    def __init__(self, tmp_path, *args, interval="1", env=None, wrap=()):
         self.spool = str(tmp_path / "spool")
         self.metrics_addr = f"127.0.0.1:{free_port()}"
-        self.proc = subprocess.Popen([PYROMETER, "run", "-v", "--interval", interval,
+        self.proc = subprocess.Popen([*wrap, PYROMETER, "run", "-v", "--interval", interval,
                                       "--spool", self.spool, "--metrics-addr", self.metrics_addr,
                                       *args],
                                      stderr=subprocess.PIPE, text=True, env=env)
@@ -70,7 +70,7 @@ class Daemon:
 
     def metric(self, name):
         """The value of an unlabelled metric."""
-        m = re.search(rf"^{name} (\S+)$", self.metrics(), re.M)
+        m = re.search(rf"^{re.escape(name)} (\S+)$", self.metrics(), re.M)
         return float(m.group(1)) if m else None
 
     def wait_log(self, text, timeout=30):

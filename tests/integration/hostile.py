@@ -1,0 +1,45 @@
+"""Hostile interpreter binaries, as a container image could carry them: a real CPython whose
+.note.stapsdt section repeats one probe thousands of times (the same site, or distinct
+addresses). Made with objcopy, since .note.stapsdt is not loaded: the interpreter runs as
+before, only the notes lie."""
+import shutil
+import struct
+import subprocess
+
+
+def _notes(data):
+    """(offset, length, name) of each stapsdt note of a .note.stapsdt section."""
+    out, off = [], 0
+    while off + 12 <= len(data):
+        namesz, descsz, _ = struct.unpack_from("<III", data, off)
+        desc = off + 12 + ((namesz + 3) & ~3)
+        end = desc + ((descsz + 3) & ~3)
+        strings = data[desc + 24:desc + descsz].split(b"\0")
+        out.append((off, end - off, strings[1].decode() if len(strings) > 1 else ""))
+        off = end
+    return out
+
+
+def repeat_probe(src, dst, probe="gc__start", copies=5000, distinct=False):
+    """Copies interpreter src to dst with `copies` extra notes of `probe`: the same site each
+    time, or (distinct) addresses one byte apart."""
+    shutil.copy(src, dst)
+    sec = dst + ".notes"
+    subprocess.run(["objcopy", f"--dump-section=.note.stapsdt={sec}", src, dst + ".tmp"],
+                   check=True)
+    data = open(sec, "rb").read()
+    note = next((data[o:o + n] for o, n, name in _notes(data) if name == probe), None)
+    assert note, f"{src} has no {probe} note"
+    namesz = struct.unpack_from("<I", note, 0)[0]
+    pc_at = 12 + ((namesz + 3) & ~3)
+    extra = bytearray()
+    for i in range(copies):
+        n = bytearray(note)
+        if distinct:
+            pc = struct.unpack_from("<Q", n, pc_at)[0]
+            struct.pack_into("<Q", n, pc_at, pc + 1 + i)
+        extra += n
+    open(sec, "wb").write(data + bytes(extra))
+    subprocess.run(["objcopy", "--update-section", f".note.stapsdt={sec}", dst + ".tmp", dst],
+                   check=True)
+    return dst

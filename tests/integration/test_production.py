@@ -1,0 +1,209 @@
+"""The daemon as a host runs it: started first (as at boot), with exactly the capability set
+of deploy/pyrometer.service, then meeting interpreters nothing else on the host runs (a
+private copy of 3.11: a new inode; sid's 3.14 in a chroot), a hostile binary whose notes
+repeat a probe thousands of times, and churn of short-lived processes. GC counts are
+compared with what each workload counted itself; SIGTERM must end the daemon within 5 s;
+perf events must return to where they were."""
+import glob
+import os
+import re
+import shutil
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from conftest import ROOT, ZOO
+from daemon import Daemon
+from hostile import repeat_probe
+
+UNIT = os.path.join(ROOT, "deploy", "pyrometer.service")
+
+
+def unit_caps():
+    """setpriv arguments giving a process the unit's CapabilityBoundingSet, nothing more."""
+    line = next(l for l in open(UNIT) if l.startswith("CapabilityBoundingSet="))
+    caps = [c.strip().lower().removeprefix("cap_") for c in line.split("=", 1)[1].split()]
+    assert caps, "the unit names no capability"
+    keep = ",".join("+" + c for c in caps)
+    return ["setpriv", f"--bounding-set=-all,{keep}", f"--inh-caps=-all"]
+
+
+def daemon_as_deployed(tmp_path, *args):
+    d = Daemon(tmp_path, "--store", str(tmp_path / "store"), *args, wrap=unit_caps())
+    bnd = int(re.search(r"^CapBnd:\s+(\w+)", open(f"/proc/{d.proc.pid}/status").read(),
+                        re.M).group(1), 16)
+    assert bnd & (1 << 21) == 0, "the daemon kept CAP_SYS_ADMIN after start"
+    return d
+
+
+def perf_fds(pid):
+    return sum(os.readlink(f) == "anon_inode:[perf_event]"
+               for f in glob.glob(f"/proc/{pid}/fd/*") if os.path.islink(f))
+
+
+def gc_count(d, service):
+    """Collections counted for the service, all generations."""
+    text = d.metrics()
+    return sum(float(v) for v in re.findall(
+        rf'^python_gc_pause_seconds_count{{service_name="{re.escape(service)}",'
+        r'generation="\d+"}} (\S+)$', text, re.M))
+
+
+def availability(d, service):
+    m = re.search(rf'^python_gc_tracing_available{{service_name="{re.escape(service)}"'
+                  r'(?:,reason="([^"]*)")?} (\d)$', d.metrics(), re.M)
+    return (int(m.group(2)), m.group(1)) if m else None
+
+
+def service_name(prefix):
+    """A unique service name; letters only, since trailing digits are dropped (service.c)."""
+    return prefix + "-" + "".join(chr(97 + int(c, 16)) for c in uuid.uuid4().hex[:8])
+
+
+def wait_for(what, timeout=30):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = what()
+        if v:
+            return v
+        time.sleep(0.2)
+    return what()
+
+
+# A gcstorm-like workload: after 0.2 s of start-up (a service imports for longer; a binary
+# first seen after the daemon started is traced from about 30 ms after its exec, README) it
+# counts its own collections with gc.callbacks, makes many of each generation, and reports
+# both that count and gc.get_stats().
+STORM = """
+import gc, sys, time
+time.sleep(0.2)
+seen = [0]
+gc.callbacks.append(lambda phase, info: phase == "stop" and seen.__setitem__(0, seen[0] + 1))
+junk = []
+for i in range(3000):
+    junk.append([[] for _ in range(50)])
+    if i % 100 == 0:
+        gc.collect(i // 100 % 3)
+    if len(junk) > 500:
+        del junk[:250]
+total = sum(s["collections"] for s in gc.get_stats())
+print(seen[0], total, flush=True)
+time.sleep(float(sys.argv[1]) if len(sys.argv) > 1 else 0)
+"""
+
+
+def run_storm(argv, root, service, linger="2"):
+    """Runs STORM to completion; returns (collections it saw through callbacks, total)."""
+    name = f"storm-{uuid.uuid4().hex[:6]}.py"
+    os.makedirs(os.path.join(root, "tmp"), exist_ok=True)
+    with open(os.path.join(root, "tmp", name), "w") as f:
+        f.write(STORM)
+    cmd = argv + ["/tmp/" + name, linger]
+    if root != "/":
+        cmd = ["chroot", root] + cmd
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYROMETER_SERVICE": service})
+    assert out.returncode == 0, out.stderr
+    seen, total = map(int, out.stdout.split())
+    assert seen > 100, out.stdout
+    return seen, total
+
+
+@pytest.fixture
+def private_311(tmp_path):
+    """/usr/bin/python3.11 copied: a new inode no other process (pytest included) runs."""
+    path = str(tmp_path / "python3.11-private")
+    shutil.copy("/usr/bin/python3.11", path)
+    return path
+
+
+@pytest.mark.parametrize("which", ["private-3.11", "sid-3.14"])
+def test_gc_of_interpreters_first_seen_after_start(tmp_path, private_311, which):
+    d = daemon_as_deployed(tmp_path)
+    try:
+        if which == "private-3.11":
+            argv, root = [private_311], "/"
+        else:
+            argv, root = ZOO["py314"]["argv"], ZOO["py314"]["root"]
+        service = service_name("first")
+        seen, total = run_storm(argv, root, service)
+        # every collection from the first callback on is counted, none that did not happen
+        count = wait_for(lambda: gc_count(d, service) >= seen and gc_count(d, service), 15)
+        assert seen <= count <= total, (seen, count, total, d.log())
+        assert availability(d, service) == (1, None), d.metrics()
+        assert "unavailable" not in d.log() and "cannot attach" not in d.log(), d.log()
+    finally:
+        rc, secs = d.stop()
+    assert rc == 0 and secs < 5, (rc, secs)
+
+
+@pytest.mark.parametrize("distinct", [False, True], ids=["same-site", "distinct-sites"])
+def test_hostile_notes_are_bounded(tmp_path, distinct):
+    binary = repeat_probe("/usr/bin/python3.11", str(tmp_path / "python3.11-hostile"),
+                          copies=5000, distinct=distinct)
+    d = daemon_as_deployed(tmp_path)
+    try:
+        before = d.metric("pyrometer_gc_uprobes")
+        service = service_name("hostile")
+        seen, total = run_storm([binary], "/", service, linger="3")
+        held = d.metric("pyrometer_gc_uprobes") - before
+        assert 0 <= held <= 64, held
+        if distinct:  # more than 8 sites of gc__start: refused, and said so
+            assert held == 0, held
+            assert wait_for(lambda: availability(d, service)) == (0, "too_many_sites"), \
+                d.metrics()
+            assert gc_count(d, service) == 0
+        else:  # 5,001 notes of one site: that site once, two uprobes in all
+            assert held == 2, held
+            assert seen <= wait_for(lambda: gc_count(d, service) >= seen and
+                                    gc_count(d, service), 15) <= total, d.log()
+            assert d.metric('pyrometer_usdt_sites_refused_total{reason="sites"}') >= 5000
+    finally:
+        rc, secs = d.stop()
+    assert rc == 0 and secs < 5, (rc, secs, d.log()[-2000:])
+
+
+CHURN_RUN = """
+import gc, time
+for g in (0, 1, 2, 0, 0):
+    gc.collect(g)
+time.sleep(0.3)  # a short CLI tool's life: discovery names its service before it exits
+print(sum(s["collections"] for s in gc.get_stats()), flush=True)
+"""
+
+
+def test_short_lived_runs_are_all_counted(tmp_path, private_311):
+    """15 runs a second for 20 s of a binary nothing long-lived runs: every collection of
+    every run counted, no attach/detach per run, perf events back where they were."""
+    script = tmp_path / "run.py"
+    script.write_text(CHURN_RUN)
+    d = daemon_as_deployed(tmp_path)
+    try:
+        # the first run makes the daemon attach the new binary; it lingers from then on
+        warm = service_name("warm")
+        subprocess.run([private_311, str(script)], check=True, capture_output=True,
+                       env={**os.environ, "PYROMETER_SERVICE": warm})
+        assert wait_for(lambda: gc_count(d, warm) > 0, 15), d.log()
+        base_perf = perf_fds(d.proc.pid)
+        attached = d.log().count("attached GC probes")
+        service = service_name("churn")
+        env = {**os.environ, "PYROMETER_SERVICE": service}
+        runs, start = [], time.monotonic()
+        for i in range(15 * 20):
+            time.sleep(max(0.0, start + i / 15 - time.monotonic()))
+            runs.append(subprocess.Popen([private_311, str(script)], stdout=subprocess.PIPE,
+                                         text=True, env=env))
+        theirs = 0
+        for p in runs:
+            out, _ = p.communicate(timeout=60)
+            assert p.returncode == 0
+            theirs += int(out)
+        assert wait_for(lambda: gc_count(d, service) == theirs, 20), \
+            (gc_count(d, service), theirs)
+        assert d.log().count("attached GC probes") == attached, "re-attached during churn"
+        assert perf_fds(d.proc.pid) == base_perf
+    finally:
+        rc, secs = d.stop()
+    assert rc == 0 and secs < 5, (rc, secs)
