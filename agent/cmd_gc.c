@@ -43,6 +43,8 @@ static const char gc_usage[] =
 	"                        has exited)\n"
 	"      --threshold MS    print pauses at least this long (default 10; 0: every "
 	"collection)\n"
+	"      --linger S        keep a binary's probes this long after its last process exits\n"
+	"                        (default 600)\n"
 	"      --json            one JSON object per line\n"
 	"      --metrics-addr HOST:PORT\n"
 	"                        serve Prometheus metrics at http://HOST:PORT/metrics\n"
@@ -61,6 +63,7 @@ struct gc_cmd {
 	bool all, json;
 	double duration;
 	double threshold_ms;
+	double linger_s;
 	const char *metrics_addr;
 	bool metrics_pid;
 	struct metrics_server *metrics;
@@ -90,6 +93,7 @@ static int parse_args(int argc, char **argv, struct gc_cmd *c)
 		{ "duration", required_argument, NULL, 'd' },
 		{ "threshold", required_argument, NULL, 't' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "linger", required_argument, NULL, 'L' },
 		{ "metrics-addr", required_argument, NULL, 'm' },
 		{ "metrics-pid", no_argument, NULL, 'M' },
 		{ "alertmanager", required_argument, NULL, 'A' },
@@ -114,6 +118,11 @@ static int parse_args(int argc, char **argv, struct gc_cmd *c)
 		case 't':
 			if (parse_number("the threshold (--threshold, ms)", optarg, 0, 3600000,
 					 &c->threshold_ms))
+				return -EINVAL;
+			break;
+		case 'L':
+			if (parse_number("the linger (--linger, s)", optarg, 0, 86400,
+					 &c->linger_s))
 				return -EINVAL;
 			break;
 		case 'j':
@@ -479,7 +488,7 @@ static int run(struct gc_cmd *c)
 	struct discover_ops ops = { .on_start = on_start, .on_exit = on_exit_, .ctx = c };
 	struct gctrace_opts go = { .all = c->all,
 				   .slow_ns = (uint64_t)(c->threshold_ms * 1e6),
-				   .linger_ns = GC_LINGER_NS };
+				   .linger_ns = (uint64_t)(c->linger_s * 1e9) };
 	int err;
 
 	if ((err = symbolizer__new(&c->sym)) || (err = discover__new(&ops, &c->disc)) ||
@@ -516,7 +525,9 @@ static int run(struct gc_cmd *c)
 
 int cmd_gc(int argc, char **argv)
 {
-	struct gc_cmd c = { .threshold_ms = 10, .alert = { .window_s = 60, .resend_s = 30 } };
+	struct gc_cmd c = { .threshold_ms = 10,
+			    .linger_s = GC_LINGER_NS / 1e9,
+			    .alert = { .window_s = 60, .resend_s = 30 } };
 	int err = parse_args(argc, argv, &c);
 
 	if (err)

@@ -691,8 +691,10 @@ static void reload(struct run *r)
 	if ((err = open_sinks(r)) || (err = open_reporting(r)))
 		log_error("run: the reloaded configuration could not be applied in full: %s",
 			  strerror(-err));
-	if (r->gc)
+	if (r->gc) {
 		gctrace__set_slow_ns(r->gc, slow_ns(&r->cfg));
+		gctrace__set_linger_ns(r->gc, (uint64_t)(r->cfg.gc_linger * 1e9));
+	}
 	log_info("run: configuration reloaded: %" PRId64 " Hz, interval %g s", r->cfg.frequency,
 		 r->cfg.interval);
 	sd_notify(0, "READY=1");
@@ -778,7 +780,7 @@ static int start_gc(struct run *r)
 {
 	struct gctrace_opts go = { .all = true,
 				   .slow_ns = slow_ns(&r->cfg),
-				   .linger_ns = GC_LINGER_NS };
+				   .linger_ns = (uint64_t)(r->cfg.gc_linger * 1e9) };
 	struct discover *d = cpuprof__discover(r->cpu);
 	int err;
 

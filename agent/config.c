@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "gctrace.h"
 #include "log.h"
 
 enum kind {
@@ -59,6 +60,8 @@ static const struct setting settings[] = {
 	{ "gc", K_BOOL, FIELD(gc), 0, 0, NULL, "trace GC pauses (true)" },
 	{ "gc-threshold-ms", K_DOUBLE, FIELD(gc_threshold_ms), 0, 60000, NULL,
 	  "pauses at least this long are logged with their stack (100)" },
+	{ "gc-linger", K_DOUBLE, FIELD(gc_linger), 0, 86400, NULL,
+	  "seconds a binary's GC probes stay after its last process exits (600)" },
 	{ "metrics-addr", K_STR, FIELD(metrics_addr), 0, 0, NULL,
 	  "Prometheus endpoint HOST:PORT, or off (127.0.0.1:9464)" },
 	{ "alertmanager", K_STR, FIELD(alertmanager), 0, 0, NULL, "Alertmanager base URL (off)" },
@@ -98,6 +101,7 @@ void config_defaults(struct config *c)
 	c->backoff_max = 300;
 	c->gc = true;
 	c->gc_threshold_ms = 100;
+	c->gc_linger = GC_LINGER_NS / 1e9;
 	snprintf(c->metrics_addr, sizeof(c->metrics_addr), "127.0.0.1:9464");
 	c->alert_pause = 0.5;
 	c->alert_p99 = 0.1;

@@ -33,6 +33,7 @@ struct config {
 	/* GC, metrics, alerts */
 	bool gc;
 	double gc_threshold_ms;
+	double gc_linger;
 	char metrics_addr[256]; /* "" or "off": no endpoint */
 	char alertmanager[CONFIG_STR];
 	double alert_pause, alert_p99, alert_window, alert_resend; /* seconds */

@@ -363,6 +363,11 @@ int gctrace__pin_file(struct gctrace *g, const char *path)
 	return err;
 }
 
+void gctrace__set_linger_ns(struct gctrace *g, uint64_t linger_ns)
+{
+	g->linger_ns = linger_ns;
+}
+
 void gctrace__set_slow_ns(struct gctrace *g, uint64_t slow_ns)
 {
 	/* .data is mapped into our memory: the program sees the store at once */

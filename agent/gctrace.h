@@ -54,6 +54,8 @@ int gctrace__pin_file(struct gctrace *g, const char *path);
 /* 1 if p's GC is traced; else 0 with a short label (reason) and a sentence (why). */
 int gctrace__status(struct gctrace *g, const struct py_process *p, const char **reason,
 		    const char **why);
+/* Changes the linger period (SIGHUP). */
+void gctrace__set_linger_ns(struct gctrace *g, uint64_t linger_ns);
 /* Changes the threshold above which pauses are sent as events. */
 void gctrace__set_slow_ns(struct gctrace *g, uint64_t slow_ns);
 /* Ring buffer of struct pyro_gc_event. */

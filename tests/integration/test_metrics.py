@@ -68,7 +68,8 @@ def test_metrics_pass_promtool_and_label_services(gc_metrics, workload):
                        text=True)
     assert r.returncode == 0, r.stdout + r.stderr
     assert f'python_gc_tracing_available{{service_name="{service}"}} 1' in text
-    assert f'python_gc_tracing_available{{service_name="{nousdt_service}"}} 0' in text
+    assert (f'python_gc_tracing_available{{service_name="{nousdt_service}",reason="no_usdt"}} 0'
+            in text)
     assert f'service_name="{nousdt_service}",generation' not in text  # unavailable, not zero
     # buckets are cumulative and end with the count
     buckets = [int(l.rsplit(" ", 1)[1]) for l in text.splitlines()
@@ -178,9 +179,11 @@ scrape_configs:
         prom.wait(timeout=30)
 
 
-def test_probes_detach_when_no_process_uses_the_binary(gc_metrics, workload):
-    """Only the bullseye chroot runs python3.9 here: its probes come and go with its process."""
-    port, _ = gc_metrics
+def test_probes_linger_then_detach_when_no_process_uses_the_binary(workload):
+    """Only the bullseye chroot runs python3.9 here: its probes stay for the linger period
+    after its process exits (3 s here), then go."""
+    port = free_port()
+    g = GcTrace("-a", "--linger", "3", "--metrics-addr", f"127.0.0.1:{port}").proc
     attached = lambda t: int(next(l for l in t.splitlines()
                                   if l.startswith("pyrometer_gc_binaries_attached ")).split()[1])
     before = attached(scrape_until(port, lambda t: "pyrometer_gc_binaries_attached" in t))
@@ -188,4 +191,10 @@ def test_probes_detach_when_no_process_uses_the_binary(gc_metrics, workload):
     scrape_until(port, lambda t: attached(t) == before + 1)
     w.proc.stdin.close()
     w.proc.wait()
+    gone = time.monotonic()
+    time.sleep(1.5)
+    assert attached(scrape_until(port, lambda t: True)) == before + 1, "detached at once"
     scrape_until(port, lambda t: attached(t) == before)
+    assert time.monotonic() - gone >= 3
+    g.send_signal(signal.SIGINT)
+    g.wait(timeout=30)

@@ -48,7 +48,7 @@ def gc_count(d, service):
     text = d.metrics()
     return sum(float(v) for v in re.findall(
         rf'^python_gc_pause_seconds_count{{service_name="{re.escape(service)}",'
-        r'generation="\d+"}} (\S+)$', text, re.M))
+        r'generation="\d+"\} (\S+)$', text, re.M))
 
 
 def availability(d, service):
@@ -77,7 +77,7 @@ def wait_for(what, timeout=30):
 # counts its own collections with gc.callbacks, makes many of each generation, and reports
 # both that count and gc.get_stats().
 STORM = """
-import gc, sys, time
+import gc, os, sys, time
 time.sleep(0.2)
 seen = [0]
 gc.callbacks.append(lambda phase, info: phase == "stop" and seen.__setitem__(0, seen[0] + 1))
@@ -91,6 +91,7 @@ for i in range(3000):
 total = sum(s["collections"] for s in gc.get_stats())
 print(seen[0], total, flush=True)
 time.sleep(float(sys.argv[1]) if len(sys.argv) > 1 else 0)
+os._exit(0)  # no collections at finalization: gc.get_stats() above is the whole truth
 """
 
 
@@ -107,7 +108,7 @@ def run_storm(argv, root, service, linger="2"):
                          env={**os.environ, "PYROMETER_SERVICE": service})
     assert out.returncode == 0, out.stderr
     seen, total = map(int, out.stdout.split())
-    assert seen > 100, out.stdout
+    assert seen > 50, out.stdout
     return seen, total
 
 
@@ -131,7 +132,7 @@ def test_gc_of_interpreters_first_seen_after_start(tmp_path, private_311, which)
         seen, total = run_storm(argv, root, service)
         # every collection from the first callback on is counted, none that did not happen
         count = wait_for(lambda: gc_count(d, service) >= seen and gc_count(d, service), 15)
-        assert seen <= count <= total, (seen, count, total, d.log())
+        assert seen <= count <= total, (seen, count, total)
         assert availability(d, service) == (1, None), d.metrics()
         assert "unavailable" not in d.log() and "cannot attach" not in d.log(), d.log()
     finally:
@@ -145,7 +146,7 @@ def test_hostile_notes_are_bounded(tmp_path, distinct):
                           copies=5000, distinct=distinct)
     d = daemon_as_deployed(tmp_path)
     try:
-        before = d.metric("pyrometer_gc_uprobes")
+        before = wait_for(lambda: d.metric("pyrometer_gc_uprobes"))
         service = service_name("hostile")
         seen, total = run_storm([binary], "/", service, linger="3")
         held = d.metric("pyrometer_gc_uprobes") - before
@@ -159,18 +160,20 @@ def test_hostile_notes_are_bounded(tmp_path, distinct):
             assert held == 2, held
             assert seen <= wait_for(lambda: gc_count(d, service) >= seen and
                                     gc_count(d, service), 15) <= total, d.log()
-            assert d.metric('pyrometer_usdt_sites_refused_total{reason="sites"}') >= 5000
+            assert d.metric('pyrometer_usdt_sites_refused_total{reason="sites"}') >= 5000, \
+                d.metrics()
     finally:
         rc, secs = d.stop()
     assert rc == 0 and secs < 5, (rc, secs, d.log()[-2000:])
 
 
 CHURN_RUN = """
-import gc, time
+import gc, os, time
 for g in (0, 1, 2, 0, 0):
     gc.collect(g)
 time.sleep(0.3)  # a short CLI tool's life: discovery names its service before it exits
 print(sum(s["collections"] for s in gc.get_stats()), flush=True)
+os._exit(0)  # no collections at finalization: the line above is the whole truth
 """
 
 
@@ -181,10 +184,11 @@ def test_short_lived_runs_are_all_counted(tmp_path, private_311):
     script.write_text(CHURN_RUN)
     d = daemon_as_deployed(tmp_path)
     try:
-        # the first run makes the daemon attach the new binary; it lingers from then on
+        # the first run makes the daemon attach the new binary (its first collection after
+        # the attach shows it is done); the binary lingers from then on
         warm = service_name("warm")
-        subprocess.run([private_311, str(script)], check=True, capture_output=True,
-                       env={**os.environ, "PYROMETER_SERVICE": warm})
+        subprocess.run([private_311, "-c", "import gc, time; time.sleep(0.5); gc.collect()"],
+                       check=True, env={**os.environ, "PYROMETER_SERVICE": warm})
         assert wait_for(lambda: gc_count(d, warm) > 0, 15), d.log()
         base_perf = perf_fds(d.proc.pid)
         attached = d.log().count("attached GC probes")
