@@ -857,6 +857,8 @@ int cmd_run(int argc, char **argv)
 	err = run(&r);
 	close_sinks(&r);
 	close_reporting(&r);
+	if (r.gc && gctrace__hand_over(r.gc))
+		log_debug("run: the uprobes are removed by our own exit");
 	gctrace__free(r.gc);
 	uprobes_stop_broker();
 	calltrace__free(r.calls.ct);

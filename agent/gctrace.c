@@ -104,6 +104,24 @@ static void detach(struct gctrace *g, struct gc_binary *b)
 	b->nlinks = 0;
 }
 
+int gctrace__hand_over(struct gctrace *g)
+{
+	int fds[GC_MAX_UPROBES], n = 0, err;
+	struct gc_binary *b;
+
+	for (b = g->bins; b; b = b->next)
+		for (int i = 0; i < b->nlinks && n < GC_MAX_UPROBES; i++)
+			fds[n++] = bpf_link__fd(b->links[i]);
+	err = uprobes_hand_over(fds, n);
+	if (err)
+		return err;
+	/* the broker holds them now: ours are closed by our exit, which removes nothing */
+	for (b = g->bins; b; b = b->next)
+		for (int i = 0; i < b->nlinks; i++)
+			bpf_link__disconnect(b->links[i]);
+	return 0;
+}
+
 void gctrace__free(struct gctrace *g)
 {
 	if (!g)

@@ -54,6 +54,9 @@ int gctrace__pin_file(struct gctrace *g, const char *path);
 /* 1 if p's GC is traced; else 0 with a short label (reason) and a sentence (why). */
 int gctrace__status(struct gctrace *g, const struct py_process *p, const char **reason,
 		    const char **why);
+/* At exit: hands the uprobes to the broker (agent/uprobes.h), so that removing them does
+ * not hold up our exit. */
+int gctrace__hand_over(struct gctrace *g);
 /* Changes the linger period (SIGHUP). */
 void gctrace__set_linger_ns(struct gctrace *g, uint64_t linger_ns);
 /* Changes the threshold above which pauses are sent as events. */

@@ -103,8 +103,16 @@ static int uprobe_pmu_type(void)
 	return type >= 0 ? type : -EINVAL;
 }
 
-/* The request the daemon sends the broker, with the binary's fd beside it. */
+/* What the daemon sends the broker: a uprobe to open (the binary's fd beside it), or fds
+ * to hold until the broker ends (BROKER_KEEP, up to BROKER_MAX_FDS beside it). */
+enum broker_kind {
+	BROKER_OPEN = 1,
+	BROKER_KEEP = 2
+};
+#define BROKER_MAX_FDS 64
+
 struct broker_req {
+	uint32_t kind, pad;
 	uint64_t offset, ref_ctr_offset;
 };
 
@@ -135,31 +143,39 @@ static bool have_sys_admin(void)
 	return privs_require_quiet(PRIV_SYS_ADMIN) == 0;
 }
 
-/* One message with an optional fd beside it. */
-static int send_with_fd(int sock, const void *buf, size_t len, int fd)
+/* One message with nfds fds beside it. */
+static int send_fds(int sock, const void *buf, size_t len, const int *fds, int nfds)
 {
-	char ctl[CMSG_SPACE(sizeof(int))] = { 0 };
+	char ctl[CMSG_SPACE(BROKER_MAX_FDS * sizeof(int))] = { 0 };
 	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
 	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
 
-	if (fd >= 0) {
+	if (nfds > BROKER_MAX_FDS)
+		return -E2BIG;
+	if (nfds > 0) {
 		struct cmsghdr *c;
 
 		m.msg_control = ctl;
-		m.msg_controllen = sizeof(ctl);
+		m.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
 		c = CMSG_FIRSTHDR(&m);
 		c->cmsg_level = SOL_SOCKET;
 		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+		c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
+		memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
 	}
 	return sendmsg(sock, &m, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -EPIPE;
 }
 
-/* Receives exactly len bytes and the fd beside them (-1 if none). 0 at end of stream. */
-static ssize_t recv_with_fd(int sock, void *buf, size_t len, int *fd)
+static int send_with_fd(int sock, const void *buf, size_t len, int fd)
 {
-	char ctl[CMSG_SPACE(sizeof(int))];
+	return send_fds(sock, buf, len, &fd, fd >= 0);
+}
+
+/* Receives exactly len bytes and up to BROKER_MAX_FDS fds beside them (*nfds of them).
+ * 0 at end of stream. */
+static ssize_t recv_fds(int sock, void *buf, size_t len, int *fds, int *nfds)
+{
+	char ctl[CMSG_SPACE(BROKER_MAX_FDS * sizeof(int))];
 	struct iovec iov = { .iov_base = buf, .iov_len = len };
 	struct msghdr m = {
 		.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof(ctl)
@@ -167,21 +183,37 @@ static ssize_t recv_with_fd(int sock, void *buf, size_t len, int *fd)
 	struct cmsghdr *c;
 	ssize_t n;
 
-	*fd = -1;
+	*nfds = 0;
 	do
 		n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
 	while (n < 0 && errno == EINTR);
-	for (c = CMSG_FIRSTHDR(&m); n >= 0 && c; c = CMSG_NXTHDR(&m, c))
-		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
-		    c->cmsg_len == CMSG_LEN(sizeof(int)))
-			memcpy(fd, CMSG_DATA(c), sizeof(int));
+	for (c = CMSG_FIRSTHDR(&m); n >= 0 && c; c = CMSG_NXTHDR(&m, c)) {
+		size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
+		    *nfds + (int)k > BROKER_MAX_FDS)
+			continue;
+		memcpy(fds + *nfds, CMSG_DATA(c), k * sizeof(int));
+		*nfds += (int)k;
+	}
 	if (n > 0 && (size_t)n != len) {
-		if (*fd >= 0)
-			close(*fd);
-		*fd = -1;
+		for (int i = 0; i < *nfds; i++)
+			close(fds[i]);
+		*nfds = 0;
 		return -EPROTO;
 	}
 	return n < 0 ? -errno : n;
+}
+
+static ssize_t recv_with_fd(int sock, void *buf, size_t len, int *fd)
+{
+	int fds[BROKER_MAX_FDS], nfds;
+	ssize_t n = recv_fds(sock, buf, len, fds, &nfds);
+
+	*fd = nfds ? fds[0] : -1;
+	for (int i = 1; i < nfds; i++) /* one was asked for */
+		close(fds[i]);
+	return n;
 }
 
 /* The broker's check: the offset must be a USDT site of this very file, in its code, with
@@ -218,12 +250,19 @@ out:
 int uprobes_serve(int sock)
 {
 	struct broker_req q;
-	int file_fd, reply, perf_fd;
+	int fds[BROKER_MAX_FDS], nfds, file_fd, reply, perf_fd;
 	ssize_t n;
 
-	while ((n = recv_with_fd(sock, &q, sizeof(q), &file_fd)) > 0) {
+	while ((n = recv_fds(sock, &q, sizeof(q), fds, &nfds)) > 0) {
+		if (q.kind == BROKER_KEEP)
+			continue; /* held until we end: their release is our exit's work */
+		for (int i = 1; i < nfds; i++)
+			close(fds[i]);
+		file_fd = nfds ? fds[0] : -1;
 		perf_fd = -1;
-		reply = file_fd < 0 ? -EBADF : check_site(file_fd, &q);
+		reply = q.kind != BROKER_OPEN ? -EINVAL
+			: file_fd < 0	      ? -EBADF
+					      : check_site(file_fd, &q);
 		if (!reply && (perf_fd = perf_open(file_fd, &q)) < 0)
 			reply = perf_fd;
 		if (file_fd >= 0)
@@ -285,13 +324,32 @@ int uprobes_start_broker(void)
 	return 0;
 }
 
+static bool handed_over;
+
+int uprobes_hand_over(const int *fds, int n)
+{
+	struct broker_req q = { .kind = BROKER_KEEP };
+	int err = 0;
+
+	if (broker_fd < 0)
+		return -ENOTCONN;
+	for (int i = 0; i < n && !err; i += BROKER_MAX_FDS)
+		err = send_fds(broker_fd, &q, sizeof(q), fds + i,
+			       n - i < BROKER_MAX_FDS ? n - i : BROKER_MAX_FDS);
+	handed_over |= !err && n > 0;
+	return err;
+}
+
 void uprobes_stop_broker(void)
 {
 	if (broker_fd < 0)
 		return;
 	close(broker_fd); /* it exits at end of stream */
 	broker_fd = -1;
-	waitpid(broker_pid, NULL, 0);
+	/* With uprobes handed over, its exit removes them (one RCU grace period each):
+	 * that wait is its own, not ours. */
+	if (!handed_over)
+		waitpid(broker_pid, NULL, 0);
 }
 
 static int broker_open(int file_fd, const struct broker_req *q)
@@ -313,7 +371,8 @@ static int broker_open(int file_fd, const struct broker_req *q)
 
 int uprobes_open(int file_fd, const struct usdt_probe *site)
 {
-	struct broker_req q = { .offset = site->pc_offset,
+	struct broker_req q = { .kind = BROKER_OPEN,
+				.offset = site->pc_offset,
 				.ref_ctr_offset = site->semaphore_offset };
 
 	if (!site->pc_offset || (site->semaphore && !site->semaphore_offset))

@@ -28,6 +28,12 @@ int uprobes_arg_cookie(const struct usdt_probe *site, int arg, uint64_t *cookie)
 /* Starts the broker (call while CAP_SYS_ADMIN is still held, before dropping it). Later
  * uprobes_open calls go through it whenever this process lacks CAP_SYS_ADMIN. */
 int uprobes_start_broker(void);
+/* Gives the broker a reference to each of these fds (BPF links of uprobes) to hold until it
+ * ends. Removing a uprobe costs an RCU grace period (about 90-150 ms here, one after
+ * another under the kernel's event mutex); handed over before we exit, that cost falls on
+ * the broker's exit, so a stop is not held up and no process of ours waits unkillable in
+ * the kernel while the service manager waits for the daemon. */
+int uprobes_hand_over(const int *fds, int n);
 /* Ends the broker (it also ends by itself when this process dies). */
 void uprobes_stop_broker(void);
 

@@ -43,6 +43,40 @@ def perf_fds(pid):
                for f in glob.glob(f"/proc/{pid}/fd/*") if os.path.islink(f))
 
 
+def bpf_ids(pid):
+    """(kind, id) of every BPF map, program and link the process holds."""
+    ids = set()
+    for info in glob.glob(f"/proc/{pid}/fdinfo/*"):
+        try:
+            text = open(info).read()
+        except OSError:
+            continue
+        for kind in ("map", "prog", "link"):
+            m = re.search(rf"^{kind}_id:\s+(\d+)$", text, re.M)
+            if m:
+                ids.add((kind, int(m.group(1))))
+    return ids
+
+
+def stop_leaving_no_trace(d):
+    """SIGTERM; asserts the daemon ends within 5 s and, once its uprobe broker has removed
+    the uprobes handed to it, that no map, program or link of theirs is left."""
+    broker = [int(p) for p in open(f"/proc/{d.proc.pid}/task/{d.proc.pid}/children").read().split()
+              if open(f"/proc/{p}/comm").read().strip() == "pyrometer-uprob"]
+    held = bpf_ids(d.proc.pid) | {i for b in broker for i in bpf_ids(b)}
+    assert any(k == "link" for k, _ in held), held
+    rc, secs = d.stop()
+    assert rc == 0 and secs < 5, (rc, secs, d.log()[-2000:])
+    end = time.monotonic() + 60
+    while any(os.path.exists(f"/proc/{b}") for b in broker):
+        assert time.monotonic() < end, "the broker never finished removing the uprobes"
+        time.sleep(0.1)
+    left = [(k, i) for k, i in held
+            if subprocess.run(["bpftool", k, "show", "id", str(i)], capture_output=True).returncode == 0]
+    assert not left, left
+    return secs
+
+
 def gc_count(d, service):
     """Collections counted for the service, all generations."""
     text = d.metrics()
@@ -136,8 +170,7 @@ def test_gc_of_interpreters_first_seen_after_start(tmp_path, private_311, which)
         assert availability(d, service) == (1, None), d.metrics()
         assert "unavailable" not in d.log() and "cannot attach" not in d.log(), d.log()
     finally:
-        rc, secs = d.stop()
-    assert rc == 0 and secs < 5, (rc, secs)
+        stop_leaving_no_trace(d)
 
 
 @pytest.mark.parametrize("distinct", [False, True], ids=["same-site", "distinct-sites"])
@@ -163,8 +196,7 @@ def test_hostile_notes_are_bounded(tmp_path, distinct):
             assert d.metric('pyrometer_usdt_sites_refused_total{reason="sites"}') >= 5000, \
                 d.metrics()
     finally:
-        rc, secs = d.stop()
-    assert rc == 0 and secs < 5, (rc, secs, d.log()[-2000:])
+        stop_leaving_no_trace(d)
 
 
 CHURN_RUN = """
@@ -209,5 +241,4 @@ def test_short_lived_runs_are_all_counted(tmp_path, private_311):
         assert d.log().count("attached GC probes") == attached, "re-attached during churn"
         assert perf_fds(d.proc.pid) == base_perf
     finally:
-        rc, secs = d.stop()
-    assert rc == 0 and secs < 5, (rc, secs)
+        stop_leaving_no_trace(d)
