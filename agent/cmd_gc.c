@@ -474,6 +474,7 @@ static int trace_loop(struct gc_cmd *c)
 	/* what the kernel still holds for us */
 	while (discover__poll(c->disc, 0) > 0)
 		;
+	discover__drain(c->disc);
 	return 0;
 }
 

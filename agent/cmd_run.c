@@ -747,6 +747,7 @@ static int loop(struct run *r)
 	/* Stopping: what was sampled or traced so far is an interval or a window too. */
 	if (r->calls.ct)
 		end_window(r);
+	discover__drain(cpuprof__discover(r->cpu)); /* the last pause events */
 	err = cpuprof__drain(r->cpu);
 	flush_interval(r);
 	return err;

@@ -697,6 +697,28 @@ int discover__poll(struct discover *d, int timeout_ms)
 	return err == -EINTR ? -EINTR : d->handled;
 }
 
+int discover__drain(struct discover *d)
+{
+	struct timespec ms = { .tv_nsec = 1000000 };
+	int idle = 0, n, total = 0;
+
+	if (!d->rb)
+		return -EINVAL;
+	/* A record another CPU is still writing stops a consume at that record, and records
+	 * after it (ours, committed) wait for the next: so consume until a few rounds a
+	 * millisecond apart find nothing (a BPF program finishes its record in microseconds). */
+	for (int round = 0; round < 1000 && idle < 3; round++) {
+		n = ring_buffer__consume(d->rb);
+		if (n < 0)
+			return n;
+		total += n;
+		idle = n ? 0 : idle + 1;
+		if (!n)
+			nanosleep(&ms, NULL);
+	}
+	return total;
+}
+
 int discover__add_ring(struct discover *d, int map_fd, ring_buffer_sample_fn fn, void *ctx)
 {
 	if (!d->rb)

@@ -71,6 +71,9 @@ int discover__scan(struct discover *d);
 /* Handles live events for up to timeout_ms (-1: until one arrives). Returns the number of
  * events handled or a negative errno (-EINTR when interrupted by a signal). */
 int discover__poll(struct discover *d, int timeout_ms);
+/* At the end: reads what every ring buffer still holds, including records that another
+ * CPU was writing at the first try. Returns the records read or a negative errno. */
+int discover__drain(struct discover *d);
 /* Serves another ring buffer from the same event loop: fn runs inside discover__poll. */
 int discover__add_ring(struct discover *d, int map_fd, ring_buffer_sample_fn fn, void *ctx);
 /* The tracked process with this pid, or NULL. */

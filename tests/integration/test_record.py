@@ -125,9 +125,11 @@ def test_record_all_profiles_a_process_started_later(name, workload, tmp_path):
 
 
 def test_svg_flame_graph_is_well_formed(workload, tmp_path):
-    w = workload(ZOO["py311"], workload_script("cpu_split.py"), ["1"])
+    # 2 s of sampling inside a 10 s workload: under load, record's own start-up (loading the
+    # BPF programs) once took most of a 1 s workload, leaving alpha unsampled
+    w = workload(ZOO["py311"], workload_script("cpu_split.py"), ["10"])
     out = tmp_path / "flame.svg"
-    record("-p", str(w.pid), "-o", str(out))
+    record("-p", str(w.pid), "-d", "2", "-o", str(out))
     root = ET.parse(out).getroot()
     ns = "{http://www.w3.org/2000/svg}"
     titles = [t.text for t in root.iter(ns + "title")]
