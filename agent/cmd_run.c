@@ -849,9 +849,10 @@ int cmd_run(int argc, char **argv)
 		return 0;
 	}
 	/* CAP_SYS_ADMIN: creating uprobes, at start and then in the broker (agent/uprobes.h) */
-	if (privs_require(PRIV_BPF | PRIV_PERFMON | PRIV_SYS_PTRACE | PRIV_SYS_ADMIN, "run") ||
+	if (privs_require(PRIV_BPF | PRIV_PERFMON | PRIV_SYS_PTRACE, "run") ||
 	    (r.cfg.calls_window > 0 &&
-	     privs_require(CALL_WINDOW_CAPS, "run with calls-window (call windows)")))
+	     privs_require(CALL_WINDOW_CAPS, "run with calls-window (call windows)")) ||
+	    (r.cfg.gc && privs_require(PRIV_SYS_ADMIN, "run with gc (GC probes)")))
 		return 1;
 	cmd_handle_stop_signals();
 	cmd_handle_reload_signal();
