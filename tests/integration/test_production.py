@@ -92,8 +92,8 @@ def availability(d, service):
 
 
 def service_name(prefix):
-    """A unique service name; letters only, since trailing digits are dropped (service.c)."""
-    return prefix + "-" + "".join(chr(97 + int(c, 16)) for c in uuid.uuid4().hex[:8])
+    """A service name no other test uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 def wait_for(what, timeout=30):
