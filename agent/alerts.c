@@ -257,12 +257,12 @@ static int post(struct alerter *a, const char *body)
 	curl_slist_free_all(h);
 	if (rc == CURLE_OK && status / 100 == 2) {
 		if (a->failing)
-			log_info("Alertmanager at %s reachable again", a->url);
+			log_info("Alertmanager reachable again");
 		a->failing = false;
 		return 0;
 	}
 	if (!a->failing)
-		log_warn("cannot send alerts to %s: %s (will retry)", a->url,
+		log_warn("cannot send alerts to Alertmanager: %s (will retry)",
 			 rc != CURLE_OK ? curl_easy_strerror(rc) : "unexpected HTTP status");
 	a->failing = true;
 	return -EIO;

@@ -798,6 +798,7 @@ static int start_gc(struct run *r)
 
 static int run(struct run *r)
 {
+	char url[sizeof(r->cfg.pyroscope)];
 	struct cpuprof_ops ops = {
 		.profile_for = profile_for, .on_start = on_start, .on_exit = on_exit_, .ctx = r
 	};
@@ -821,10 +822,11 @@ static int run(struct run *r)
 	r->interval_start_ns = realtime_ns();
 	r->interval_start_mono = monotonic_ns();
 	r->calls.next_mono = r->interval_start_mono + calls_every_ns(r);
+	config_redact_url(r->cfg.pyroscope, url, sizeof(url));
 	log_info("run: sampling at %" PRId64 " Hz; a profile per service every %g s to %s%s%s; "
 		 "metrics on %s",
 		 r->cfg.frequency, r->cfg.interval, r->store ? r->cfg.store : "",
-		 r->store && r->sink ? " and " : "", r->sink ? r->cfg.pyroscope : "",
+		 r->store && r->sink ? " and " : "", r->sink ? url : "",
 		 r->metrics ? r->cfg.metrics_addr : "(off)");
 	sd_notify(0, "READY=1");
 	err = loop(r);

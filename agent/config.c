@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
+#include "files.h"
 #include "gctrace.h"
 #include "log.h"
 
@@ -226,14 +228,30 @@ static int on_ini(void *user, const char *section, const char *name, const char 
 	return 1;
 }
 
+/* A config file is small; anything larger (or /dev/zero) is a mistake, not a config. */
+#define CONFIG_MAX (1 << 20)
+
 int config_load(struct config *c, const char *path)
 {
 	struct config next = *c;
 	struct ini_state st = { .c = &next };
-	int line = ini_parse(path, on_ini, &st);
+	unsigned char *text = NULL;
+	size_t len;
+	int line, err = files_read_regular(path, CONFIG_MAX, true, &text, &len);
 
+	if (err) {
+		log_error("config: cannot read %s: %s", path, files_why(err));
+		return -EINVAL;
+	}
+	if (memchr(text, '\0', len)) {
+		log_error("config: %s is not text (it holds a NUL byte)", path);
+		free(text);
+		return -EINVAL;
+	}
+	line = ini_parse_string((const char *)text, on_ini, &st);
+	free(text);
 	if (line < 0) {
-		log_error("config: cannot read %s: %s", path, strerror(errno ? errno : EIO));
+		log_error("config: cannot parse %s", path);
 		return -EINVAL;
 	}
 	if (line > 0) {
@@ -334,14 +352,111 @@ bool config_store_on(const struct config *c)
 	       (!strcmp(c->store_enabled, "auto") && !c->pyroscope[0]);
 }
 
-int config_check(const struct config *c)
+/* Text that goes into HTTP headers, URLs or labels: no control characters, which would
+ * let a value start a header or a log line of its own. */
+static bool printable(const char *s)
 {
-	if (c->pyroscope[0] && strncmp(c->pyroscope, "http://", 7) &&
-	    strncmp(c->pyroscope, "https://", 8)) {
-		log_error("config: pyroscope must be an http:// or https:// URL, not '%s'",
-			  c->pyroscope);
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return false;
+	return true;
+}
+
+/* An http:// or https:// URL with a host, nothing unprintable, and no space. */
+static int check_url(const char *key, const char *url)
+{
+	const char *host = !strncmp(url, "http://", 7)	  ? url + 7
+			   : !strncmp(url, "https://", 8) ? url + 8
+							  : NULL;
+	const char *at, *end;
+
+	if (!host || !printable(url) || strchr(url, ' ')) {
+		log_error("config: %s must be an http:// or https:// URL without spaces or control "
+			  "characters",
+			  key);
 		return -EINVAL;
 	}
+	end = host + strcspn(host, "/?#");
+	at = memchr(host, '@', (size_t)(end - host));
+	if (at)
+		host = at + 1; /* user:password@host */
+	if (host == end || *host == ':') {
+		log_error("config: %s has no host", key);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* "off", or HOST:PORT with a port from 1 to 65535. */
+static int check_listen_addr(const char *key, const char *addr)
+{
+	const char *colon = strrchr(addr, ':');
+	char *end;
+	long port;
+
+	if (!strcmp(addr, "off"))
+		return 0;
+	errno = 0;
+	port = colon && colon[1] >= '0' && colon[1] <= '9' ? strtol(colon + 1, &end, 10) : 0;
+	if (!colon || errno || *end || port < 1 || port > 65535 || !printable(addr)) {
+		log_error("config: %s must be off or HOST:PORT with a port from 1 to 65535", key);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* The secret files are checked at start (and by --check-config) as they will be read. */
+static int check_secret_file(const char *key, const char *path)
+{
+	unsigned char *text = NULL;
+	size_t len;
+	struct stat st;
+	int err;
+
+	if (!path[0])
+		return 0;
+	err = files_read_regular(path, SECRET_FILE_MAX, true, &text, &len);
+	if (!err && (stat(path, &st) || (st.st_mode & 077)))
+		err = -EPERM;
+	if (text)
+		explicit_bzero(text, len);
+	free(text);
+	if (err) {
+		log_error("config: %s %s: %s", key, path,
+			  err == -EPERM ? "readable by others (chmod 600 it)" : files_why(err));
+		return -EINVAL;
+	}
+	return 0;
+}
+
+void config_redact_url(const char *url, char *out, size_t len)
+{
+	const char *host = strstr(url, "://"), *at, *colon, *end;
+
+	host = host ? host + 3 : url;
+	end = host + strcspn(host, "/?#");
+	at = memchr(host, '@', (size_t)(end - host));
+	colon = at ? memchr(host, ':', (size_t)(at - host)) : NULL;
+	if (!colon) {
+		snprintf(out, len, "%s", url);
+		return;
+	}
+	snprintf(out, len, "%.*s:***%s", (int)(colon - url), url, at);
+}
+
+int config_check(const struct config *c)
+{
+	if (c->pyroscope[0] && check_url("pyroscope", c->pyroscope))
+		return -EINVAL;
+	if (!printable(c->tenant) || !printable(c->basic_auth_user) || !printable(c->service_env)) {
+		log_error("config: tenant, basic-auth-user and service-env must not hold control "
+			  "characters");
+		return -EINVAL;
+	}
+	if (check_listen_addr("metrics-addr", c->metrics_addr) ||
+	    check_secret_file("token-file", c->token_file) ||
+	    check_secret_file("password-file", c->password_file))
+		return -EINVAL;
 	if (!c->pyroscope[0] &&
 	    (c->basic_auth_user[0] || c->password_file[0] || c->token_file[0] || c->tenant[0])) {
 		log_error("config: basic-auth-user, password-file, token-file and tenant need "
@@ -359,11 +474,8 @@ int config_check(const struct config *c)
 			  c->calls_window, c->calls_every);
 		return -EINVAL;
 	}
-	if (c->alertmanager[0] && strncmp(c->alertmanager, "http://", 7) &&
-	    strncmp(c->alertmanager, "https://", 8)) {
-		log_error("config: alertmanager must be an http:// or https:// URL");
+	if (c->alertmanager[0] && check_url("alertmanager", c->alertmanager))
 		return -EINVAL;
-	}
 	return 0;
 }
 
@@ -377,6 +489,13 @@ void config_print(const struct config *c, FILE *f)
 		switch (s->kind) {
 		case K_STR:
 		case K_CHOICE:
+			if (!strcmp(s->key, "pyroscope") || !strcmp(s->key, "alertmanager")) {
+				char url[sizeof(c->pyroscope)];
+
+				config_redact_url(field, url, sizeof(url));
+				fprintf(f, "%s\n", url);
+				break;
+			}
 			fprintf(f, "%s\n", (const char *)field);
 			break;
 		case K_BOOL:

@@ -62,4 +62,9 @@ bool config_store_on(const struct config *c);
 void config_print(const struct config *c, FILE *f);
 extern const char config_usage[];
 
+/* Secret files (token, password) hold one line: anything larger is refused, not cut. */
+#define SECRET_FILE_MAX 4096
+/* url with any password replaced by ***, for logs. */
+void config_redact_url(const char *url, char *out, size_t len);
+
 #endif

@@ -91,7 +91,14 @@ int files_write_atomic(const char *path, const struct iovec *iov, int n, mode_t 
 
 int files_read(const char *path, size_t max, unsigned char **out, size_t *len)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	return files_read_regular(path, max, false, out, len);
+}
+
+int files_read_regular(const char *path, size_t max, bool follow, unsigned char **out, size_t *len)
+{
+	/* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer */
+	int fd = open(path,
+		      O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY | (follow ? 0 : O_NOFOLLOW));
 	unsigned char *buf = NULL;
 	struct stat st;
 	size_t got = 0;
@@ -104,7 +111,7 @@ int files_read(const char *path, size_t max, unsigned char **out, size_t *len)
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode) || (size_t)st.st_size > max) {
-		err = -EFBIG;
+		err = S_ISREG(st.st_mode) ? -EFBIG : -EINVAL;
 		goto out;
 	}
 	buf = malloc((size_t)st.st_size + 1);
@@ -123,6 +130,7 @@ int files_read(const char *path, size_t max, unsigned char **out, size_t *len)
 		}
 		got += (size_t)r;
 	}
+	buf[got] = '\0';
 	*out = buf;
 	*len = got;
 	buf = NULL;
@@ -130,4 +138,16 @@ out:
 	free(buf);
 	close(fd);
 	return err;
+}
+
+const char *files_why(int err)
+{
+	switch (err) {
+	case -EINVAL:
+		return "not a regular file";
+	case -EFBIG:
+		return "too large";
+	default:
+		return strerror(-err);
+	}
 }

@@ -87,7 +87,9 @@ int metrics_server__start(const char *addr, struct metrics_server **out)
 {
 	struct sockaddr_storage sa = {};
 	struct metrics_server *m;
-	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD;
+	/* epoll (or poll): select() cannot serve a connection whose fd is past FD_SETSIZE,
+	 * and the daemon may hold more than 1,024 fds */
+	unsigned int flags = MHD_USE_AUTO_INTERNAL_THREAD;
 
 	if (resolve(addr, &sa)) {
 		log_error("metrics address must be HOST:PORT (numeric), not '%s'", addr);

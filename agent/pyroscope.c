@@ -18,10 +18,10 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "config.h"
+#include "files.h"
 #include "log.h"
 #include "push.pb-c.h"
-
-#define SECRET_MAX 4096
 
 struct pyroscope {
 	CURL *curl; /* kept: its connection is reused between intervals */
@@ -35,40 +35,35 @@ struct pyroscope {
  * leaked already, and we will not be the ones to use it. */
 static int read_secret(const char *path, char **out)
 {
-	char buf[SECRET_MAX + 1];
+	unsigned char *buf = NULL;
+	size_t n;
 	struct stat st;
-	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int err = files_read_regular(path, SECRET_FILE_MAX, true, &buf, &n);
 
-	if (fd < 0) {
-		log_error("pyroscope: cannot read %s: %s", path, strerror(errno));
-		return -errno;
+	if (err) {
+		log_error("pyroscope: cannot read %s: %s", path, files_why(err));
+		return err;
 	}
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
-		log_error("pyroscope: %s is not a regular file", path);
-		close(fd);
-		return -EINVAL;
-	}
-	if (st.st_mode & 077) {
+	if (stat(path, &st) || (st.st_mode & 077)) {
 		log_error("pyroscope: %s is readable by others (mode %03o): chmod 600 it", path,
 			  st.st_mode & 0777);
-		close(fd);
-		return -EPERM;
+		err = -EPERM;
+		goto out;
 	}
-	n = read(fd, buf, SECRET_MAX);
-	close(fd);
-	if (n < 0)
-		return -errno;
-	while (n > 0 && isspace((unsigned char)buf[n - 1]))
+	while (n > 0 && isspace(buf[n - 1]))
 		n--;
 	buf[n] = '\0';
-	if (!n || memchr(buf, '\n', (size_t)n) || memchr(buf, '\r', (size_t)n)) {
+	if (!n || memchr(buf, '\n', n) || memchr(buf, '\r', n) || memchr(buf, '\0', n)) {
 		log_error("pyroscope: %s must hold one non-empty line", path);
-		return -EINVAL;
+		err = -EINVAL;
+		goto out;
 	}
-	*out = strdup(buf);
-	explicit_bzero(buf, sizeof(buf));
-	return *out ? 0 : -ENOMEM;
+	*out = strdup((char *)buf);
+	err = *out ? 0 : -ENOMEM;
+out:
+	explicit_bzero(buf, n);
+	free(buf);
+	return err;
 }
 
 void pyroscope_free(struct pyroscope *p)
@@ -275,7 +270,7 @@ enum ship_result pyroscope_send(struct pyroscope *p, const struct export_profile
 {
 	struct xfer x = { .abort = abort, .r = r };
 	struct curl_slist *hdrs = NULL;
-	char url[4096], auth[SECRET_MAX + 32], tenant[256];
+	char url[4096], auth[SECRET_FILE_MAX + 32], tenant[256];
 	uint8_t *body = NULL;
 	size_t len = 0;
 	enum ship_result res;
