@@ -119,6 +119,16 @@ int elf_file__section(struct elf_file *ef, const char *name, const void **data, 
 	return 0;
 }
 
+int elf_file__section_size(struct elf_file *ef, const char *name, uint64_t *size)
+{
+	GElf_Shdr shdr;
+
+	if (!find_section(ef, name, &shdr))
+		return -ENOENT;
+	*size = shdr.sh_size;
+	return 0;
+}
+
 static int lookup_in(struct elf_file *ef, Elf64_Word type, const char *name, uint64_t *addr,
 		     uint64_t *size)
 {

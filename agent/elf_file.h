@@ -27,6 +27,8 @@ int elf_file__read(struct elf_file *ef, uint64_t vaddr, void *buf, size_t len);
 /* Contents and address of the named section; -ENOENT if absent. */
 int elf_file__section(struct elf_file *ef, const char *name, const void **data, size_t *len,
 		      uint64_t *addr);
+/* The size the section header claims, without reading the section. -ENOENT if absent. */
+int elf_file__section_size(struct elf_file *ef, const char *name, uint64_t *size);
 /* p_vaddr - p_offset of the PT_LOAD segment containing file offset off: with a mapping of the
  * file at file offset off starting at address start, the load bias is
  * start - off - result. */

@@ -167,6 +167,10 @@ static int read_probes(struct elf_file *ef, struct py_binary *b)
 	if (err == -ENOENT)
 		return 0; /* built without --with-dtrace, or stripped */
 	b->has_usdt_notes = true;
+	if (err == -EFBIG) {
+		b->notes_refused = true; /* the rest of the binary is still profiled */
+		return 0;
+	}
 	return err;
 }
 
@@ -220,6 +224,10 @@ static void decide_gc(struct py_binary *b)
 	if (!b->has_usdt_notes) {
 		b->caps.no_gc = "built without USDT probes (no .note.stapsdt)";
 		b->caps.no_gc_label = "no_usdt";
+	} else if (b->notes_refused) {
+		b->caps.no_gc = "its USDT note section is larger than 1 MiB (not a real CPython "
+				"build): refused";
+		b->caps.no_gc_label = "too_many_sites";
 	} else if (!py_binary_probe_sites(b, "gc__start") ||
 		   !py_binary_probe_sites(b, "gc__done")) {
 		b->caps.no_gc = "gc__start/gc__done probes absent or not attachable";
@@ -241,6 +249,8 @@ static void decide_calls(struct py_binary *b)
 
 	if (!b->has_usdt_notes)
 		b->caps.no_calls = "built without USDT probes (no .note.stapsdt)";
+	else if (b->notes_refused)
+		b->caps.no_calls = "its USDT note section is larger than 1 MiB: refused";
 	else if (!entry && !ret)
 		b->caps.no_calls = "function__entry/function__return probes absent in this build";
 	else if (too_many_sites(b, "function__entry", "function__return"))

@@ -43,6 +43,7 @@ struct py_binary {
 	char version[24];      /* "3.11.2", "3.15.0a1", "" if unknown */
 	uint64_t runtime_addr; /* link-time address of _PyRuntime */
 	bool has_usdt_notes;   /* carries a .note.stapsdt section */
+	bool notes_refused;    /* ... larger than USDT_NOTES_MAX: not read */
 	int nprobes;
 	struct usdt_probe *probes;    /* python provider only, each site once, in code */
 	struct usdt_site_stats sites; /* sites dropped from the notes, and why */

@@ -30,13 +30,17 @@ int usdt_sites_read(struct elf_file *ef, const char *provider, struct usdt_probe
 {
 	const void *data, *unused;
 	size_t len, unused_len;
-	uint64_t base_addr = 0;
+	uint64_t base_addr = 0, size;
 	struct usdt_probe *all = NULL;
 	int total, i, kept = 0;
 
 	memset(st, 0, sizeof(*st));
 	*out = NULL;
 	*n = 0;
+	if (elf_file__section_size(ef, ".note.stapsdt", &size))
+		return -ENOENT;
+	if (size > USDT_NOTES_MAX)
+		return -EFBIG; /* never read: a 256 MiB section would cost 256 MiB */
 	if (elf_file__section(ef, ".note.stapsdt", &data, &len, NULL))
 		return -ENOENT;
 	elf_file__section(ef, ".stapsdt.base", &unused, &unused_len, &base_addr);

@@ -21,6 +21,8 @@ struct elf_file;
 /* Most sites kept from one file, all probes together (CPython 3.15 has about 25): bounds
  * the work and memory a hostile note section can cost. */
 #define USDT_MAX_KEPT 256
+/* Largest .note.stapsdt read (CPython's is about 1 KiB): a larger one is refused unread. */
+#define USDT_NOTES_MAX (1 << 20)
 
 struct usdt_site_stats {
 	uint32_t over_limit;   /* beyond USDT_MAX_KEPT: dropped */
@@ -28,7 +30,7 @@ struct usdt_site_stats {
 	uint32_t outside_exec; /* address not in the file's executable bytes: dropped */
 };
 
-/* Parses .note.stapsdt and keeps the given provider's probes whose address lies in an
+/* Parses .note.stapsdt (-EFBIG, unread, if larger than USDT_NOTES_MAX) and keeps the given provider's probes whose address lies in an
  * executable segment, once each, with pc_offset and semaphore_offset filled. Sets *out
  * (malloc'd, may be NULL when *n is 0) and *n. -ENOENT when there is no note section. */
 int usdt_sites_read(struct elf_file *ef, const char *provider, struct usdt_probe **out, int *n,

@@ -2,6 +2,7 @@
 would become HTTP headers or log lines of their own, addresses that cannot be served,
 secrets that would be cut or printed. Each is refused within 5 s with a non-zero exit and
 a one-line reason."""
+import json
 import os
 import stat
 import subprocess
@@ -10,6 +11,7 @@ import pytest
 
 from conftest import PYROMETER
 from daemon import Daemon
+from hostile import repeat_probe
 
 
 @pytest.fixture
@@ -83,3 +85,25 @@ def test_a_config_behind_a_symlink_is_read(tmp_path):
     link.symlink_to(real)
     r = check("-c", str(link))
     assert r.returncode == 0 and "frequency = 49" in r.stdout, r.stderr
+
+
+def test_inspect_of_64_mib_of_notes_stays_under_64_mib(tmp_path):
+    """A container image's binary with a 64 MiB .note.stapsdt (about 1.2 million notes of
+    one probe): refused unread, so inspecting it costs what inspecting CPython costs (the
+    binary before this took 1 GB)."""
+    binary = repeat_probe("/usr/bin/python3.11", str(tmp_path / "python3.11-notes"),
+                          copies=(64 << 20) // 56)
+    assert os.path.getsize(binary) > 64 << 20
+    # a child of its own, so that ru_maxrss is inspect's alone
+    probe = ("import json, resource, subprocess, sys; "
+             "r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+             "print(json.dumps([r.returncode, r.stdout, "
+             "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss]))")
+    out = subprocess.run(["/usr/bin/python3", "-c", probe, PYROMETER, "inspect", binary],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    rc, report, maxrss_kib = json.loads(out)
+    assert rc == 0
+    assert maxrss_kib <= 64 * 1024, maxrss_kib
+    info = json.loads(report)
+    assert "larger than 1 MiB" in info["unavailable"]["gc"], info
+    assert "cpu" in info["capabilities"]
