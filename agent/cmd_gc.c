@@ -24,6 +24,7 @@
 #include "seen.h"
 #include "symbolize.h"
 #include "targets.h"
+#include "text.h"
 
 #define MAX_SUMMARIES 4096
 
@@ -301,10 +302,14 @@ static void print_pause(struct gc_cmd *c, const struct pyro_gc_event *e)
 		symbolizer__frame(c->sym, p, e->stack.frames[i] & PYRO_FRAME_CODE_MASK,
 				  (uint32_t)(e->stack.frames[i] >> PYRO_FRAME_INSTR_SHIFT), &fs);
 		snprintf(frame, sizeof(frame), "%s (%s:%d)", fs.name, fs.file, fs.line);
-		if (c->json)
+		if (c->json) {
 			json_str(&j, NULL, frame);
-		else
-			printf("%s%s", i ? " < " : ", in ", frame);
+		} else {
+			char shown[4 * sizeof(frame)];
+
+			text_escape(shown, sizeof(shown), frame);
+			printf("%s%s", i ? " < " : ", in ", shown);
+		}
 	}
 	if (c->json) {
 		json_arr_close(&j);
@@ -384,11 +389,13 @@ static void print_summary(struct gc_cmd *c)
 		p99 = gc_quantile(hist, 0.99, s->st.max_ns);
 		p999 = gc_quantile(hist, 0.999, s->st.max_ns);
 		if (!c->json) {
+			char comm[4 * sizeof(p->comm)];
+
+			text_escape(comm, sizeof(comm), p ? p->comm : "?");
 			printf("%7u %-15s %3d %8llu %12.3f %10.3f %10.3f %10.3f %12lld\n",
-			       s->key.pid, p ? p->comm : "?", s->key.generation,
-			       (unsigned long long)s->st.count, (double)s->st.total_ns / 1e6,
-			       (double)s->st.max_ns / 1e6, (double)p50 / 1e6, (double)p99 / 1e6,
-			       (long long)s->st.collected);
+			       s->key.pid, comm, s->key.generation, (unsigned long long)s->st.count,
+			       (double)s->st.total_ns / 1e6, (double)s->st.max_ns / 1e6,
+			       (double)p50 / 1e6, (double)p99 / 1e6, (long long)s->st.collected);
 			continue;
 		}
 		json_begin(&j, stdout);

@@ -10,6 +10,7 @@
 
 #include "clock.h"
 #include "commands.h"
+#include "text.h"
 #include "discover.h"
 #include "json.h"
 #include "log.h"
@@ -81,15 +82,18 @@ static void caps_text(const struct py_caps *c, char *buf, size_t len)
 
 static void print_text(const struct py_process *p, const char *event)
 {
-	char caps[64];
+	/* comm and paths are the target's to choose: escaped, so that no byte of theirs moves
+	 * the terminal's cursor or starts a row */
+	char caps[64], comm[4 * sizeof(p->comm)], root[256], path[512];
 
 	caps_text(&p->bin->caps, caps, sizeof(caps));
+	text_escape(comm, sizeof(comm), p->comm);
+	text_escape(root, sizeof(root), strcmp(p->root, "/") ? p->root : "");
+	text_escape(path, sizeof(path), p->interp_path);
 	if (event)
 		printf("%-6s ", event);
-	printf("%7d %-15s %-9s %-17s %s%s%s\n", p->pid, p->comm,
-	       p->bin->version[0] ? p->bin->version : "?", caps,
-	       strcmp(p->root, "/") ? p->root : "", strcmp(p->root, "/") ? ":" : "",
-	       p->interp_path);
+	printf("%7d %-15s %-9s %-17s %s%s%s\n", p->pid, comm,
+	       p->bin->version[0] ? p->bin->version : "?", caps, root, root[0] ? ":" : "", path);
 }
 
 static void print_header(const struct ps_ctx *c)
@@ -135,7 +139,10 @@ static void on_exit_(const struct py_process *p, enum discover_exit_why why, int
 	if (!c->watch)
 		return;
 	if (!c->json) {
-		printf("%-6s %7d %-15s %s", "exit", p->pid, p->comm, whys[why]);
+		char comm[4 * sizeof(p->comm)];
+
+		text_escape(comm, sizeof(comm), p->comm);
+		printf("%-6s %7d %-15s %s", "exit", p->pid, comm, whys[why]);
 		if (why == DISCOVER_EXITED)
 			printf(" (status %d)", code >> 8 & 0xFF);
 		putchar('\n');

@@ -168,21 +168,36 @@ int pyroscope_push_body(const struct export_profile *e, const char *id, uint8_t 
 	return 0;
 }
 
+/* The ingest API's name has no escaping: a '{', '}', '=' or ',' of a service name or label
+ * value would end the name or add labels of its own (svc{host=spoofed}). They are written
+ * as '_' there; the push API carries names and values as they are. */
+static void ingest_safe(char *s)
+{
+	for (; *s; s++)
+		if (strchr("{}=,", *s))
+			*s = '_';
+}
+
 /* /ingest?name=SERVICE{label=value,...}&from=..&until=..&format=pprof */
 static int ingest_url(struct pyroscope *p, const struct export_profile *e, char *out, size_t size)
 {
-	char name[1024];
+	char name[1024], part[EXPORT_LABEL_VALUE];
 	size_t at;
 	char *esc;
 	unsigned i;
 
-	at = (size_t)snprintf(name, sizeof(name), "%s{", export_service(e));
+	snprintf(part, sizeof(part), "%s", export_service(e));
+	ingest_safe(part);
+	at = (size_t)snprintf(name, sizeof(name), "%s{", part);
 	/* the kind is not a label here: ingest reads the sample types from the pprof */
-	for (i = 1; i < e->n_labels && at < sizeof(name); i++)
-		if (strcmp(e->labels[i].name, EXPORT_KIND_LABEL))
-			at += (size_t)snprintf(name + at, sizeof(name) - at, "%s%s=%s",
-					       name[at - 1] == '{' ? "" : ",", e->labels[i].name,
-					       e->labels[i].value);
+	for (i = 1; i < e->n_labels && at < sizeof(name); i++) {
+		if (!strcmp(e->labels[i].name, EXPORT_KIND_LABEL))
+			continue;
+		snprintf(part, sizeof(part), "%s", e->labels[i].value);
+		ingest_safe(part);
+		at += (size_t)snprintf(name + at, sizeof(name) - at, "%s%s=%s",
+				       name[at - 1] == '{' ? "" : ",", e->labels[i].name, part);
+	}
 	if (at + 2 > sizeof(name))
 		return -ENAMETOOLONG;
 	snprintf(name + at, sizeof(name) - at, "}");

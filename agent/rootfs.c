@@ -37,11 +37,39 @@ static int check_same_file(int fd, uint32_t dev_major, uint32_t dev_minor, uint6
 	return 0;
 }
 
+/* Opens for reading the file that the O_PATH descriptor pathfd names, once it is known to
+ * be the regular file expected. Opening is an action on devices and FIFOs (a tape rewinds,
+ * a FIFO waits for a writer, some devices block), so nothing is opened before its type is
+ * known. Closes pathfd. */
+static int reopen_checked(int pathfd, uint32_t dev_major, uint32_t dev_minor, uint64_t inode)
+{
+	char self[64];
+	int fd, err = check_same_file(pathfd, dev_major, dev_minor, inode);
+
+	if (err) {
+		close(pathfd);
+		return err;
+	}
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", pathfd);
+	fd = open(self, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	err = fd < 0 ? -errno : 0;
+	close(pathfd);
+	if (err)
+		return err;
+	/* the same inode still: a reopen follows the descriptor, not a path */
+	err = check_same_file(fd, dev_major, dev_minor, inode);
+	if (err) {
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
 int rootfs_open_verified(pid_t pid, const char *path, uint32_t dev_major, uint32_t dev_minor,
 			 uint64_t inode)
 {
 	struct open_how how = {
-		.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
+		.flags = O_PATH | O_CLOEXEC,
 		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
 	};
 	char root[64];
@@ -56,31 +84,21 @@ int rootfs_open_verified(pid_t pid, const char *path, uint32_t dev_major, uint32
 	close(dirfd);
 	if (err)
 		return err;
-	err = check_same_file(fd, dev_major, dev_minor, inode);
-	if (err) {
-		close(fd);
-		return err;
-	}
-	return fd;
+	return reopen_checked(fd, dev_major, dev_minor, inode);
 }
 
 /* /proc/PID/map_files/START-END is the mapped file itself, whatever its path now says. */
 static int open_map_file(pid_t pid, const struct map_entry *m)
 {
 	char name[96];
-	int fd, err;
+	int fd;
 
 	snprintf(name, sizeof(name), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, pid, m->start,
 		 m->end);
-	fd = open(name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	fd = open(name, O_PATH | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	err = check_same_file(fd, m->dev_major, m->dev_minor, m->inode);
-	if (err) {
-		close(fd);
-		return err;
-	}
-	return fd;
+	return reopen_checked(fd, m->dev_major, m->dev_minor, m->inode);
 }
 
 int rootfs_open_mapped(pid_t pid, const char *path_in_root, const struct map_entry *m)
@@ -89,7 +107,8 @@ int rootfs_open_mapped(pid_t pid, const char *path_in_root, const struct map_ent
 
 	if (!m->deleted)
 		fd = rootfs_open_verified(pid, path_in_root, m->dev_major, m->dev_minor, m->inode);
-	if (fd >= 0 || fd == -EINVAL)
+	if (fd >= 0)
 		return fd;
+	/* deleted, replaced, or something else planted at the path (a FIFO, a device) */
 	return open_map_file(pid, m);
 }

@@ -54,15 +54,28 @@ void store_close(struct store *s)
 	free(s);
 }
 
-/* A service name as a directory name: no '/', no leading '.', nothing unprintable. */
+/* A service name as a directory name: '/', '%', a leading '.' and control bytes are
+ * written %XX, so that two services never share a directory ("a/b", "a.b" and "a_b" stay
+ * apart; the old '_' for all of them made one service overwrite another's files). A name
+ * that does not fit whole is cut at an escape's boundary. */
 static void dir_name(const char *service, char *out, size_t size)
 {
-	size_t i;
+	const unsigned char *p = (const unsigned char *)(service[0] ? service : "unknown");
+	size_t at = 0;
 
-	snprintf(out, size, "%s", service[0] ? service : "unknown");
-	for (i = 0; out[i]; i++)
-		if (out[i] == '/' || (unsigned char)out[i] < 0x20 || (i == 0 && out[i] == '.'))
-			out[i] = '_';
+	for (; *p; p++) {
+		bool esc =
+			*p == '/' || *p == '%' || *p < 0x20 || *p == 0x7f || (at == 0 && *p == '.');
+		size_t need = esc ? 3 : 1;
+
+		if (at + need >= size)
+			break;
+		if (esc)
+			at += (size_t)snprintf(out + at, size - at, "%%%02X", *p);
+		else
+			out[at++] = (char)*p;
+	}
+	out[at] = '\0';
 }
 
 /* FROM-UNTIL.pb.gz (CPU) or FROM-UNTIL.KIND.pb.gz, KIND in [a-z_]: a stored profile. */
@@ -170,7 +183,8 @@ void store_stats(const struct store *s, struct store_stats *st)
 
 int store_put(struct store *s, const struct export_profile *e)
 {
-	char dir[PATH_MAX + EXPORT_LABEL_VALUE], name[EXPORT_LABEL_VALUE], path[2 * PATH_MAX];
+	char dir[PATH_MAX + 3 * EXPORT_LABEL_VALUE], name[3 * EXPORT_LABEL_VALUE],
+		path[2 * PATH_MAX];
 	struct iovec iov = { .iov_base = e->data, .iov_len = e->len };
 	const char *kind = export_kind(e);
 	bool cpu = !strcmp(kind, EXPORT_KIND_CPU);

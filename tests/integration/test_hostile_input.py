@@ -4,8 +4,9 @@ secrets that would be cut or printed. Each is refused within 5 s with a non-zero
 a one-line reason."""
 import json
 import os
-import stat
+import shutil
 import subprocess
+import time
 
 import pytest
 
@@ -107,3 +108,75 @@ def test_inspect_of_64_mib_of_notes_stays_under_64_mib(tmp_path):
     info = json.loads(report)
     assert "larger than 1 MiB" in info["unavailable"]["gc"], info
     assert "cpu" in info["capabilities"]
+
+
+# ---- what targets choose: their comm, what sits at their binary's path ----
+
+COMM = ("import ctypes, time; "
+        "ctypes.CDLL(None).prctl(15, b'\\x1b[2Jev\\nrow', 0, 0, 0); "
+        "print('ready', flush=True); time.sleep(60)")
+
+
+def test_ps_escapes_what_a_target_puts_in_its_comm():
+    p = subprocess.Popen(["/usr/bin/python3.11", "-c", COMM], stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "ready"
+        out = subprocess.run([PYROMETER, "ps"], capture_output=True, text=True,
+                             timeout=30).stdout
+        rows = [l for l in out.splitlines() if l.split()[:1] == [str(p.pid)]]
+        assert len(rows) == 1, out
+        assert "\x1b" not in out and "\\x1b[2Jev\\nrow" in rows[0], rows
+    finally:
+        p.kill()
+
+
+@pytest.mark.parametrize("planted", ["/dev/null", "fifo"])
+def test_a_device_or_fifo_planted_at_the_interpreter_path_is_not_opened(planted, tmp_path):
+    """Inside its own mount namespace a target puts a device or a FIFO over its interpreter's
+    path: pyrometer must not open it, and still finds the interpreter through
+    /proc/PID/map_files (the binary before this left the process out)."""
+    py = tmp_path / "py"
+    shutil.copy("/usr/bin/python3.11", py)
+    over = planted
+    if planted == "fifo":
+        over = str(tmp_path / "fifo")
+        os.mkfifo(over)
+    script = (f"{py} -c 'import time; print(\"ready\", flush=True); time.sleep(60)' & "
+              f"sleep 0.3; mount --bind {over} {py} && echo mounted; wait")
+    p = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "ready"
+        assert p.stdout.readline().strip() == "mounted"
+        ps = {e["pid"]: e for e in map(json.loads, subprocess.run(
+            [PYROMETER, "ps", "--json"], capture_output=True, text=True, timeout=30,
+            check=True).stdout.splitlines())}
+        mine = [e for e in ps.values() if e["interpreter_path"] == str(py)]
+        assert len(mine) == 1, ps
+    finally:
+        subprocess.run(["pkill", "-f", str(py)])
+        p.wait(timeout=10)
+
+
+def test_services_never_share_a_store_directory(tmp_path):
+    tag = os.urandom(3).hex()
+    names = [f".svc-{tag}", f"/svc-{tag}", f"_svc-{tag}", f"%2Fsvc-{tag}"]
+    procs = [subprocess.Popen(["/usr/bin/python3.11", "-c",
+                               "import time\nwhile True: pass"],
+                              env={**os.environ, "PYROMETER_SERVICE": n}) for n in names]
+    store = tmp_path / "store"
+    try:
+        d = Daemon(tmp_path, "--store", str(store))
+        end = time.monotonic() + 30
+        while time.monotonic() < end:
+            dirs = [x for x in os.listdir(store) if tag in x] if store.exists() else []
+            if len(dirs) == len(names) and all(os.listdir(store / x) for x in dirs):
+                break
+            time.sleep(0.2)
+        d.stop()
+    finally:
+        for p in procs:
+            p.kill()
+    dirs = sorted(x for x in os.listdir(store) if tag in x)
+    assert len(dirs) == len(names), dirs
+    assert all(not x.startswith(".") and "/" not in x for x in dirs), dirs

@@ -309,3 +309,20 @@ def test_local_store_writes_per_service_profiles_under_a_cap(tmp_path, busy):
     for (a0, a1), (b0, b1) in zip(spans, spans[1:]):
         assert a1 == b0 and a0 < a1
     check_pprof(files[-2].read_bytes(), tmp_path)
+
+
+def test_ingest_name_cannot_spoof_labels(tmp_path, collector, workload):
+    """The ingest API's name has no escaping: a service named svc{host=spoofed} must not
+    become a series with host=spoofed."""
+    service = f"svc{{host=spoofed}}-{uuid.uuid4().hex[:6]}"
+    workload(ZOO["py311"], workload_script("cpu_split.py"), ["600"],
+             env={"PYROMETER_SERVICE": service})
+    d = Daemon(tmp_path, "--pyroscope", collector.url, "--pyroscope-api", "ingest")
+    tail = service[-6:]
+    collector.wait_for(lambda: any(tail in r.path for r in collector.accepted()), 30,
+                       "an ingest request of the workload")
+    d.stop()
+    req = next(r for r in collector.accepted() if tail in r.path)
+    name = urllib.parse.parse_qs(urllib.parse.urlparse(req.path).query)["name"][0]
+    assert name.startswith(f"svc_host_spoofed_-{tail}{{"), name
+    assert name.count("{") == 1 and name.count("}") == 1 and "host=spoofed" not in name
