@@ -337,12 +337,15 @@ static void close_sinks(struct run *r)
 	if (r->shipper) {
 		shipper_stop(r->shipper, &sh);
 		spool_stats(r->spool, &sp);
+		/* submitted + carried over = delivered + rejected + dropped + corrupt + lost
+		 * + left: every profile in exactly one bucket */
 		log_info("run: delivery: %" PRIu64 " profiles submitted, %" PRIu64
-			 " delivered, %" PRIu64 " rejected, %" PRIu64
-			 " dropped (spool cap), %" PRIu64 " corrupt in spool, %" PRIu64
+			 " carried over from the spool, %" PRIu64 " delivered, %" PRIu64
+			 " rejected, %" PRIu64 " dropped (spool cap), %" PRIu64
+			 " corrupt in spool, %" PRIu64 " lost (spool write failed), %" PRIu64
 			 " failed attempts; %" PRIu64 " left in the spool (%" PRIu64 " bytes)",
-			 sh.submitted, sh.delivered, sh.rejected, sp.dropped, sp.corrupt,
-			 sh.failed_attempts, sp.files, sp.bytes);
+			 sh.submitted, sp.carried, sh.delivered, sh.rejected, sp.dropped,
+			 sp.corrupt, sp.write_failed, sh.failed_attempts, sp.files, sp.bytes);
 	}
 	r->shipper = NULL;
 	spool_close(r->spool);

@@ -124,6 +124,10 @@ static void exports(const struct self_figures *s, FILE *f)
 		one(f, "pyrometer_spool_dropped_total", "counter",
 		    "Undelivered profiles dropped to stay under the spool cap.",
 		    (double)s->spool.dropped);
+		one(f, "pyrometer_spool_write_failures_total", "counter",
+		    "Undelivered profiles lost because the spool could not be written (disk "
+		    "full?).",
+		    (double)s->spool.write_failed);
 		one(f, "pyrometer_spool_corrupt_total", "counter",
 		    "Spooled profiles found torn or corrupt (removed, not sent).",
 		    (double)s->spool.corrupt);

@@ -229,6 +229,7 @@ int spool_open(const char *dir, uint64_t cap_bytes, struct spool **out)
 		spool_close(s);
 		return err;
 	}
+	s->st.carried = s->n;
 	if (s->n)
 		log_info("spool: %zu profiles (%" PRIu64 " bytes) left from an earlier run in %s",
 			 s->n, s->st.bytes, s->dir);

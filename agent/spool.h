@@ -12,9 +12,10 @@
 
 struct spool_stats {
 	uint64_t files, bytes;
-	uint64_t written, write_failed;
-	uint64_t dropped; /* removed unsent to stay under the cap */
-	uint64_t corrupt; /* found torn or corrupt, removed unsent */
+	uint64_t carried;		/* found at open, left by an earlier run */
+	uint64_t written, write_failed; /* a failed write loses that profile (counted) */
+	uint64_t dropped;		/* removed unsent to stay under the cap */
+	uint64_t corrupt;		/* found torn or corrupt, removed unsent */
 };
 
 struct spool;

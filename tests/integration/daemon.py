@@ -52,11 +52,13 @@ class Daemon:
         return rc, time.monotonic() - t
 
     def delivery(self):
-        m = re.search(r"delivery: (\d+) profiles submitted, (\d+) delivered, (\d+) rejected, "
-                      r"(\d+) dropped \(spool cap\), (\d+) corrupt in spool, (\d+) failed "
+        m = re.search(r"delivery: (\d+) profiles submitted, (\d+) carried over from the spool, "
+                      r"(\d+) delivered, (\d+) rejected, (\d+) dropped \(spool cap\), "
+                      r"(\d+) corrupt in spool, (\d+) lost \(spool write failed\), (\d+) failed "
                       r"attempts; (\d+) left in the spool", self.log())
         assert m, "no delivery summary in the log:\n" + self.log()
-        keys = ("submitted", "delivered", "rejected", "dropped", "corrupt", "failed", "spooled")
+        keys = ("submitted", "carried", "delivered", "rejected", "dropped", "corrupt", "lost",
+                "failed", "spooled")
         return dict(zip(keys, map(int, m.groups())))
 
 
