@@ -3,6 +3,7 @@
  * process: version, USDT probes, capabilities and every layout offset it would use. */
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -26,11 +27,19 @@ static int inspect_one(const char *path)
 	struct elf_file *ef = NULL;
 	struct py_binary b;
 	struct json j;
-	int fd = open(path, O_RDONLY | O_CLOEXEC), err;
+	/* O_NONBLOCK: a FIFO must not be waited on; only regular files are read */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY), err;
+	struct stat st;
 
 	if (fd < 0) {
-		log_error("inspect: %s: %s", path, strerror(errno));
-		return -errno;
+		err = -errno;
+		log_error("inspect: %s: %s", path, strerror(-err));
+		return err;
+	}
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		log_error("inspect: %s: not a regular file", path);
+		close(fd);
+		return -EINVAL;
 	}
 	err = elf_file__open_fd(fd, &ef);
 	close(fd);

@@ -65,6 +65,14 @@ def test_run_refuses_hostile_settings(case, reason, fifo, tmp_path):
     refused(check(*args), reason)
 
 
+@pytest.mark.parametrize("what", ["fifo", "/dev/zero", "directory"])
+def test_inspect_refuses_what_is_not_a_regular_file(what, fifo, tmp_path):
+    path = {"fifo": fifo, "/dev/zero": "/dev/zero", "directory": str(tmp_path)}[what]
+    r = subprocess.run([PYROMETER, "inspect", path], capture_output=True, text=True, timeout=5)
+    assert r.returncode != 0 and r.stderr.count("\n") == 1, r.stderr
+    assert "not a regular file" in r.stderr
+
+
 def test_a_password_in_a_url_is_never_shown(tmp_path):
     url = "http://user:s3cr3t-pw@127.0.0.1:9/"
     r = check("--pyroscope", url)
