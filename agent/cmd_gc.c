@@ -59,6 +59,15 @@ static const char gc_usage[] =
 	"  -v                    verbose (repeat for debug output)\n"
 	"  -h, --help            this help\n";
 
+/* One summary row: a process's figures for one generation. */
+struct summary {
+	struct pyro_gc_key key;
+	uint64_t starttime; /* the process's, so that a reused pid gets rows of its own */
+	char comm[16];
+	struct pyro_gc_stats st;
+	uint64_t p50, p99, p999; /* from its histogram */
+};
+
 struct gc_cmd {
 	struct targets targets;
 	bool all, json;
@@ -77,6 +86,10 @@ struct gc_cmd {
 	struct seen seen;
 	struct seen traced; /* processes whose pauses are reported */
 	uint64_t events, events_lost_user;
+	/* summary rows of processes that have exited: a pid used again later is another
+	 * process, with rows of its own (kept apart by start time) */
+	struct summary *finished;
+	size_t nfinished, finished_cap;
 };
 
 /* ---- options ---- */
@@ -181,6 +194,8 @@ static int parse_args(int argc, char **argv, struct gc_cmd *c)
 
 /* ---- processes ---- */
 
+static void finish_process(struct gc_cmd *c, const struct py_process *p);
+
 /* Which processes are reported: all with -a; else the targets and what they fork. */
 static bool wanted(const struct gc_cmd *c, const struct py_process *p)
 {
@@ -255,11 +270,12 @@ static void on_exit_(const struct py_process *p, enum discover_exit_why why, int
 {
 	struct gc_cmd *c = ctx;
 
-	(void)why;
 	(void)code;
 	(void)ktime;
 	if (c->gc && seen_get(&c->traced, p->pid))
 		gctrace__untrack(c->gc, p);
+	if (c->gc && why != DISCOVER_EXECED) /* after an exec the pid is still that process */
+		finish_process(c, p);
 	targets_exited(&c->targets, p->pid);
 }
 
@@ -338,60 +354,99 @@ static int on_pause(void *ctx, void *data, size_t len)
 
 /* ---- summary ---- */
 
-struct summary {
-	struct pyro_gc_key key;
-	struct pyro_gc_stats st;
-};
-
 struct summaries {
 	struct summary s[MAX_SUMMARIES];
 	int n;
+	struct gc_cmd *c;
 };
+
+static void fill_row(struct summary *r, struct gc_cmd *c, const struct pyro_gc_key *k,
+		     const struct pyro_gc_stats *st, const uint64_t *hist)
+{
+	const struct py_process *p = seen_get(&c->seen, (pid_t)k->pid);
+
+	r->key = *k;
+	r->st = *st;
+	r->starttime = p ? p->starttime : 0;
+	snprintf(r->comm, sizeof(r->comm), "%s", p ? p->comm : "?");
+	r->p50 = gc_quantile(hist, 0.50, st->max_ns);
+	r->p99 = gc_quantile(hist, 0.99, st->max_ns);
+	r->p999 = gc_quantile(hist, 0.999, st->max_ns);
+}
 
 static void collect(const struct pyro_gc_key *k, const struct pyro_gc_stats *st, void *ctx)
 {
 	struct summaries *all = ctx;
+	uint64_t hist[PYRO_GC_BUCKETS];
 
-	if (all->n < MAX_SUMMARIES)
-		all->s[all->n++] = (struct summary){ *k, *st };
+	if (all->n >= MAX_SUMMARIES || gctrace__histogram(all->c->gc, k, hist))
+		return;
+	fill_row(&all->s[all->n++], all->c, k, st, hist);
 }
 
-static int by_pid_gen(const void *a, const void *b)
+/* At a process's exit: its rows are kept here, and its kernel entries folded into its
+ * service's totals (the metrics' counters never go back) and deleted, so that a new
+ * process given the same pid starts from zero. */
+static void keep_row(const struct pyro_gc_key *k, const struct pyro_gc_stats *st,
+		     const uint64_t *hist, void *ctx)
 {
-	const struct pyro_gc_key *x = &((const struct summary *)a)->key;
-	const struct pyro_gc_key *y = &((const struct summary *)b)->key;
+	struct gc_cmd *c = ctx;
 
-	if (x->pid != y->pid)
-		return x->pid < y->pid ? -1 : 1;
-	return (x->generation > y->generation) - (x->generation < y->generation);
+	if (c->nfinished == c->finished_cap) {
+		size_t cap = c->finished_cap ? c->finished_cap * 2 : 64;
+		struct summary *n = realloc(c->finished, cap * sizeof(*n));
+
+		if (!n)
+			return;
+		c->finished = n;
+		c->finished_cap = cap;
+	}
+	fill_row(&c->finished[c->nfinished++], c, k, st, hist);
+}
+
+static void finish_process(struct gc_cmd *c, const struct py_process *p)
+{
+	struct gc_retiree r = { .pid = (uint32_t)p->pid };
+
+	snprintf(r.service, sizeof(r.service), "%s", p->service);
+	gctrace__process(c->gc, (uint32_t)p->pid, keep_row, c);
+	gctrace__retire(c->gc, &r, 1);
+}
+
+static int by_pid_start_gen(const void *a, const void *b)
+{
+	const struct summary *x = a, *y = b;
+
+	if (x->key.pid != y->key.pid)
+		return x->key.pid < y->key.pid ? -1 : 1;
+	if (x->starttime != y->starttime)
+		return x->starttime < y->starttime ? -1 : 1;
+	return (x->key.generation > y->key.generation) - (x->key.generation < y->key.generation);
 }
 
 static void print_summary(struct gc_cmd *c)
 {
 	static struct summaries all;
-	uint64_t hist[PYRO_GC_BUCKETS];
 	struct json j;
 	int i;
 
 	all.n = 0;
+	all.c = c;
+	for (size_t k = 0; k < c->nfinished && all.n < MAX_SUMMARIES; k++)
+		all.s[all.n++] = c->finished[k];
 	gctrace__for_each(c->gc, collect, &all);
-	qsort(all.s, all.n, sizeof(all.s[0]), by_pid_gen);
+	qsort(all.s, all.n, sizeof(all.s[0]), by_pid_start_gen);
 	if (!c->json)
 		printf("%7s %-15s %3s %8s %12s %10s %10s %10s %12s\n", "PID", "COMM", "GEN",
 		       "COUNT", "TOTAL ms", "MAX ms", "P50 ms", "P99 ms", "COLLECTED");
 	for (i = 0; i < all.n; i++) {
 		const struct summary *s = &all.s[i];
-		const struct py_process *p = seen_get(&c->seen, (pid_t)s->key.pid);
-		uint64_t p50, p99, p999;
+		uint64_t p50 = s->p50, p99 = s->p99, p999 = s->p999;
 
-		gctrace__histogram(c->gc, &s->key, hist);
-		p50 = gc_quantile(hist, 0.50, s->st.max_ns);
-		p99 = gc_quantile(hist, 0.99, s->st.max_ns);
-		p999 = gc_quantile(hist, 0.999, s->st.max_ns);
 		if (!c->json) {
-			char comm[4 * sizeof(p->comm)];
+			char comm[4 * sizeof(s->comm)];
 
-			text_escape(comm, sizeof(comm), p ? p->comm : "?");
+			text_escape(comm, sizeof(comm), s->comm);
 			printf("%7u %-15s %3d %8llu %12.3f %10.3f %10.3f %10.3f %12lld\n",
 			       s->key.pid, comm, s->key.generation, (unsigned long long)s->st.count,
 			       (double)s->st.total_ns / 1e6, (double)s->st.max_ns / 1e6,
@@ -402,6 +457,7 @@ static void print_summary(struct gc_cmd *c)
 		json_obj_open(&j, NULL);
 		json_str(&j, "event", "summary");
 		json_i64(&j, "pid", s->key.pid);
+		json_u64(&j, "start_time", s->starttime);
 		json_i64(&j, "generation", s->key.generation);
 		json_u64(&j, "count", s->st.count);
 		json_u64(&j, "total_ns", s->st.total_ns);
@@ -557,5 +613,6 @@ int cmd_gc(int argc, char **argv)
 	symbolizer__free(c.sym);
 	seen_free(&c.seen);
 	seen_free(&c.traced);
+	free(c.finished);
 	return err ? 1 : 0;
 }

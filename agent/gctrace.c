@@ -435,6 +435,31 @@ int gctrace__for_each_bucket(struct gctrace *g,
 	return err == -ENOENT ? 0 : err;
 }
 
+int gctrace__process(struct gctrace *g, uint32_t pid,
+		     void (*cb)(const struct pyro_gc_key *k, const struct pyro_gc_stats *st,
+				const uint64_t *hist, void *ctx),
+		     void *ctx)
+{
+	struct pyro_gc_key key, next, mine[PYRO_GC_MAX_GENERATIONS];
+	uint64_t hist[PYRO_GC_BUCKETS];
+	struct pyro_gc_stats st;
+	int n = 0, err;
+
+	/* the keys first: the histogram walks below would restart this walk */
+	for (err = bpf_map__get_next_key(g->skel->maps.gc_stats, NULL, &next, sizeof(next)); !err;
+	     err = bpf_map__get_next_key(g->skel->maps.gc_stats, &key, &next, sizeof(next))) {
+		key = next;
+		if (key.pid == pid && n < PYRO_GC_MAX_GENERATIONS)
+			mine[n++] = key;
+	}
+	for (int i = 0; i < n; i++)
+		if (!bpf_map__lookup_elem(g->skel->maps.gc_stats, &mine[i], sizeof(mine[i]), &st,
+					  sizeof(st), 0) &&
+		    !gctrace__histogram(g, &mine[i], hist))
+			cb(&mine[i], &st, hist, ctx);
+	return err == -ENOENT ? 0 : err;
+}
+
 int gctrace__histogram(struct gctrace *g, const struct pyro_gc_key *k, uint64_t *counts)
 {
 	struct pyro_gc_hist_key key, next;

@@ -72,6 +72,13 @@ int gctrace__for_each(struct gctrace *g,
 int gctrace__for_each_bucket(struct gctrace *g,
 			     void (*cb)(const struct pyro_gc_hist_key *k, uint64_t n, void *ctx),
 			     void *ctx);
+/* Most generations one process reports (0-2; 3.14.0-3.14.4's young/increment/full). */
+#define PYRO_GC_MAX_GENERATIONS 8
+/* Calls cb for each generation of one process, with its histogram (PYRO_GC_BUCKETS). */
+int gctrace__process(struct gctrace *g, uint32_t pid,
+		     void (*cb)(const struct pyro_gc_key *k, const struct pyro_gc_stats *st,
+				const uint64_t *hist, void *ctx),
+		     void *ctx);
 /* The pause histogram of (pid, generation): counts[PYRO_GC_BUCKETS]. */
 int gctrace__histogram(struct gctrace *g, const struct pyro_gc_key *k, uint64_t *counts);
 void gctrace__stats(struct gctrace *g, struct gctrace_stats *st);

@@ -2,6 +2,7 @@
 exactly with the interpreter's own gc.get_stats(), pause times with its gc.callbacks."""
 import collections
 import json
+import subprocess
 import time
 
 import pytest
@@ -152,3 +153,51 @@ def test_gc_refuses_a_no_usdt_target(workload):
     r = run_pyrometer("gc", "-p", str(w.pid), "-d", "1", check=False)
     assert r.returncode == 1
     assert "unavailable" in r.stderr and "USDT" in r.stderr
+
+
+RUN_AND_EXIT = """
+import gc, os, sys, time
+time.sleep(0.3)
+for _ in range(int(sys.argv[1])):
+    gc.collect(2)
+print(sum(s["collections"] for s in gc.get_stats()), flush=True)
+os._exit(0)  # no finalization collections: the line above is the whole truth
+"""
+
+
+def spawn_with_pid(pid, argv):
+    """Starts argv as the given pid (kernel.ns_last_pid, as CRIU does); None if another
+    fork took it first."""
+    with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+        f.write(str(pid - 1))
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    return p if p.pid == pid else (p.wait(), None)[1]
+
+
+def test_a_reused_pid_is_another_process_in_the_summary(gctrace, tmp_path):
+    """Two processes that had the same pid one after the other are two sets of rows (keyed
+    by pid and start time), each with its own exact counts, never one merged row."""
+    script = tmp_path / "run.py"
+    script.write_text(RUN_AND_EXIT)
+    trace = gctrace("--threshold", "100000")
+    first = subprocess.Popen(["/usr/bin/python3.11", str(script), "3"], stdout=subprocess.PIPE,
+                             text=True)
+    counts = [int(first.stdout.readline())]
+    first.wait()
+    pid = first.pid
+    time.sleep(1)  # its exit is read
+    for _ in range(20):
+        second = spawn_with_pid(pid, ["/usr/bin/python3.11", str(script), "5"])
+        if second:
+            break
+        time.sleep(0.1)
+    assert second, f"could not get pid {pid} again"
+    counts.append(int(second.stdout.readline()))
+    second.wait()
+    time.sleep(1)
+    events = trace.stop()
+    rows = [e for e in events if e["event"] == "summary" and e["pid"] == pid]
+    by_start = collections.defaultdict(int)
+    for r in rows:
+        by_start[r.get("start_time", 0)] += r["count"]  # (the old format had none)
+    assert sorted(by_start.items()) and [n for _, n in sorted(by_start.items())] == counts, rows

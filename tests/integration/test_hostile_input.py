@@ -188,3 +188,28 @@ def test_services_never_share_a_store_directory(tmp_path):
     dirs = sorted(x for x in os.listdir(store) if tag in x)
     assert len(dirs) == len(names), dirs
     assert all(not x.startswith(".") and "/" not in x for x in dirs), dirs
+
+
+FDS_THEN_EXEC = """
+import os, resource, sys
+resource.setrlimit(resource.RLIMIT_NOFILE, (4096, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+for _ in range(1100):
+    os.set_inheritable(os.open("/dev/null", os.O_RDONLY), True)
+os.execv(sys.argv[1], sys.argv[1:])
+"""
+
+
+def test_metrics_are_served_past_fd_setsize(tmp_path):
+    """A daemon holding more than FD_SETSIZE (1,024) fds (uprobes, rings, files) still serves
+    /metrics: select() cannot watch such a connection, epoll can."""
+    d = Daemon(tmp_path, "--store", str(tmp_path / "store"),
+               wrap=["/usr/bin/python3", "-c", FDS_THEN_EXEC])
+    try:
+        assert len(os.listdir(f"/proc/{d.proc.pid}/fd")) > 1100
+        end = time.monotonic() + 10  # published at the first tick, a second after start
+        while "pyrometer_build_info" not in (text := d.metrics()):
+            assert time.monotonic() < end, text[:200]
+            time.sleep(0.2)
+    finally:
+        rc, _ = d.stop()
+    assert rc == 0
