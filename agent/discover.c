@@ -663,6 +663,11 @@ static void sweep(struct discover *d)
 		if (procfs_read_stat(key, &st) || st.state == 'Z' || st.state == 'X')
 			gone[n++] = key;
 	}
+	/* A process is a zombie only after its exit tracepoint has sent the exit event: read
+	 * the ring first, so that an exit that just happened is reported as an exit with its
+	 * status, not as vanished (the CI failure of test_watch_follows_forks). */
+	if (n && ring_buffer__consume(d->rb) < 0)
+		log_debug("ring buffer consume failed");
 	for (int i = 0; i < n; i++) {
 		struct proc_node *node = *proc_slot(d, gone[i]);
 
