@@ -183,8 +183,18 @@ int elf_file__read(struct elf_file *ef, uint64_t vaddr, void *buf, size_t len)
 		    shdr.sh_type == SHT_NOBITS || vaddr < shdr.sh_addr ||
 		    vaddr - shdr.sh_addr >= shdr.sh_size)
 			continue;
-		d = elf_getdata(scn, NULL);
 		at = vaddr - shdr.sh_addr;
+		if (ef->fd >= 0) {
+			/* just these bytes: loading the section would read all of .rodata (2 MiB
+			 * in 3.11) for a 4-byte Py_Version, while a new process waits for its
+			 * probes */
+			if (len > shdr.sh_size - at)
+				return -ERANGE;
+			return pread(ef->fd, buf, len, (off_t)(shdr.sh_offset + at)) == (ssize_t)len
+				       ? 0
+				       : -ERANGE;
+		}
+		d = elf_getdata(scn, NULL);
 		if (!d || !d->d_buf || at > d->d_size || len > d->d_size - at)
 			return -ERANGE;
 		memcpy(buf, (const char *)d->d_buf + at, len);
