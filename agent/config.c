@@ -409,21 +409,17 @@ static int check_listen_addr(const char *key, const char *addr)
 static int check_secret_file(const char *key, const char *path)
 {
 	unsigned char *text = NULL;
-	size_t len;
-	struct stat st;
+	size_t len = 0;
 	int err;
 
 	if (!path[0])
 		return 0;
-	err = files_read_regular(path, SECRET_FILE_MAX, true, &text, &len);
-	if (!err && (stat(path, &st) || (st.st_mode & 077)))
-		err = -EPERM;
+	err = files_read_private(path, SECRET_FILE_MAX, &text, &len);
 	if (text)
 		explicit_bzero(text, len);
 	free(text);
 	if (err) {
-		log_error("config: %s %s: %s", key, path,
-			  err == -EPERM ? "readable by others (chmod 600 it)" : files_why(err));
+		log_error("config: %s %s: %s", key, path, files_why(err));
 		return -EINVAL;
 	}
 	return 0;

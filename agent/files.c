@@ -140,9 +140,27 @@ out:
 	return err;
 }
 
+int files_read_private(const char *path, size_t max, unsigned char **out, size_t *len)
+{
+	struct stat st;
+	int err = files_read_regular(path, max, true, out, len);
+
+	if (err)
+		return err;
+	if (stat(path, &st) || (st.st_mode & 077)) {
+		explicit_bzero(*out, *len);
+		free(*out);
+		*out = NULL;
+		return -EPERM;
+	}
+	return 0;
+}
+
 const char *files_why(int err)
 {
 	switch (err) {
+	case -EPERM:
+		return "readable by others (chmod 600 it)";
 	case -EINVAL:
 		return "not a regular file";
 	case -EFBIG:

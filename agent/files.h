@@ -19,6 +19,9 @@ int files_write_atomic(const char *path, const struct iovec *iov, int n, mode_t 
 int files_read(const char *path, size_t max, unsigned char **out, size_t *len);
 /* The same; follow: through symlinks too (a config file in a Kubernetes ConfigMap is one). */
 int files_read_regular(const char *path, size_t max, bool follow, unsigned char **out, size_t *len);
+/* The same for a secret (followed through symlinks): -EPERM, and nothing kept, if group or
+ * others may read it: a token readable by others has leaked already. */
+int files_read_private(const char *path, size_t max, unsigned char **out, size_t *len);
 /* Says why files_read* failed, for people. */
 const char *files_why(int err);
 

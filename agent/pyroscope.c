@@ -36,32 +36,25 @@ struct pyroscope {
 static int read_secret(const char *path, char **out)
 {
 	unsigned char *buf = NULL;
-	size_t n;
-	struct stat st;
-	int err = files_read_regular(path, SECRET_FILE_MAX, true, &buf, &n);
+	size_t len = 0, n;
+	int err = files_read_private(path, SECRET_FILE_MAX, &buf, &len);
 
 	if (err) {
 		log_error("pyroscope: cannot read %s: %s", path, files_why(err));
 		return err;
 	}
-	if (stat(path, &st) || (st.st_mode & 077)) {
-		log_error("pyroscope: %s is readable by others (mode %03o): chmod 600 it", path,
-			  st.st_mode & 0777);
-		err = -EPERM;
-		goto out;
-	}
+	n = len;
 	while (n > 0 && isspace(buf[n - 1]))
 		n--;
 	buf[n] = '\0';
 	if (!n || memchr(buf, '\n', n) || memchr(buf, '\r', n) || memchr(buf, '\0', n)) {
 		log_error("pyroscope: %s must hold one non-empty line", path);
 		err = -EINVAL;
-		goto out;
+	} else {
+		*out = strdup((char *)buf);
+		err = *out ? 0 : -ENOMEM;
 	}
-	*out = strdup((char *)buf);
-	err = *out ? 0 : -ENOMEM;
-out:
-	explicit_bzero(buf, n);
+	explicit_bzero(buf, len);
 	free(buf);
 	return err;
 }

@@ -1,5 +1,7 @@
 """pyrometer run in the background for the daemon tests: stderr collected line by line, the
 metrics endpoint on a free loopback port, SIGTERM/SIGHUP, the delivery summary parsed."""
+import glob
+import os
 import re
 import signal
 import socket
@@ -9,6 +11,12 @@ import time
 import urllib.request
 
 from conftest import PYROMETER
+
+
+def perf_fds(pid):
+    """Perf-event fds (CPU sampling, uprobes) the process holds."""
+    return sum(os.readlink(f) == "anon_inode:[perf_event]"
+               for f in glob.glob(f"/proc/{pid}/fd/*") if os.path.islink(f))
 
 
 def free_port():

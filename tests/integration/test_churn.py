@@ -13,7 +13,7 @@ import time
 import uuid
 
 from conftest import ZOO, workload_script
-from daemon import Daemon
+from daemon import Daemon, perf_fds
 
 LONG = """
 import gc, sys, time
@@ -27,11 +27,6 @@ while True:  # about 20 % of a CPU, and a collection now and then
 """
 
 RATE, SECONDS = 200, 60
-
-
-def perf_fds(pid):
-    return sum(os.readlink(f) == "anon_inode:[perf_event]"
-               for f in glob.glob(f"/proc/{pid}/fd/*") if os.path.islink(f))
 
 
 def daemon_maps(pid):

@@ -15,7 +15,7 @@ import uuid
 import pytest
 
 from conftest import ROOT, ZOO
-from daemon import Daemon
+from daemon import Daemon, perf_fds
 from hostile import repeat_probe
 
 UNIT = os.path.join(ROOT, "deploy", "pyrometer.service")
@@ -27,7 +27,7 @@ def unit_caps():
     caps = [c.strip().lower().removeprefix("cap_") for c in line.split("=", 1)[1].split()]
     assert caps, "the unit names no capability"
     keep = ",".join("+" + c for c in caps)
-    return ["setpriv", f"--bounding-set=-all,{keep}", f"--inh-caps=-all"]
+    return ["setpriv", f"--bounding-set=-all,{keep}", "--inh-caps=-all"]
 
 
 def daemon_as_deployed(tmp_path, *args):
@@ -36,11 +36,6 @@ def daemon_as_deployed(tmp_path, *args):
                         re.M).group(1), 16)
     assert bnd & (1 << 21) == 0, "the daemon kept CAP_SYS_ADMIN after start"
     return d
-
-
-def perf_fds(pid):
-    return sum(os.readlink(f) == "anon_inode:[perf_event]"
-               for f in glob.glob(f"/proc/{pid}/fd/*") if os.path.islink(f))
 
 
 def bpf_ids(pid):
