@@ -202,20 +202,20 @@ static int parse_one(const unsigned char *desc, size_t descsz, uint64_t base_add
 	return p->nargs < 0 ? -EINVAL : 0;
 }
 
-int usdt_parse_notes(const void *data, size_t len, uint64_t base_addr, struct usdt_probe **out)
+int usdt_for_each_note(const void *data, size_t len, uint64_t base_addr,
+		       int (*cb)(const struct usdt_probe *p, void *ctx), void *ctx)
 {
 	const unsigned char *d = data;
-	struct usdt_probe *probes = NULL, *grown;
-	size_t off = 0, cap = 0, n = 0;
+	struct usdt_probe p;
+	size_t off = 0;
 	int err;
 
-	*out = NULL;
 	while (off < len) {
 		uint32_t namesz, descsz, type;
 		size_t name_at, desc_at, next;
 
 		if (len - off < 12)
-			goto bad;
+			return -EINVAL;
 		namesz = get_u32(d + off);
 		descsz = get_u32(d + off + 4);
 		type = get_u32(d + off + 8);
@@ -224,31 +224,53 @@ int usdt_parse_notes(const void *data, size_t len, uint64_t base_addr, struct us
 		desc_at = name_at + align_up(namesz);
 		next = desc_at + align_up(descsz);
 		if (desc_at > len || desc_at + descsz > len)
-			goto bad;
+			return -EINVAL;
 		if (type == NT_STAPSDT && namesz == sizeof("stapsdt") &&
 		    memcmp(d + name_at, "stapsdt", sizeof("stapsdt")) == 0) {
-			if (n == cap) {
-				cap = cap ? cap * 2 : 16;
-				grown = realloc(probes, cap * sizeof(*probes));
-				if (!grown) {
-					err = -ENOMEM;
-					goto fail;
-				}
-				probes = grown;
-			}
-			if (parse_one(d + desc_at, descsz, base_addr, &probes[n]))
-				goto bad;
-			n++;
+			if (parse_one(d + desc_at, descsz, base_addr, &p))
+				return -EINVAL;
+			if ((err = cb(&p, ctx)))
+				return err;
 		}
 		off = next > len ? len : next;
 	}
-	*out = probes;
-	return (int)n;
-bad:
-	err = -EINVAL;
-fail:
-	free(probes);
-	return err;
+	return 0;
+}
+
+struct collected {
+	struct usdt_probe *probes;
+	size_t n, cap;
+};
+
+static int collect(const struct usdt_probe *p, void *ctx)
+{
+	struct collected *c = ctx;
+
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 16;
+		struct usdt_probe *grown = realloc(c->probes, cap * sizeof(*grown));
+
+		if (!grown)
+			return -ENOMEM;
+		c->probes = grown;
+		c->cap = cap;
+	}
+	c->probes[c->n++] = *p;
+	return 0;
+}
+
+int usdt_parse_notes(const void *data, size_t len, uint64_t base_addr, struct usdt_probe **out)
+{
+	struct collected c = { 0 };
+	int err = usdt_for_each_note(data, len, base_addr, collect, &c);
+
+	*out = NULL;
+	if (err) {
+		free(c.probes);
+		return err;
+	}
+	*out = c.probes;
+	return (int)c.n;
 }
 
 bool usdt_probe_attachable(const struct usdt_probe *p)

@@ -48,6 +48,12 @@ struct usdt_probe {
  * a truncated or malformed stapsdt note fails the whole section with -EINVAL. */
 int usdt_parse_notes(const void *data, size_t len, uint64_t base_addr, struct usdt_probe **out);
 
+/* The same, one probe at a time and without holding them all: cb sees each stapsdt note's
+ * probe (valid during the call only) in section order; a non-zero return stops the walk and
+ * is returned. -EINVAL, after the notes before it were seen, for a malformed note. */
+int usdt_for_each_note(const void *data, size_t len, uint64_t base_addr,
+		       int (*cb)(const struct usdt_probe *p, void *ctx), void *ctx);
+
 /* Parses an argument spec string such as "-4@%edi 8@-8(%rbp)". Returns the argument count
  * or -EINVAL. */
 int usdt_parse_args(const char *spec, struct usdt_arg *args, int max);

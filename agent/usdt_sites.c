@@ -7,10 +7,18 @@
 
 #include "elf_file.h"
 
-static bool seen_before(const struct usdt_probe *kept, int n, const struct usdt_probe *p)
+struct sites {
+	struct elf_file *ef;
+	const char *provider;
+	struct usdt_probe *kept; /* USDT_MAX_KEPT of them */
+	int n;
+	struct usdt_site_stats *st;
+};
+
+static bool seen_before(const struct sites *s, const struct usdt_probe *p)
 {
-	for (int i = 0; i < n; i++)
-		if (kept[i].pc == p->pc && !strcmp(kept[i].name, p->name))
+	for (int i = 0; i < s->n; i++)
+		if (s->kept[i].pc == p->pc && !strcmp(s->kept[i].name, p->name))
 			return true;
 	return false;
 }
@@ -25,14 +33,41 @@ static int locate(struct elf_file *ef, struct usdt_probe *p)
 	return 0;
 }
 
+/* Keeps one probe if it is the provider's, new and in code. Notes are looked at one by one
+ * and only kept ones are stored: 5,000 notes of one site cost their parse, not 6 MiB. */
+static int keep(const struct usdt_probe *note, void *ctx)
+{
+	struct sites *s = ctx;
+	struct usdt_probe p;
+
+	if (strcmp(note->provider, s->provider))
+		return 0;
+	if (s->n == USDT_MAX_KEPT) {
+		s->st->over_limit++;
+		return 0;
+	}
+	if (seen_before(s, note)) {
+		s->st->duplicate++;
+		return 0;
+	}
+	p = *note;
+	if (locate(s->ef, &p)) {
+		s->st->outside_exec++;
+		return 0;
+	}
+	s->kept[s->n++] = p;
+	return 0;
+}
+
 int usdt_sites_read(struct elf_file *ef, const char *provider, struct usdt_probe **out, int *n,
 		    struct usdt_site_stats *st)
 {
 	const void *data, *unused;
 	size_t len, unused_len;
 	uint64_t base_addr = 0, size;
-	struct usdt_probe *all = NULL;
-	int total, i, kept = 0;
+	struct sites s = { .ef = ef, .provider = provider, .st = st };
+	struct usdt_probe *shrunk;
+	int err;
 
 	memset(st, 0, sizeof(*st));
 	*out = NULL;
@@ -44,33 +79,24 @@ int usdt_sites_read(struct elf_file *ef, const char *provider, struct usdt_probe
 	if (elf_file__section(ef, ".note.stapsdt", &data, &len, NULL))
 		return -ENOENT;
 	elf_file__section(ef, ".stapsdt.base", &unused, &unused_len, &base_addr);
-	total = usdt_parse_notes(data, len, base_addr, &all);
-	if (total < 0)
-		return total;
-	for (i = 0; i < total; i++) {
-		struct usdt_probe p = all[i];
-
-		if (strcmp(p.provider, provider))
-			continue;
-		if (kept == USDT_MAX_KEPT) {
-			st->over_limit++;
-			continue;
-		}
-		if (seen_before(all, kept, &p)) {
-			st->duplicate++;
-			continue;
-		}
-		if (locate(ef, &p)) {
-			st->outside_exec++;
-			continue;
-		}
-		all[kept++] = p;
+	s.kept = malloc(USDT_MAX_KEPT * sizeof(*s.kept));
+	if (!s.kept)
+		return -ENOMEM;
+	if ((err = usdt_for_each_note(data, len, base_addr, keep, &s))) {
+		free(s.kept);
+		return err;
 	}
-	*out = all;
-	*n = kept;
+	if (!s.n) {
+		free(s.kept);
+		return 0;
+	}
+	shrunk = realloc(s.kept, (size_t)s.n * sizeof(*s.kept));
+	if (shrunk)
+		s.kept = shrunk;
+	*out = s.kept;
+	*n = s.n;
 	return 0;
 }
-
 int usdt_sites_count(const struct usdt_probe *probes, int n, const char *name)
 {
 	int sites = 0;

@@ -81,6 +81,31 @@ static void parses_notes_and_skips_others(void **state)
 	free(p);
 }
 
+static int count_until_second(const struct usdt_probe *p, void *ctx)
+{
+	int *seen = ctx;
+
+	(void)p;
+	return ++*seen == 2 ? 42 : 0;
+}
+
+/* The visitor stops where its callback says, and returns what the callback returned. */
+static void note_walk_stops_when_told(void **state)
+{
+	unsigned char buf[1024] = {}, desc[256];
+	size_t off = 0;
+	uint32_t n;
+	int seen = 0;
+	(void)state;
+
+	for (int i = 0; i < 3; i++) {
+		n = stapsdt_desc(desc, 0x1000 + (uint64_t)i, 0, 0, "python", "gc__start", "");
+		put_note(buf, &off, 3, "stapsdt", desc, n);
+	}
+	assert_int_equal(usdt_for_each_note(buf, off, 0, count_until_second, &seen), 42);
+	assert_int_equal(seen, 2);
+}
+
 static void empty_section_has_no_probes(void **state)
 {
 	struct usdt_probe *p = (void *)1;
@@ -206,6 +231,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(parses_notes_and_skips_others),
+		cmocka_unit_test(note_walk_stops_when_told),
 		cmocka_unit_test(empty_section_has_no_probes),
 		cmocka_unit_test(rejects_malformed_notes),
 		cmocka_unit_test(rejects_unterminated_strings),
