@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -340,6 +341,101 @@ uint64_t calltrace__floor_hits(struct calltrace *c)
 
 	bpfstats_percpu_sum(c->skel->maps.floor_hits, 1, &n);
 	return n;
+}
+
+/* ---- what a probe hit costs, measured ---- */
+
+/* The calibration traps on a nop, as USDT sites are (the kernel emulates a nop; other
+ * instructions, a function's first one among them, it single-steps, at about 3x the cost). */
+extern const char pyrometer_calibration_site[];
+
+__attribute__((noinline, used)) void pyrometer_calibration_target(void)
+{
+	__asm__ volatile(".globl pyrometer_calibration_site\n"
+			 "pyrometer_calibration_site: nop" ::
+				 : "memory");
+}
+
+/* The offset in our own executable file of an address of ours, from /proc/self/maps. */
+static int own_file_offset(const void *addr, uint64_t *off)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	char line[512];
+	int err = -ENOENT;
+
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi, pgoff;
+
+		if (sscanf(line, "%lx-%lx %*s %lx", &lo, &hi, &pgoff) == 3 &&
+		    (uintptr_t)addr >= lo && (uintptr_t)addr < hi) {
+			*off = (uintptr_t)addr - lo + pgoff;
+			err = 0;
+			break;
+		}
+	}
+	fclose(f);
+	return err;
+}
+
+#define CALIBRATION_CALLS 4000
+#define CALIBRATION_ROUNDS 5
+
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+static uint64_t run_target(void)
+{
+	uint64_t t0 = thread_cpu_ns();
+
+	for (int i = 0; i < CALIBRATION_CALLS; i++)
+		pyrometer_calibration_target();
+	return thread_cpu_ns() - t0;
+}
+
+static int by_value(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The median of a few runs: robust to a run the scheduler interrupted. */
+static uint64_t median_run(void)
+{
+	uint64_t ns[CALIBRATION_ROUNDS];
+
+	for (int i = 0; i < CALIBRATION_ROUNDS; i++)
+		ns[i] = run_target();
+	qsort(ns, CALIBRATION_ROUNDS, sizeof(ns[0]), by_value);
+	return ns[CALIBRATION_ROUNDS / 2];
+}
+
+int calltrace__calibrate(struct calltrace *c, double *ns_per_hit)
+{
+	uint64_t untraced = median_run(), traced, off;
+	struct bpf_link *l;
+	int err;
+
+	if ((err = own_file_offset(pyrometer_calibration_site, &off)))
+		return err;
+	/* a uprobe on this very process: the trap and the counting program, as each probe
+	 * hit of a traced Python process pays them (make bench: the full program costs
+	 * 1.03-1.07 times that) */
+	l = bpf_program__attach_uprobe_opts(c->skel->progs.floor_count, getpid(), "/proc/self/exe",
+					    (size_t)off, NULL);
+	if (!l)
+		return -errno;
+	traced = median_run();
+	bpf_link__destroy(l);
+	*ns_per_hit = ((double)traced - (double)untraced) / CALIBRATION_CALLS;
+	return *ns_per_hit > 0 ? 0 : -ERANGE;
 }
 
 void calltrace__prog_stats(struct calltrace *c, uint64_t *run_ns, uint64_t *run_cnt)

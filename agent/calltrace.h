@@ -46,6 +46,9 @@ int calltrace__fn_names(struct calltrace *c, const struct pyro_fn_key *k,
 			struct pyro_fn_names *out);
 void calltrace__counters(struct calltrace *c, uint64_t out[PYRO_CALLS_COUNTER_MAX]);
 uint64_t calltrace__floor_hits(struct calltrace *c);
+/* Measures what one probe hit costs the process that hits it, trap and program, by tracing a
+ * function of this process (a few hundred ms; needs what attaching needs). */
+int calltrace__calibrate(struct calltrace *c, double *ns_per_hit);
 /* Run time and runs of the probe programs (kernel.bpf_stats_enabled). */
 void calltrace__prog_stats(struct calltrace *c, uint64_t *run_ns, uint64_t *run_cnt);
 

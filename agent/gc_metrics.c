@@ -284,12 +284,16 @@ static void write_self(FILE *f, struct gctrace *g)
 		"# HELP pyrometer_gc_arg_faults_total GC probe arguments the kernel could not "
 		"read.\n"
 		"# TYPE pyrometer_gc_arg_faults_total counter\n"
-		"pyrometer_gc_arg_faults_total %" PRIu64 "\n",
+		"pyrometer_gc_arg_faults_total %" PRIu64 "\n"
+		"# HELP pyrometer_gc_unattributed_processes_total Processes whose collections were "
+		"counted under service_name=\"unknown\": they exited before discovery read them.\n"
+		"# TYPE pyrometer_gc_unattributed_processes_total counter\n"
+		"pyrometer_gc_unattributed_processes_total %" PRIu64 "\n",
 		st.kernel[PYRO_GC_EVENTS_LOST],
 		st.kernel[PYRO_GC_STATS_FULL] + st.kernel[PYRO_GC_HIST_FULL],
 		st.kernel[PYRO_GC_INFLIGHT_FULL], st.kernel[PYRO_GC_NO_START], st.binaries,
 		st.attach_failed, GC_MAX_UPROBES, st.uprobes, st.sites_dropped, st.refused,
-		st.kernel[PYRO_GC_ARG_FAULT]);
+		st.kernel[PYRO_GC_ARG_FAULT], st.unattributed);
 }
 
 int gc_metrics_write(struct gctrace *g, const struct seen *seen, bool pid_label, FILE *f)

@@ -654,6 +654,62 @@ int gctrace__retire(struct gctrace *g, struct gc_retiree *list, size_t n)
 	return 0;
 }
 
+#define UNCLAIMED_MAX 4096 /* pids folded per call: bounds the quadratic search below */
+
+/* Adds the pids of map's keys (the pid is the first field) that keep() does not claim. */
+static int unclaimed(struct bpf_map *map, size_t key_size, bool (*keep)(uint32_t, void *),
+		     void *ctx, struct gc_retiree **list, size_t *n, size_t *cap)
+{
+	uint8_t key[sizeof(struct pyro_gc_hist_key)], next[sizeof(key)];
+	int err;
+
+	for (err = bpf_map__get_next_key(map, NULL, next, key_size); !err;
+	     err = bpf_map__get_next_key(map, key, next, key_size)) {
+		uint32_t pid;
+		size_t i;
+
+		memcpy(key, next, key_size);
+		memcpy(&pid, key, sizeof(pid));
+		for (i = 0; i < *n && (*list)[i].pid != pid; i++)
+			;
+		if (i < *n || keep(pid, ctx))
+			continue;
+		if (*n == UNCLAIMED_MAX)
+			break; /* the rest at the next call */
+		if (*n == *cap) {
+			size_t c = *cap ? *cap * 2 : 16;
+			struct gc_retiree *l = realloc(*list, c * sizeof(*l));
+
+			if (!l)
+				return -ENOMEM;
+			*list = l;
+			*cap = c;
+		}
+		(*list)[*n].pid = pid;
+		snprintf((*list)[*n].service, sizeof((*list)[*n].service), "unknown");
+		(*n)++;
+	}
+	return err == -ENOENT ? 0 : err;
+}
+
+int gctrace__retire_untracked(struct gctrace *g, bool (*keep)(uint32_t pid, void *ctx), void *ctx)
+{
+	struct gc_retiree *list = NULL;
+	size_t n = 0, cap = 0;
+	int err = unclaimed(g->skel->maps.gc_stats, sizeof(struct pyro_gc_key), keep, ctx, &list,
+			    &n, &cap);
+
+	if (!err)
+		err = unclaimed(g->skel->maps.gc_hist, sizeof(struct pyro_gc_hist_key), keep, ctx,
+				&list, &n, &cap);
+	if (!err && n) {
+		g->stats.unattributed += n;
+		err = gctrace__retire(g, list, n);
+	}
+	free(list);
+	return err;
+}
+
 void gctrace__for_each_retired(struct gctrace *g,
 			       void (*cb)(const char *service, int generation,
 					  const struct pyro_gc_stats *st, const uint64_t *hist,

@@ -37,6 +37,7 @@ struct gctrace_stats {
 	uint64_t uprobes;	/* held now */
 	uint64_t refused;	/* binaries refused for the uprobe limit */
 	uint64_t sites_dropped; /* duplicate, outside code or beyond the limit, in notes */
+	uint64_t unattributed;	/* processes gone before discovery named them (retire_untracked) */
 };
 
 int gctrace__new(const struct gctrace_opts *opts, struct gctrace **out);
@@ -95,6 +96,10 @@ struct gc_retiree {
  * here and deletes them from the maps (long-running use: the maps then hold live processes
  * only). Sorts list. */
 int gctrace__retire(struct gctrace *g, struct gc_retiree *list, size_t n);
+/* Folds the figures of processes that keep(pid) does not claim, as service "unknown": the
+ * kernel counts every process running an attached binary, also one that exited before
+ * discovery could look at it, whose entries would otherwise stay in the maps for good. */
+int gctrace__retire_untracked(struct gctrace *g, bool (*keep)(uint32_t pid, void *ctx), void *ctx);
 /* Calls cb for each (service, generation) total of exited processes; hist has
  * PYRO_GC_BUCKETS counts. */
 void gctrace__for_each_retired(struct gctrace *g,

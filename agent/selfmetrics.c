@@ -160,8 +160,12 @@ static void call_windows(const struct self_figures *s, FILE *f)
 	one(f, "pyrometer_call_probe_hits_total", "counter",
 	    "Function probe hits traced in call windows.", (double)s->calls.hits);
 	one(f, "pyrometer_call_cost_seconds_total", "counter",
-	    "Estimated time call windows cost the traced processes (probe hits x 1.2 us).",
+	    "Time call windows cost the traced processes: probe hits x the measured cost of one.",
 	    s->calls.cost_s);
+	one(f, "pyrometer_call_probe_hit_seconds", "gauge",
+	    "What one probe hit costs the traced process (trap and program), measured at the "
+	    "latest call window's start.",
+	    s->calls.ns_per_hit / 1e9);
 }
 
 static void own_cost(FILE *f)

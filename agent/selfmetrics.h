@@ -22,6 +22,7 @@ struct call_window_stats {
 	uint64_t deferred; /* windows left out to keep within the budget */
 	uint64_t hits;	   /* probe hits traced */
 	double cost_s;	   /* their estimated cost to the traced processes */
+	double ns_per_hit; /* what one hit costs, measured at the latest window's start */
 };
 
 struct self_figures {

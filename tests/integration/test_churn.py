@@ -71,7 +71,6 @@ def test_churn_leaves_no_trace_and_keeps_profiling(tmp_path, workload):
     maps = daemon_maps(d.proc.pid)
     assert {"procs", "gc_stats", "gc_hist"} <= set(maps), maps
     base_perf = perf_fds(d.proc.pid)
-    base_usdt = len(key_pids(maps["__bpf_usdt_ip_t"])) if "__bpf_usdt_ip_t" in maps else 0
     churn = workload(ZOO["py311"], workload_script("churn.py"), [str(RATE), str(SECONDS)],
                      env={"PYROMETER_SERVICE": "churn"})
     # Children inherit tracking from their parent: churn only once the parent is tracked.
@@ -82,7 +81,9 @@ def test_churn_leaves_no_trace_and_keeps_profiling(tmp_path, workload):
     churn.proc.stdin.write("go\n")
     churn.proc.stdin.flush()
     summary = json.loads(churn.proc.stdout.readline())
-    assert summary["forked"] + summary["execed"] >= 0.9 * RATE * SECONDS, summary
+    # on a loaded machine the workload makes fewer than RATE a second: what it made is the
+    # truth below, but it must be churn
+    assert summary["forked"] + summary["execed"] >= 1000, summary
     churn.stop()
     assert d.proc.poll() is None, "the daemon died under churn:\n" + d.log()
     # The long-lived processes are still profiled after the churn.
@@ -90,10 +91,10 @@ def test_churn_leaves_no_trace_and_keeps_profiling(tmp_path, workload):
     time.sleep(5)  # exits are retired 3 s after they happen
     for s in services:
         assert len(glob.glob(f"{store}/{s}/*.pb.gz")) > before[s], f"{s} no longer profiled"
-    # Back to baseline in the kernel.
+    # Back to baseline in the kernel: CPU sampling's perf events (the GC uprobes are the
+    # installed interpreter's, attached from the start; test_production covers a binary
+    # first seen during churn).
     assert perf_fds(d.proc.pid) == base_perf
-    if "__bpf_usdt_ip_t" in maps:
-        assert len(key_pids(maps["__bpf_usdt_ip_t"])) == base_usdt
     for name in ("procs", "gc_stats", "gc_hist"):
         stale = {p for p in key_pids(maps[name]) if not alive(p)}
         if stale:  # other tests' processes may be exiting right now: look again later
@@ -103,12 +104,15 @@ def test_churn_leaves_no_trace_and_keeps_profiling(tmp_path, workload):
     metrics = d.metrics()
     rc, _ = d.stop()
     assert rc == 0
-    # The exited processes' collections still count (folded per service, not dropped).
+    # Every collection the churn made, its own and its children's, is counted for it:
+    # exited processes' figures are folded per service, not dropped.
     churned = sum(float(v) for v in re.findall(
-        r'^python_gc_collections_total\{service_name="churn",generation="2"\} (\S+)$',
+        r'^python_gc_collections_total\{service_name="churn",generation="\d"\} (\S+)$',
         metrics, re.M))
-    assert churned >= 0.9 * RATE * SECONDS, (churned, summary, [
+    assert churned == summary["collections"], (churned, summary, [
         l for l in metrics.splitlines() if l.startswith(("pyrometer_map_full", "pyrometer_disc",
-                                                          "pyrometer_gc_lost"))], d.log()[-3000:])
+                                                          "pyrometer_gc_lost", "pyrometer_gc_un",
+                                                          'python_gc_collections_total{service_name="unknown"'))],
+                                               d.log()[-3000:])
     for l in longs:
         l.stop()

@@ -72,8 +72,10 @@ def test_gc_counts_are_exact(name, workload, gctrace):
 def test_gc_pause_times_agree_with_gc_callbacks(name, workload, gctrace):
     """gc.callbacks run just outside the probes (start callback, gc__start, collection,
     gc__done, stop callback): pyrometer's pause must not exceed the callbacks' measure, and
-    may fall short of it only by the callbacks' own dispatch cost, bounded here at 30 % plus
-    20 us per collection."""
+    may fall short of it only by the callbacks' own dispatch cost. Totals bound it from
+    above; medians (robust to a preempted callback on a loaded machine) from both sides:
+    the typical pause differs from the callbacks' by less than 15 us (7-11 us measured),
+    within the 12.5 % of pyrometer's histogram quantiles."""
     w, report, events = run_gc_workload(name, workload, gctrace)
     summary = {e["generation"]: e for e in events
                if e["event"] == "summary" and e["pid"] == w.pid}
@@ -81,7 +83,11 @@ def test_gc_pause_times_agree_with_gc_callbacks(name, workload, gctrace):
         mine, theirs = summary[gen]["total_ns"], report["callback_ns"][str(gen)]
         n = report["stats"][gen]["collections"]
         assert mine <= theirs * 1.02 + n * 2_000, f"gen {gen}: {mine} ns > callbacks {theirs} ns"
-        assert mine >= theirs * 0.7 - n * 20_000, f"gen {gen}: {mine} ns << callbacks {theirs} ns"
+        p50, median = summary[gen]["p50_ns"], report["callback_median_ns"][str(gen)]
+        print(f"gen {gen}: p50 {p50} ns, callbacks' median {median} ns")
+        assert p50 <= median * 1.125 + 2_000, f"gen {gen}: p50 {p50} ns > callbacks {median} ns"
+        assert p50 >= (median - 15_000) * 0.875, \
+            f"gen {gen}: p50 {p50} ns << callbacks' median {median} ns"
 
 
 def assert_rooted_in_loop(w, pauses):

@@ -8,6 +8,7 @@ import glob
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 import uuid
@@ -238,5 +239,46 @@ def test_short_lived_runs_are_all_counted(tmp_path, private_311):
             (gc_count(d, service), theirs)
         assert d.log().count("attached GC probes") == attached, "re-attached during churn"
         assert perf_fds(d.proc.pid) == base_perf
+    finally:
+        stop_leaving_no_trace(d)
+
+
+GONE_AT_ONCE = ("import gc, os; gc.collect(); "
+                "print(sum(s['collections'] for s in gc.get_stats()), flush=True); os._exit(0)")
+
+
+def test_processes_gone_before_discovery_are_counted_as_unknown(tmp_path):
+    """Processes of an attached interpreter that exit before discovery reads them (here:
+    while the daemon is stopped): their collections are counted, exactly, under service
+    "unknown", and their entries leave the kernel maps (they used to stay for good, filling
+    the maps a host with churn needs)."""
+    from test_churn import daemon_maps, key_pids
+    d = daemon_as_deployed(tmp_path)
+    try:
+        maps = daemon_maps(d.proc.pid)
+        base = gc_count(d, "unknown")
+        base_unattributed = wait_for(
+            lambda: d.metric("pyrometer_gc_unattributed_processes_total") is not None and
+            [d.metric("pyrometer_gc_unattributed_processes_total")])[0]
+        os.kill(d.proc.pid, signal.SIGSTOP)
+        try:
+            # from a shell: a child forked by a Python (pytest) would be tracked from its
+            # fork, under its parent's service (README)
+            out = subprocess.run(["sh", "-c", 'for i in $(seq 30); do '
+                                  f'/usr/bin/python3.11 -S -c "{GONE_AT_ONCE}"; done'],
+                                 capture_output=True, text=True, check=True, timeout=60).stdout
+        finally:
+            os.kill(d.proc.pid, signal.SIGCONT)
+        assert len(out.split()) == 30, out
+        theirs = sum(map(int, out.split()))
+        assert wait_for(lambda: gc_count(d, "unknown") - base == theirs, 20), \
+            (gc_count(d, "unknown") - base, theirs, d.metrics())
+        # folded and taken out of the maps within the sweep's 5 s, and still counted
+        assert wait_for(lambda: d.metric("pyrometer_gc_unattributed_processes_total") -
+                        base_unattributed == 30, 20), d.metrics()
+        assert gc_count(d, "unknown") - base == theirs
+        for name in ("gc_stats", "gc_hist"):
+            left = {p for p in key_pids(maps[name]) if not os.path.exists(f"/proc/{p}")}
+            assert not left, f"{name} keeps entries of exited processes {sorted(left)}"
     finally:
         stop_leaving_no_trace(d)

@@ -2,6 +2,7 @@
 of themselves and read back through independent consumers (go tool pprof, an XML parser)."""
 import json
 import os
+import re
 import subprocess
 import time
 import xml.etree.ElementTree as ET
@@ -53,7 +54,10 @@ def test_cpu_split_matches_the_workload(name, workload, tmp_path):
         want = 100 * measured[fn] / sum(measured.values())
         assert abs(got - want) <= SPLIT_TOLERANCE_PP, f"{fn}: {got:.1f}% sampled, {want:.1f}% measured"
     assert pprof_top(str(out)) == "spin"
-    assert "0 lost" in stderr
+    said = re.search(r" (\d+) samples from 1 processes in [\d.]+ s, (\d+) lost,", stderr)
+    assert said, stderr
+    assert int(said.group(2)) == 0, stderr
+    assert int(said.group(1)) == sum(count for count, _, _ in prof.samples), stderr
     # files are named as the process sees them: each exists inside its root (a chroot's
     # files under the chroot), and the workload's own frames are the script's in-root path
     root = ZOO[name]["root"]

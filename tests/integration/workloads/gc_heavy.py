@@ -1,13 +1,13 @@
 """Makes cyclic garbage for SECONDS, timing every collection itself through gc.callbacks.
 Prints "ready", waits for a line on stdin, runs, then prints
 {"stats": gc.get_stats(), "at_ns": CLOCK_MONOTONIC of that reading, "callback_ns":
-{generation: total ns}, "callback_max_ns": {...}}. GC is disabled around the reading, so
+{generation: total ns}, "callback_max_ns": {...}, "callback_median_ns": {...}}. GC is disabled around the reading, so
 no collection falls between the two; collections after at_ns are the interpreter's
 shutdown collections."""
 import gc, json, sys, time
 
 started = {}
-total_ns, max_ns = {}, {}
+total_ns, max_ns, each_ns = {}, {}, {}
 
 def timer(phase, info):
     gen = info["generation"]
@@ -17,6 +17,7 @@ def timer(phase, info):
         d = time.perf_counter_ns() - started.pop(gen)
         total_ns[gen] = total_ns.get(gen, 0) + d
         max_ns[gen] = max(max_ns.get(gen, 0), d)
+        each_ns.setdefault(gen, []).append(d)
 
 class Node:
     def __init__(self, other=None):
@@ -34,5 +35,6 @@ gc.callbacks.remove(timer)
 gc.disable()
 at_ns = time.monotonic_ns()
 stats = gc.get_stats()
+median_ns = {g: sorted(v)[len(v) // 2] for g, v in each_ns.items()}
 print(json.dumps({"stats": stats, "at_ns": at_ns, "callback_ns": total_ns,
-                  "callback_max_ns": max_ns}), flush=True)
+                  "callback_max_ns": max_ns, "callback_median_ns": median_ns}), flush=True)
