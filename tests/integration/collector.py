@@ -109,6 +109,57 @@ def protoc_decode(message, proto, body):
     return r.stdout.decode()
 
 
+# Pyroscope's push API, field numbers as published in github.com/grafana/pyroscope
+# api/push/v1/push.proto and api/types/v1/types.proto, written here independently of
+# proto/push.proto (which the daemon's encoder is generated from).
+PUSH_REQUEST_SERIES = 1
+SERIES_LABELS, SERIES_SAMPLES = 1, 2
+LABEL_NAME, LABEL_VALUE = 1, 2
+SAMPLE_RAW_PROFILE, SAMPLE_ID = 1, 2
+
+
+def _strict_fields(buf, allowed):
+    """[(field, bytes)] of a message whose fields must all be length-delimited (wire type 2)
+    and among `allowed`; the message must end exactly at a field's end."""
+    out, i = [], 0
+    while i < len(buf):
+        key, i = _varint(buf, i)
+        num, wire = key >> 3, key & 7
+        assert num in allowed and wire == 2, f"field {num} wire type {wire}"
+        n, i = _varint(buf, i)
+        assert i + n <= len(buf), "a field runs past its message"
+        out.append((num, buf[i:i + n]))
+        i += n
+    return out
+
+
+def push_request_checked(body):
+    """Decodes a push body with the field numbers above (not with proto/push.proto) and
+    checks it field by field: every field known and length-delimited, label names and
+    values UTF-8, each name once per series, each sample a profile and an ID. protoc
+    --decode_raw must accept the bytes too. Returns [(labels, number of samples)] per
+    series."""
+    r = subprocess.run(["protoc", "--decode_raw"], input=body, capture_output=True, timeout=60)
+    if r.returncode != 0:
+        raise AssertionError(f"protoc --decode_raw failed: {r.stderr.decode()}")
+    out = []
+    for _, series in _strict_fields(body, {PUSH_REQUEST_SERIES}):
+        labels, samples = {}, 0
+        for n, v in _strict_fields(series, {SERIES_LABELS, SERIES_SAMPLES}):
+            if n == SERIES_LABELS:
+                pair = dict(_strict_fields(v, {LABEL_NAME, LABEL_VALUE}))
+                name = pair[LABEL_NAME].decode()
+                assert name and name not in labels, f"label {name!r} empty or twice"
+                labels[name] = pair.get(LABEL_VALUE, b"").decode()
+            else:
+                sample = dict(_strict_fields(v, {SAMPLE_RAW_PROFILE, SAMPLE_ID}))
+                assert sample[SAMPLE_RAW_PROFILE][:2] == b"\x1f\x8b", "not gzip"
+                sample[SAMPLE_ID].decode()
+                samples += 1
+        out.append((labels, samples))
+    return out
+
+
 def _varint(buf, i):
     shift = value = 0
     while True:

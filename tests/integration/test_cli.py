@@ -14,11 +14,17 @@ def test_help_and_version():
     assert run_pyrometer("version").stdout.startswith("pyrometer ")
 
 
-@pytest.mark.parametrize("args", [["frobnicate"], ["ps", "--bogus"], ["ps", "extra"], []])
-def test_bad_usage_exits_2_with_a_message(args):
+@pytest.mark.parametrize("args,first_line", [
+    (["frobnicate"], "pyrometer: error: unknown command 'frobnicate' (see 'pyrometer --help')"),
+    (["ps", "--bogus"], "ps: unrecognized option '--bogus'"),
+    (["ps", "extra"], "pyrometer: error: ps: unexpected argument 'extra'"),
+    ([], "usage: pyrometer COMMAND [OPTIONS]"),
+])
+def test_bad_usage_exits_2_with_a_message(args, first_line):
     r = run_pyrometer(*args, check=False)
     assert r.returncode == 2
-    assert r.stderr.strip()
+    assert r.stdout == ""
+    assert r.stderr.splitlines()[0] == first_line, r.stderr
 
 
 @pytest.mark.parametrize("args,missing", [

@@ -237,4 +237,21 @@ os.execv("/bin/sleep", ["sleep", "0.2"])
 
 
 def test_watch_stops_cleanly_on_sigterm(watch):
+    """SIGTERM: exit 0 within the poll period, nothing said on stderr, its output ended,
+    and the BPF programs it loaded gone from the kernel with it."""
+    from test_production import bpf_ids
+    progs = {i for kind, i in bpf_ids(watch.proc.pid) if kind == "prog"}
+    assert progs, "ps --watch holds no BPF program"
+    start = time.monotonic()
     assert watch.stop() == 0
+    assert time.monotonic() - start < 5
+    assert watch.proc.stderr.read() == ""
+    assert watch.lines.get(timeout=5) is None  # end of output, nothing after the snapshot
+
+    def left():  # the kernel frees a program after an RCU grace period, not at once
+        return [i for i in progs if subprocess.run(["bpftool", "prog", "show", "id", str(i)],
+                                                   capture_output=True).returncode == 0]
+    end = time.monotonic() + 10
+    while left() and time.monotonic() < end:
+        time.sleep(0.2)
+    assert not left(), left()

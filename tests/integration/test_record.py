@@ -23,6 +23,26 @@ def record(*args, timeout=60):
     return r.stderr
 
 
+def record_held(w, *args, timeout=60):
+    """record ARGS on a workload started with "hold": the workload runs only once record
+    says it is sampling (its start-up, loading the BPF programs, took 0.45 s idle and 1.28 s
+    beside two CPU hogs, most of a 1 s workload). Returns (exit code, stderr)."""
+    rec = subprocess.Popen([PYROMETER, "record", "-v", *args], stderr=subprocess.PIPE, text=True)
+    lines = []
+    try:
+        for line in rec.stderr:
+            lines.append(line)
+            if "sampling at" in line:
+                w.proc.stdin.write("go\n")
+                w.proc.stdin.flush()
+                break
+        lines += rec.stderr.readlines()
+        return rec.wait(timeout=timeout), "".join(lines)
+    finally:
+        if rec.poll() is None:
+            rec.kill()
+
+
 def folded(path):
     with open(path) as f:
         return [(line.rsplit(" ", 1)[0].split(";"), int(line.rsplit(" ", 1)[1]))
@@ -133,11 +153,10 @@ def test_record_all_profiles_a_process_started_later(name, workload, tmp_path):
 
 
 def test_svg_flame_graph_is_well_formed(workload, tmp_path):
-    # 2 s of sampling inside a 10 s workload: under load, record's own start-up (loading the
-    # BPF programs) once took most of a 1 s workload, leaving alpha unsampled
-    w = workload(ZOO["py311"], workload_script("cpu_split.py"), ["10"])
+    w = workload(ZOO["py311"], workload_script("cpu_split.py"), ["1", "hold"])
     out = tmp_path / "flame.svg"
-    record("-p", str(w.pid), "-d", "2", "-o", str(out))
+    rc, stderr = record_held(w, "-p", str(w.pid), "-o", str(out))  # until it exits
+    assert rc == 0, stderr
     root = ET.parse(out).getroot()
     ns = "{http://www.w3.org/2000/svg}"
     titles = [t.text for t in root.iter(ns + "title")]
@@ -146,10 +165,19 @@ def test_svg_flame_graph_is_well_formed(workload, tmp_path):
 
 
 def test_record_stops_when_the_process_exits(workload, tmp_path):
-    w = workload(ZOO["py39"], workload_script("cpu_split.py"), ["1"])
+    w = workload(ZOO["py39"], workload_script("cpu_split.py"), ["1", "hold"])
     start = time.monotonic()
-    record("-p", str(w.pid), "-o", str(tmp_path / "x.folded"))
+    rc, stderr = record_held(w, "-p", str(w.pid), "-o", str(tmp_path / "x.folded"))
+    assert rc == 0, stderr
     assert time.monotonic() - start < 20
+    assert w.proc.poll() is not None, "record ended before the process it recorded"
+    spent = json.loads(w.proc.stdout.readline())
+    mine = [(frames, c) for frames, c in folded(str(tmp_path / "x.folded"))
+            if frames[0].endswith(f":{w.pid}")]
+    # the samples cover the process's whole second of CPU, not a part of it
+    assert sum(c for _, c in mine) >= 0.6 * 99 * sum(spent.values()), (mine, spent)
+    assert any(f.startswith(f"alpha ({w.script_in_root}:") for frames, _ in mine
+               for f in frames), mine
 
 
 @pytest.mark.parametrize("args,message", [

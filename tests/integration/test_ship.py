@@ -16,7 +16,7 @@ import uuid
 
 import pytest
 
-from collector import Collector, pprof_times, protoc_decode, push_profiles
+from collector import Collector, pprof_times, protoc_decode, push_profiles, push_request_checked
 from conftest import PYROMETER, ZOO, workload_script
 from daemon import Daemon
 from pprof_raw import RawProfile, pprof_top
@@ -80,8 +80,8 @@ def test_push_bodies_decode_and_carry_the_workload(tmp_path, collector, busy):
     for req in collector.requests:
         assert req.path == "/push.v1.PusherService/Push"
         assert req.headers["Content-Type"] == "application/proto"
-        text = protoc_decode("push.v1.PushRequest", "push.proto", req.body)
-        assert 'name: "__name__"' in text and 'value: "process_cpu"' in text
+        for labels, samples in push_request_checked(req.body):
+            assert labels["__name__"] == "process_cpu" and samples == 1, labels
         for labels, pid, raw in push_profiles(req.body):
             assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-"
                                 r"[0-9a-f]{12}", pid)
@@ -242,7 +242,7 @@ def test_corrupt_spool_files_are_skipped_not_sent(tmp_path, collector):
     assert collector.requests == [] or all(
         r.path == "/push.v1.PusherService/Push" for r in collector.requests)
     for r in collector.requests:
-        protoc_decode("push.v1.PushRequest", "push.proto", r.body)
+        push_request_checked(r.body)
     assert d.delivery()["corrupt"] == 2
     assert not (spool / "0000000000000003.spool.tmp").exists()
     assert "torn or corrupt" in d.log()
@@ -293,17 +293,21 @@ def test_auth_and_tenant_headers(tmp_path, collector, busy):
 def test_local_store_writes_per_service_profiles_under_a_cap(tmp_path, busy):
     w, service = busy
     store = tmp_path / "store"
-    d = Daemon(tmp_path, "--store", str(store), "--store-cap", "20000")
-    end = time.monotonic() + 30
-    while time.monotonic() < end and len(list((store / service).glob("*.pb.gz"))
-                                         if (store / service).exists() else []) < 3:
+    cap = 4096  # the least allowed: 9 profiles of about 450 bytes
+    d = Daemon(tmp_path, "--store", str(store), "--store-cap", str(cap))
+    wait_for_metric = time.monotonic() + 30
+    while (d.metric('pyrometer_exports_total{sink="store",result="written"}') or 0) < 16:
+        assert time.monotonic() < wait_for_metric, d.log()
         time.sleep(0.2)
-    time.sleep(6)  # enough intervals to reach the cap
+    written = d.metric('pyrometer_exports_total{sink="store",result="written"}')
     d.stop()
     files = sorted((store / service).glob("*.pb.gz"))
     assert len(files) >= 2
-    total = sum(f.stat().st_size for f in store.rglob("*.pb.gz"))
-    assert total <= 20000
+    kept = list(store.rglob("*.pb.gz"))
+    total = sum(f.stat().st_size for f in kept)
+    # the cap removed profiles, oldest first, and no more than it had to
+    assert len(kept) < written, (len(kept), written)
+    assert cap - max(f.stat().st_size for f in kept) < total <= cap, total
     spans = [tuple(map(int, f.name[:-len(".pb.gz")].split("-"))) for f in files]
     spans.sort()
     for (a0, a1), (b0, b1) in zip(spans, spans[1:]):

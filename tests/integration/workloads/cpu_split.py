@@ -1,5 +1,6 @@
 """Spends CPU in alpha, beta and gamma in random slices, timing each call with its own thread
-CPU clock; prints {"alpha": s, "beta": s, "gamma": s} at the end. Args: SECONDS."""
+CPU clock; prints {"alpha": s, "beta": s, "gamma": s} at the end. Args: SECONDS [hold]: with
+"hold", it waits for a line on stdin after "ready" (the test's tool is sampling by then)."""
 import json, random, sys, time
 
 def spin(seconds):
@@ -17,6 +18,8 @@ def main():
     funcs = {"alpha": (alpha, 0.006), "beta": (beta, 0.002), "gamma": (gamma, 0.004)}
     spent = {name: 0.0 for name in funcs}
     print("ready", flush=True)
+    if sys.argv[2:] == ["hold"]:
+        sys.stdin.readline()
     end = time.monotonic() + float(sys.argv[1])
     while time.monotonic() < end:
         for name, (fn, mean) in funcs.items():
