@@ -492,6 +492,20 @@ static void print_losses(struct gc_cmd *c)
 		 " starts, %" PRIu64 " dones, %" PRIu64 " dones without a start",
 		 st.attached, st.attach_failed, st.kernel[PYRO_GC_STARTS], st.kernel[PYRO_GC_DONES],
 		 st.kernel[PYRO_GC_NO_START]);
+	if (c->json) { /* the same accounting for programs: events + events_lost = pauses */
+		struct json j;
+
+		json_begin(&j, stdout);
+		json_obj_open(&j, NULL);
+		json_str(&j, "event", "accounting");
+		json_u64(&j, "events", c->events);
+		json_u64(&j, "events_lost", st.kernel[PYRO_GC_EVENTS_LOST] + c->events_lost_user);
+		json_u64(&j, "pauses_lost", st.kernel[PYRO_GC_STATS_FULL] +
+						    st.kernel[PYRO_GC_INFLIGHT_FULL]);
+		json_u64(&j, "dones_without_start", st.kernel[PYRO_GC_NO_START]);
+		json_obj_close(&j);
+		fputc('\n', stdout);
+	}
 }
 
 /* Renders the metrics and hands them to the server thread. */

@@ -37,7 +37,8 @@ class Daemon:
                                      stderr=subprocess.PIPE, text=True, env=env)
         self.lines = []
         self.started = threading.Event()
-        threading.Thread(target=self._read, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
         if not self.started.wait(30):
             self.proc.kill()
             raise AssertionError("pyrometer run did not start: " + self.log())
@@ -56,8 +57,10 @@ class Daemon:
         t = time.monotonic()
         self.proc.send_signal(signal.SIGTERM)
         rc = self.proc.wait(timeout=30)
-        time.sleep(0.1)  # the reader thread takes the last lines
-        return rc, time.monotonic() - t
+        took = time.monotonic() - t
+        self.reader.join(timeout=30)  # it has read the last lines when stderr ends
+        assert not self.reader.is_alive(), "stderr still open after the daemon exited"
+        return rc, took
 
     def delivery(self):
         m = re.search(r"delivery: (\d+) profiles submitted, (\d+) carried over from the spool, "
