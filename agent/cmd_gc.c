@@ -500,8 +500,8 @@ static void print_losses(struct gc_cmd *c)
 		json_str(&j, "event", "accounting");
 		json_u64(&j, "events", c->events);
 		json_u64(&j, "events_lost", st.kernel[PYRO_GC_EVENTS_LOST] + c->events_lost_user);
-		json_u64(&j, "pauses_lost", st.kernel[PYRO_GC_STATS_FULL] +
-						    st.kernel[PYRO_GC_INFLIGHT_FULL]);
+		json_u64(&j, "pauses_lost",
+			 st.kernel[PYRO_GC_STATS_FULL] + st.kernel[PYRO_GC_INFLIGHT_FULL]);
 		json_u64(&j, "dones_without_start", st.kernel[PYRO_GC_NO_START]);
 		json_obj_close(&j);
 		fputc('\n', stdout);
