@@ -61,6 +61,10 @@ static void print_json(const struct py_process *p, const char *event, uint64_t k
 	json_str(&j, "device", buf);
 	json_u64(&j, "inode", p->inode);
 	json_str(&j, "root", p->root);
+	/* the labels its profiles and metrics get (README: pyrometer run) */
+	json_str(&j, "service_name", p->service);
+	json_str(&j, "container_id", p->container_id[0] ? p->container_id : NULL);
+	json_str(&j, "pod_uid", p->pod_uid[0] ? p->pod_uid : NULL);
 	report_binary(&j, p->bin);
 	if (event) {
 		json_u64(&j, "ktime_ns", ktime);

@@ -54,6 +54,31 @@ static bool asgi_wsgi_server(const char *name)
 	return false;
 }
 
+static bool ident_start(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+
+static bool ident_char(char c)
+{
+	return ident_start(c) || (c >= '0' && c <= '9') || c == '.';
+}
+
+/* "pkg.module:app" or "pkg.module:create_app(...)": an application as ASGI/WSGI servers take
+ * it. Not "0.0.0.0:8000" or "localhost:8000", the values of their --bind options. */
+static bool app_spec(const char *s)
+{
+	if (!ident_start(*s))
+		return false;
+	while (ident_char(*s))
+		s++;
+	if (*s++ != ':' || !ident_start(*s))
+		return false;
+	while (ident_char(*s))
+		s++;
+	return !*s || *s == '(';
+}
+
 /* The application of a server command line (argv[i] is the server), if it names one. */
 static bool server_app(char *const *argv, int argc, int i, char *out, size_t len)
 {
@@ -69,7 +94,7 @@ static bool server_app(char *const *argv, int argc, int i, char *out, size_t len
 				put(out, len, argv[i] + 6, ".:");
 				return true;
 			}
-		} else if (argv[i][0] != '-' && strchr(argv[i], ':')) {
+		} else if (app_spec(argv[i])) {
 			put(out, len, argv[i], ".:"); /* pkg.module:app */
 			return true;
 		}

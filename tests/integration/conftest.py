@@ -86,6 +86,18 @@ sys.exit(int(sys.argv[1]) if len(sys.argv) > 1 else 0)
 """
 
 
+@pytest.fixture(autouse=True)
+def no_daemon_outlives_its_test():
+    """A test that failed before stopping its daemon leaves it running: kill it."""
+    from daemon import Daemon
+    yield
+    while Daemon.running:
+        d = Daemon.running.pop()
+        if d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait(timeout=30)
+
+
 @pytest.fixture
 def workload():
     started = []

@@ -26,7 +26,11 @@ def free_port():
 
 
 class Daemon:
-    """pyrometer run -v (1 s interval by default)."""
+    """pyrometer run -v (1 s interval by default). Every instance is listed in `running`
+    until stopped: conftest kills what a failed test left, so that its daemon (tracing every
+    Python process on the host, call windows included) cannot skew the tests after it."""
+
+    running = []
 
     def __init__(self, tmp_path, *args, interval="1", env=None, wrap=()):
         self.spool = str(tmp_path / "spool")
@@ -37,6 +41,7 @@ class Daemon:
                                      stderr=subprocess.PIPE, text=True, env=env)
         self.lines = []
         self.started = threading.Event()
+        Daemon.running.append(self)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
         if not self.started.wait(30):

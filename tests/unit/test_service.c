@@ -34,6 +34,13 @@ static void derives_names(void **state)
 		name("python3", 4, "python3", "/usr/bin/gunicorn", "-w4", "shop.wsgi:app"), "shop");
 	assert_string_equal(name("uvicorn", 3, "/venv/bin/uvicorn", "--port=8000", "api.main:app"),
 			    "api");
+	/* the values of --bind are not applications */
+	assert_string_equal(name("python3", 7, "python3", "/usr/bin/hypercorn", "-b",
+				 "0.0.0.0:8000", "--workers", "2", "chat.asgi:app"),
+			    "chat");
+	assert_string_equal(name("python3", 5, "python3", "/usr/bin/gunicorn", "-b",
+				 "localhost:8000", "shop.wsgi:create_app()"),
+			    "shop");
 	assert_string_equal(name("python3", 3, "python3", "/usr/bin/gunicorn", "--help"),
 			    "gunicorn");
 	assert_string_equal(name("celery", 4, "python3", "/usr/bin/celery", "-A", "tasks.celery"),

@@ -1,0 +1,189 @@
+"""Processes as containers run them, built from the kernel's own pieces: a pid namespace (the
+interpreter is pid 1 inside), a mount namespace with its own root (sid's 3.14 or bullseye's
+3.9 chroot), and the cgroup paths Docker and the kubelet create (made here in the cgroup v2
+hierarchy). The daemon is started first, under the unit's capabilities, and must name the
+process by its host pid, give it its container id and pod uid, read its files inside its
+root, sample it, and count its collections. Also: how the command lines of ASGI/WSGI
+servers and Celery name services, and the service-env key."""
+import json
+import os
+import re
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from conftest import PYROMETER, ZOO
+from pprof_raw import RawProfile
+from test_production import (daemon_as_deployed, gc_count, run_storm, service_name,
+                             stop_leaving_no_trace, wait_for)
+
+CGROUP2 = next((line.split()[1] for line in open("/proc/mounts")
+                if line.split()[2] == "cgroup2"), None)  # unified, or hybrid's unified/
+
+BUSY = """
+import sys, time
+print("ready", flush=True)
+def spin():
+    end = time.monotonic() + 600
+    while time.monotonic() < end:
+        pass
+spin()
+"""
+
+
+def ps_json():
+    out = subprocess.run([PYROMETER, "ps", "--json"], capture_output=True, text=True,
+                         timeout=30, check=True).stdout
+    return [json.loads(l) for l in out.splitlines()]
+
+
+class Container:
+    """argv run in new pid and mount namespaces, chrooted into root, inside the cgroup
+    `cgroup` (a path under the v2 hierarchy, made here), with PYROMETER_SERVICE=service."""
+
+    def __init__(self, cgroup, root, argv, service, script=None):
+        assert CGROUP2, "no cgroup v2 hierarchy mounted: the container tests need one"
+        self.cgroup = os.path.join(CGROUP2, cgroup)
+        os.makedirs(self.cgroup, exist_ok=True)
+        self.script = None
+        if script:
+            self.script = f"/tmp/ctr-{uuid.uuid4().hex[:8]}.py"
+            with open(os.path.join(root, self.script.lstrip("/")), "w") as f:
+                f.write(script)
+            argv = argv + [self.script]
+        inner = " ".join(["exec", "unshare", "--pid", "--mount", "--fork", "--kill-child",
+                          "chroot", root] + argv)
+        self.proc = subprocess.Popen(
+            ["sh", "-c", f'echo $$ > {self.cgroup}/cgroup.procs && {inner}'],
+            stdout=subprocess.PIPE, text=True, env={**os.environ, "PYROMETER_SERVICE": service})
+        self.root, self.service = root, service
+        assert self.proc.stdout.readline().strip() == "ready"
+        self.pid = wait_for(lambda: next((e["pid"] for e in ps_json()
+                                          if e["service_name"] == service), None), 15)
+        assert self.pid, f"{service} not listed by pyrometer ps"
+
+    def stop(self):
+        self.proc.kill()  # unshare --kill-child takes the namespace's pid 1 with it
+        self.proc.wait()
+        end = time.monotonic() + 10
+        while os.path.exists(f"/proc/{self.pid}") and time.monotonic() < end:
+            time.sleep(0.1)
+        try:
+            os.rmdir(self.cgroup)
+        except OSError:
+            pass
+        if self.script:
+            os.unlink(os.path.join(self.root, self.script.lstrip("/")))
+
+
+DOCKER_ID = uuid.uuid4().hex + uuid.uuid4().hex  # 64 hex digits
+POD_UID = str(uuid.uuid4())
+CRI_ID = uuid.uuid4().hex + uuid.uuid4().hex
+
+CGROUPS = {
+    # Docker with the systemd cgroup driver
+    "docker": (f"system.slice/docker-{DOCKER_ID}.scope", DOCKER_ID, None),
+    # the kubelet (systemd driver, '_' for '-' in the pod uid) and containerd
+    "kubernetes": ("kubepods.slice/kubepods-burstable.slice/"
+                   f"kubepods-burstable-pod{POD_UID.replace('-', '_')}.slice/"
+                   f"cri-containerd-{CRI_ID}.scope", CRI_ID, POD_UID),
+}
+
+
+@pytest.mark.parametrize("kind", ["docker", "kubernetes"])
+def test_a_container_is_named_sampled_and_gc_counted(tmp_path, kind):
+    cgroup, container_id, pod_uid = CGROUPS[kind]
+    d = daemon_as_deployed(tmp_path)  # first, as at boot
+    service = service_name(kind)
+    c = Container(cgroup, ZOO["py314"]["root"], ZOO["py314"]["argv"], service, BUSY)
+    try:
+        e = next(e for e in ps_json() if e["pid"] == c.pid)
+        # the host pid, not the namespace's 1; the interpreter inside the container's root
+        assert c.pid != 1 and e["root"] == ZOO["py314"]["root"], e
+        assert e["interpreter_path"] == ZOO["py314"]["argv"][0], e
+        assert e["container_id"] == container_id and e["pod_uid"] == pod_uid, e
+        store = tmp_path / "store" / service
+        path = wait_for(lambda: sorted(store.glob("*.pb.gz"))[1:2], 30)
+        assert path, d.log()
+        prof = RawProfile(str(path[0]))
+        # one process's samples, under its host pid, with its in-root file names
+        assert {labels["pid"] for _, _, labels in prof.samples} == {str(c.pid)}
+        assert any(name == "spin" and file == c.script
+                   for name, file, _ in prof.locations.values()), prof.locations
+        text = subprocess.run(["go", "tool", "pprof", "-raw", str(path[0])],
+                              capture_output=True, text=True, timeout=120).stdout
+        assert f"container_id={container_id}" in text, text[:2000]
+        assert (f"pod_uid={pod_uid}" in text) == (pod_uid is not None), text[:2000]
+        # collections of a program run in its own pid and mount namespaces in that root:
+        # counted, for its service
+        storm_service = service_name(kind + "-gc")
+        seen, total = run_storm(["unshare", "--pid", "--mount", "--propagation", "unchanged",
+                                 "--fork", "--kill-child"] +
+                                ZOO["py314"]["argv"], ZOO["py314"]["root"], storm_service)
+        count = wait_for(lambda: gc_count(d, storm_service) >= seen and
+                         gc_count(d, storm_service), 15)
+        assert seen <= count <= total, (seen, count, total)
+    finally:
+        c.stop()
+        stop_leaving_no_trace(d)
+
+
+SERVER = """
+import sys, time
+print("ready", flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.parametrize("server,args,expected", [
+    ("gunicorn", ["-w", "2", "shop.wsgi:application"], "shop"),
+    ("uvicorn", ["--port", "8000", "api.main:app"], "api"),
+    ("hypercorn", ["-b", "0.0.0.0:8000", "chat.asgi:app"], "chat"),
+    ("daphne", ["-p", "8001", "realtime.asgi:application"], "realtime"),
+    ("celery", ["-A", "billing", "worker", "-l", "info"], "billing"),
+    ("celery", ["--app=reports.tasks", "beat"], "reports"),
+])
+def test_servers_name_their_application(tmp_path, server, args, expected):
+    """The launcher scripts these servers install run as `python .../bin/SERVER ARGS`."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / server).write_text(SERVER)
+    p = subprocess.Popen(["/usr/bin/python3.11", str(bindir / server), *args],
+                         stdout=subprocess.PIPE, text=True,
+                         env={k: v for k, v in os.environ.items() if k != "PYROMETER_SERVICE"})
+    try:
+        assert p.stdout.readline().strip() == "ready"
+        e = next(e for e in ps_json() if e["pid"] == p.pid)
+        assert e["service_name"] == expected, e
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_service_env_keys_name_services_in_their_order(tmp_path):
+    """service-env: the first listed key the target sets names it; PYROMETER_SERVICE is not
+    read unless listed."""
+    d = daemon_as_deployed(tmp_path, "--service-env", "TEAM_SERVICE,APP_NAME")
+    procs = []
+    try:
+        cases = {"payments-" + uuid.uuid4().hex[:6]: {"TEAM_SERVICE": None, "APP_NAME": "no"},
+                 "ledger-" + uuid.uuid4().hex[:6]: {"APP_NAME": None}}
+        for want, env in cases.items():
+            env = {k: (want if v is None else v) for k, v in env.items()}
+            env["PYROMETER_SERVICE"] = "ignored"
+            procs.append(subprocess.Popen(
+                ["/usr/bin/python3.11", "-c", SERVER], stdout=subprocess.PIPE, text=True,
+                env={**os.environ, **env}))
+            assert procs[-1].stdout.readline().strip() == "ready"
+        for want in cases:
+            assert wait_for(lambda: re.search(
+                rf'^python_gc_tracing_available{{service_name="{want}"}} 1$', d.metrics(),
+                re.M), 15), d.metrics()
+        assert 'service_name="ignored"' not in d.metrics()
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+        stop_leaving_no_trace(d)
