@@ -25,7 +25,9 @@ class Request:
 class Collector:
     """answer(request) -> (status, {header: value}, body bytes); default: 200, empty."""
 
-    def __init__(self):
+    def __init__(self, tls=None):
+        """tls: (certificate file, key file) to serve HTTPS with."""
+        self.tls = tls
         self.requests = []
         self.lock = threading.Lock()
         self.answer = lambda req: (200, {}, b"")
@@ -36,7 +38,7 @@ class Collector:
 
     @property
     def url(self):
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def up(self):
         collector = self
@@ -69,6 +71,11 @@ class Collector:
         http.server.ThreadingHTTPServer.allow_reuse_address = True
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port or 0), Handler)
         self.server.daemon_threads = True
+        if self.tls:
+            import ssl
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*self.tls)
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 

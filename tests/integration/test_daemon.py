@@ -239,8 +239,17 @@ def test_sd_notify_readiness_watchdog_reload_and_stop(tmp_path):
     try:
         until("READY=1")
         until("WATCHDOG=1")
+        # every second: the unit's WatchdogSec=30 kills a daemon that misses 30 s of them
+        start, n = time.monotonic(), len([g for g in got if "WATCHDOG=1" in g])
+        while len([g for g in got if "WATCHDOG=1" in g]) < n + 3:
+            got.append(sock.recv(4096).decode())
+        assert time.monotonic() - start < 10, "fewer than 3 WATCHDOG=1 in 10 s"
         d.hup()
         until("RELOADING=1")
+        # the reload is done when READY=1 comes again
+        ready = len([g for g in got if "READY=1" in g])
+        while len([g for g in got if "READY=1" in g]) == ready:
+            got.append(sock.recv(4096).decode())
     finally:
         d.stop()
     until("STOPPING=1")

@@ -218,3 +218,46 @@ def test_record_refuses_a_pid_that_is_gone_or_not_python(tmp_path):
                       check=False)
     assert r.returncode == 1
     assert "no process" in r.stderr
+
+
+SPIN_C = r"""
+#include <pthread.h>
+void *spin(void *arg) { (void)arg; for (;;) __asm__ volatile(""); return 0; }
+int start(void)
+{
+	pthread_t t;
+	if (pthread_create(&t, 0, spin, 0))
+		return -1;
+	pthread_setname_np(t, "c-spinner");
+	return 0;
+}
+"""
+
+NATIVE = """
+import ctypes, sys, time
+lib = ctypes.CDLL(sys.argv[1])
+assert lib.start() == 0
+print("ready", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_native_thread_is_marked_and_named(workload, tmp_path):
+    """A thread a C extension started (no PyThreadState): its samples end in
+    `[native thread]`, with the thread's own name and the process's."""
+    so = tmp_path / "spin.so"
+    subprocess.run(["cc", "-O1", "-shared", "-fPIC", "-o", str(so), "-x", "c", "-", "-lpthread"],
+                   input=SPIN_C, text=True, check=True, timeout=60)
+    w = workload(ZOO["py311"], NATIVE, [str(so)])
+    out = tmp_path / "native.pb.gz"
+    record("-p", str(w.pid), "-d", "2", "-o", str(out))
+    prof = RawProfile(str(out))
+    native = [(c, stack, labels) for c, stack, labels in prof.samples
+              if labels["thread_name"] == "c-spinner"]
+    assert native, prof.samples
+    for c, stack, labels in native:
+        assert stack[0] == "[native thread]", stack
+        assert labels["process_name"] == "python3.11" and labels["pid"] == str(w.pid), labels
+        assert labels["thread_id"] != str(w.pid), labels
+    # the spinning thread is almost all of what was sampled: the main thread sleeps
+    assert sum(c for c, _, _ in native) >= 0.9 * sum(c for c, _, _ in prof.samples)

@@ -112,6 +112,11 @@ def test_collector_down_then_back_delivers_every_interval_once(tmp_path, collect
     mine = profiles_of(collector, service)
     assert len(mine) >= 8 and len(mine) <= n + 1
     assert_tiles_time(mine)
+    # the spool drains oldest first: the service's profiles arrive in time order
+    arrived = [pprof_times(raw)[0] for req in collector.accepted()
+               for labels, _, raw in push_profiles(req.body)
+               if labels.get("service_name") == service]
+    assert arrived == sorted(arrived), "the spool was not drained oldest first"
     s = d.delivery()
     assert s["failed"] > 0 and s["dropped"] == 0 and s["rejected"] == 0
     assert s["delivered"] == len(collector.accepted())
@@ -370,3 +375,129 @@ def test_a_full_disk_under_the_spool_loses_nothing_uncounted(tmp_path, collector
         assert balanced(s2), s2
     finally:
         subprocess.run(["umount", "-l", str(spool)])
+
+
+# ---- retries, redirects, TLS (README: Sinks and delivery) ----
+
+@pytest.mark.parametrize("status", [408, 500, 502, 503])
+def test_timeouts_and_server_errors_are_retried(tmp_path, collector, busy, status):
+    """The first answer is `status`; the same profile is sent again, and delivered once."""
+    first = []
+
+    def answer(req):
+        if not first:
+            first.append(req)
+            return status, {}, b"try later"
+        return 200, {}, b""
+    collector.answer = answer
+    d = Daemon(tmp_path, "--pyroscope", collector.url, "--backoff-max", "0.5")
+    collector.wait_for(lambda: len(collector.requests) >= 2, 30, "a second request")
+    rc, _ = d.stop()
+    assert rc == 0
+    assert collector.requests[1].body == collector.requests[0].body
+    s = d.delivery()
+    assert s["rejected"] == 0 and s["failed"] >= 1, s
+    bodies = [r.body for r in collector.accepted()]
+    assert len(bodies) == len(set(bodies)), "a profile was delivered twice"
+
+
+def test_retry_after_as_an_http_date(tmp_path, collector, busy):
+    import email.utils
+    first = []
+
+    def answer(req):
+        if not first:
+            first.append(req)
+            when = email.utils.formatdate(time.time() + 4, usegmt=True)
+            return 503, {"Retry-After": when}, b"maintenance"
+        return 200, {}, b""
+    collector.answer = answer
+    d = Daemon(tmp_path, "--pyroscope", collector.url, "--backoff-max", "0.2")
+    collector.wait_for(lambda: len(collector.requests) >= 2, 30, "a second request")
+    d.stop()
+    gap = collector.requests[1].time - collector.requests[0].time
+    # the date has whole seconds: 4 s ahead is at least 3 s ahead
+    assert gap >= 2.9, f"retried after {gap:.2f} s despite Retry-After in 4 s"
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_redirects_are_not_followed(tmp_path, collector, busy, status):
+    """A redirect is a refusal: never followed (the Location, here on the same collector, sees
+    nothing) and the profile not sent again."""
+    collector.answer = lambda req: ((status, {"Location": "/elsewhere"}, b"")
+                                    if req.path != "/elsewhere" else (200, {}, b""))
+    d = Daemon(tmp_path, "--pyroscope", collector.url)
+    collector.wait_for(lambda: len(collector.requests) >= 3, 30, "three requests")
+    d.stop()
+    assert not [r for r in collector.requests if r.path == "/elsewhere"]
+    bodies = [r.body for r in collector.requests]
+    assert len(bodies) == len(set(bodies)), "a redirected profile was sent again"
+    assert d.delivery()["rejected"] >= 3
+    assert f"HTTP {status}" in d.log()
+
+
+def test_tls_certificates_are_verified(tmp_path, busy):
+    """An HTTPS collector whose certificate no trusted CA signed: nothing is delivered (the
+    handshake fails), profiles wait in the spool, and the reason is logged. curl with the
+    collector's own CA reaches it, so the collector itself works."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True,
+                   timeout=60)
+    c = Collector(tls=(str(cert), str(key)))
+    try:
+        ok = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert",
+                             str(cert), "-X", "POST", "--data", "x", c.url + "/probe"],
+                            capture_output=True, text=True, timeout=30)
+        assert ok.stdout == "200", ok
+        c.requests.clear()
+        d = Daemon(tmp_path, "--pyroscope", c.url, "--backoff-max", "1")
+        end = time.monotonic() + 30
+        while len(spool_files(d)) < 2:
+            assert time.monotonic() < end, d.log()
+            time.sleep(0.2)
+        d.stop()
+        assert c.requests == [], "a request got through an unverified TLS handshake"
+        s = d.delivery()
+        assert s["delivered"] == 0 and s["failed"] >= 1 and s["spooled"] >= 2, s
+        assert "certificate" in d.log(), d.log()[-2000:]
+    finally:
+        c.down()
+
+
+def test_store_max_age_removes_old_profiles(tmp_path, busy):
+    w, service = busy
+    store = tmp_path / "store"
+    d = Daemon(tmp_path, "--store", str(store), "--store-max-age", "3")
+    end = time.monotonic() + 30
+    while (d.metric('pyrometer_exports_total{sink="store",result="written"}') or 0) < 8:
+        assert time.monotonic() < end, d.log()
+        time.sleep(0.2)
+    written = d.metric('pyrometer_exports_total{sink="store",result="written"}')
+    d.stop()
+    spans = sorted(tuple(map(int, f.name[:-len(".pb.gz")].split("-")))
+                   for f in store.rglob("*.pb.gz"))
+    assert 0 < len(spans) < written, (spans, written)
+    newest = max(until for _, until in spans)
+    # each write removes what began more than 3 s before it; the last write was at `newest`
+    # or within an interval after it
+    for start, _ in spans:
+        assert start + 3000 >= newest - 1500, (start, newest, spans)
+
+
+def test_store_enabled_auto_follows_pyroscope(tmp_path, collector, busy):
+    """auto (the default): the local store is written only when no Pyroscope is set;
+    true writes both."""
+    w, service = busy
+    for flags, stored in ((["--pyroscope", collector.url], False),
+                          (["--pyroscope", collector.url, "--store-enabled", "true"], True),
+                          ([], True)):
+        store = tmp_path / f"store-{len(flags)}"
+        d = Daemon(tmp_path, "--store", str(store), *flags)
+        time.sleep(3)
+        d.stop()
+        files = list(store.glob(f"{service}/*.pb.gz"))
+        assert bool(files) == stored, (flags, files)
+        if flags:
+            assert profiles_of(collector, service), "nothing reached the collector"
