@@ -2,6 +2,7 @@
 traced for a few seconds on a schedule, per process, within a CPU budget, and each window
 becomes a calls profile per service in the store, read here by `go tool pprof`."""
 import glob
+import math
 import os
 import re
 import subprocess
@@ -235,3 +236,30 @@ def test_windows_without_cap_sys_admin_say_so():
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 1 and "CAP_SYS_ADMIN" in r.stderr and "calls-window" in r.stderr, \
         r.stderr
+
+
+def test_the_first_window_waits_and_a_costly_one_defers_exactly_k_minus_1(tmp_path, workload):
+    """The first window starts calls-every seconds after the daemon; a window that cost k
+    times its share (k = ceil(cost / share), from the daemon's own cost counter) leaves
+    exactly k-1 windows out; a process started during a window is not traced in it."""
+    svc = service()
+    workload(ZOO["py315"], TICKER, env={"PYROMETER_SERVICE": svc})
+    every, budget = 3.0, 0.5  # percent of one CPU: a share of 15 ms per window
+    store = str(tmp_path / "store")
+    d = Daemon(tmp_path, "--store", store, "--calls-window", "1", "--calls-every", str(every),
+               "--calls-budget", str(budget))
+    ready = time.monotonic()
+    d.wait_log("call window: tracing the calls of", timeout=every + 15)
+    assert time.monotonic() - ready >= every - 0.5, "the first window started early"
+    late = service()
+    workload(ZOO["py315"], TICKER, env={"PYROMETER_SERVICE": late})  # during the window
+    d.wait_log("call window ended", timeout=15)
+    cost = wait_metric(d, "pyrometer_call_cost_seconds_total", lambda v: v > 0)
+    share = budget / 100 * every
+    k = math.ceil(cost / share)
+    assert k > 1, (cost, share)
+    assert wait_metric(d, "pyrometer_call_windows_deferred_total", lambda v: v > 0) == k - 1
+    rc, _ = d.stop()
+    assert rc == 0, d.log()
+    assert calls_files(store, svc), d.log()
+    assert calls_files(store, late) == [], "a process started mid-window was traced"

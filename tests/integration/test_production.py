@@ -282,3 +282,36 @@ def test_processes_gone_before_discovery_are_counted_as_unknown(tmp_path):
             assert not left, f"{name} keeps entries of exited processes {sorted(left)}"
     finally:
         stop_leaving_no_trace(d)
+
+
+SLOW_LOGGED = """
+import gc, os, sys
+gc.disable()
+def collect_here():
+    gc.collect(1)
+for _ in range(50):
+    collect_here()
+print(gc.get_stats()[1]["collections"], flush=True)
+os._exit(0)
+"""
+
+
+def test_pauses_over_gc_threshold_ms_are_logged_with_their_stack(tmp_path):
+    """gc-threshold-ms = 0: the daemon logs every pause, each once, with its service and the
+    Python stack that made it."""
+    d = daemon_as_deployed(tmp_path, "--gc-threshold-ms", "0")
+    try:
+        service = service_name("slowlog")
+        script = tmp_path / "slow.py"
+        script.write_text(SLOW_LOGGED)
+        p = subprocess.run(["/usr/bin/python3.11", str(script)], capture_output=True, text=True,
+                           check=True, timeout=60, env={**os.environ, "PYROMETER_SERVICE": service})
+        theirs = int(p.stdout)
+        pid_line = re.compile(rf"GC pause of [\d.]+ ms in pid \d+ \({re.escape(service)}\), "
+                              r"generation 1: (.*)$")
+        logged = lambda: [m.group(1) for l in d.lines if (m := pid_line.search(l))]
+        assert wait_for(lambda: len(logged()) >= theirs, 15), (theirs, d.log()[-3000:])
+        assert len(logged()) == theirs == 50
+        assert all(s.startswith("collect_here (") for s in logged()), logged()[:3]
+    finally:
+        stop_leaving_no_trace(d)

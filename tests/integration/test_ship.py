@@ -191,7 +191,8 @@ def test_sigterm_mid_upload_spools_and_a_restart_delivers_once(tmp_path, collect
     time.sleep(4)  # one upload hangs, later intervals queue up behind it
     w.stop()
     rc, took = d.stop()
-    assert rc == 0 and took < 10, f"exit {rc} after {took:.1f} s"
+    # README: at most about 3 s with a hung collector (the upload is given 2 s to finish)
+    assert rc == 0 and took < 5, f"exit {rc} after {took:.1f} s"
     left = d.delivery()["spooled"]
     assert left >= 3 and len(spool_files(d)) == left
     hang.set()
