@@ -285,13 +285,14 @@ def test_processes_gone_before_discovery_are_counted_as_unknown(tmp_path):
 
 
 SLOW_LOGGED = """
-import gc, os, sys
+import gc, os, sys, time
 gc.disable()
 def collect_here():
     gc.collect(1)
 for _ in range(50):
     collect_here()
 print(gc.get_stats()[1]["collections"], flush=True)
+time.sleep(0.5)  # pause events are read every 200 ms, and named while the process lives
 os._exit(0)
 """
 
