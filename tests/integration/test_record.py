@@ -51,9 +51,12 @@ def folded(path):
 
 @pytest.mark.parametrize("name", INTERPRETERS)
 def test_cpu_split_matches_the_workload(name, workload, tmp_path):
-    w = workload(ZOO[name], workload_script("cpu_split.py"), ["4"])
+    w = workload(ZOO[name], workload_script("cpu_split.py"), ["4", "hold"])
     out = tmp_path / "split.pb.gz"
-    stderr = record("-p", str(w.pid), "-F", "997", "-o", str(out))  # until it exits
+    # sampled from the workload's first slice (record's start-up took 1.2 s of a 4 s run
+    # beside two hogs, leaving under 1,000 samples), until it exits
+    rc, stderr = record_held(w, "-p", str(w.pid), "-F", "997", "-o", str(out))
+    assert rc == 0, stderr
     measured = json.loads(w.proc.stdout.readline())
 
     prof = RawProfile(str(out))
@@ -65,7 +68,7 @@ def test_cpu_split_matches_the_workload(name, workload, tmp_path):
             if fn in stack:
                 in_fn[fn] += count
     # the samples follow the CPU the functions got (their own thread clock), not the wall
-    # clock: under load they get less of both; record starts a little after the workload
+    # clock: under load they get less of both
     cpu_samples = sum(measured.values()) * 997
     assert 0.6 * cpu_samples <= sum(in_fn.values()) <= 1.1 * cpu_samples, (in_fn, measured)
     assert sum(in_fn.values()) > 1000, stderr  # enough samples for the tolerance to mean much
