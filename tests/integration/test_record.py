@@ -93,9 +93,10 @@ def test_cpu_split_matches_the_workload(name, workload, tmp_path):
 
 @pytest.mark.parametrize("name", INTERPRETERS)
 def test_deep_recursion_keeps_the_leaf_and_marks_truncation(name, workload, tmp_path):
-    w = workload(ZOO[name], workload_script("deep.py"), ["2"])
+    w = workload(ZOO[name], workload_script("deep.py"), ["2", "hold"])
     out = tmp_path / "deep.folded"
-    record("-p", str(w.pid), "-F", "199", "-o", str(out))
+    rc, stderr = record_held(w, "-p", str(w.pid), "-F", "199", "-o", str(out))
+    assert rc == 0, stderr
     lines = folded(str(out))
     deep = [(frames, c) for frames, c in lines if any(f.startswith("deep_leaf ") for f in frames)]
     total = sum(c for _, c in lines)
@@ -118,10 +119,11 @@ def test_deep_recursion_keeps_the_leaf_and_marks_truncation(name, workload, tmp_
 
 @pytest.mark.parametrize("name", INTERPRETERS)
 def test_threads_are_attributed_their_own_function(name, workload, tmp_path):
-    w = workload(ZOO[name], workload_script("threads.py"), ["2"])
+    w = workload(ZOO[name], workload_script("threads.py"), ["2", "hold"])
     ids = {int(k): v for k, v in json.loads(w.proc.stdout.readline()).items()}
     out = tmp_path / "threads.pb.gz"
-    record("-p", str(w.pid), "-F", "499", "-o", str(out))
+    rc, stderr = record_held(w, "-p", str(w.pid), "-F", "499", "-o", str(out))
+    assert rc == 0, stderr
     prof = RawProfile(str(out))
     seen = {}
     for count, stack, labels in prof.samples:

@@ -1,4 +1,5 @@
-"""Recurses 500 deep, then burns CPU in deep_leaf. Args: SECONDS."""
+"""Recurses 500 deep, then burns CPU in deep_leaf. Args: SECONDS [hold]: with "hold", waits
+for a line on stdin after "ready"."""
 import sys, time
 
 def deep_leaf(seconds):
@@ -13,5 +14,7 @@ def down(n, seconds):
     return down(n - 1, seconds)
 
 print("ready", flush=True)
+if sys.argv[2:] == ["hold"]:
+    sys.stdin.readline()
 down(500, float(sys.argv[1]))
 print("{}", flush=True)

@@ -1,5 +1,6 @@
 """Three threads, each burning CPU in its own function; prints {native thread id: function}
-first, then runs for SECONDS."""
+first, then runs for SECONDS. Args: SECONDS [hold]: with "hold", the threads start burning
+only after a line on stdin."""
 import json, sys, threading, time
 
 def burn(seconds):
@@ -14,9 +15,11 @@ def work_blue(s): burn(s)
 seconds = float(sys.argv[1])
 ids = {}
 started = threading.Barrier(4)
+go = threading.Event()
 def run(fn):
     ids[threading.get_native_id()] = fn.__name__
     started.wait()
+    go.wait()
     fn(seconds)
 threads = [threading.Thread(target=run, args=(f,), name=f.__name__)
            for f in (work_red, work_green, work_blue)]
@@ -25,5 +28,8 @@ for t in threads:
 started.wait()
 print("ready", flush=True)
 print(json.dumps(ids), flush=True)
+if sys.argv[2:] == ["hold"]:
+    sys.stdin.readline()
+go.set()
 for t in threads:
     t.join()
