@@ -51,7 +51,7 @@ def folded(path):
 
 @pytest.mark.parametrize("name", INTERPRETERS)
 def test_cpu_split_matches_the_workload(name, workload, tmp_path):
-    w = workload(ZOO[name], workload_script("cpu_split.py"), ["4", "hold"])
+    w = workload(ZOO[name], workload_script("cpu_split.py"), ["6", "hold"])
     out = tmp_path / "split.pb.gz"
     # sampled from the workload's first slice (record's start-up took 1.2 s of a 4 s run
     # beside two hogs, leaving under 1,000 samples), until it exits
