@@ -356,27 +356,33 @@ __attribute__((noinline, used)) void pyrometer_calibration_target(void)
 				 : "memory");
 }
 
-/* The offset in our own executable file of an address of ours, from /proc/self/maps. */
+struct file_offset {
+	uintptr_t addr;
+	uint64_t off;
+};
+
+static int offset_of(const struct map_entry *m, void *ctx)
+{
+	struct file_offset *f = ctx;
+
+	if (f->addr < m->start || f->addr >= m->end)
+		return 0;
+	f->off = f->addr - m->start + m->offset;
+	return 1;
+}
+
+/* The offset in our own executable file of an address of ours, from our maps. */
 static int own_file_offset(const void *addr, uint64_t *off)
 {
-	FILE *f = fopen("/proc/self/maps", "re");
-	char line[512];
-	int err = -ENOENT;
+	struct file_offset f = { .addr = (uintptr_t)addr };
+	int err = procfs_for_each_map(getpid(), offset_of, &f);
 
-	if (!f)
-		return -errno;
-	while (fgets(line, sizeof(line), f)) {
-		unsigned long lo, hi, pgoff;
-
-		if (sscanf(line, "%lx-%lx %*s %lx", &lo, &hi, &pgoff) == 3 &&
-		    (uintptr_t)addr >= lo && (uintptr_t)addr < hi) {
-			*off = (uintptr_t)addr - lo + pgoff;
-			err = 0;
-			break;
-		}
-	}
-	fclose(f);
-	return err;
+	if (err < 0)
+		return err;
+	if (!err)
+		return -ENOENT;
+	*off = f.off;
+	return 0;
 }
 
 #define CALIBRATION_CALLS 4000
