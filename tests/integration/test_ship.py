@@ -62,6 +62,15 @@ def assert_tiles_time(profiles):
         assert t0 + d0 == t1, f"gap or overlap between intervals at {t0 + d0} and {t1}"
 
 
+def wait_stored(d, n, timeout=30):
+    """Waits until the daemon has written n profiles to its store; returns how many."""
+    end = time.monotonic() + timeout
+    while (d.metric('pyrometer_exports_total{sink="store",result="written"}') or 0) < n:
+        assert time.monotonic() < end, d.log()
+        time.sleep(0.2)
+    return d.metric('pyrometer_exports_total{sink="store",result="written"}')
+
+
 def check_pprof(raw, tmp_path, top_candidates=("spin",)):  # cpu_split.py burns in spin()
     path = tmp_path / f"p-{uuid.uuid4().hex[:6]}.pb.gz"
     path.write_bytes(raw)
@@ -301,11 +310,7 @@ def test_local_store_writes_per_service_profiles_under_a_cap(tmp_path, busy):
     store = tmp_path / "store"
     cap = 4096  # the least allowed: 9 profiles of about 450 bytes
     d = Daemon(tmp_path, "--store", str(store), "--store-cap", str(cap))
-    wait_for_metric = time.monotonic() + 30
-    while (d.metric('pyrometer_exports_total{sink="store",result="written"}') or 0) < 16:
-        assert time.monotonic() < wait_for_metric, d.log()
-        time.sleep(0.2)
-    written = d.metric('pyrometer_exports_total{sink="store",result="written"}')
+    written = wait_stored(d, 16)
     d.stop()
     files = sorted((store / service).glob("*.pb.gz"))
     assert len(files) >= 2
@@ -471,12 +476,8 @@ def test_store_max_age_removes_old_profiles(tmp_path, busy):
     w, service = busy
     store = tmp_path / "store"
     d = Daemon(tmp_path, "--store", str(store), "--store-max-age", "3")
-    end = time.monotonic() + 30
     # two services (the workload and pytest) a second: 12 profiles are 6 s, twice the age
-    while (d.metric('pyrometer_exports_total{sink="store",result="written"}') or 0) < 12:
-        assert time.monotonic() < end, d.log()
-        time.sleep(0.2)
-    written = d.metric('pyrometer_exports_total{sink="store",result="written"}')
+    written = wait_stored(d, 12)
     d.stop()
     spans = sorted(tuple(map(int, f.name[:-len(".pb.gz")].split("-")))
                    for f in store.rglob("*.pb.gz"))
