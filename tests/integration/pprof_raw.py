@@ -39,8 +39,11 @@ class RawProfile:
                     if self.samples:
                         self.samples[-1][2][k] = v
             elif section == "Locations":
-                # "     4: 0x0 M=1 leaf_a /tmp/burn.py:4 s=2" (name may be empty, see below)
-                m = re.match(r"\s+(\d+): 0x[0-9a-f]+ M=\d+ (.*) (\S*):(\d+) s=(\d+)(?:\((.*)\))?$", line)
+                # "     4: 0x0 M=1 leaf_a /tmp/burn.py:4 s=2" (name may be empty, see below). A
+                # Python name holds no space, a pseudo-frame is "[...]"; the file may hold spaces
+                # ("<frozen codecs>"), so the name is what is split off first
+                m = re.match(r"\s+(\d+): 0x[0-9a-f]+ M=\d+ (\[[^\]]*\]|\S*) (.*):(\d+) s=(\d+)"
+                             r"(?:\((.*)\))?$", line)
                 if m:
                     name = m.group(2).strip() or (m.group(6) or "")
                     self.locations[int(m.group(1))] = (name, m.group(3), int(m.group(4)))
