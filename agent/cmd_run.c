@@ -304,12 +304,19 @@ static void flush_interval(struct run *r)
 
 /* ---- sinks ---- */
 
-static int open_sinks(struct run *r)
+static int open_store(struct run *r)
 {
 	const struct config *c = &r->cfg;
 	struct store_opts so = { .dir = c->store,
 				 .cap_bytes = (uint64_t)c->store_cap,
 				 .max_age_sec = (uint64_t)c->store_max_age };
+
+	return config_store_on(c) ? store_open(&so, &r->store) : 0;
+}
+
+static int open_delivery(struct run *r)
+{
+	const struct config *c = &r->cfg;
 	struct pyroscope_opts po = {
 		.url = c->pyroscope,
 		.api = strcmp(c->pyroscope_api, "ingest") ? PYROSCOPE_PUSH : PYROSCOPE_INGEST,
@@ -321,8 +328,6 @@ static int open_sinks(struct run *r)
 	struct shipper_opts sh = { .backoff_max_sec = c->backoff_max };
 	int err;
 
-	if (config_store_on(c) && (err = store_open(&so, &r->store)))
-		return err;
 	if (!c->pyroscope[0])
 		return 0;
 	if ((err = pyroscope_new(&po, &r->sink)) ||
@@ -531,7 +536,16 @@ static void publish_metrics(struct run *r)
 	free(text);
 }
 
-static int open_reporting(struct run *r)
+static int open_metrics(struct run *r)
+{
+	const struct config *c = &r->cfg;
+
+	if (!c->metrics_addr[0] || !strcmp(c->metrics_addr, "off"))
+		return 0;
+	return metrics_server__start(c->metrics_addr, &r->metrics);
+}
+
+static int open_alerts(struct run *r)
 {
 	const struct config *c = &r->cfg;
 	struct alert_opts ao = { .url = c->alertmanager,
@@ -539,14 +553,43 @@ static int open_reporting(struct run *r)
 				 .p99_s = c->alert_p99,
 				 .window_s = c->alert_window,
 				 .resend_s = c->alert_resend };
+
+	return c->alertmanager[0] ? alerter__new(&ao, &r->alerter) : 0;
+}
+
+/* Where profiles, metrics and alerts go. Each opens on its own: on reload, one that fails
+ * (a store on a read-only disk, a metrics port in use) is off until the next reload, and
+ * the others still take effect. */
+static const struct output {
+	const char *what;
+	int (*open)(struct run *r);
+} outputs[] = {
+	{ "the local store", open_store },
+	{ "delivery to Pyroscope", open_delivery },
+	{ "the metrics endpoint", open_metrics },
+	{ "alerts", open_alerts },
+};
+
+/* At start every output must open. Returns the first failure. */
+static int open_outputs(struct run *r)
+{
 	int err;
 
-	if (c->metrics_addr[0] && strcmp(c->metrics_addr, "off") &&
-	    (err = metrics_server__start(c->metrics_addr, &r->metrics)))
-		return err;
-	if (c->alertmanager[0] && (err = alerter__new(&ao, &r->alerter)))
-		return err;
+	for (size_t i = 0; i < sizeof(outputs) / sizeof(outputs[0]); i++)
+		if ((err = outputs[i].open(r)))
+			return err;
 	return 0;
+}
+
+/* After a reload: each output that fails is logged by name and left off. */
+static void reopen_outputs(struct run *r)
+{
+	int err;
+
+	for (size_t i = 0; i < sizeof(outputs) / sizeof(outputs[0]); i++)
+		if ((err = outputs[i].open(r)))
+			log_error("run: reload: %s is off until the next reload: %s",
+				  outputs[i].what, strerror(-err));
 }
 
 static void close_reporting(struct run *r)
@@ -683,7 +726,6 @@ static void reload(struct run *r)
 {
 	struct config next, old = r->cfg;
 	bool check_only = false;
-	int err;
 
 	sd_notify(0, "RELOADING=1");
 	if (read_config(r, &next, &check_only)) {
@@ -714,9 +756,7 @@ static void reload(struct run *r)
 	r->calls.next_mono = monotonic_ns() + calls_every_ns(r);
 	close_sinks(r);
 	close_reporting(r);
-	if ((err = open_sinks(r)) || (err = open_reporting(r)))
-		log_error("run: the reloaded configuration could not be applied in full: %s",
-			  strerror(-err));
+	reopen_outputs(r);
 	if (r->gc) {
 		gctrace__set_slow_ns(r->gc, slow_ns(&r->cfg));
 		gctrace__set_linger_ns(r->gc, (uint64_t)(r->cfg.gc_linger * 1e9));
@@ -837,7 +877,7 @@ static int run(struct run *r)
 
 	if (gethostname(r->host, sizeof(r->host) - 1))
 		snprintf(r->host, sizeof(r->host), "unknown");
-	if ((err = open_sinks(r)) || (err = open_reporting(r)) ||
+	if ((err = open_outputs(r)) ||
 	    (err = cpuprof__new(&ops, &r->cpu)) || (err = start_gc(r)) ||
 	    (err = cpuprof__sample(r->cpu, (int)r->cfg.frequency, true)))
 		return err;

@@ -32,12 +32,14 @@ class Daemon:
 
     running = []
 
-    def __init__(self, tmp_path, *args, interval="1", env=None, wrap=()):
+    def __init__(self, tmp_path, *args, interval="1", env=None, wrap=(), metrics_addr=None):
+        """metrics_addr: where the configuration file (in args) puts the metrics endpoint;
+        without it, a free port given as a flag."""
         self.spool = str(tmp_path / "spool")
-        self.metrics_addr = f"127.0.0.1:{free_port()}"
+        self.metrics_addr = metrics_addr or f"127.0.0.1:{free_port()}"
+        flag = [] if metrics_addr else ["--metrics-addr", self.metrics_addr]
         self.proc = subprocess.Popen([*wrap, PYROMETER, "run", "-v", "--interval", interval,
-                                      "--spool", self.spool, "--metrics-addr", self.metrics_addr,
-                                      *args],
+                                      "--spool", self.spool, *flag, *args],
                                      stderr=subprocess.PIPE, text=True, env=env)
         self.lines = []
         self.started = threading.Event()

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.request
 import uuid
 
 import pytest
@@ -220,6 +221,55 @@ def test_sighup_changes_the_frequency_and_a_broken_file_keeps_the_old(tmp_path, 
         had = cpu.between(t0, t1)
         n = sum(s[0] for s in prof.samples)
         assert 0.8 * hz * had - 2 <= n <= 1.1 * hz * had + 2, (path, n, hz, had)
+
+
+def test_sighup_reopens_each_output_on_its_own(tmp_path, procs):
+    """A reload moves the store, the collector and the metrics endpoint. One that cannot open
+    (a store under a regular file) is named in the log and left off; the others move. The
+    next reload brings it back."""
+    from collector import Collector
+    from daemon import free_port
+    p, service = busy_service(procs)
+    old_c, new_c = Collector(), Collector()
+    old_m, new_m = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    (tmp_path / "file").write_text("")
+    old_store, new_store = str(tmp_path / "old-store"), str(tmp_path / "new-store")
+    conf = tmp_path / "pyrometer.ini"
+
+    def configure(store, collector, metrics):
+        conf.write_text(f"store-enabled = true\nstore = {store}\npyroscope = {collector.url}\n"
+                        f"metrics-addr = {metrics}\n")
+
+    def pushes(c):
+        return sum(1 for r in c.accepted() if service.encode() in r.body)
+
+    try:
+        configure(old_store, old_c, old_m)
+        d = Daemon(tmp_path, "-c", str(conf), metrics_addr=old_m)
+        wait_for(lambda: store_profiles(old_store, service) and pushes(old_c), 30,
+                 "a profile in the old store and at the old collector")
+        configure(tmp_path / "file" / "store", new_c, new_m)
+        d.hup()
+        d.wait_log("configuration reloaded")
+        assert "run: reload: the local store is off until the next reload" in d.log(), d.log()
+        stored, pushed = len(store_profiles(old_store, service)), pushes(old_c)
+        d.metrics_addr = new_m
+        wait_for(lambda: pushes(new_c) >= 2, 30, "profiles at the new collector")
+        assert d.metric("pyrometer_sampling_frequency_hz") is not None
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"http://{old_m}/metrics", timeout=5)
+        assert len(store_profiles(old_store, service)) == stored
+        assert pushes(old_c) == pushed
+        assert not os.path.exists(tmp_path / "file" / "store")
+        configure(new_store, new_c, new_m)
+        d.hup()
+        wait_for(lambda: store_profiles(new_store, service), 30, "a profile in the new store")
+        assert d.proc.poll() is None
+        rc, _ = d.stop()
+        assert rc == 0
+    finally:
+        old_c.down()
+        new_c.down()
 
 
 def test_sd_notify_readiness_watchdog_reload_and_stop(tmp_path):
