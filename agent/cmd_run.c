@@ -877,8 +877,7 @@ static int run(struct run *r)
 
 	if (gethostname(r->host, sizeof(r->host) - 1))
 		snprintf(r->host, sizeof(r->host), "unknown");
-	if ((err = open_outputs(r)) ||
-	    (err = cpuprof__new(&ops, &r->cpu)) || (err = start_gc(r)) ||
+	if ((err = open_outputs(r)) || (err = cpuprof__new(&ops, &r->cpu)) || (err = start_gc(r)) ||
 	    (err = cpuprof__sample(r->cpu, (int)r->cfg.frequency, true)))
 		return err;
 	/* Interpreters first seen later get their uprobes through the broker, the one process
