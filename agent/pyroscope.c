@@ -5,6 +5,7 @@
 #include "pyroscope.h"
 
 #include <ctype.h>
+#include <stdbool.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -210,6 +211,9 @@ static int ingest_url(struct pyroscope *p, const struct export_profile *e, char 
 struct xfer {
 	volatile int *abort;
 	double abort_seen; /* monotonic seconds when *abort was first seen set, or 0 */
+	curl_off_t moved;  /* bytes sent and received so far */
+	double moved_at;   /* monotonic seconds when that last grew */
+	bool stalled;
 	struct pyroscope_reply *r;
 	size_t msg_len;
 };
@@ -246,19 +250,33 @@ static size_t on_header(char *data, size_t size, size_t n, void *ctx)
 	return len;
 }
 
+static double monotonic_sec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* libcurl calls this at least once a second, also while nothing moves. It ends a transfer
+ * that moved no byte for PYROSCOPE_STALL_SEC (curl's own low-speed check averages over a few
+ * seconds: it gave up 37 s after the last byte, not 30), and one that *abort asked to stop,
+ * after a grace period. */
 static int on_progress(void *ctx, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
 {
 	struct xfer *x = ctx;
+	double now = monotonic_sec();
 
-	struct timespec ts;
-	double now;
-
-	(void)dt, (void)dn, (void)ut, (void)un;
+	(void)dt, (void)ut;
+	if (!x->moved_at || dn + un != x->moved) {
+		x->moved = dn + un;
+		x->moved_at = now;
+	} else if (now - x->moved_at >= PYROSCOPE_STALL_SEC) {
+		x->stalled = true;
+		return 1;
+	}
 	if (!x->abort || !*x->abort)
 		return 0;
-	/* libcurl calls this at least once a second, also while nothing moves. */
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 	if (!x->abort_seen)
 		x->abort_seen = now;
 	return now - x->abort_seen >= PYROSCOPE_ABORT_GRACE_SEC;
@@ -316,9 +334,6 @@ enum ship_result pyroscope_send(struct pyroscope *p, const struct export_profile
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, p->connect_timeout);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, p->timeout);
-	/* A collector that stops answering mid-transfer is given up on after 30 s. */
-	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 30L);
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "pyrometer/" PYROMETER_VERSION);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
 	curl_easy_setopt(c, CURLOPT_POST, 1L);
@@ -342,7 +357,11 @@ enum ship_result pyroscope_send(struct pyroscope *p, const struct export_profile
 	curl_slist_free_all(hdrs);
 	free(body);
 	if (rc != CURLE_OK) {
-		snprintf(r->message, sizeof(r->message), "%s", curl_easy_strerror(rc));
+		if (x.stalled)
+			snprintf(r->message, sizeof(r->message),
+				 "no byte sent or received for %d s", PYROSCOPE_STALL_SEC);
+		else
+			snprintf(r->message, sizeof(r->message), "%s", curl_easy_strerror(rc));
 		return SHIP_RETRY;
 	}
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);

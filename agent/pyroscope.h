@@ -39,6 +39,8 @@ void pyroscope_free(struct pyroscope *p);
  * finish, then is cut short (SHIP_RETRY): an upload the collector is answering completes
  * (and is not sent again after a restart), a hung one does not hold up shutdown. */
 #define PYROSCOPE_ABORT_GRACE_SEC 2.0
+/* A transfer that moves no byte for this long is given up on (and retried). */
+#define PYROSCOPE_STALL_SEC 30
 enum ship_result pyroscope_send(struct pyroscope *p, const struct export_profile *e,
 				volatile int *abort, struct pyroscope_reply *r);
 /* The request body for the push API (for tests and debugging); *out is malloc'd. */

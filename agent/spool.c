@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
-/* See spool.h. Files are DIR/<16 hex digits>.spool, the digits a sequence number, so the
- * name order is the age order. Format (little-endian):
+/* See spool.h. Files are DIR/<16 hex digits>.spool, the digits a sequence number (the order
+ * of writing). Profiles leave oldest first by their own start time, not by the order they
+ * were written: one that failed to deliver is spooled after the younger ones that queued
+ * behind it meanwhile. Format (little-endian):
  *
  *   0  "PYROSPL1"
  *   8  u32 CRC-32 (zlib) of every byte from offset 12 to the end
@@ -14,6 +16,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -32,7 +35,7 @@
 #define HEADER (40 + EXPORT_ID_LEN)
 
 struct entry {
-	uint64_t id, size;
+	uint64_t from_ns, id, size; /* ordered by the profile's start, then by id */
 };
 
 struct spool {
@@ -159,28 +162,65 @@ static void entry_path(const struct spool *s, uint64_t id, char *out, size_t siz
 	snprintf(out, size, "%s/%016" PRIx64 ".spool", s->dir, id);
 }
 
-static int by_id(const void *a, const void *b)
+static int by_age(const void *a, const void *b)
 {
 	const struct entry *x = a, *y = b;
 
+	if (x->from_ns != y->from_ns)
+		return x->from_ns < y->from_ns ? -1 : 1;
 	return x->id < y->id ? -1 : x->id > y->id;
 }
 
-static int add_entry(struct spool *s, uint64_t id, uint64_t size)
+static int make_room(struct spool *s)
 {
-	if (s->n == s->alloc) {
-		size_t na = s->alloc ? s->alloc * 2 : 64;
-		struct entry *ne = realloc(s->e, na * sizeof(*ne));
+	size_t na = s->alloc ? s->alloc * 2 : 64;
+	struct entry *ne;
 
-		if (!ne)
-			return -ENOMEM;
-		s->e = ne;
-		s->alloc = na;
-	}
-	s->e[s->n++] = (struct entry){ .id = id, .size = size };
-	s->st.files++;
-	s->st.bytes += size;
+	if (s->n < s->alloc)
+		return 0;
+	ne = realloc(s->e, na * sizeof(*ne));
+	if (!ne)
+		return -ENOMEM;
+	s->e = ne;
+	s->alloc = na;
 	return 0;
+}
+
+/* Inserts in age order; never before e[0] while it is being sent. */
+static int add_entry(struct spool *s, struct entry en)
+{
+	size_t i;
+
+	if (make_room(s))
+		return -ENOMEM;
+	for (i = s->n; i > (size_t)s->busy && by_age(&s->e[i - 1], &en) > 0; i--)
+		;
+	memmove(s->e + i + 1, s->e + i, (s->n - i) * sizeof(*s->e));
+	s->e[i] = en;
+	s->n++;
+	s->st.files++;
+	s->st.bytes += en.size;
+	return 0;
+}
+
+/* A spooled file's from_ns, read from its header; 0 when it is not a regular file or is
+ * unreadable (it sorts first, and is found corrupt when read). Never waits: O_NONBLOCK
+ * for a FIFO that slipped past the S_ISREG check. */
+static uint64_t file_from_ns(const char *path, const struct stat *st)
+{
+	uint8_t head[32];
+	uint64_t from = 0;
+	int fd;
+
+	if (!S_ISREG(st->st_mode))
+		return 0;
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	if (pread(fd, head, sizeof(head), 0) == (ssize_t)sizeof(head) && !memcmp(head, MAGIC, 8))
+		from = get_u64(head + 24);
+	close(fd);
+	return from;
 }
 
 /* Lists what an earlier run left: spooled profiles, and temporary files of writes that
@@ -206,12 +246,18 @@ static int scan(struct spool *s)
 		if (sscanf(de->d_name, "%16" SCNx64 ".spoo%1s", &id, tail) != 2 ||
 		    strcmp(tail, "l") || stat(path, &st))
 			continue;
-		add_entry(s, id, (uint64_t)st.st_size);
+		if (make_room(s))
+			break; /* the rest waits for the next start */
+		s->e[s->n++] = (struct entry){ .from_ns = file_from_ns(path, &st),
+					       .id = id,
+					       .size = (uint64_t)st.st_size };
+		s->st.files++;
+		s->st.bytes += (uint64_t)st.st_size;
 		if (id >= s->next_id)
 			s->next_id = id + 1;
 	}
 	closedir(d);
-	qsort(s->e, s->n, sizeof(*s->e), by_id);
+	qsort(s->e, s->n, sizeof(*s->e), by_age);
 	return 0;
 }
 
@@ -300,7 +346,8 @@ int spool_put(struct spool *s, const struct export_profile *e)
 		return err;
 	}
 	s->st.written++;
-	return add_entry(s, s->next_id++, len);
+	return add_entry(s,
+			 (struct entry){ .from_ns = e->from_ns, .id = s->next_id++, .size = len });
 }
 
 int spool_oldest(struct spool *s, struct export_profile *e, uint64_t *id)

@@ -504,3 +504,97 @@ def test_store_enabled_auto_follows_pyroscope(tmp_path, collector, busy):
         assert bool(files) == stored, (flags, files)
         if flags:
             assert profiles_of(collector, service), "nothing reached the collector"
+
+
+# ---- backoff, the stall timeout, the memory queue (README: Sinks and delivery) ----
+
+def test_backoff_doubles_up_to_its_cap_with_jitter(tmp_path, collector, busy):
+    """A collector that always answers 503: the waits between attempts are 1, 2, 4, 4, 4 s
+    (--backoff-max 4), each cut to 50-100 % at random so that a fleet does not retry in
+    step."""
+    collector.answer = lambda req: (503, {}, b"down")
+    d = Daemon(tmp_path, "--pyroscope", collector.url, "--backoff-max", "4")
+    collector.wait_for(lambda: len(collector.requests) >= 6, 60, "six attempts")
+    d.stop()
+    times = [r.time for r in collector.requests[:6]]
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    ratios = []
+    for gap, full in zip(gaps, (1, 2, 4, 4, 4)):
+        # the upper bound leaves room for sending (loopback) and for a loaded scheduler
+        assert 0.5 * full - 0.05 <= gap <= full + 1.0, (gaps, full)
+        ratios.append(gap / full)
+    # jittered: five uniform draws in [0.5, 1] that all land within 1 % of each other
+    # would happen about once in 10^7 runs
+    assert max(ratios) - min(ratios) > 0.01, ratios
+    assert d.delivery()["failed"] >= 6
+
+
+def test_a_stalled_upload_is_abandoned_after_30_s_and_sent_again(tmp_path, collector, busy):
+    """The collector reads the body and never answers: the attempt ends after 30 s without a
+    byte (README), and the same profile goes out again."""
+    release = threading.Event()
+    first = []
+
+    def answer(req):
+        if not first:
+            first.append(req)
+            release.wait(90)
+        return 200, {}, b""
+    collector.answer = answer
+    d = Daemon(tmp_path, "--pyroscope", collector.url, "--backoff-max", "0.5")
+    try:
+        collector.wait_for(lambda: len(collector.requests) >= 1, 75, "a second request")
+        gap = collector.requests[0].time - first[0].time
+        collector.wait_for(lambda: first[0].body in [r.body for r in collector.accepted()
+                                                     if r is not first[0]], 30,
+                           "the stalled profile sent again")
+    finally:
+        release.set()
+    d.stop()
+    # the retry comes 30 s after the last byte moved, plus up to 0.5 s of backoff (and up to
+    # a second more: libcurl looks at the transfer about once a second)
+    assert 29.9 <= gap <= 30 + 0.5 + 1 + 1, f"the stalled upload was abandoned after {gap:.1f} s"
+    assert "no byte sent or received for 30 s" in d.log()
+    # the stalled profile is delivered once, and the spool sends it before anything younger
+    # (other services' profiles of the same interval may go first)
+    def start(req):
+        return min(pprof_times(raw)[0] for _, _, raw in push_profiles(req.body))
+    # (the stalled request itself is recorded when the test releases it: not counted)
+    after = [r for r in collector.accepted() if r is not first[0]]
+    delivered = [r.body for r in after]
+    assert delivered.count(first[0].body) == 1
+    assert all(start(r) <= start(first[0]) for r in after[:delivered.index(first[0].body)])
+
+
+def test_the_memory_queue_holds_8_and_spills_the_rest_to_the_spool(tmp_path, collector, busy):
+    """While an upload hangs, later profiles wait in memory up to 8; beyond that the oldest go
+    to the spool. Once the collector answers, every profile is delivered, once, in order."""
+    w, service = busy
+    release = threading.Event()
+    collector.answer = lambda req: (release.wait(60), (200, {}, b""))[1]
+    d = Daemon(tmp_path, "--pyroscope", collector.url)
+    queued = []
+    try:
+        end = time.monotonic() + 25  # under the 30 s stall timeout
+        while time.monotonic() < end:
+            text = d.metrics()
+            q = re.search(r"^pyrometer_queue_profiles (\S+)$", text, re.M)
+            s = re.search(r"^pyrometer_spool_profiles (\S+)$", text, re.M)
+            if q and s:  # served from the first interval's end on
+                queued.append((float(q.group(1)), float(s.group(1))))
+                if queued[-1][1] >= 3:
+                    break
+            time.sleep(0.2)
+    finally:
+        release.set()
+    assert queued[-1][1] >= 3, queued
+    assert max(q for q, _ in queued) == 8, queued
+    assert all(q == 8 for q, s in queued if s > 0), queued
+    collector.wait_for(lambda: d.metric("pyrometer_spool_profiles") == 0 and
+                       d.metric("pyrometer_queue_profiles") == 0, 30, "queue and spool to drain")
+    w.stop()
+    d.stop()
+    s = d.delivery()
+    assert s["failed"] == 0 and s["dropped"] == 0, s
+    assert s["submitted"] == s["delivered"] + s["spooled"], s
+    assert_tiles_time(profiles_of(collector, service))

@@ -118,12 +118,62 @@ static void cap_drops_oldest_but_not_the_one_in_flight(void **state)
 	assert_int_equal(rmdir(dir), 0); /* nothing left behind */
 }
 
+/* Leaves oldest first by the profile's own start, whatever order it was written in (a
+ * profile that failed to deliver is spooled after younger ones queued behind it), but never
+ * ahead of the one being sent; a restart keeps that order. */
+static void leaves_in_age_order_not_write_order(void **state)
+{
+	char dir[] = "/tmp/pyro-spool-XXXXXX";
+	static const uint64_t written[] = { 30, 20, 40, 10 };
+	struct export_profile e, got;
+	struct spool *s;
+	uint64_t id;
+	size_t i;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(spool_open(dir, 1 << 20, &s), 0);
+	for (i = 0; i < 3; i++) {
+		e = sample(written[i], 100);
+		assert_int_equal(spool_put(s, &e), 0);
+	}
+	assert_int_equal(spool_oldest(s, &got, &id), 0); /* 20 is being sent */
+	assert_int_equal(got.from_ns, 20);
+	free(got.data);
+	e = sample(written[3], 100); /* older, but 20 is in flight: 10 comes next */
+	assert_int_equal(spool_put(s, &e), 0);
+	assert_int_equal(spool_oldest(s, &got, &id), 0);
+	assert_int_equal(got.from_ns, 20);
+	free(got.data);
+	spool_remove(s, id);
+	assert_int_equal(spool_oldest(s, &got, &id), 0);
+	assert_int_equal(got.from_ns, 10);
+	free(got.data);
+	spool_release(s);
+	spool_close(s);
+
+	/* 20 was delivered: 10, 30 and 40 are left, read back in that order */
+	assert_int_equal(spool_open(dir, 1 << 20, &s), 0);
+	for (uint64_t want = 10; want <= 40; want += 10) {
+		if (want == 20)
+			continue;
+		assert_int_equal(spool_oldest(s, &got, &id), 0);
+		assert_int_equal(got.from_ns, want);
+		free(got.data);
+		spool_remove(s, id);
+	}
+	assert_int_equal(spool_oldest(s, &got, &id), -ENOENT);
+	spool_close(s);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(round_trips),
 		cmocka_unit_test(detects_corruption),
 		cmocka_unit_test(cap_drops_oldest_but_not_the_one_in_flight),
+		cmocka_unit_test(leaves_in_age_order_not_write_order),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
