@@ -269,3 +269,143 @@ def test_a_native_thread_is_marked_and_named(workload, tmp_path):
         assert labels["thread_id"] != str(w.pid), labels
     # the spinning thread is almost all of what was sampled: the main thread sleeps
     assert sum(c for c, _, _ in native) >= 0.9 * sum(c for c, _, _ in prof.samples)
+
+
+# A C extension for the stack markers, built against 3.11's headers (the zoo's py311 is the
+# host's Debian python3.11, whose executable exports the C API).
+MARKERS_C = r"""
+#include <Python.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+static void spin(double seconds)
+{
+	struct timespec t;
+	double end;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	end = t.tv_sec + t.tv_nsec / 1e9 + seconds;
+	do
+		clock_gettime(CLOCK_MONOTONIC, &t);
+	while (t.tv_sec + t.tv_nsec / 1e9 < end);
+}
+
+/* A thread with a PyThreadState and no Python frame: it spins with the GIL released. */
+static pthread_t bare_thread;
+static double bare_seconds;
+
+static void *bare(void *arg)
+{
+	PyGILState_STATE g = PyGILState_Ensure();
+	PyThreadState *ts = PyEval_SaveThread();
+
+	(void)arg;
+	spin(bare_seconds);
+	PyEval_RestoreThread(ts);
+	PyGILState_Release(g);
+	return NULL;
+}
+
+int start_bare(double seconds)
+{
+	bare_seconds = seconds;
+	if (pthread_create(&bare_thread, NULL, bare, NULL))
+		return -1;
+	pthread_setname_np(bare_thread, "bare-tstate");
+	return 0;
+}
+
+int join_bare(void) /* through ctypes.CDLL: the GIL is released while it waits */
+{
+	return pthread_join(bare_thread, NULL);
+}
+
+/* Spins with the GIL held (ctypes.PyDLL) and, if hide, the root side of this thread's
+ * Python data stack unreadable: every page of the chunk but the two below its top, where
+ * the leaf frames are. Nothing touches those frames until it returns. */
+int spin_in_stack(double seconds, int hide)
+{
+	PyThreadState *ts = PyThreadState_Get();
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t lo = ((uintptr_t)ts->datastack_chunk + page - 1) & ~(page - 1);
+	uintptr_t hi = ((uintptr_t)ts->datastack_top & ~(page - 1)) - page;
+
+	if (!hide) {
+		spin(seconds);
+		return 0;
+	}
+	if (hi <= lo)
+		return -1; /* not deep enough */
+	if (mprotect((void *)lo, hi - lo, PROT_NONE))
+		return -2;
+	spin(seconds);
+	return mprotect((void *)lo, hi - lo, PROT_READ | PROT_WRITE) ? -3 : 0;
+}
+"""
+
+MARKERS_PY = """
+import ctypes, sys
+lib = ctypes.PyDLL(sys.argv[1])
+lib.spin_in_stack.argtypes = [ctypes.c_double, ctypes.c_int]
+bare = ctypes.CDLL(sys.argv[1])
+bare.start_bare.argtypes = [ctypes.c_double]
+def leaf(): return lib.spin_in_stack(3.0, sys.argv[2] == "hide")
+def down(n): return down(n - 1) if n else leaf()
+print("ready", flush=True)
+sys.stdin.readline()
+if sys.argv[2] == "bare":
+    assert bare.start_bare(3.0) == 0
+    rc = bare.join_bare()
+else:
+    rc = down(100)
+print(rc, flush=True)
+"""
+
+
+@pytest.fixture
+def markers_so(tmp_path):
+    so = tmp_path / "markers.so"
+    subprocess.run(["cc", "-O1", "-shared", "-fPIC", "-o", str(so), "-x", "c", "-",
+                    "-I/usr/include/python3.11", "-lpthread"],
+                   input=MARKERS_C, text=True, check=True, timeout=60)
+    return str(so)
+
+
+def markers_run(workload, so, mode, tmp_path):
+    """record on MARKERS_PY in mode; returns (folded stacks, root first, of what it sampled)."""
+    w = workload(ZOO["py311"], MARKERS_PY, [so, mode, "hold"])
+    out = tmp_path / f"{mode}.folded"
+    rc, stderr = record_held(w, "-p", str(w.pid), "-F", "199", "-o", str(out))
+    assert rc == 0, stderr
+    assert w.proc.stdout.readline().strip() == "0"
+    return folded(str(out))
+
+
+def test_a_thread_with_no_python_frame_is_marked(workload, markers_so, tmp_path):
+    """A thread that has a PyThreadState but has not called into Python (an extension's
+    callback thread, the main thread before its first frame): `[no Python frames]`."""
+    lines = markers_run(workload, markers_so, "bare", tmp_path)
+    bare = [(frames, c) for frames, c in lines if frames[-1] == "[no Python frames]"]
+    assert sum(c for _, c in bare) >= 0.9 * sum(c for _, c in lines), lines
+    assert all(len(frames) == 2 for frames, _ in bare), bare  # process, marker
+
+
+@pytest.mark.parametrize("hide", [False, True])
+def test_an_unreadable_frame_ends_the_stack_with_partial_stack(workload, markers_so, tmp_path,
+                                                               hide):
+    """The root side of the stack made unreadable (PROT_NONE, as memory the kernel cannot
+    read without a fault): the leaf frames are kept and the stack ends in `[partial stack]`
+    where `<module>` would be. The same run without hiding is whole."""
+    lines = markers_run(workload, markers_so, "hide" if hide else "whole", tmp_path)
+    spinning = [(frames, c) for frames, c in lines if frames[-1].startswith("leaf ")]
+    assert sum(c for _, c in spinning) >= 0.9 * sum(c for _, c in lines), lines
+    for frames, _ in spinning:
+        names = [f.split(" ", 1)[0] for f in frames[1:]]
+        if hide:
+            assert names[0] == "[partial" and "<module>" not in names, frames
+            assert 2 <= names.count("down") < 100, frames  # the pages below the top
+        else:
+            assert names[:2] == ["<module>", "down"] and names.count("down") == 101, frames
