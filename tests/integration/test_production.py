@@ -243,6 +243,33 @@ def test_short_lived_runs_are_all_counted(tmp_path, private_311):
         stop_leaving_no_trace(d)
 
 
+def test_a_binary_is_detached_after_its_last_process_and_the_linger(tmp_path, private_311):
+    """A binary only one process runs: its uprobes come with that process, stay for the
+    linger period after it exits (2 s here), then go: the daemon's perf-event fds are back
+    where they were."""
+    d = daemon_as_deployed(tmp_path, "--gc-linger", "2")
+    try:
+        base = perf_fds(d.proc.pid)
+        service = service_name("lingering")
+        p = subprocess.Popen([private_311, "-c", "import gc, sys, time\n"
+                              "while True: gc.collect(); time.sleep(0.05)"],
+                             env={**os.environ, "PYROMETER_SERVICE": service})
+        try:
+            assert wait_for(lambda: gc_count(d, service) > 0, 15), d.log()
+            held = perf_fds(d.proc.pid)
+            assert held > base, (held, base)
+        finally:
+            p.kill()
+            p.wait()
+        gone = time.monotonic()
+        time.sleep(1)  # inside the linger period: still attached
+        assert perf_fds(d.proc.pid) == held
+        assert wait_for(lambda: perf_fds(d.proc.pid) == base, 20), (perf_fds(d.proc.pid), base)
+        assert time.monotonic() - gone >= 2
+    finally:
+        stop_leaving_no_trace(d)
+
+
 GONE_AT_ONCE = ("import gc, os; gc.collect(); "
                 "print(sum(s['collections'] for s in gc.get_stats()), flush=True); os._exit(0)")
 
