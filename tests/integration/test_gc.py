@@ -71,25 +71,39 @@ def test_gc_counts_are_exact(name, workload, gctrace):
 @pytest.mark.parametrize("name", WITH_PROBES)
 def test_gc_pause_times_agree_with_gc_callbacks(name, workload, gctrace):
     """gc.callbacks run just outside the probes (start callback, gc__start, collection,
-    gc__done, stop callback): pyrometer's pause must not exceed the callbacks' measure, and
-    may fall short of it only by the callbacks' own dispatch cost. Totals bound it from
-    above; medians (robust to a preempted callback on a loaded machine) from both sides:
-    the typical pause differs from the callbacks' by less than 15 us (7-11 us measured),
-    within the 12.5 % of pyrometer's histogram quantiles."""
-    w, report, events = run_gc_workload(name, workload, gctrace)
-    summary = {e["generation"]: e for e in events
-               if e["event"] == "summary" and e["pid"] == w.pid}
+    gc__done, stop callback), on the same clock (CLOCK_MONOTONIC): every pause pyrometer
+    measures lies inside the one the callbacks measured. Paired collection by collection,
+    over exactly the collections the callbacks saw (start-up collections, which a hog can
+    preempt for a whole slice, made pyrometer's total exceed the callbacks' by 6 % under
+    load). Below, the callbacks' own dispatch cost and a uprobe trap (about 5.6 us each here)
+    are the gap: the medians (robust to a preempted callback) differed by 8-12 us on 3.9-3.14
+    and 12-17 us on 3.15, allowed 25 us or a quarter."""
+    w = workload(ZOO[name], workload_script("gc_heavy.py"), ["2"])
+    trace = gctrace("-p", str(w.pid), "--threshold", "0")  # every pause, only this process
+    w.proc.stdin.write("go\n")
+    w.proc.stdin.flush()
+    report = json.loads(w.proc.stdout.readline())
+    w.proc.wait(timeout=30)
+    events = trace.stop()
+    accounting = next(e for e in events if e["event"] == "accounting")
+    assert accounting["events_lost"] == 0 and accounting["pauses_lost"] == 0, accounting
+    pauses = sorted((e for e in events if e["event"] == "pause" and
+                     report["from_ns"] <= e["start_ns"] < report["at_ns"]),
+                    key=lambda e: e["start_ns"])
+    for gen in (0, 1, 2):
+        mine = [p["duration_ns"] for p in pauses if p["generation"] == gen]
+        theirs = report["callback_each_ns"].get(str(gen), [])
+        assert len(mine) == len(theirs), f"gen {gen}: {len(mine)} pauses, {len(theirs)} callbacks"
+        outside = [(i, m, t) for i, (m, t) in enumerate(zip(mine, theirs)) if m >= t]
+        assert not outside, f"gen {gen}: pauses longer than their callbacks: {outside[:5]}"
     for gen in (0, 1):
-        mine, theirs = summary[gen]["total_ns"], report["callback_ns"][str(gen)]
-        n = report["stats"][gen]["collections"]
-        assert mine <= theirs * 1.02 + n * 2_000, f"gen {gen}: {mine} ns > callbacks {theirs} ns"
-        p50, median = summary[gen]["p50_ns"], report["callback_median_ns"][str(gen)]
-        print(f"gen {gen}: p50 {p50} ns, callbacks' median {median} ns")
-        assert p50 <= median * 1.125 + 2_000, f"gen {gen}: p50 {p50} ns > callbacks {median} ns"
+        mine = sorted(p["duration_ns"] for p in pauses if p["generation"] == gen)
+        p50, median = mine[len(mine) // 2], report["callback_median_ns"][str(gen)]
+        print(f"gen {gen}: median {p50} ns, callbacks' median {median} ns")
         # gen 1 collections last milliseconds, a scheduler slice beside CPU hogs: a slice
         # lost in the callbacks' own part moved their median from 2.3 to 6.0 ms (3.4 ms ours)
-        floor = (median - 15_000) * 0.875 if gen == 0 else median / 4
-        assert p50 >= floor, f"gen {gen}: p50 {p50} ns << callbacks' median {median} ns"
+        floor = median - max(25_000, median / 4) if gen == 0 else median / 4
+        assert p50 >= floor, f"gen {gen}: median {p50} ns << callbacks' median {median} ns"
 
 
 def assert_rooted_in_loop(w, pauses):

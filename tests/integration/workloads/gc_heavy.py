@@ -1,9 +1,11 @@
 """Makes cyclic garbage for SECONDS, timing every collection itself through gc.callbacks.
 Prints "ready", waits for a line on stdin, runs, then prints
-{"stats": gc.get_stats(), "at_ns": CLOCK_MONOTONIC of that reading, "callback_ns":
-{generation: total ns}, "callback_max_ns": {...}, "callback_median_ns": {...}}. GC is disabled around the reading, so
-no collection falls between the two; collections after at_ns are the interpreter's
-shutdown collections."""
+{"stats": gc.get_stats(), "at_ns": CLOCK_MONOTONIC of that reading, "from_ns": CLOCK_MONOTONIC
+when the callback was registered, "callback_ns": {generation: total ns}, "callback_max_ns":
+{...}, "callback_median_ns": {...}, "callback_each_ns": {generation: [ns, in order]}}.
+GC is disabled around both readings, so the callback saw exactly the collections that
+started between from_ns and at_ns; collections after at_ns are the interpreter's shutdown
+collections."""
 import gc, json, sys, time
 
 started = {}
@@ -25,7 +27,10 @@ class Node:
 
 print("ready", flush=True)
 sys.stdin.readline()
+gc.disable()
+from_ns = time.monotonic_ns()
 gc.callbacks.append(timer)
+gc.enable()
 end = time.monotonic() + float(sys.argv[1])
 while time.monotonic() < end:
     for _ in range(2000):
@@ -36,5 +41,6 @@ gc.disable()
 at_ns = time.monotonic_ns()
 stats = gc.get_stats()
 median_ns = {g: sorted(v)[len(v) // 2] for g, v in each_ns.items()}
-print(json.dumps({"stats": stats, "at_ns": at_ns, "callback_ns": total_ns,
-                  "callback_max_ns": max_ns, "callback_median_ns": median_ns}), flush=True)
+print(json.dumps({"stats": stats, "at_ns": at_ns, "from_ns": from_ns, "callback_ns": total_ns,
+                  "callback_max_ns": max_ns, "callback_median_ns": median_ns,
+                  "callback_each_ns": each_ns}), flush=True)
