@@ -377,10 +377,13 @@ static void proc_info_of(const struct py_process *p, struct pyro_proc_info *info
 	info->layout.runtime_addr += (uint64_t)p->bias;
 }
 
-static void proc_add(struct discover *d, struct py_process *p, uint64_t ktime)
+/* Tracks p. forked: p is a child whose pid map entry the kernel copied from its parent at
+ * fork. */
+static void proc_add(struct discover *d, struct py_process *p, uint64_t ktime, bool forked)
 {
 	struct proc_node *n = calloc(1, sizeof(*n));
 	struct pyro_proc_info info, old;
+	bool in_map, gone;
 
 	if (!n) {
 		log_error("out of memory tracking pid %d", p->pid);
@@ -388,21 +391,28 @@ static void proc_add(struct discover *d, struct py_process *p, uint64_t ktime)
 	}
 	n->p = *p;
 	proc_info_of(p, &info);
-	/* A forked child already has its parent's entry (copied in the kernel): keep its flags. */
-	if (d->skel && !bpf_map__lookup_elem(d->skel->maps.procs, &p->pid, sizeof(p->pid), &old,
-					     sizeof(old), 0))
+	in_map = d->skel && !bpf_map__lookup_elem(d->skel->maps.procs, &p->pid, sizeof(p->pid),
+						  &old, sizeof(old), 0);
+	if (in_map) /* a forked child's entry, copied in the kernel: keep its flags */
 		info.flags = old.flags;
 	n->next = d->procs[(uint32_t)p->pid % PROC_BUCKETS];
 	d->procs[(uint32_t)p->pid % PROC_BUCKETS] = n;
 	d->stats.tracked++;
-	if (d->skel && bpf_map__update_elem(d->skel->maps.procs, &p->pid, sizeof(p->pid), &info,
-					    sizeof(info), BPF_ANY))
+	/* A forked child whose entry is gone already exited or exec'd: its exit or exec event
+	 * is behind this one in the ring and says how (exit status included), so it is neither
+	 * given its entry back nor called vanished here (under load a child that exited at once
+	 * was reported "vanished"). If the map was full at its fork, that is counted and the
+	 * resync it starts drops the child. */
+	gone = forked && !in_map;
+	if (d->skel && !gone &&
+	    bpf_map__update_elem(d->skel->maps.procs, &p->pid, sizeof(p->pid), &info, sizeof(info),
+				 BPF_ANY))
 		log_warn("pid %d: pid map full (%d processes): it is not filtered in", p->pid,
 			 PYRO_MAX_PROCS);
 	if (d->ops.on_start)
 		d->ops.on_start(&n->p, ktime, d->ops.ctx);
 	/* If it exited before it was in the pid map, the kernel sent no exit event: look. */
-	if (d->skel && !still_alive(p->pid, p->starttime))
+	if (d->skel && !gone && !still_alive(p->pid, p->starttime))
 		proc_remove(d, p->pid, DISCOVER_VANISHED, 0, 0);
 }
 
@@ -461,7 +471,7 @@ int discover__scan(struct discover *d)
 		if (!procfs_is_pid(de->d_name, &pid) || *proc_slot(d, pid))
 			continue;
 		if (discover__inspect(d, pid, &p) == 0) {
-			proc_add(d, p, 0);
+			proc_add(d, p, 0, false);
 			free(p);
 		}
 	}
@@ -494,7 +504,7 @@ static void examine_exec(struct discover *d, pid_t pid, uint64_t ktime, int atte
 	int err = discover__inspect(d, pid, &p);
 
 	if (err == 0) {
-		proc_add(d, p, ktime);
+		proc_add(d, p, ktime, false);
 		free(p);
 	} else if (err == -EAGAIN) {
 		retry_schedule(d, pid, attempt, ktime);
@@ -520,7 +530,7 @@ static void on_fork(struct discover *d, const struct pyro_proc_event *e)
 	memcpy(child.comm, e->comm, sizeof(child.comm));
 	child.comm[sizeof(child.comm) - 1] = '\0';
 	child.starttime = procfs_read_stat(child.pid, &pst) ? 0 : pst.starttime;
-	proc_add(d, &child, e->ktime_ns);
+	proc_add(d, &child, e->ktime_ns, true);
 }
 
 static int handle_event(void *ctx, void *data, size_t len)
@@ -613,7 +623,7 @@ static uint64_t kernel_lost(struct discover *d)
 
 	discover__stats(d, &st);
 	return st.kernel[PYRO_DISC_RINGBUF_FULL_EXEC] + st.kernel[PYRO_DISC_RINGBUF_FULL_FORK] +
-	       st.kernel[PYRO_DISC_RINGBUF_FULL_EXIT];
+	       st.kernel[PYRO_DISC_RINGBUF_FULL_EXIT] + st.kernel[PYRO_DISC_PIDMAP_FULL];
 }
 
 static int drop_if_gone(const struct py_process *p, void *ctx)
@@ -633,7 +643,7 @@ static void resync(struct discover *d)
 
 	if (lost == d->lost_seen)
 		return;
-	log_warn("%" PRIu64 " process events lost (ring buffer full): rescanning /proc",
+	log_warn("%" PRIu64 " process events lost (ring buffer or pid map full): rescanning /proc",
 		 lost - d->lost_seen);
 	d->lost_seen = lost;
 	d->stats.resyncs++;

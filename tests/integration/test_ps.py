@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 
@@ -198,7 +199,11 @@ def test_watch_lists_running_processes_first(workload):
     assert w.pid in [e["pid"] for e in snapshot]
 
 
-def test_watch_follows_forks(watch, workload):
+@pytest.mark.parametrize("late", [False, True])
+def test_watch_follows_forks(watch, workload, late):
+    """A forked child that exits at once is reported as started, then as exited with its
+    status. late: the watcher is stopped (SIGSTOP) until the child is gone, as a loaded
+    machine delays it; it used to call such a child "vanished", without its status."""
     script = """
 import os, sys
 print("ready", flush=True)
@@ -211,14 +216,21 @@ print(pid, flush=True)
 sys.stdin.readline()
 """
     w = workload(ZOO["py315"], script)
-    w.proc.stdin.write("go\n")
-    w.proc.stdin.flush()
-    child = int(w.proc.stdout.readline())
+    watch.next_matching(lambda e: e.get("event") == "start" and e["pid"] == w.pid)
+    if late:
+        os.kill(watch.proc.pid, signal.SIGSTOP)
+    try:
+        w.proc.stdin.write("go\n")
+        w.proc.stdin.flush()
+        child = int(w.proc.stdout.readline())  # reaped by now
+    finally:
+        if late:
+            os.kill(watch.proc.pid, signal.SIGCONT)
     start = watch.next_matching(lambda e: e.get("event") == "start" and e["pid"] == child)
     assert start["ppid"] == w.pid
     assert start["version"] == ZOO["py315"]["version"]
     end = watch.next_matching(lambda e: e.get("event") == "exit" and e["pid"] == child)
-    assert end["exit_status"] == 5
+    assert end["why"] == "exited" and end["exit_status"] == 5, end
 
 
 def test_watch_reports_exec_into_something_else(watch, workload):
