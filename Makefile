@@ -43,14 +43,14 @@ PROTOS     := $(wildcard proto/*.proto)
 PROTO_CS   := $(patsubst proto/%.proto,$(BUILD)/%.pb-c.c,$(PROTOS))
 PROTO_HS   := $(PROTO_CS:.c=.h)
 PROTO_OBJS := $(patsubst $(BUILD)/%.pb-c.c,$(BUILD)/obj/%.pb-c.o,$(PROTO_CS))
-AGENT_SRCS := $(wildcard agent/*.c)
+AGENT_SRCS := $(wildcard agent/*.c agent/*/*.c)
 AGENT_OBJS := $(patsubst agent/%.c,$(BUILD)/obj/%.o,$(AGENT_SRCS)) $(PROTO_OBJS)
 LIB_OBJS   := $(filter-out $(BUILD)/obj/main.o,$(AGENT_OBJS))
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 FUZZ_SRCS  := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS  := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
-LINT_FILES := $(wildcard agent/*.[ch] bpf/*.[ch] tests/unit/*.[ch] tests/fuzz/*.[ch] tests/zoo/*.c \
+LINT_FILES := $(wildcard agent/*.[ch] agent/*/*.[ch] bpf/*.[ch] tests/unit/*.[ch] tests/fuzz/*.[ch] tests/zoo/*.c \
 	tests/bench/*.c)
 
 .PHONY: all deps run test test-load lint fuzz zoo unit integration bench clean
@@ -112,6 +112,7 @@ $(BUILD)/obj/%.pb-c.o: $(BUILD)/%.pb-c.c | $(BUILD)/obj
 # Skeletons and protobuf headers are generated: they must exist before the first compile
 # (afterwards the .d files track them like any header).
 $(BUILD)/obj/%.o: agent/%.c | $(BUILD)/obj $(SKELS) $(PROTO_HS)
+	@mkdir -p $(@D)
 	$(CC) $(AGENT_CFLAGS) -c $< -o $@
 
 $(BUILD)/pyrometer: $(AGENT_OBJS)
@@ -147,9 +148,9 @@ $(BUILD)/bench_gaps: tests/bench/gaps.c | $(BUILD)
 # libFuzzer with ASan and UBSan over the parsers of untrusted input.
 FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 	-D_GNU_SOURCE -Iagent $(WARNINGS)
-$(BUILD)/fuzz/fuzz_usdt_notes: tests/fuzz/fuzz_usdt_notes.c agent/usdt_notes.c | $(BUILD)/fuzz
+$(BUILD)/fuzz/fuzz_usdt_notes: tests/fuzz/fuzz_usdt_notes.c agent/python/usdt_notes.c | $(BUILD)/fuzz
 	$(CLANG) $(FUZZ_CFLAGS) -o $@ $^
-$(BUILD)/fuzz/fuzz_linetable: tests/fuzz/fuzz_linetable.c agent/linetable.c | $(BUILD)/fuzz
+$(BUILD)/fuzz/fuzz_linetable: tests/fuzz/fuzz_linetable.c agent/python/linetable.c | $(BUILD)/fuzz
 	$(CLANG) $(FUZZ_CFLAGS) -o $@ $^
 
 fuzz: $(FUZZ_BINS)
@@ -169,4 +170,4 @@ lint:
 clean:
 	rm -rf $(BUILD)
 
--include $(wildcard $(BUILD)/obj/*.d $(BUILD)/*.d)
+-include $(wildcard $(BUILD)/obj/*.d $(BUILD)/obj/*/*.d $(BUILD)/*.d)

@@ -3,8 +3,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "commands.h"
-#include "log.h"
+#include "base/version.h"
+#include "cli/commands.h"
+#include "daemon/run.h"
+#include "base/log.h"
 
 static const char usage[] =
 	"usage: pyrometer COMMAND [OPTIONS]\n"

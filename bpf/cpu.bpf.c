@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /* CPU sampling: on every cpu-clock tick of a sampled Python process, find the thread's
  * PyThreadState, walk its Python frames and count the stack in kernel maps. User space
- * (agent/sampler.c) drains the maps and symbolizes; nothing here knows a CPython version,
+ * (agent/cpu/sampler.c) drains the maps and symbolizes; nothing here knows a CPython version,
  * only the offsets user space put in the pid map.
  *
  * Every read of the target's memory may fail (unmapped, paged out, torn by a concurrent

@@ -2,7 +2,7 @@
 /* GC pauses from CPython's USDT probes gc__start(int generation) and gc__done(long
  * collected). Attached once per interpreter binary for every process using it (plain
  * uprobes at the probe sites, pid -1, the argument's spec in the cookie, semaphores handled
- * by the kernel: agent/gctrace.c); the pid map says which processes to count.
+ * by the kernel: agent/gc/gctrace.c); the pid map says which processes to count.
  * Pauses are measured and aggregated here: per (pid, generation) count, total, maximum and
  * objects collected, and a log-linear histogram. Pauses at or above slow_ns go to user space
  * with the Python stack of the allocation that triggered the collection. */

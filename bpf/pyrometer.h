@@ -27,7 +27,7 @@ struct pyro_proc_event {
 _Static_assert(sizeof(struct pyro_proc_event) == 40, "proc_event layout");
 
 /* ---- CPython layouts: where the frame walker finds things, per process ----
- * Filled by user space (agent/pylayout.c) from per-version tables (3.9, 3.11) or from the
+ * Filled by user space (agent/python/pylayout.c) from per-version tables (3.9, 3.11) or from the
  * interpreter's own _Py_DebugOffsets (3.13+). Offsets are bytes into the named struct. */
 
 #define PYRO_MAX_FRAMES 128	/* frames kept per stack; deeper stacks keep the leaf end */
@@ -206,7 +206,7 @@ enum pyro_gc_counter {
 	PYRO_GC_COUNTER_MAX,
 };
 
-/* ---- USDT arguments at plain uprobes (bpf/usdt_arg.bpf.h, agent/uprobes.c) ----
+/* ---- USDT arguments at plain uprobes (bpf/usdt_arg.bpf.h, agent/gc/uprobes.c) ----
  * One argument's spec travels in the BPF cookie of its site: bits 0-1 the kind, 2-5 the
  * register, 8-11 the size in bytes (1, 2, 4, 8), bit 12 signed, bits 32-63 the constant or
  * the displacement (signed). Registers are numbered rax, rbx, rcx, rdx, rsi, rdi, rbp, rsp,

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
-/* The GC pause histogram's bucket bounds and quantiles (agent/gctrace.c), against the
+/* The GC pause histogram's bucket bounds and quantiles (agent/gc/gctrace.c), against the
  * bucketing rule of bpf/gc.bpf.c restated here: 0-7 ns as they are, then 8 buckets per power
  * of two. */
 #include <setjmp.h>
@@ -9,7 +9,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "gctrace.h"
+#include "gc/gctrace.h"
 
 static uint32_t bucket_of(uint64_t d)
 {

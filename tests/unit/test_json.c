@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <cmocka.h>
 
-#include "json.h"
+#include "base/json.h"
 
 static char *render(void (*fn)(struct json *j))
 {

@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "linetable.h"
+#include "python/linetable.h"
 
 static void lnotab_pairs(void **state)
 {

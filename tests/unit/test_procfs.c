@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "procfs.h"
+#include "base/procfs.h"
 
 static void parses_file_mapping(void **state)
 {

@@ -9,9 +9,9 @@
 #include <errno.h>
 #include <cmocka.h>
 
-#include "folded.h"
-#include "intern.h"
-#include "profile.h"
+#include "profile/folded.h"
+#include "profile/intern.h"
+#include "profile/profile.h"
 
 static void interning_is_dense_and_stable(void **state)
 {

@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "service.h"
+#include "procs/service.h"
 
 static const char *name(const char *fallback, int argc, ...)
 {

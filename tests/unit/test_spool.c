@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "spool.h"
+#include "delivery/spool.h"
 
 static struct export_profile sample(uint64_t from, size_t payload)
 {

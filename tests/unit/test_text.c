@@ -7,7 +7,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "text.h"
+#include "base/text.h"
 
 static void escapes_control_characters(void **state)
 {

@@ -15,8 +15,8 @@
 #include <linux/types.h>
 
 #include "pyrometer.h"
-#include "uprobes.h"
-#include "usdt_notes.h"
+#include "gc/uprobes.h"
+#include "python/usdt_notes.h"
 
 static uint64_t cookie_of(const char *spec)
 {

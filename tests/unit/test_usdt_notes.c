@@ -9,7 +9,7 @@
 #include <errno.h>
 #include <cmocka.h>
 
-#include "usdt_notes.h"
+#include "python/usdt_notes.h"
 
 /* Appends one ELF note (4-byte aligned) to buf at *off. */
 static void put_note(unsigned char *buf, size_t *off, uint32_t type, const char *name,

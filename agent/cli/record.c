@@ -1,0 +1,419 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/* pyrometer record: CPU profiles of Python processes, written as pprof, folded stacks or an
+ * SVG flame graph: agent/cpu/cpuprof.c does the sampling, this file the options and the output.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "cli/commands.h"
+#include "base/version.h"
+#include "base/signals.h"
+#include "cpu/cpuprof.h"
+#include "profile/flamegraph.h"
+#include "profile/folded.h"
+#include "profile/intern.h"
+#include "base/log.h"
+#include "profile/pprof.h"
+#include "base/privs.h"
+#include "profile/profile.h"
+#include "cli/targets.h"
+
+#define DRAIN_MS 200 /* short, so that little is left unsymbolized when a process exits */
+
+static const char record_usage[] =
+	"usage: pyrometer record [-p PID]... [-a] [-d SECONDS] [-F HZ] [-o FILE]\n"
+	"                        [--format pprof|folded|svg] [--mode cpu|calls] [-v]\n"
+	"\n"
+	"Samples the on-CPU Python stacks of the given processes (and the processes they fork),\n"
+	"or of every Python process on the host with -a (including ones that start later and ones\n"
+	"in containers), and writes a CPU profile.\n"
+	"\n"
+	"  -p, --pid PID         profile this process (repeatable)\n"
+	"  -a, --all             profile every Python process\n"
+	"  -d, --duration SECS   stop after this long (default: Ctrl-C, or when every -p process\n"
+	"                        has exited)\n"
+	"  -F, --frequency HZ    samples per second per CPU (default 99, at most 10000)\n"
+	"  -o, --output FILE     where to write (default pyrometer.pb.gz; '-' is standard output)\n"
+	"      --format FMT      pprof (gzip'd protobuf), folded (one line per stack) or svg\n"
+	"                        (flame graph); by default from FILE's extension: .pb.gz/.pprof,\n"
+	"                        .folded/.txt, .svg\n"
+	"      --mode MODE       cpu (sampling, the default) or calls (exact function calls\n"
+	"                        from CPython's probes: see 'record --mode calls --help')\n"
+	"  -v                    verbose (repeat for debug output)\n"
+	"  -h, --help            this help\n";
+
+enum out_format {
+	FMT_UNSET,
+	FMT_PPROF,
+	FMT_FOLDED,
+	FMT_SVG
+};
+
+struct record {
+	struct targets targets;
+	bool all;
+	double duration;
+	int freq;
+	const char *output;
+	enum out_format format;
+
+	struct cpuprof *cpu;
+	struct profile prof;
+};
+
+/* ---- options ---- */
+
+static int parse_format(const char *s, enum out_format *f)
+{
+	if (!strcmp(s, "pprof"))
+		*f = FMT_PPROF;
+	else if (!strcmp(s, "folded"))
+		*f = FMT_FOLDED;
+	else if (!strcmp(s, "svg"))
+		*f = FMT_SVG;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), k = strlen(suffix);
+
+	return n >= k && !strcmp(s + n - k, suffix);
+}
+
+static int format_from_name(const char *name, enum out_format *f)
+{
+	if (ends_with(name, ".pb.gz") || ends_with(name, ".pprof") || ends_with(name, ".pb"))
+		*f = FMT_PPROF;
+	else if (ends_with(name, ".folded") || ends_with(name, ".txt"))
+		*f = FMT_FOLDED;
+	else if (ends_with(name, ".svg"))
+		*f = FMT_SVG;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+static int parse_number(const char *what, const char *s, double min, double max, double *out)
+{
+	return cli_number("record", what, s, min, max, out);
+}
+
+static int parse_args(int argc, char **argv, struct record *r)
+{
+	static const struct option opts[] = {
+		{ "pid", required_argument, NULL, 'p' },
+		{ "all", no_argument, NULL, 'a' },
+		{ "duration", required_argument, NULL, 'd' },
+		{ "frequency", required_argument, NULL, 'F' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "format", required_argument, NULL, 'f' },
+		{ "mode", required_argument, NULL, 'm' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	double v;
+	int opt, err;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "p:ad:F:o:vh", opts, NULL)) != -1) {
+		err = cli_target_option(opt, "record", &r->targets, &r->all, &r->duration,
+					31536000);
+		if (err < 0)
+			return err;
+		if (err > 0)
+			continue;
+		switch (opt) {
+		case 'F':
+			if (parse_number("the frequency (-F)", optarg, 1, 10000, &v) ||
+			    v != floor(v))
+				return -EINVAL;
+			r->freq = (int)v;
+			break;
+		case 'o':
+			r->output = optarg;
+			break;
+		case 'm': /* calls is dispatched before this parser runs */
+			if (strcmp(optarg, "cpu")) {
+				log_error("record: --mode must be cpu or calls, not '%s'", optarg);
+				return -EINVAL;
+			}
+			break;
+		case 'f':
+			if (parse_format(optarg, &r->format)) {
+				log_error("record: --format must be pprof, folded or svg, not '%s'",
+					  optarg);
+				return -EINVAL;
+			}
+			break;
+		default:
+			if ((err = cli_common_option(opt, record_usage)))
+				return err;
+			break;
+		}
+	}
+	if (cli_no_operands(argc, argv, "record"))
+		return -EINVAL;
+	if (!r->targets.n && !r->all) {
+		log_error("record: say what to profile: -p PID or -a");
+		return -EINVAL;
+	}
+	if (r->format == FMT_UNSET && format_from_name(r->output, &r->format)) {
+		log_error("record: cannot tell the format of '%s' from its name: use --format",
+			  r->output);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* ---- processes ---- */
+
+static void on_exit_(const struct py_process *p, enum discover_exit_why why, int code,
+		     uint64_t ktime, void *ctx)
+{
+	struct record *r = ctx;
+
+	(void)why;
+	(void)code;
+	(void)ktime;
+	targets_exited(&r->targets, p->pid);
+}
+
+static struct profile *profile_for(const struct py_process *p, void *ctx)
+{
+	struct record *r = ctx;
+
+	(void)p;
+	return &r->prof;
+}
+
+static bool cpu_capable(const struct py_binary *b, const char **why)
+{
+	*why = b->caps.no_cpu;
+	return b->caps.cpu;
+}
+
+static int check_targets(struct record *r)
+{
+	struct discover *d = cpuprof__discover(r->cpu);
+	int i, err = targets_check(&r->targets, d, "record", "CPU sampling", cpu_capable);
+
+	for (i = 0; !err && i < r->targets.n; i++) {
+		if (discover__set_flags(d, r->targets.pid[i], PYRO_PROC_SAMPLE)) {
+			log_error("record: pid %d exited before sampling started",
+				  r->targets.pid[i]);
+			err = -ESRCH;
+		}
+	}
+	return err;
+}
+
+/* ---- output ---- */
+
+static int write_output(struct record *r, FILE *f)
+{
+	uint8_t *buf;
+	size_t len;
+	char comment[64];
+	const char *comments[] = { comment };
+	int err;
+
+	switch (r->format) {
+	case FMT_PPROF:
+		snprintf(comment, sizeof(comment), "pyrometer %s", PYROMETER_VERSION);
+		err = pprof_encode(&r->prof, comments, 1, &buf, &len);
+		if (err)
+			return err;
+		err = fwrite(buf, 1, len, f) == len ? 0 : -EIO;
+		free(buf);
+		return err;
+	case FMT_FOLDED:
+		return folded_write(&r->prof, f);
+	default:
+		return flamegraph_write(&r->prof, "pyrometer CPU profile", f);
+	}
+}
+
+/* Writes to a temporary name and renames, so a reader never sees half a profile. */
+static int save(struct record *r)
+{
+	char tmp[4096];
+	FILE *f;
+	int err;
+
+	if (!strcmp(r->output, "-"))
+		return write_output(r, stdout) || fflush(stdout) ? -EIO : 0;
+	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", r->output, getpid());
+	f = fopen(tmp, "we");
+	if (!f) {
+		err = -errno;
+		log_error("record: cannot write %s: %s", tmp, strerror(errno));
+		return err;
+	}
+	err = write_output(r, f);
+	if (fclose(f) && !err)
+		err = -errno;
+	if (!err && rename(tmp, r->output))
+		err = -errno;
+	if (err) {
+		log_error("record: cannot write %s: %s", r->output, strerror(-err));
+		unlink(tmp);
+	}
+	return err;
+}
+
+static size_t sampled_processes(const struct profile *p)
+{
+	struct intern pids;
+	size_t i, n;
+
+	intern_init(&pids);
+	for (i = 0; i < p->samples.n; i++)
+		intern_put(&pids, &profile_sample_at(p, (uint32_t)i)->pid, sizeof(int32_t));
+	n = pids.n;
+	intern_free(&pids);
+	return n;
+}
+
+static void summary(struct record *r, double secs)
+{
+	struct sampler *sampler = cpuprof__sampler(r->cpu);
+	struct cpuprof_totals t;
+	struct sampler_stats st;
+	uint64_t run_ns = 0, run_cnt = 0;
+	static const char *const fmt[] = { "", "pprof", "folded", "svg" };
+
+	cpuprof__totals(r->cpu, &t);
+	sampler__stats(sampler, &st);
+	fprintf(stderr,
+		"pyrometer: %" PRIu64 " samples from %zu processes in %.1f s, %" PRIu64
+		" lost, %.1f%% of stacks resolved; wrote %s (%s)\n",
+		t.samples, sampled_processes(&r->prof), secs, t.lost,
+		t.samples ? 100.0 * (double)t.resolved / (double)t.samples : 100.0,
+		strcmp(r->output, "-") ? r->output : "standard output", fmt[r->format]);
+	if (!sampler__prog_stats(sampler, &run_ns, &run_cnt) && run_cnt)
+		log_info("bpf: %" PRIu64 " runs, %" PRIu64 " ns in all (kernel.bpf_stats_enabled)",
+			 run_cnt, run_ns);
+	log_info("kernel: samples %" PRIu64 ", other tasks %" PRIu64 ", no tstate %" PRIu64
+		 ", runtime unreadable %" PRIu64 ", tstate unreadable %" PRIu64
+		 ", frame unreadable %" PRIu64 ", truncated %" PRIu64 ", no layout %" PRIu64,
+		 st.kernel[PYRO_CPU_SAMPLES], st.kernel[PYRO_CPU_OTHER],
+		 st.kernel[PYRO_CPU_NO_TSTATE], st.kernel[PYRO_CPU_READ_RUNTIME],
+		 st.kernel[PYRO_CPU_READ_TSTATE], st.kernel[PYRO_CPU_READ_FRAME],
+		 st.kernel[PYRO_CPU_TRUNCATED], st.kernel[PYRO_CPU_NO_LAYOUT]);
+	log_info("reads: windows %" PRIu64 ", pages %" PRIu64 ", single frames %" PRIu64,
+		 st.kernel[PYRO_CPU_WINDOW_READS], st.kernel[PYRO_CPU_PAGE_READS],
+		 st.kernel[PYRO_CPU_FRAME_READS]);
+}
+
+static int sample_loop(struct record *r)
+{
+	uint64_t start = monotonic_ns(), next_drain = start + DRAIN_MS * 1000000ull;
+	uint64_t end = r->duration > 0 ? start + (uint64_t)(r->duration * 1e9) : UINT64_MAX;
+	int err;
+
+	while (!signals_stop_requested && (r->all || !targets_all_gone(&r->targets))) {
+		uint64_t now = monotonic_ns(), until = next_drain < end ? next_drain : end;
+
+		if (now >= end)
+			break;
+		err = cpuprof__poll(r->cpu, (int)((until - now) / 1000000) + 1);
+		if (err < 0 && err != -EINTR)
+			return err;
+		if (monotonic_ns() >= next_drain) {
+			if ((err = cpuprof__drain(r->cpu)))
+				return err;
+			next_drain = monotonic_ns() + DRAIN_MS * 1000000ull;
+		}
+	}
+	return cpuprof__drain(r->cpu);
+}
+
+/* Fails now, not after a long recording, if the output cannot be written. */
+static int check_output(const struct record *r)
+{
+	char dir[4096], *slash;
+
+	if (!strcmp(r->output, "-"))
+		return 0;
+	snprintf(dir, sizeof(dir), "%s", r->output);
+	slash = strrchr(dir, '/');
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	if (access(dir, W_OK | X_OK)) {
+		log_error("record: cannot write into '%s': %s", dir, strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+static int run(struct record *r)
+{
+	struct cpuprof_ops ops = { .profile_for = profile_for, .on_exit = on_exit_, .ctx = r };
+	struct timespec wall;
+	uint64_t t0;
+	int err;
+
+	if ((err = check_output(r)) || (err = profile_init(&r->prof, 1000000000ull / r->freq)) ||
+	    (err = cpuprof__new(&ops, &r->cpu)) || (err = check_targets(r)) ||
+	    (err = cpuprof__sample(r->cpu, r->freq, r->all)))
+		return err;
+	clock_gettime(CLOCK_REALTIME, &wall);
+	r->prof.start_ns = (uint64_t)wall.tv_sec * 1000000000ull + (uint64_t)wall.tv_nsec;
+	t0 = monotonic_ns();
+	log_info("sampling at %d Hz; Ctrl-C to stop", r->freq);
+	err = sample_loop(r);
+	r->prof.duration_ns = monotonic_ns() - t0;
+	if (err)
+		return err;
+	err = save(r);
+	if (!err)
+		summary(r, (double)r->prof.duration_ns / 1e9);
+	return err;
+}
+
+/* --mode calls is another tool with its own options (agent/cli/record_calls.c). */
+static bool calls_mode(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--mode=calls") ||
+		    (!strcmp(argv[i], "--mode") && i + 1 < argc && !strcmp(argv[i + 1], "calls")))
+			return true;
+	return false;
+}
+
+int cmd_record(int argc, char **argv)
+{
+	struct record r = { .freq = 99, .output = "pyrometer.pb.gz" };
+	int err;
+
+	if (calls_mode(argc, argv))
+		return cmd_calls(argc, argv);
+	err = parse_args(argc, argv, &r);
+
+	if (err)
+		return err > 0 ? 0 : 2;
+	if (privs_require(PRIV_BPF | PRIV_PERFMON | PRIV_SYS_PTRACE, "record"))
+		return 1;
+	signals_handle_stop();
+	err = run(&r);
+	cpuprof__free(r.cpu);
+	profile_free(&r.prof);
+	return err ? 1 : 0;
+}

@@ -1,0 +1,248 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/* See cpuprof.h. Symbolization happens twice per stack at most: when the kernel announces a
+ * new stack (while its process surely lives) and, from the cache, at each drain. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu/cpuprof.h"
+#include "base/evloop.h"
+#include "profile/profile.h"
+#include "procs/seen.h"
+#include "python/symbolizer.h"
+#include "base/text.h"
+
+struct cpuprof {
+	struct cpuprof_ops ops;
+	struct evloop *loop;
+	struct discover *disc;
+	struct sampler *sampler;
+	struct symbolizer *sym;
+	struct seen seen;
+	struct cpuprof_totals totals;
+};
+
+static void on_start(const struct py_process *p, uint64_t ktime, void *ctx)
+{
+	struct cpuprof *c = ctx;
+
+	if (seen_add(&c->seen, p) >= 0)
+		symbolizer__forget(c->sym, p->pid); /* a reused pid names another process */
+	if (c->ops.on_start)
+		c->ops.on_start(p, ktime, c->ops.ctx);
+}
+
+static void on_exit_(const struct py_process *p, enum discover_exit_why why, int code,
+		     uint64_t ktime, void *ctx)
+{
+	struct cpuprof *c = ctx;
+
+	if (c->ops.on_exit)
+		c->ops.on_exit(p, why, code, ktime, c->ops.ctx);
+}
+
+int cpuprof__new(const struct cpuprof_ops *ops, struct cpuprof **out)
+{
+	struct discover_ops dops = { .on_start = on_start, .on_exit = on_exit_ };
+	struct cpuprof *c = calloc(1, sizeof(*c));
+	int err;
+
+	if (!c)
+		return -ENOMEM;
+	c->ops = *ops;
+	dops.ctx = c;
+	seen_init(&c->seen);
+	if ((err = symbolizer__new(&c->sym)) || (err = evloop__new(&c->loop)) ||
+	    (err = discover__new(&dops, c->loop, &c->disc)) ||
+	    (err = discover__start_live(c->disc)) || (err = discover__scan(c->disc))) {
+		cpuprof__free(c);
+		return err;
+	}
+	*out = c;
+	return 0;
+}
+
+void cpuprof__free(struct cpuprof *c)
+{
+	if (!c)
+		return;
+	sampler__free(c->sampler);
+	discover__free(c->disc);
+	evloop__free(c->loop);
+	symbolizer__free(c->sym);
+	seen_free(&c->seen);
+	free(c);
+}
+
+struct evloop *cpuprof__loop(struct cpuprof *c)
+{
+	return c->loop;
+}
+
+struct discover *cpuprof__discover(struct cpuprof *c)
+{
+	return c->disc;
+}
+
+struct sampler *cpuprof__sampler(struct cpuprof *c)
+{
+	return c->sampler;
+}
+
+struct symbolizer *cpuprof__symbolizer(struct cpuprof *c)
+{
+	return c->sym;
+}
+
+const struct seen *cpuprof__seen(struct cpuprof *c)
+{
+	return &c->seen;
+}
+
+void cpuprof__forget(struct cpuprof *c, pid_t pid, uint64_t starttime)
+{
+	const struct py_process *p = seen_get(&c->seen, pid);
+
+	if (!p || p->starttime != starttime)
+		return; /* the pid names a newer process now */
+	seen_remove(&c->seen, pid, starttime);
+	symbolizer__forget(c->sym, pid);
+}
+
+const struct py_process *cpuprof__process(struct cpuprof *c, pid_t pid)
+{
+	return seen_get(&c->seen, pid);
+}
+
+/* A stack was stored for the first time: symbolize it now, while its process surely lives,
+ * so the drain finds it cached even if the process has exited by then. */
+static int on_new_stack(void *ctx, void *data, size_t len)
+{
+	const struct pyro_new_stack *n = data;
+	struct cpuprof *c = ctx;
+	const struct py_process *p;
+	const struct pyro_stack *st;
+	struct py_target target;
+	struct py_frame_sym fs;
+	uint32_t i;
+
+	if (len < sizeof(*n) || !(p = seen_get(&c->seen, (pid_t)n->pid)) ||
+	    !(st = sampler__stack(c->sampler, n->stack_id)))
+		return 0;
+	target = py_process_target(p);
+	for (i = 0; i < st->depth && i < PYRO_MAX_FRAMES; i++)
+		symbolizer__frame(c->sym, &target, st->frames[i] & PYRO_FRAME_CODE_MASK,
+				  (uint32_t)(st->frames[i] >> PYRO_FRAME_INSTR_SHIFT), &fs);
+	return 0;
+}
+
+int cpuprof__sample(struct cpuprof *c, int frequency, bool sample_all)
+{
+	struct sampler_opts so = { .frequency = frequency, .sample_all = sample_all };
+
+	so.procs_fd = discover__procs_map_fd(c->disc);
+	return sampler__new(&so, &c->sampler)
+		       ?: evloop__add_ring(c->loop, sampler__new_stacks_fd(c->sampler),
+					   on_new_stack, c);
+}
+
+int cpuprof__poll(struct cpuprof *c, int timeout_ms)
+{
+	return discover__poll(c->disc, timeout_ms);
+}
+
+/* ---- samples -> profile ---- */
+
+static uint32_t pseudo_frame(struct profile *prof, const char *name)
+{
+	int64_t f = profile_function(prof, name, "", 0);
+
+	return f < 0 ? 0 : (uint32_t)profile_location(prof, (uint32_t)f, 0);
+}
+
+static bool symbolize_stack(struct cpuprof *c, struct profile *prof, const struct py_process *p,
+			    const struct pyro_stack *st, uint32_t *locs, uint32_t *n)
+{
+	struct py_target target = py_process_target(p);
+	bool all_ok = true;
+	uint32_t i;
+
+	for (i = 0; i < st->depth && i < PYRO_MAX_FRAMES; i++) {
+		uint64_t code = st->frames[i] & PYRO_FRAME_CODE_MASK;
+		uint32_t instr = (uint32_t)(st->frames[i] >> PYRO_FRAME_INSTR_SHIFT);
+		struct py_frame_sym fs;
+		int64_t f, l;
+
+		if (symbolizer__frame(c->sym, &target, code, instr, &fs))
+			all_ok = false;
+		f = profile_function(prof, fs.name, fs.file, fs.firstlineno);
+		l = f < 0 ? -1 : profile_location(prof, (uint32_t)f, fs.line);
+		if (l >= 0)
+			locs[(*n)++] = (uint32_t)l;
+	}
+	return all_ok;
+}
+
+/* What a stack without (all) its Python frames stands for. */
+static const char *stack_note(const struct pyro_stack *st)
+{
+	if (st->depth == 0)
+		return st->flags & PYRO_STACK_NO_TSTATE	   ? "[native thread]"
+		       : st->flags & PYRO_STACK_READ_ERROR ? "[unreadable stack]"
+							   : "[no Python frames]";
+	return st->flags & PYRO_STACK_READ_ERROR ? "[partial stack]" : NULL;
+}
+
+static void on_sample(const struct pyro_sample_key *k, const struct pyro_sample_value *v,
+		      const struct pyro_stack *st, void *ctx)
+{
+	struct cpuprof *c = ctx;
+	const struct py_process *p = seen_get(&c->seen, (pid_t)k->pid);
+	struct profile *prof = c->ops.profile_for(p, c->ops.ctx);
+	uint32_t locs[PYRO_MAX_FRAMES + 2], n = 0;
+	char thread[PYRO_COMM_LEN + 1] = {}, process[PYRO_COMM_LEN + 1] = {};
+	bool ok = false;
+
+	c->totals.samples += v->count;
+	if (!prof)
+		return;
+	memcpy(thread, v->comm, PYRO_COMM_LEN);
+	text_sanitize(thread);
+	snprintf(process, sizeof(process), "%s", p ? p->comm : thread);
+	text_sanitize(process);
+	if (!st)
+		locs[n++] = pseudo_frame(prof, "[stack lost]");
+	else if (!p)
+		locs[n++] = pseudo_frame(prof, "[unknown process]");
+	else
+		/* Resolved: walked and symbolized without a failure. A thread with no Python
+		 * frames (start-up, a native thread) is resolved: that is what it was doing. */
+		ok = symbolize_stack(c, prof, p, st, locs, &n) &&
+		     !(st->flags & PYRO_STACK_READ_ERROR);
+	if (st && st->flags & PYRO_STACK_TRUNCATED)
+		locs[n++] = pseudo_frame(prof, "[truncated]");
+	if (st && stack_note(st))
+		locs[n++] = pseudo_frame(prof, stack_note(st));
+	profile_add(prof, (int)k->pid, (int)k->tid, process, thread, locs, n, v->count);
+	if (ok)
+		c->totals.resolved += v->count;
+}
+
+int cpuprof__drain(struct cpuprof *c)
+{
+	symbolizer__next_generation(c->sym);
+	return sampler__drain(c->sampler, on_sample, c);
+}
+
+void cpuprof__totals(struct cpuprof *c, struct cpuprof_totals *t)
+{
+	struct sampler_stats st;
+
+	*t = c->totals;
+	if (!c->sampler)
+		return;
+	sampler__stats(c->sampler, &st);
+	t->lost =
+		st.kernel[PYRO_CPU_STACKS_FULL] + st.kernel[PYRO_CPU_COUNTS_FULL] + st.lost_stacks;
+}

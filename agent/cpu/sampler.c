@@ -1,0 +1,306 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+#include "cpu/sampler.h"
+
+#include <errno.h>
+#include <linux/perf_event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "base/bpfstats.h"
+#include "cpu.skel.h"
+#include "base/log.h"
+
+#define STACK_BUCKETS 4096
+/* A stack no sample used for this many drains is deleted from the kernel map; one drain
+ * later, if still unused, from the user-space cache too. A sample counted between the two
+ * (the kernel found its stack just before the delete) is still resolved from the cache. */
+#define STACK_KEEP_DRAINS 3
+
+struct cached_stack {
+	struct cached_stack *next;
+	uint64_t id;
+	uint64_t last_drain;
+	bool in_kernel; /* the kernel map may hold it too */
+	struct pyro_stack stack;
+};
+
+struct sampler {
+	struct cpu_bpf *skel;
+	int ncpus;
+	int *fds;
+	struct bpf_link **links;
+	struct cached_stack *stacks[STACK_BUCKETS];
+	struct sampler_stats stats;
+};
+
+static int open_cpu_clock(int cpu, int freq)
+{
+	struct perf_event_attr attr = {
+		.type = PERF_TYPE_SOFTWARE,
+		.size = sizeof(attr),
+		.config = PERF_COUNT_SW_CPU_CLOCK, /* no hardware PMU is needed */
+		.sample_freq = (__u64)freq,
+		.freq = 1,
+	};
+
+	return (int)syscall(SYS_perf_event_open, &attr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC);
+}
+
+/* The kernel's ceiling on sampling rates (it lowers it when sample interrupts run long), or
+ * 0 when unknown. */
+static long max_sample_rate(void)
+{
+	FILE *f = fopen("/proc/sys/kernel/perf_event_max_sample_rate", "re");
+	long v = 0;
+
+	if (f) {
+		if (fscanf(f, "%ld", &v) != 1)
+			v = 0;
+		fclose(f);
+	}
+	return v;
+}
+
+static int attach_all_cpus(struct sampler *s, int freq)
+{
+	int cpu, attached = 0;
+
+	s->ncpus = libbpf_num_possible_cpus();
+	if (s->ncpus <= 0)
+		return -EINVAL;
+	s->fds = calloc(s->ncpus, sizeof(*s->fds));
+	s->links = calloc(s->ncpus, sizeof(*s->links));
+	if (!s->fds || !s->links)
+		return -ENOMEM;
+	for (cpu = 0; cpu < s->ncpus; cpu++) {
+		s->fds[cpu] = open_cpu_clock(cpu, freq);
+		if (s->fds[cpu] < 0) {
+			int err = errno;
+			long max;
+
+			if (err == ENODEV) /* possible but offline */
+				continue;
+			if (err == EINVAL && (max = max_sample_rate()) > 0 && freq > max)
+				log_error("%d Hz is above this kernel's limit of %ld samples per "
+					  "second (kernel.perf_event_max_sample_rate)",
+					  freq, max);
+			else
+				log_error("perf_event_open(cpu-clock, cpu %d): %s", cpu,
+					  strerror(err));
+			return -err;
+		}
+		s->links[cpu] =
+			bpf_program__attach_perf_event(s->skel->progs.on_cpu_sample, s->fds[cpu]);
+		if (!s->links[cpu]) {
+			log_error("attaching the sampler to cpu %d: %s", cpu, strerror(errno));
+			return -errno;
+		}
+		attached++;
+	}
+	return attached ? 0 : -ENODEV;
+}
+
+int sampler__new(const struct sampler_opts *o, struct sampler **out)
+{
+	struct sampler *s = calloc(1, sizeof(*s));
+	int err;
+
+	if (!s)
+		return -ENOMEM;
+	s->skel = cpu_bpf__open();
+	if (!s->skel) {
+		err = -errno;
+		goto fail;
+	}
+	s->skel->rodata->sample_all = o->sample_all;
+	err = bpf_map__reuse_fd(s->skel->maps.procs, o->procs_fd);
+	if (!err)
+		err = cpu_bpf__load(s->skel);
+	if (err) {
+		log_error("cannot load the CPU sampling BPF program: %s", strerror(-err));
+		goto fail;
+	}
+	err = attach_all_cpus(s, o->frequency);
+	if (err)
+		goto fail;
+	*out = s;
+	return 0;
+fail:
+	sampler__free(s);
+	return err;
+}
+
+int sampler__set_frequency(struct sampler *s, int freq)
+{
+	/* cpu-clock runs on an hrtimer: at creation the kernel turns the frequency into a period
+	 * and clears attr.freq, so PERF_EVENT_IOC_PERIOD takes a period in ns here, not a
+	 * frequency (kernel/events/core.c, perf_swevent_init_hrtimer). */
+	__u64 period_ns = 1000000000ull / (__u64)freq;
+	int i;
+
+	for (i = 0; i < s->ncpus; i++) {
+		if (s->fds[i] > 0 && ioctl(s->fds[i], PERF_EVENT_IOC_PERIOD, &period_ns)) {
+			log_error("changing the sampling frequency on cpu %d: %s", i,
+				  strerror(errno));
+			return -errno;
+		}
+	}
+	return 0;
+}
+
+void sampler__free(struct sampler *s)
+{
+	int i;
+
+	if (!s)
+		return;
+	for (i = 0; s->links && i < s->ncpus; i++)
+		bpf_link__destroy(s->links[i]);
+	for (i = 0; s->fds && i < s->ncpus; i++)
+		if (s->fds[i] > 0)
+			close(s->fds[i]);
+	for (i = 0; i < STACK_BUCKETS; i++) {
+		while (s->stacks[i]) {
+			struct cached_stack *c = s->stacks[i];
+
+			s->stacks[i] = c->next;
+			free(c);
+		}
+	}
+	free(s->links);
+	free(s->fds);
+	cpu_bpf__destroy(s->skel);
+	free(s);
+}
+
+/* The stack with this id: from the cache, else copied out of the kernel. */
+static const struct pyro_stack *stack_get(struct sampler *s, uint64_t id)
+{
+	struct cached_stack **pp = &s->stacks[id % STACK_BUCKETS], *c;
+
+	for (c = *pp; c; c = c->next) {
+		if (c->id == id) {
+			c->last_drain = s->stats.drains;
+			c->in_kernel = true; /* the kernel may have stored it again */
+			return &c->stack;
+		}
+	}
+	c = malloc(sizeof(*c));
+	if (!c)
+		return NULL;
+	if (bpf_map__lookup_elem(s->skel->maps.stacks, &id, sizeof(id), &c->stack, sizeof(c->stack),
+				 0)) {
+		free(c);
+		return NULL;
+	}
+	if (c->stack.depth > PYRO_MAX_FRAMES)
+		c->stack.depth = PYRO_MAX_FRAMES;
+	c->id = id;
+	c->last_drain = s->stats.drains;
+	c->in_kernel = true;
+	c->next = *pp;
+	*pp = c;
+	return &c->stack;
+}
+
+static void stack_evict_old(struct sampler *s)
+{
+	int i;
+
+	for (i = 0; i < STACK_BUCKETS; i++) {
+		struct cached_stack **pp = &s->stacks[i];
+
+		while (*pp) {
+			struct cached_stack *c = *pp;
+
+			if (s->stats.drains - c->last_drain < STACK_KEEP_DRAINS) {
+				pp = &c->next;
+				continue;
+			}
+			if (c->in_kernel) {
+				bpf_map__delete_elem(s->skel->maps.stacks, &c->id, sizeof(c->id),
+						     0);
+				c->in_kernel = false;
+				pp = &c->next;
+				continue;
+			}
+			*pp = c->next;
+			free(c);
+		}
+	}
+}
+
+const struct pyro_stack *sampler__stack(struct sampler *s, uint64_t id)
+{
+	return stack_get(s, id);
+}
+
+int sampler__new_stacks_fd(const struct sampler *s)
+{
+	return bpf_map__fd(s->skel->maps.new_stacks);
+}
+
+int sampler__drain(struct sampler *s, sampler_cb cb, void *ctx)
+{
+	struct bpf_map *counts = s->skel->maps.counts;
+	struct pyro_sample_key key, next, *old = NULL;
+	struct pyro_sample_value val;
+	size_t n = 0, cap = 0, i;
+	__u32 epoch = s->skel->bss->epoch;
+	int err = 0;
+
+	/* From now on the kernel counts into the next epoch: every key of this one and
+	 * before is complete (a program that read the old epoch just before the flip may
+	 * still add one; it is picked up by the next drain). */
+	s->skel->bss->epoch = epoch + 1;
+	s->stats.drains++;
+	for (err = bpf_map__get_next_key(counts, NULL, &next, sizeof(next)); !err;
+	     err = bpf_map__get_next_key(counts, &key, &next, sizeof(next))) {
+		key = next;
+		if (key.epoch > epoch)
+			continue;
+		if (n == cap) {
+			struct pyro_sample_key *g;
+
+			cap = cap ? cap * 2 : 1024;
+			g = realloc(old, cap * sizeof(*old));
+			if (!g) {
+				free(old);
+				return -ENOMEM;
+			}
+			old = g;
+		}
+		old[n++] = key;
+	}
+	for (i = 0; i < n; i++) {
+		const struct pyro_stack *st;
+
+		/* Atomic for hash maps since Linux 5.14: no increment falls between the two. */
+		if (bpf_map__lookup_and_delete_elem(counts, &old[i], sizeof(old[i]), &val,
+						    sizeof(val), 0))
+			continue;
+		st = stack_get(s, old[i].stack_id);
+		if (!st)
+			s->stats.lost_stacks += val.count;
+		cb(&old[i], &val, st, ctx);
+	}
+	free(old);
+	stack_evict_old(s);
+	return 0;
+}
+
+void sampler__stats(struct sampler *s, struct sampler_stats *st)
+{
+	*st = s->stats;
+	bpfstats_percpu_sum(s->skel->maps.cpu_counters, PYRO_CPU_COUNTER_MAX, st->kernel);
+}
+
+int sampler__prog_stats(struct sampler *s, uint64_t *run_ns, uint64_t *run_cnt)
+{
+	*run_ns = *run_cnt = 0;
+	return bpfstats_prog_runs(s->skel->progs.on_cpu_sample, run_ns, run_cnt);
+}

@@ -1,0 +1,163 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/* What the daemon's files share (agent/daemon/): the run's state and each file's entry
+ * points. run.c holds the loop and reload; series.c turns samples into one profile per label
+ * set; outputs.c opens the sinks, the metrics endpoint and alerts; tracking.c follows
+ * processes in and out (GC tracing, retirement); windows.c runs the call windows. */
+#ifndef PYRO_DAEMON_H
+#define PYRO_DAEMON_H
+
+#include <errno.h>
+#include <glob.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gc/alerts.h"
+#include "calls/callprof.h"
+#include "calls/calltrace.h"
+#include "base/clock.h"
+#include "base/evloop.h"
+#include "base/version.h"
+#include "base/signals.h"
+#include "daemon/config.h"
+#include "cpu/cpuprof.h"
+#include "delivery/export.h"
+#include "gc/gc_metrics.h"
+#include "gc/gctrace.h"
+#include "gc/uprobes.h"
+#include "gc/gcwatch.h"
+#include "base/log.h"
+#include "base/http_server.h"
+#include "profile/pprof.h"
+#include "base/privs.h"
+#include "python/pyinterp.h"
+#include "profile/profile.h"
+#include "delivery/pyroscope.h"
+#include "procs/seen.h"
+#include "daemon/selfmetrics.h"
+#include "procs/service.h"
+#include "delivery/shipper.h"
+#include "delivery/spool.h"
+#include "delivery/store.h"
+#include "python/symbolizer.h"
+#include "base/text.h"
+
+#define DRAIN_MS 200
+#define TICK_MS 1000	/* metrics, alerts, watchdog */
+#define MAX_SERIES 1024 /* label sets per interval; beyond, service_name "other" */
+/* An exited process is forgotten this long after its exit: by then its last samples are
+ * drained and its last GC events read. */
+#define RETIRE_AFTER_NS (3 * 1000000000ull)
+/* How often GC figures of processes discovery never named (gone before it looked) are
+ * folded into service "unknown" and taken out of the kernel maps. */
+#define UNCLAIMED_MS 5000
+/* What one traced probe hit costs the traced process when it cannot be measured at a window's
+ * start (calltrace__calibrate): the trap into the kernel and the program. make bench measured
+ * 11.2-11.9 us per traced call (two hits) on Linux 6.18 on this project's 2-CPU machine. */
+#define PROBE_HIT_NS 6000.0
+
+/* What the daemon needs after start-up (documented in README, checked by a test). */
+#define KEPT_CAPS                                                                                  \
+	(PRIV_BPF | PRIV_PERFMON | PRIV_SYS_PTRACE | PRIV_DAC_READ_SEARCH | PRIV_CHECKPOINT_RESTORE)
+/* And with call windows on: after the others are dropped, perf_event_open of a uprobe for one
+ * pid fails with EACCES without CAP_SYS_ADMIN (measured on kernel 6.18). */
+#define CALL_WINDOW_CAPS PRIV_SYS_ADMIN
+
+struct series {
+	char service[EXPORT_LABEL_VALUE];
+	char container[65], pod[37], version[24];
+	struct profile prof;
+};
+
+/* One profile per label set: the CPU profiles of an interval, or the calls of a window. */
+struct series_set {
+	struct series *v;
+	size_t n;
+	bool calls;
+};
+
+/* Call windows (calls-window > 0). The tracer exists only while a window runs. */
+struct call_windows {
+	struct calltrace *ct;
+	struct series_set series;
+	uint64_t next_mono, start_mono, end_mono; /* CLOCK_MONOTONIC */
+	uint64_t start_wall;			  /* CLOCK_REALTIME */
+	int traced;
+	double ns_per_hit; /* measured at the window's start */
+	struct call_window_stats st;
+};
+
+struct exited {
+	uint64_t due_ns; /* CLOCK_MONOTONIC */
+	uint64_t starttime;
+	bool execed; /* the pid lives on in a new image */
+	struct gc_retiree gc;
+};
+
+struct run {
+	struct config cfg;
+	const char *config_path;
+	int argc;
+	char **argv;
+	char host[EXPORT_LABEL_VALUE];
+
+	struct cpuprof *cpu;
+	struct gctrace *gc;
+	struct alerter *alerter;
+	struct metrics_server *metrics;
+	struct store *store;
+	struct spool *spool;
+	struct pyroscope *sink;
+	struct shipper *shipper;
+
+	struct series_set cpu_series;
+	struct call_windows calls;
+	uint64_t interval_start_ns; /* CLOCK_REALTIME */
+	uint64_t interval_start_mono;
+	uint64_t profiles, last_store_unix;
+	struct exited *exited; /* oldest first */
+	size_t nexited, exited_cap;
+};
+
+/* series.c */
+struct profile *series_profile_for(const struct py_process *p, void *ctx);
+struct profile *series_calls_profile_for(const struct py_process *p, void *ctx);
+void series_free(struct series_set *set);
+/* One profile per series that has samples, to every sink; the set is emptied. */
+void series_flush(struct run *r, struct series_set *set, uint64_t from, uint64_t until,
+		  const char *kind);
+/* Ends the interval: one CPU profile per series. */
+void series_flush_interval(struct run *r);
+
+/* outputs.c */
+/* At start every output must open. Returns the first failure. */
+int outputs_open(struct run *r);
+/* After a reload: each output that fails is logged by name and left off. */
+void outputs_reopen(struct run *r);
+/* Stops delivery (what is queued or in flight goes to the spool, and the delivery summary is
+ * logged), the metrics endpoint and alerts. */
+void outputs_close(struct run *r);
+void outputs_publish_metrics(struct run *r);
+
+/* tracking.c */
+void tracking_on_start(const struct py_process *p, uint64_t ktime, void *ctx);
+void tracking_on_exit(const struct py_process *p, enum discover_exit_why why, int code,
+		      uint64_t ktime, void *ctx);
+void tracking_retire_exited(struct run *r);
+bool tracking_claimed(uint32_t pid, void *ctx);
+uint64_t tracking_slow_ns(const struct config *c);
+int tracking_start_gc(struct run *r);
+
+/* windows.c */
+uint64_t windows_every_ns(const struct run *r);
+void windows_tick(struct run *r, uint64_t now);
+uint64_t windows_due(const struct run *r);
+void windows_end(struct run *r);
+
+#endif

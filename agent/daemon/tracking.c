@@ -1,0 +1,174 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/* Processes in and out: GC tracing of each process discovery names, its pauses (logged and
+ * alerted), and the retirement of what exited: its GC figures folded into its service, its
+ * symbols forgotten. */
+
+#include "daemon/daemon.h"
+
+/* A pid that exec'd a Python again keeps its kernel GC entries: they are the new image's
+ * from now on (keyed by pid), so the old image's pending retirement must not fold them into
+ * the old service and delete them. */
+static void keep_execed(struct run *r, pid_t pid)
+{
+	for (size_t i = 0; i < r->nexited; i++) {
+		if (r->exited[i].gc.pid != (uint32_t)pid || !r->exited[i].execed)
+			continue;
+		memmove(&r->exited[i], &r->exited[i + 1],
+			(r->nexited - i - 1) * sizeof(*r->exited));
+		r->nexited--;
+		return;
+	}
+}
+
+void tracking_on_start(const struct py_process *p, uint64_t ktime, void *ctx)
+{
+	struct run *r = ctx;
+
+	keep_execed(r, p->pid);
+	if (r->gc && p->bin->caps.gc && !gctrace__track(r->gc, p) && ktime)
+		log_debug("pid %d: GC traced from %.1f ms after its exec", p->pid,
+			  (double)(monotonic_ns() - ktime) / 1e6);
+}
+
+void tracking_on_exit(const struct py_process *p, enum discover_exit_why why, int code,
+		      uint64_t ktime, void *ctx)
+{
+	struct run *r = ctx;
+
+	(void)code, (void)ktime;
+	if (r->gc && p->bin->caps.gc)
+		gctrace__untrack(r->gc, p);
+	if (r->nexited == r->exited_cap) {
+		size_t cap = r->exited_cap ? r->exited_cap * 2 : 256;
+		struct exited *n = realloc(r->exited, cap * sizeof(*n));
+
+		if (!n)
+			return; /* kept, not forgotten: memory, not correctness */
+		r->exited = n;
+		r->exited_cap = cap;
+	}
+	r->exited[r->nexited] = (struct exited){ .due_ns = monotonic_ns() + RETIRE_AFTER_NS,
+						 .starttime = p->starttime,
+						 .execed = why == DISCOVER_EXECED,
+						 .gc = { .pid = (uint32_t)p->pid } };
+	snprintf(r->exited[r->nexited].gc.service, sizeof(r->exited[r->nexited].gc.service), "%s",
+		 p->service);
+	r->nexited++;
+}
+
+/* Folds the GC figures of processes that exited a while ago into per-service totals and
+ * forgets them, so that a host with process churn keeps a flat footprint. */
+void tracking_retire_exited(struct run *r)
+{
+	uint64_t now = monotonic_ns();
+	size_t n = 0, i;
+	struct gc_retiree *list;
+
+	while (n < r->nexited && r->exited[n].due_ns <= now)
+		n++;
+	if (!n)
+		return;
+	list = malloc(n * sizeof(*list));
+	if (list) {
+		for (i = 0; i < n; i++)
+			list[i] = r->exited[i].gc;
+		if (r->gc)
+			gctrace__retire(r->gc, list, n);
+		free(list);
+	}
+	for (i = 0; i < n; i++)
+		cpuprof__forget(r->cpu, (pid_t)r->exited[i].gc.pid, r->exited[i].starttime);
+	memmove(r->exited, r->exited + n, (r->nexited - n) * sizeof(*r->exited));
+	r->nexited -= n;
+}
+
+/* Is pid's GC figures someone's: a process discovery named (alive, or exited and not yet
+ * retired), or one still alive that it may yet name? */
+bool tracking_claimed(uint32_t pid, void *ctx)
+{
+	struct run *r = ctx;
+
+	return seen_get(cpuprof__seen(r->cpu), (pid_t)pid) || kill((pid_t)pid, 0) == 0 ||
+	       errno != ESRCH;
+}
+
+static int track_existing(const struct py_process *p, void *ctx)
+{
+	tracking_on_start(p, 0, ctx);
+	return 0;
+}
+
+/* A pause at or above the threshold: logged with its stack, and handed to the alerter. */
+static int on_pause(void *ctx, void *data, size_t len)
+{
+	const struct pyro_gc_event *e = data;
+	struct run *r = ctx;
+	const struct py_process *p;
+	char stack[2048];
+
+	if (len < sizeof(*e))
+		return 0;
+	p = cpuprof__process(r->cpu, (pid_t)e->pid);
+	if ((double)e->duration_ns >= r->cfg.gc_threshold_ms * 1e6) {
+		gcwatch_stack_text(cpuprof__symbolizer(r->cpu), p, e, stack, sizeof(stack));
+		for (char *nl = stack; (nl = strchr(nl, '\n'));)
+			*nl = '<'; /* one log line */
+		log_warn("GC pause of %.1f ms in pid %u (%s), generation %d: %s",
+			 (double)e->duration_ns / 1e6, e->pid, p ? p->service : "unknown",
+			 e->generation, stack);
+	}
+	if (r->alerter)
+		gcwatch_alert_pause(r->alerter, cpuprof__symbolizer(r->cpu), p, e);
+	return 0;
+}
+uint64_t tracking_slow_ns(const struct config *c)
+{
+	double ms = c->gc_threshold_ms;
+
+	if (c->alertmanager[0] && c->alert_pause > 0 && c->alert_pause * 1e3 < ms)
+		ms = c->alert_pause * 1e3; /* the kernel sends what the pause rule needs too */
+	return (uint64_t)(ms * 1e6);
+}
+
+/* Interpreters installed on the host are attached from the start, so that their processes
+ * are counted from their first collection (one started after us would otherwise run
+ * untraced until discovery has inspected it, a few milliseconds). */
+static void pin_installed(struct gctrace *g)
+{
+	static const char *const patterns[] = {
+		"/usr/bin/python3*",
+		"/usr/local/bin/python3*",
+		"/usr/lib/*/libpython3*.so*",
+		"/usr/lib/libpython3*.so*",
+		"/usr/local/lib/libpython3*.so*",
+	};
+	glob_t gl;
+	size_t i, k;
+
+	for (i = 0; i < sizeof(patterns) / sizeof(patterns[0]); i++) {
+		if (glob(patterns[i], GLOB_NOSORT, NULL, &gl))
+			continue;
+		for (k = 0; k < gl.gl_pathc; k++)
+			gctrace__pin_file(g, gl.gl_pathv[k]);
+		globfree(&gl);
+	}
+}
+
+int tracking_start_gc(struct run *r)
+{
+	struct gctrace_opts go = { .all = true,
+				   .slow_ns = tracking_slow_ns(&r->cfg),
+				   .linger_ns = (uint64_t)(r->cfg.gc_linger * 1e9) };
+	struct discover *d = cpuprof__discover(r->cpu);
+	int err;
+
+	if (!r->cfg.gc)
+		return 0;
+	go.procs_fd = discover__procs_map_fd(d);
+	if ((err = gctrace__new(&go, &r->gc)) ||
+	    (err = evloop__add_ring(cpuprof__loop(r->cpu), gctrace__events_fd(r->gc), on_pause, r)))
+		return err;
+	discover__for_each(d, track_existing, r); /* found by the scan before the tracer */
+	pin_installed(r->gc);
+	return 0;
+}

@@ -1,0 +1,15 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/* JSON descriptions of interpreter binaries, shared by `ps` and `inspect`. */
+#ifndef PYRO_REPORT_H
+#define PYRO_REPORT_H
+
+#include "base/json.h"
+#include "python/pyinterp.h"
+
+/* Members "usdt", "usdt_sites", "capabilities" and "unavailable" of the open object. */
+void report_binary(struct json *j, const struct py_binary *b);
+/* Member "layout": every offset the frame walker and the symbolizer use. */
+void report_layout(struct json *j, const struct py_layout *l);
+const char *report_version_source(const struct py_binary *b);
+
+#endif

@@ -1,0 +1,45 @@
+"""The agent's layout rules (README, "Layout"), checked by `make lint`:
+- every module lives in a folder; only main.c sits in agent/ itself;
+- folders form layers: a folder includes only folders below it (RANK), so there is no
+  include loop between folders, and nothing below daemon/ and cli/ includes them;
+- no source file is over MAX_LINES lines."""
+import glob
+import os
+import re
+import sys
+
+# Lower first. A folder may include its own files and folders of a lower rank.
+RANK = {"base": 0, "python": 1, "procs": 2, "profile": 2, "cpu": 3, "gc": 3, "calls": 3,
+        "delivery": 3, "daemon": 4, "cli": 4}
+MAX_LINES = 600
+
+
+def main(root):
+    agent = os.path.join(root, "agent")
+    errors = []
+    for f in os.listdir(agent):
+        if os.path.isfile(os.path.join(agent, f)) and f != "main.c":
+            errors.append(f"agent/{f}: only main.c lives outside a folder")
+    for d in sorted(os.listdir(agent)):
+        if os.path.isdir(os.path.join(agent, d)) and d not in RANK:
+            errors.append(f"agent/{d}/: a folder the layer table does not know")
+    for path in sorted(glob.glob(os.path.join(agent, "*", "*.[ch]"))):
+        rel = os.path.relpath(path, root)
+        folder = rel.split("/")[1]
+        text = open(path).read()
+        if text.count("\n") > MAX_LINES:
+            errors.append(f"{rel}: {text.count(chr(10))} lines (at most {MAX_LINES})")
+        for n, line in enumerate(text.splitlines(), 1):
+            m = re.match(r'#include "([a-z_]+)/[^"]+"', line)
+            if not m or m.group(1) == folder:
+                continue
+            to = m.group(1)
+            if to not in RANK or RANK.get(folder, -1) <= RANK[to]:
+                errors.append(f"{rel}:{n}: {folder}/ includes {to}/, which is not below it")
+    for e in errors:
+        print(e, file=sys.stderr)
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else "."))
