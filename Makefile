@@ -166,6 +166,7 @@ lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 		--inline-suppr --suppress=missingIncludeSystem --std=c11 -D__linux__ \
 		-I agent -I bpf agent
+	$(PYTHON) tests/lint/layers.py .
 
 clean:
 	rm -rf $(BUILD)

@@ -27,8 +27,7 @@
 #include "python/symbolizer.h"
 #include "cli/targets.h"
 #include "base/text.h"
-
-#define MAX_SUMMARIES 4096
+#include "cli/gc_cmd.h"
 
 static const char gc_usage[] =
 	"usage: pyrometer gc [-p PID]... [-a] [-d SECONDS] [--threshold MS] [--json] [-v]\n"
@@ -60,40 +59,6 @@ static const char gc_usage[] =
 	"      --alert-resend S  re-send firing alerts this often (default 30)\n"
 	"  -v                    verbose (repeat for debug output)\n"
 	"  -h, --help            this help\n";
-
-/* One summary row: a process's figures for one generation. */
-struct summary {
-	struct pyro_gc_key key;
-	uint64_t starttime; /* the process's, so that a reused pid gets rows of its own */
-	char comm[16];
-	struct pyro_gc_stats st;
-	uint64_t p50, p99, p999; /* from its histogram */
-};
-
-struct gc_cmd {
-	struct targets targets;
-	bool all, json;
-	double duration;
-	double threshold_ms;
-	double linger_s;
-	const char *metrics_addr;
-	bool metrics_pid;
-	struct metrics_server *metrics;
-	struct alert_opts alert;
-	struct alerter *alerter;
-
-	struct evloop *loop;
-	struct discover *disc;
-	struct gctrace *gc;
-	struct symbolizer *sym;
-	struct seen seen;
-	struct seen traced; /* processes whose pauses are reported */
-	uint64_t events, events_lost_user;
-	/* summary rows of processes that have exited: a pid used again later is another
-	 * process, with rows of its own (kept apart by start time) */
-	struct summary *finished;
-	size_t nfinished, finished_cap;
-};
 
 /* ---- options ---- */
 
@@ -197,8 +162,6 @@ static int parse_args(int argc, char **argv, struct gc_cmd *c)
 
 /* ---- processes ---- */
 
-static void finish_process(struct gc_cmd *c, const struct py_process *p);
-
 /* Which processes are reported: all with -a; else the targets and what they fork. */
 static bool wanted(const struct gc_cmd *c, const struct py_process *p)
 {
@@ -278,7 +241,7 @@ static void on_exit_(const struct py_process *p, enum discover_exit_why why, int
 	if (c->gc && seen_get(&c->traced, p->pid))
 		gctrace__untrack(c->gc, p);
 	if (c->gc && why != DISCOVER_EXECED) /* after an exec the pid is still that process */
-		finish_process(c, p);
+		gc_cmd_finish_process(c, p);
 	targets_exited(&c->targets, p->pid);
 }
 
@@ -356,163 +319,6 @@ static int on_pause(void *ctx, void *data, size_t len)
 	return 0;
 }
 
-/* ---- summary ---- */
-
-struct summaries {
-	struct summary s[MAX_SUMMARIES];
-	int n;
-	struct gc_cmd *c;
-};
-
-static void fill_row(struct summary *r, struct gc_cmd *c, const struct pyro_gc_key *k,
-		     const struct pyro_gc_stats *st, const uint64_t *hist)
-{
-	const struct py_process *p = seen_get(&c->seen, (pid_t)k->pid);
-
-	r->key = *k;
-	r->st = *st;
-	r->starttime = p ? p->starttime : 0;
-	snprintf(r->comm, sizeof(r->comm), "%s", p ? p->comm : "?");
-	r->p50 = gc_quantile(hist, 0.50, st->max_ns);
-	r->p99 = gc_quantile(hist, 0.99, st->max_ns);
-	r->p999 = gc_quantile(hist, 0.999, st->max_ns);
-}
-
-static void collect(const struct pyro_gc_key *k, const struct pyro_gc_stats *st, void *ctx)
-{
-	struct summaries *all = ctx;
-	uint64_t hist[PYRO_GC_BUCKETS];
-
-	if (all->n >= MAX_SUMMARIES || gctrace__histogram(all->c->gc, k, hist))
-		return;
-	fill_row(&all->s[all->n++], all->c, k, st, hist);
-}
-
-/* At a process's exit: its rows are kept here, and its kernel entries folded into its
- * service's totals (the metrics' counters never go back) and deleted, so that a new
- * process given the same pid starts from zero. */
-static void keep_row(const struct pyro_gc_key *k, const struct pyro_gc_stats *st,
-		     const uint64_t *hist, void *ctx)
-{
-	struct gc_cmd *c = ctx;
-
-	if (c->nfinished == c->finished_cap) {
-		size_t cap = c->finished_cap ? c->finished_cap * 2 : 64;
-		struct summary *n = realloc(c->finished, cap * sizeof(*n));
-
-		if (!n)
-			return;
-		c->finished = n;
-		c->finished_cap = cap;
-	}
-	fill_row(&c->finished[c->nfinished++], c, k, st, hist);
-}
-
-static void finish_process(struct gc_cmd *c, const struct py_process *p)
-{
-	struct gc_retiree r = { .pid = (uint32_t)p->pid };
-
-	snprintf(r.service, sizeof(r.service), "%s", p->service);
-	gctrace__process(c->gc, (uint32_t)p->pid, keep_row, c);
-	gctrace__retire(c->gc, &r, 1);
-}
-
-static int by_pid_start_gen(const void *a, const void *b)
-{
-	const struct summary *x = a, *y = b;
-
-	if (x->key.pid != y->key.pid)
-		return x->key.pid < y->key.pid ? -1 : 1;
-	if (x->starttime != y->starttime)
-		return x->starttime < y->starttime ? -1 : 1;
-	return (x->key.generation > y->key.generation) - (x->key.generation < y->key.generation);
-}
-
-static void print_summary(struct gc_cmd *c)
-{
-	static struct summaries all;
-	struct json j;
-	int i;
-
-	all.n = 0;
-	all.c = c;
-	for (size_t k = 0; k < c->nfinished && all.n < MAX_SUMMARIES; k++)
-		all.s[all.n++] = c->finished[k];
-	gctrace__for_each(c->gc, collect, &all);
-	qsort(all.s, all.n, sizeof(all.s[0]), by_pid_start_gen);
-	if (!c->json)
-		printf("%7s %-15s %3s %8s %12s %10s %10s %10s %12s\n", "PID", "COMM", "GEN",
-		       "COUNT", "TOTAL ms", "MAX ms", "P50 ms", "P99 ms", "COLLECTED");
-	for (i = 0; i < all.n; i++) {
-		const struct summary *s = &all.s[i];
-		uint64_t p50 = s->p50, p99 = s->p99, p999 = s->p999;
-
-		if (!c->json) {
-			char comm[4 * sizeof(s->comm)];
-
-			text_escape(comm, sizeof(comm), s->comm);
-			printf("%7u %-15s %3d %8llu %12.3f %10.3f %10.3f %10.3f %12lld\n",
-			       s->key.pid, comm, s->key.generation, (unsigned long long)s->st.count,
-			       (double)s->st.total_ns / 1e6, (double)s->st.max_ns / 1e6,
-			       (double)p50 / 1e6, (double)p99 / 1e6, (long long)s->st.collected);
-			continue;
-		}
-		json_begin(&j, stdout);
-		json_obj_open(&j, NULL);
-		json_str(&j, "event", "summary");
-		json_i64(&j, "pid", s->key.pid);
-		json_u64(&j, "start_time", s->starttime);
-		json_i64(&j, "generation", s->key.generation);
-		json_u64(&j, "count", s->st.count);
-		json_u64(&j, "total_ns", s->st.total_ns);
-		json_u64(&j, "max_ns", s->st.max_ns);
-		json_u64(&j, "p50_ns", p50);
-		json_u64(&j, "p99_ns", p99);
-		json_u64(&j, "p999_ns", p999);
-		json_i64(&j, "collected", s->st.collected);
-		json_obj_close(&j);
-		fputc('\n', stdout);
-	}
-}
-
-static void print_losses(struct gc_cmd *c)
-{
-	struct gctrace_stats st;
-	uint64_t run_ns, run_cnt;
-
-	gctrace__stats(c->gc, &st);
-	gctrace__prog_stats(c->gc, &run_ns, &run_cnt);
-	if (run_cnt)
-		log_info("bpf: %llu runs, %llu ns in all (kernel.bpf_stats_enabled)",
-			 (unsigned long long)run_cnt, (unsigned long long)run_ns);
-	log_info("events: %llu pause events received", (unsigned long long)c->events);
-	if (st.kernel[PYRO_GC_EVENTS_LOST] || st.kernel[PYRO_GC_STATS_FULL] ||
-	    st.kernel[PYRO_GC_INFLIGHT_FULL] || c->events_lost_user)
-		log_warn("lost: %" PRIu64 " pause events (ring buffer full), %" PRIu64
-			 " pauses (maps full)",
-			 st.kernel[PYRO_GC_EVENTS_LOST] + c->events_lost_user,
-			 st.kernel[PYRO_GC_STATS_FULL] + st.kernel[PYRO_GC_INFLIGHT_FULL]);
-	log_info("GC probes attached to %" PRIu64 " binaries (%" PRIu64 " failed); %" PRIu64
-		 " starts, %" PRIu64 " dones, %" PRIu64 " dones without a start",
-		 st.attached, st.attach_failed, st.kernel[PYRO_GC_STARTS], st.kernel[PYRO_GC_DONES],
-		 st.kernel[PYRO_GC_NO_START]);
-	if (c->json) { /* the same accounting for programs: events + events_lost = pauses */
-		struct json j;
-
-		json_begin(&j, stdout);
-		json_obj_open(&j, NULL);
-		json_str(&j, "event", "accounting");
-		json_u64(&j, "events", c->events);
-		json_u64(&j, "events_lost", st.kernel[PYRO_GC_EVENTS_LOST] + c->events_lost_user);
-		json_u64(&j, "pauses_lost",
-			 st.kernel[PYRO_GC_STATS_FULL] + st.kernel[PYRO_GC_INFLIGHT_FULL]);
-		json_u64(&j, "dones_without_start", st.kernel[PYRO_GC_NO_START]);
-		json_obj_close(&j);
-		fputc('\n', stdout);
-	}
-}
-
-/* Renders the metrics and hands them to the server thread. */
 static void publish_metrics(struct gc_cmd *c)
 {
 	char *text = NULL;
@@ -600,8 +406,8 @@ static int run(struct gc_cmd *c)
 		log_info("tracing GC pauses; Ctrl-C to stop");
 	err = trace_loop(c);
 	if (!err) {
-		print_summary(c);
-		print_losses(c);
+		gc_cmd_print_summary(c);
+		gc_cmd_print_losses(c);
 	}
 	return err;
 }

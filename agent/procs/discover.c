@@ -14,7 +14,9 @@
 #include <unistd.h>
 
 #include "base/bpfstats.h"
+#include "procs/bincache.h"
 #include "procs/cgroup_ids.h"
+#include "procs/inspect.h"
 #include "base/clock.h"
 #include "base/evloop.h"
 #include "discover.skel.h"
@@ -24,22 +26,7 @@
 #include "base/rootfs.h"
 #include "procs/service.h"
 
-/* One inspected binary, Python or not, keyed by the file it is. A file replaced in place
- * (same inode, new contents) is noticed by its size and mtime. */
-struct bin_entry {
-	struct bin_entry *next;
-	uint32_t dev_major, dev_minor;
-	uint64_t inode, size;
-	struct timespec mtime;
-	int64_t load_delta; /* p_vaddr - p_offset of the segment mapped at file offset 0 */
-	struct py_binary bin;
-};
-
-#define BIN_BUCKETS 1024
 #define PROC_BUCKETS 4096
-/* Non-Python binaries are cached too (bash is exec'd often); past this many the cache is
- * emptied of them. Python entries stay: processes point at them. */
-#define BIN_CACHE_MAX 8192
 /* An executable linked against libpython maps it only when ld.so runs, after exec: look
  * again at these delays (ms after the exec event). */
 static const int retry_delays_ms[] = { 2, 10, 30, 80, 180 };
@@ -59,8 +46,7 @@ struct retry {
 
 struct discover {
 	struct discover_ops ops;
-	struct bin_entry *bins[BIN_BUCKETS];
-	size_t nbins;
+	struct bincache *bins;
 	struct proc_node *procs[PROC_BUCKETS];
 	struct retry retries[RETRIES_MAX];
 	int nretries;
@@ -86,30 +72,12 @@ int discover__new(const struct discover_ops *ops, struct evloop *loop, struct di
 		return -ENOMEM;
 	d->ops = *ops;
 	d->loop = loop;
+	if (bincache__new(&d->bins)) {
+		free(d);
+		return -ENOMEM;
+	}
 	*out = d;
 	return 0;
-}
-
-static void free_bins(struct discover *d, bool python_too)
-{
-	size_t i;
-
-	for (i = 0; i < BIN_BUCKETS; i++) {
-		struct bin_entry **pp = &d->bins[i];
-
-		while (*pp) {
-			struct bin_entry *e = *pp;
-
-			if (e->bin.is_python && !python_too) {
-				pp = &e->next;
-				continue;
-			}
-			*pp = e->next;
-			py_binary_clear(&e->bin);
-			free(e);
-			d->nbins--;
-		}
-	}
 }
 
 void discover__free(struct discover *d)
@@ -127,210 +95,14 @@ void discover__free(struct discover *d)
 			free(n);
 		}
 	}
-	free_bins(d, true);
+	bincache__free(d->bins);
 	free(d);
-}
-
-/* ---- binary cache ---- */
-
-static struct bin_entry *bin_lookup(struct discover *d, const struct map_entry *m,
-				    const struct stat *st)
-{
-	struct bin_entry *e = d->bins[m->inode % BIN_BUCKETS];
-
-	for (; e; e = e->next)
-		if (e->inode == m->inode && e->dev_major == m->dev_major &&
-		    e->dev_minor == m->dev_minor && e->size == (uint64_t)st->st_size &&
-		    e->mtime.tv_sec == st->st_mtim.tv_sec &&
-		    e->mtime.tv_nsec == st->st_mtim.tv_nsec)
-			return e;
-	return NULL;
-}
-
-static int bin_inspect(struct discover *d, int fd, const struct map_entry *m,
-		       struct bin_entry **out)
-{
-	struct elf_file *ef = NULL;
-	struct bin_entry *e;
-	struct stat st;
-	int err;
-
-	if (fstat(fd, &st))
-		return -errno;
-	e = bin_lookup(d, m, &st);
-	if (e) {
-		*out = e;
-		return 0;
-	}
-	e = calloc(1, sizeof(*e));
-	if (!e)
-		return -ENOMEM;
-	err = elf_file__open_fd(fd, &ef);
-	if (!err)
-		err = py_binary_inspect(ef, &e->bin);
-	if (!err && e->bin.is_python && elf_file__vaddr_delta(ef, 0, &e->load_delta))
-		err = -ENOEXEC;
-	elf_file__free(ef);
-	if (err == -ENOEXEC && !e->bin.is_python)
-		err = 0; /* not an ELF we understand: cache it as "not Python" */
-	if (err) {
-		py_binary_clear(&e->bin);
-		free(e);
-		return err;
-	}
-	if (d->nbins >= BIN_CACHE_MAX)
-		free_bins(d, false);
-	e->dev_major = m->dev_major;
-	e->dev_minor = m->dev_minor;
-	e->inode = m->inode;
-	e->size = (uint64_t)st.st_size;
-	e->mtime = st.st_mtim;
-	e->next = d->bins[m->inode % BIN_BUCKETS];
-	d->bins[m->inode % BIN_BUCKETS] = e;
-	d->nbins++;
-	*out = e;
-	return 0;
-}
-
-/* ---- inspecting a process ---- */
-
-#define MAX_CANDIDATES 8
-
-/* A file that may hold the interpreter: the executable or a libpython*.so. */
-struct candidate {
-	struct map_entry m; /* its mapping at file offset 0 (or its first mapping) */
-	uint64_t lowest;
-	bool is_exe;
-};
-
-struct scan_ctx {
-	dev_t exe_dev;
-	ino_t exe_ino;
-	int n;
-	struct candidate c[MAX_CANDIDATES];
-};
-
-static bool is_libpython(const char *path)
-{
-	const char *base = strrchr(path, '/');
-
-	return strncmp(base ? base + 1 : path, "libpython", 9) == 0;
-}
-
-static int collect_candidate(const struct map_entry *m, void *arg)
-{
-	struct scan_ctx *s = arg;
-	bool is_exe = m->inode == s->exe_ino && makedev(m->dev_major, m->dev_minor) == s->exe_dev;
-	int i;
-
-	if (!is_exe && !is_libpython(m->path))
-		return 0;
-	for (i = 0; i < s->n; i++) {
-		struct candidate *c = &s->c[i];
-
-		if (c->m.inode == m->inode && c->m.dev_major == m->dev_major &&
-		    c->m.dev_minor == m->dev_minor) {
-			if (m->start < c->lowest)
-				c->lowest = m->start;
-			if (m->offset == 0 && c->m.offset != 0)
-				c->m = *m;
-			return 0;
-		}
-	}
-	if (s->n == MAX_CANDIDATES)
-		return 0;
-	s->c[s->n].m = *m;
-	s->c[s->n].lowest = m->start;
-	s->c[s->n].is_exe = is_exe;
-	s->n++;
-	return 0;
-}
-
-static void fill_process(struct py_process *p, const struct candidate *c, const struct bin_entry *e)
-{
-	p->in_shared_lib = !c->is_exe;
-	p->load_addr = c->lowest;
-	p->bias = (int64_t)(c->m.start - c->m.offset) - e->load_delta;
-	p->dev_major = c->m.dev_major;
-	p->dev_minor = c->m.dev_minor;
-	p->inode = c->m.inode;
-	p->bin = &e->bin;
 }
 
 int discover__inspect(struct discover *d, pid_t pid, struct py_process **out)
 {
-	char exe[64];
-	struct stat st;
-	struct scan_ctx *s;
-	struct py_process *p;
-	struct proc_stat pst = {};
-	bool wants_libpython = false;
-	int i, err;
-
 	d->stats.inspected++;
-	snprintf(exe, sizeof(exe), "/proc/%d/exe", pid);
-	if (stat(exe, &st))
-		return -ENOENT; /* gone, or a kernel thread */
-	s = calloc(1, sizeof(*s));
-	p = calloc(1, sizeof(*p));
-	if (!s || !p) {
-		err = -ENOMEM;
-		goto out;
-	}
-	s->exe_dev = st.st_dev;
-	s->exe_ino = st.st_ino;
-	p->pid = pid;
-	p->seen_ns = monotonic_ns();
-	if (procfs_read_root(pid, p->root, sizeof(p->root)) ||
-	    procfs_for_each_map(pid, collect_candidate, s)) {
-		err = -ENOENT;
-		goto out;
-	}
-	err = -ENOENT;
-	for (i = 0; i < s->n; i++) {
-		struct bin_entry *e = NULL;
-		char path[PATH_MAX];
-		int fd, ierr;
-
-		rootfs_path_in_root(p->root, &s->c[i].m, path, sizeof(path));
-		fd = rootfs_open_mapped(pid, path, &s->c[i].m);
-		if (fd < 0) {
-			log_debug("pid %d: cannot open %s: %s", pid, path, strerror(-fd));
-			continue;
-		}
-		ierr = bin_inspect(d, fd, &s->c[i].m, &e);
-		close(fd);
-		if (ierr) {
-			d->stats.inspect_failed++;
-			log_warn("pid %d: cannot inspect %s: %s", pid, path, strerror(-ierr));
-			continue;
-		}
-		if (e->bin.is_python) {
-			snprintf(p->interp_path, sizeof(p->interp_path), "%s", path);
-			fill_process(p, &s->c[i], e);
-			err = 0;
-			break;
-		}
-		wants_libpython |= s->c[i].is_exe && e->bin.needs_libpython;
-	}
-	if (err == -ENOENT && wants_libpython)
-		err = -EAGAIN;
-	if (!err &&
-	    (procfs_read_comm(pid, p->comm, sizeof(p->comm)) || procfs_read_stat(pid, &pst)))
-		err = -ENOENT;
-	p->ppid = pst.ppid;
-	p->starttime = pst.starttime;
-	if (!err) {
-		service_of(pid, p->comm, p->service, sizeof(p->service));
-		cgroup_ids_of(pid, p->container_id, p->pod_uid);
-	}
-out:
-	free(s);
-	if (err)
-		free(p);
-	else
-		*out = p;
-	return err;
+	return inspect_process(d->bins, pid, out, &d->stats.inspect_failed);
 }
 
 /* ---- the process table ---- */

@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/* pyrometer gc's summary: a row per process and generation (count, total, max, p50, p99),
+ * and the accounting of pause events received and lost. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/json.h"
+#include "base/log.h"
+#include "base/text.h"
+#include "cli/gc_cmd.h"
+
+#define MAX_SUMMARIES 4096
+
+struct summaries {
+	struct summary s[MAX_SUMMARIES];
+	int n;
+	struct gc_cmd *c;
+};
+
+static void fill_row(struct summary *r, struct gc_cmd *c, const struct pyro_gc_key *k,
+		     const struct pyro_gc_stats *st, const uint64_t *hist)
+{
+	const struct py_process *p = seen_get(&c->seen, (pid_t)k->pid);
+
+	r->key = *k;
+	r->st = *st;
+	r->starttime = p ? p->starttime : 0;
+	snprintf(r->comm, sizeof(r->comm), "%s", p ? p->comm : "?");
+	r->p50 = gc_quantile(hist, 0.50, st->max_ns);
+	r->p99 = gc_quantile(hist, 0.99, st->max_ns);
+	r->p999 = gc_quantile(hist, 0.999, st->max_ns);
+}
+
+static void collect(const struct pyro_gc_key *k, const struct pyro_gc_stats *st, void *ctx)
+{
+	struct summaries *all = ctx;
+	uint64_t hist[PYRO_GC_BUCKETS];
+
+	if (all->n >= MAX_SUMMARIES || gctrace__histogram(all->c->gc, k, hist))
+		return;
+	fill_row(&all->s[all->n++], all->c, k, st, hist);
+}
+
+/* At a process's exit: its rows are kept here, and its kernel entries folded into its
+ * service's totals (the metrics' counters never go back) and deleted, so that a new
+ * process given the same pid starts from zero. */
+static void keep_row(const struct pyro_gc_key *k, const struct pyro_gc_stats *st,
+		     const uint64_t *hist, void *ctx)
+{
+	struct gc_cmd *c = ctx;
+
+	if (c->nfinished == c->finished_cap) {
+		size_t cap = c->finished_cap ? c->finished_cap * 2 : 64;
+		struct summary *n = realloc(c->finished, cap * sizeof(*n));
+
+		if (!n)
+			return;
+		c->finished = n;
+		c->finished_cap = cap;
+	}
+	fill_row(&c->finished[c->nfinished++], c, k, st, hist);
+}
+
+void gc_cmd_finish_process(struct gc_cmd *c, const struct py_process *p)
+{
+	struct gc_retiree r = { .pid = (uint32_t)p->pid };
+
+	snprintf(r.service, sizeof(r.service), "%s", p->service);
+	gctrace__process(c->gc, (uint32_t)p->pid, keep_row, c);
+	gctrace__retire(c->gc, &r, 1);
+}
+
+static int by_pid_start_gen(const void *a, const void *b)
+{
+	const struct summary *x = a, *y = b;
+
+	if (x->key.pid != y->key.pid)
+		return x->key.pid < y->key.pid ? -1 : 1;
+	if (x->starttime != y->starttime)
+		return x->starttime < y->starttime ? -1 : 1;
+	return (x->key.generation > y->key.generation) - (x->key.generation < y->key.generation);
+}
+
+void gc_cmd_print_summary(struct gc_cmd *c)
+{
+	static struct summaries all;
+	struct json j;
+	int i;
+
+	all.n = 0;
+	all.c = c;
+	for (size_t k = 0; k < c->nfinished && all.n < MAX_SUMMARIES; k++)
+		all.s[all.n++] = c->finished[k];
+	gctrace__for_each(c->gc, collect, &all);
+	qsort(all.s, all.n, sizeof(all.s[0]), by_pid_start_gen);
+	if (!c->json)
+		printf("%7s %-15s %3s %8s %12s %10s %10s %10s %12s\n", "PID", "COMM", "GEN",
+		       "COUNT", "TOTAL ms", "MAX ms", "P50 ms", "P99 ms", "COLLECTED");
+	for (i = 0; i < all.n; i++) {
+		const struct summary *s = &all.s[i];
+		uint64_t p50 = s->p50, p99 = s->p99, p999 = s->p999;
+
+		if (!c->json) {
+			char comm[4 * sizeof(s->comm)];
+
+			text_escape(comm, sizeof(comm), s->comm);
+			printf("%7u %-15s %3d %8llu %12.3f %10.3f %10.3f %10.3f %12lld\n",
+			       s->key.pid, comm, s->key.generation, (unsigned long long)s->st.count,
+			       (double)s->st.total_ns / 1e6, (double)s->st.max_ns / 1e6,
+			       (double)p50 / 1e6, (double)p99 / 1e6, (long long)s->st.collected);
+			continue;
+		}
+		json_begin(&j, stdout);
+		json_obj_open(&j, NULL);
+		json_str(&j, "event", "summary");
+		json_i64(&j, "pid", s->key.pid);
+		json_u64(&j, "start_time", s->starttime);
+		json_i64(&j, "generation", s->key.generation);
+		json_u64(&j, "count", s->st.count);
+		json_u64(&j, "total_ns", s->st.total_ns);
+		json_u64(&j, "max_ns", s->st.max_ns);
+		json_u64(&j, "p50_ns", p50);
+		json_u64(&j, "p99_ns", p99);
+		json_u64(&j, "p999_ns", p999);
+		json_i64(&j, "collected", s->st.collected);
+		json_obj_close(&j);
+		fputc('\n', stdout);
+	}
+}
+
+void gc_cmd_print_losses(struct gc_cmd *c)
+{
+	struct gctrace_stats st;
+	uint64_t run_ns, run_cnt;
+
+	gctrace__stats(c->gc, &st);
+	gctrace__prog_stats(c->gc, &run_ns, &run_cnt);
+	if (run_cnt)
+		log_info("bpf: %llu runs, %llu ns in all (kernel.bpf_stats_enabled)",
+			 (unsigned long long)run_cnt, (unsigned long long)run_ns);
+	log_info("events: %llu pause events received", (unsigned long long)c->events);
+	if (st.kernel[PYRO_GC_EVENTS_LOST] || st.kernel[PYRO_GC_STATS_FULL] ||
+	    st.kernel[PYRO_GC_INFLIGHT_FULL] || c->events_lost_user)
+		log_warn("lost: %" PRIu64 " pause events (ring buffer full), %" PRIu64
+			 " pauses (maps full)",
+			 st.kernel[PYRO_GC_EVENTS_LOST] + c->events_lost_user,
+			 st.kernel[PYRO_GC_STATS_FULL] + st.kernel[PYRO_GC_INFLIGHT_FULL]);
+	log_info("GC probes attached to %" PRIu64 " binaries (%" PRIu64 " failed); %" PRIu64
+		 " starts, %" PRIu64 " dones, %" PRIu64 " dones without a start",
+		 st.attached, st.attach_failed, st.kernel[PYRO_GC_STARTS], st.kernel[PYRO_GC_DONES],
+		 st.kernel[PYRO_GC_NO_START]);
+	if (c->json) { /* the same accounting for programs: events + events_lost = pauses */
+		struct json j;
+
+		json_begin(&j, stdout);
+		json_obj_open(&j, NULL);
+		json_str(&j, "event", "accounting");
+		json_u64(&j, "events", c->events);
+		json_u64(&j, "events_lost", st.kernel[PYRO_GC_EVENTS_LOST] + c->events_lost_user);
+		json_u64(&j, "pauses_lost",
+			 st.kernel[PYRO_GC_STATS_FULL] + st.kernel[PYRO_GC_INFLIGHT_FULL]);
+		json_u64(&j, "dones_without_start", st.kernel[PYRO_GC_NO_START]);
+		json_obj_close(&j);
+		fputc('\n', stdout);
+	}
+}
+
+/* Renders the metrics and hands them to the server thread. */
