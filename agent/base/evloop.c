@@ -10,7 +10,7 @@ struct evloop {
 	struct ring_buffer *rb; /* made with the first ring: libbpf needs one to start */
 };
 
-int evloop__new(struct evloop **out)
+int evloop_new(struct evloop **out)
 {
 	struct evloop *l = calloc(1, sizeof(*l));
 
@@ -20,7 +20,7 @@ int evloop__new(struct evloop **out)
 	return 0;
 }
 
-void evloop__free(struct evloop *l)
+void evloop_free(struct evloop *l)
 {
 	if (!l)
 		return;
@@ -28,7 +28,7 @@ void evloop__free(struct evloop *l)
 	free(l);
 }
 
-int evloop__add_ring(struct evloop *l, int map_fd, ring_buffer_sample_fn fn, void *ctx)
+int evloop_add_ring(struct evloop *l, int map_fd, ring_buffer_sample_fn fn, void *ctx)
 {
 	if (l->rb)
 		return ring_buffer__add(l->rb, map_fd, fn, ctx);
@@ -36,7 +36,7 @@ int evloop__add_ring(struct evloop *l, int map_fd, ring_buffer_sample_fn fn, voi
 	return l->rb ? 0 : -errno;
 }
 
-int evloop__poll(struct evloop *l, int timeout_ms)
+int evloop_poll(struct evloop *l, int timeout_ms)
 {
 	int n, more;
 
@@ -58,12 +58,12 @@ int evloop__poll(struct evloop *l, int timeout_ms)
 	return more < 0 ? more : n + more;
 }
 
-int evloop__consume(struct evloop *l)
+int evloop_consume(struct evloop *l)
 {
 	return l->rb ? ring_buffer__consume(l->rb) : 0;
 }
 
-int evloop__drain(struct evloop *l)
+int evloop_drain(struct evloop *l)
 {
 	struct timespec ms = { .tv_nsec = 1000000 };
 	int idle = 0, n, total = 0;

@@ -83,7 +83,7 @@ static int resolve(const char *addr, struct sockaddr_storage *sa)
 	return 0;
 }
 
-int metrics_server__start(const char *addr, struct metrics_server **out)
+int http_server_start(const char *addr, struct metrics_server **out)
 {
 	struct sockaddr_storage sa = {};
 	struct metrics_server *m;
@@ -105,14 +105,14 @@ int metrics_server__start(const char *addr, struct metrics_server **out)
 				     MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
 	if (!m->daemon) {
 		log_error("cannot serve metrics on %s (address in use?)", addr);
-		metrics_server__free(m);
+		http_server_free(m);
 		return -EADDRINUSE;
 	}
 	*out = m;
 	return 0;
 }
 
-void metrics_server__publish(struct metrics_server *m, const char *text, size_t len)
+void http_server_publish(struct metrics_server *m, const char *text, size_t len)
 {
 	char *copy = malloc(len + 1);
 
@@ -127,7 +127,7 @@ void metrics_server__publish(struct metrics_server *m, const char *text, size_t 
 	pthread_mutex_unlock(&m->lock);
 }
 
-void metrics_server__free(struct metrics_server *m)
+void http_server_free(struct metrics_server *m)
 {
 	if (!m)
 		return;
@@ -136,16 +136,4 @@ void metrics_server__free(struct metrics_server *m)
 	pthread_mutex_destroy(&m->lock);
 	free(m->text);
 	free(m);
-}
-
-void metrics_label_value(FILE *f, const char *s)
-{
-	for (; *s; s++) {
-		if (*s == '\\' || *s == '"')
-			fprintf(f, "\\%c", *s);
-		else if (*s == '\n')
-			fputs("\\n", f);
-		else
-			fputc(*s, f);
-	}
 }

@@ -11,11 +11,8 @@
 struct metrics_server;
 
 /* addr is "HOST:PORT" or "[IPv6]:PORT", numeric. */
-int metrics_server__start(const char *addr, struct metrics_server **out);
-void metrics_server__publish(struct metrics_server *m, const char *text, size_t len);
-void metrics_server__free(struct metrics_server *m);
-
-/* Writes a label value with the exposition format's escapes (\\, \", \n). */
-void metrics_label_value(FILE *f, const char *s);
+int http_server_start(const char *addr, struct metrics_server **out);
+void http_server_publish(struct metrics_server *m, const char *text, size_t len);
+void http_server_free(struct metrics_server *m);
 
 #endif

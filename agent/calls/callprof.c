@@ -8,7 +8,7 @@
 #include "calls/calltrace.h"
 #include "base/procmem.h"
 #include "profile/profile.h"
-#include "python/pyinterp.h"
+#include "python/py_binary.h"
 #include "procs/seen.h"
 #include "base/text.h"
 
@@ -59,19 +59,19 @@ static void fill_names(struct calltrace *ct, const struct pyro_fn_key *k, char o
 {
 	struct pyro_fn_names copy = { 0 };
 
-	calltrace__fn_names(ct, k, &copy); /* none: both empty */
+	calltrace_fn_names(ct, k, &copy); /* none: both empty */
 	fill_name((pid_t)k->pid, k->fn.name, copy.name, sizeof(copy.name), out[0], sizeof(out[0]));
 	fill_name((pid_t)k->pid, k->fn.file, copy.file, sizeof(copy.file), out[1], sizeof(out[1]));
 }
 
-void callnames_init(struct callnames *nm, struct calltrace *ct)
+void callprof_names_init(struct callprof_names *nm, struct calltrace *ct)
 {
 	memset(nm, 0, sizeof(*nm));
 	nm->ct = ct;
 	intern_init(&nm->keys);
 }
 
-void callnames_free(struct callnames *nm)
+void callprof_names_free(struct callprof_names *nm)
 {
 	intern_free(&nm->keys);
 	free(nm->text);
@@ -79,7 +79,7 @@ void callnames_free(struct callnames *nm)
 	nm->cap = 0;
 }
 
-const char *callnames_get(struct callnames *nm, const struct pyro_fn_key *k, int which)
+const char *callprof_names_get(struct callprof_names *nm, const struct pyro_fn_key *k, int which)
 {
 	int64_t id = intern_find(&nm->keys, k, sizeof(*k));
 
@@ -108,7 +108,7 @@ int callprof_init(struct profile *prof)
 }
 
 struct adding {
-	struct callnames *nm;
+	struct callprof_names *nm;
 	const struct seen *seen;
 	callprof_sink sink;
 	void *ctx;
@@ -127,11 +127,12 @@ static void add_path(const struct pyro_path_key *k, const struct pyro_path *p, v
 	a->nodes[id] = *p;
 }
 
-static uint32_t location(struct profile *prof, struct callnames *nm, uint32_t pid,
+static uint32_t location(struct profile *prof, struct callprof_names *nm, uint32_t pid,
 			 const struct pyro_fn *fn)
 {
 	struct pyro_fn_key k = { .pid = pid, .fn = *fn };
-	int64_t f = profile_function(prof, callnames_get(nm, &k, 0), callnames_get(nm, &k, 1), 0);
+	int64_t f = profile_function(prof, callprof_names_get(nm, &k, 0),
+				     callprof_names_get(nm, &k, 1), 0);
 
 	return f < 0 ? 0 : (uint32_t)profile_location(prof, (uint32_t)f, 0);
 }
@@ -181,15 +182,15 @@ static void add_count_only_fn(const struct pyro_fn_key *k, const struct pyro_fn_
 			     0);
 }
 
-void callprof_add(struct calltrace *ct, struct callnames *nm, const struct seen *seen,
+void callprof_add(struct calltrace *ct, struct callprof_names *nm, const struct seen *seen,
 		  callprof_sink sink, void *ctx)
 {
 	struct adding a = { .nm = nm, .seen = seen, .sink = sink, .ctx = ctx };
 
 	intern_init(&a.keys);
-	calltrace__for_each_path(ct, add_path, &a);
+	calltrace_for_each_path(ct, add_path, &a);
 	add_paths(&a);
-	calltrace__for_each_fn(ct, add_count_only_fn, &a);
+	calltrace_for_each_fn(ct, add_count_only_fn, &a);
 	intern_free(&a.keys);
 	free(a.nodes);
 }

@@ -17,17 +17,17 @@ struct py_process;
 struct seen;
 
 /* Function names by (pid, name address, file address), read once. */
-struct callnames {
+struct callprof_names {
 	struct calltrace *ct;
 	struct intern keys; /* struct pyro_fn_key */
 	char (*text)[2][256];
 	size_t cap;
 };
 
-void callnames_init(struct callnames *nm, struct calltrace *ct);
-void callnames_free(struct callnames *nm);
+void callprof_names_init(struct callprof_names *nm, struct calltrace *ct);
+void callprof_names_free(struct callprof_names *nm);
 /* which: 0 for the qualified name, 1 for the file. Never NULL. */
-const char *callnames_get(struct callnames *nm, const struct pyro_fn_key *k, int which);
+const char *callprof_names_get(struct callprof_names *nm, const struct pyro_fn_key *k, int which);
 
 /* Sets up an empty call profile. */
 int callprof_init(struct profile *prof);
@@ -39,7 +39,7 @@ typedef struct profile *(*callprof_sink)(const struct py_process *p, void *ctx);
 /* Adds what ct has counted: each call path with its calls and its own function's exclusive
  * wall time; for processes traced for counts only (3.11, no paths) each function as one
  * frame with its calls. */
-void callprof_add(struct calltrace *ct, struct callnames *nm, const struct seen *seen,
+void callprof_add(struct calltrace *ct, struct callprof_names *nm, const struct seen *seen,
 		  callprof_sink sink, void *ctx);
 
 #endif

@@ -15,7 +15,7 @@
 #include "procs/discover.h"
 #include "base/log.h"
 #include "base/procfs.h"
-#include "python/pyinterp.h"
+#include "python/py_binary.h"
 #include "base/rootfs.h"
 
 struct link_node {
@@ -30,7 +30,7 @@ struct calltrace {
 	struct bpf_link *exit_link; /* flushes an exiting thread's totals (on_thread_exit) */
 };
 
-int calltrace__new(const struct calltrace_opts *o, struct calltrace **out)
+int calltrace_new(const struct calltrace_opts *o, struct calltrace **out)
 {
 	struct calltrace *c = calloc(1, sizeof(*c));
 	int err;
@@ -52,7 +52,7 @@ int calltrace__new(const struct calltrace_opts *o, struct calltrace **out)
 	}
 	if (err) {
 		log_error("cannot load the call-tracing BPF program: %s", strerror(-err));
-		calltrace__free(c);
+		calltrace_free(c);
 		return err;
 	}
 	*out = c;
@@ -83,7 +83,7 @@ static int flush_live_threads(struct calltrace *c)
 	return n < 0 ? -errno : 0;
 }
 
-void calltrace__detach_all(struct calltrace *c)
+void calltrace_detach_all(struct calltrace *c)
 {
 	int err;
 
@@ -107,11 +107,11 @@ void calltrace__detach_all(struct calltrace *c)
 	c->exit_link = NULL;
 }
 
-void calltrace__free(struct calltrace *c)
+void calltrace_free(struct calltrace *c)
 {
 	if (!c)
 		return;
-	calltrace__detach_all(c);
+	calltrace_detach_all(c);
 	calls_bpf__destroy(c->skel);
 	free(c);
 }
@@ -213,7 +213,7 @@ static bool jit_enabled(pid_t pid)
 	return on;
 }
 
-int calltrace__attach(struct calltrace *c, const struct py_process *p, const char **why)
+int calltrace_attach(struct calltrace *c, const struct py_process *p, const char **why)
 {
 	enum py_calls_mode mode = p->bin->caps.calls;
 	struct bpf_program *entry = c->skel->progs.on_entry, *ret = c->skel->progs.on_return;
@@ -305,37 +305,37 @@ static void walk_path(const void *k, const void *v, void *ctx)
 	w->path(k, v, w->ctx);
 }
 
-int calltrace__for_each_fn(struct calltrace *c,
-			   void (*cb)(const struct pyro_fn_key *k, const struct pyro_fn_stats *s,
-				      void *ctx),
-			   void *ctx)
+int calltrace_for_each_fn(struct calltrace *c,
+			  void (*cb)(const struct pyro_fn_key *k, const struct pyro_fn_stats *s,
+				     void *ctx),
+			  void *ctx)
 {
 	struct walk w = { .fn = cb, .ctx = ctx };
 
 	return map_walk(c->skel->maps.fn_stats, walk_fn, &w);
 }
 
-int calltrace__for_each_path(struct calltrace *c,
-			     void (*cb)(const struct pyro_path_key *k, const struct pyro_path *p,
-					void *ctx),
-			     void *ctx)
+int calltrace_for_each_path(struct calltrace *c,
+			    void (*cb)(const struct pyro_path_key *k, const struct pyro_path *p,
+				       void *ctx),
+			    void *ctx)
 {
 	struct walk w = { .path = cb, .ctx = ctx };
 
 	return map_walk(c->skel->maps.paths, walk_path, &w);
 }
 
-int calltrace__fn_names(struct calltrace *c, const struct pyro_fn_key *k, struct pyro_fn_names *out)
+int calltrace_fn_names(struct calltrace *c, const struct pyro_fn_key *k, struct pyro_fn_names *out)
 {
 	return bpf_map__lookup_elem(c->skel->maps.fn_names, k, sizeof(*k), out, sizeof(*out), 0);
 }
 
-void calltrace__counters(struct calltrace *c, uint64_t out[PYRO_CALLS_COUNTER_MAX])
+void calltrace_counters(struct calltrace *c, uint64_t out[PYRO_CALLS_COUNTER_MAX])
 {
 	bpfstats_percpu_sum(c->skel->maps.calls_counters, PYRO_CALLS_COUNTER_MAX, out);
 }
 
-uint64_t calltrace__floor_hits(struct calltrace *c)
+uint64_t calltrace_floor_hits(struct calltrace *c)
 {
 	uint64_t n = 0;
 
@@ -423,7 +423,7 @@ static uint64_t median_run(void)
 	return ns[CALIBRATION_ROUNDS / 2];
 }
 
-int calltrace__calibrate(struct calltrace *c, double *ns_per_hit)
+int calltrace_calibrate(struct calltrace *c, double *ns_per_hit)
 {
 	uint64_t untraced = median_run(), traced, off;
 	struct bpf_link *l;
@@ -444,7 +444,7 @@ int calltrace__calibrate(struct calltrace *c, double *ns_per_hit)
 	return *ns_per_hit > 0 ? 0 : -ERANGE;
 }
 
-void calltrace__prog_stats(struct calltrace *c, uint64_t *run_ns, uint64_t *run_cnt)
+void calltrace_prog_stats(struct calltrace *c, uint64_t *run_ns, uint64_t *run_cnt)
 {
 	struct bpf_program *progs[] = {
 		c->skel->progs.on_entry,

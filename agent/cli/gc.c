@@ -17,7 +17,7 @@
 #include "gc/gctrace.h"
 #include "gc/gcwatch.h"
 #include "profile/intern.h"
-#include "gc/alerts.h"
+#include "gc/alerter.h"
 #include "gc/gc_metrics.h"
 #include "base/json.h"
 #include "base/http_server.h"
@@ -25,6 +25,7 @@
 #include "base/privs.h"
 #include "procs/seen.h"
 #include "python/symbolizer.h"
+#include "cli/options.h"
 #include "cli/targets.h"
 #include "base/text.h"
 #include "cli/gc_cmd.h"
@@ -64,7 +65,7 @@ static const char gc_usage[] =
 
 static int parse_number(const char *what, const char *s, double min, double max, double *out)
 {
-	return cli_number("gc", what, s, min, max, out);
+	return options_number("gc", what, s, min, max, out);
 }
 
 static int parse_args(int argc, char **argv, struct gc_cmd *c)
@@ -91,7 +92,7 @@ static int parse_args(int argc, char **argv, struct gc_cmd *c)
 
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "p:ad:vh", opts, NULL)) != -1) {
-		err = cli_target_option(opt, "gc", &c->targets, &c->all, &c->duration, 31536000);
+		err = options_target(opt, "gc", &c->targets, &c->all, &c->duration, 31536000);
 		if (err < 0)
 			return err;
 		if (err > 0)
@@ -140,12 +141,12 @@ static int parse_args(int argc, char **argv, struct gc_cmd *c)
 				return -EINVAL;
 			break;
 		default:
-			if ((err = cli_common_option(opt, gc_usage)))
+			if ((err = options_common(opt, gc_usage)))
 				return err;
 			break;
 		}
 	}
-	if (cli_no_operands(argc, argv, "gc"))
+	if (options_no_operands(argc, argv, "gc"))
 		return -EINVAL;
 	if (!c->targets.n && !c->all) {
 		log_error("gc: say what to trace: -p PID or -a");
@@ -173,7 +174,7 @@ static void say_unavailable(struct gc_cmd *c, const struct py_process *p)
 	const char *reason = NULL, *why = NULL;
 	struct json j;
 
-	gctrace__status(c->gc, p, &reason, &why);
+	gctrace_status(c->gc, p, &reason, &why);
 	if (!why)
 		why = p->bin->caps.no_gc ? p->bin->caps.no_gc : "unknown";
 	if (!c->json) {
@@ -216,10 +217,10 @@ static void on_start(const struct py_process *p, uint64_t ktime, void *ctx)
 
 	(void)ktime;
 	seen_add(&c->seen, p);
-	symbolizer__forget(c->sym, p->pid);
+	symbolizer_forget(c->sym, p->pid);
 	if (!c->gc || !wanted(c, p))
 		return;
-	err = gctrace__track(c->gc, p);
+	err = gctrace_track(c->gc, p);
 	if (err != -ENOTSUP)
 		seen_add(&c->traced, p); /* it holds a reference on its binary, attached or not */
 	if (err) {
@@ -227,7 +228,7 @@ static void on_start(const struct py_process *p, uint64_t ktime, void *ctx)
 		return;
 	}
 	if (!c->all)
-		discover__set_flags(c->disc, p->pid, PYRO_PROC_GC);
+		discover_set_flags(c->disc, p->pid, PYRO_PROC_GC);
 	say_tracking(c, p);
 }
 
@@ -239,7 +240,7 @@ static void on_exit_(const struct py_process *p, enum discover_exit_why why, int
 	(void)code;
 	(void)ktime;
 	if (c->gc && seen_get(&c->traced, p->pid))
-		gctrace__untrack(c->gc, p);
+		gctrace_untrack(c->gc, p);
 	if (c->gc && why != DISCOVER_EXECED) /* after an exec the pid is still that process */
 		gc_cmd_finish_process(c, p);
 	targets_exited(&c->targets, p->pid);
@@ -256,7 +257,7 @@ static bool gc_capable(const struct py_binary *b, const char **why)
 static void print_pause(struct gc_cmd *c, const struct pyro_gc_event *e)
 {
 	const struct py_process *p = seen_get(&c->seen, (pid_t)e->pid);
-	struct py_target target = p ? py_process_target(p) : (struct py_target){ 0 };
+	struct py_target target = p ? discover_target(p) : (struct py_target){ 0 };
 	struct py_frame_sym fs;
 	struct json j;
 	char frame[1024];
@@ -282,8 +283,8 @@ static void print_pause(struct gc_cmd *c, const struct pyro_gc_event *e)
 		       e->generation, (double)e->duration_ns / 1e6, (long long)e->collected);
 	}
 	for (i = 0; p && i < e->stack.depth && i < PYRO_MAX_FRAMES; i++) {
-		symbolizer__frame(c->sym, &target, e->stack.frames[i] & PYRO_FRAME_CODE_MASK,
-				  (uint32_t)(e->stack.frames[i] >> PYRO_FRAME_INSTR_SHIFT), &fs);
+		symbolizer_frame(c->sym, &target, e->stack.frames[i] & PYRO_FRAME_CODE_MASK,
+				 (uint32_t)(e->stack.frames[i] >> PYRO_FRAME_INSTR_SHIFT), &fs);
 		snprintf(frame, sizeof(frame), "%s (%s:%d)", fs.name, fs.file, fs.line);
 		if (c->json) {
 			json_str(&j, NULL, frame);
@@ -328,7 +329,7 @@ static void publish_metrics(struct gc_cmd *c)
 	if (!f)
 		return;
 	if (gc_metrics_write(c->gc, &c->seen, c->metrics_pid, f) == 0 && fflush(f) == 0)
-		metrics_server__publish(c->metrics, text, len);
+		http_server_publish(c->metrics, text, len);
 	fclose(f);
 	free(text);
 }
@@ -345,8 +346,8 @@ static int trace_loop(struct gc_cmd *c)
 		uint64_t left = (end - monotonic_ns()) / 1000000;
 
 		/* cached code objects are checked again once per pass, not once per pause */
-		symbolizer__next_generation(c->sym);
-		err = discover__poll(c->disc, left > 200 ? 200 : (int)left + 1);
+		symbolizer_next_generation(c->sym);
+		err = discover_poll(c->disc, left > 200 ? 200 : (int)left + 1);
 		if (err < 0 && err != -EINTR)
 			return err;
 		if (monotonic_ns() >= next_publish) {
@@ -354,14 +355,14 @@ static int trace_loop(struct gc_cmd *c)
 				publish_metrics(c); /* scrapes see figures at most a second old */
 			if (c->alerter)
 				gcwatch_alert_tick(c->alerter, c->gc, &c->seen, c->alert.p99_s > 0);
-			gctrace__expire(c->gc);
+			gctrace_expire(c->gc);
 			next_publish = monotonic_ns() + 1000000000ull;
 		}
 	}
 	/* what the kernel still holds for us */
-	while (discover__poll(c->disc, 0) > 0)
+	while (discover_poll(c->disc, 0) > 0)
 		;
-	evloop__drain(c->loop);
+	evloop_drain(c->loop);
 	return 0;
 }
 
@@ -379,24 +380,24 @@ static int run(struct gc_cmd *c)
 				   .linger_ns = (uint64_t)(c->linger_s * 1e9) };
 	int err;
 
-	if ((err = symbolizer__new(&c->sym)) || (err = evloop__new(&c->loop)) ||
-	    (err = discover__new(&ops, c->loop, &c->disc)) ||
-	    (err = discover__start_live(c->disc)) || (err = discover__scan(c->disc)) ||
+	if ((err = symbolizer_new(&c->sym)) || (err = evloop_new(&c->loop)) ||
+	    (err = discover_new(&ops, c->loop, &c->disc)) || (err = discover_start_live(c->disc)) ||
+	    (err = discover_scan(c->disc)) ||
 	    (err = targets_check(&c->targets, c->disc, "gc", "GC tracing", gc_capable)))
 		return err;
-	go.procs_fd = discover__procs_map_fd(c->disc);
+	go.procs_fd = discover_procs_map_fd(c->disc);
 	/* the kernel sends what either printing or the single-pause rule needs */
 	if (c->alert.pause_s > 0 && c->alert.pause_s * 1e9 < (double)go.slow_ns)
 		go.slow_ns = (uint64_t)(c->alert.pause_s * 1e9);
-	if (c->alert.url && (err = alerter__new(&c->alert, &c->alerter)))
+	if (c->alert.url && (err = alerter_new(&c->alert, &c->alerter)))
 		return err;
-	if ((err = gctrace__new(&go, &c->gc)) ||
-	    (err = evloop__add_ring(c->loop, gctrace__events_fd(c->gc), on_pause, c)))
+	if ((err = gctrace_new(&go, &c->gc)) ||
+	    (err = evloop_add_ring(c->loop, gctrace_events_fd(c->gc), on_pause, c)))
 		return err;
 	/* the scan ran before the tracer existed: track what it found */
-	discover__for_each(c->disc, track_existing, c);
+	discover_for_each(c->disc, track_existing, c);
 	if (c->metrics_addr) {
-		if ((err = metrics_server__start(c->metrics_addr, &c->metrics)))
+		if ((err = http_server_start(c->metrics_addr, &c->metrics)))
 			return err;
 		publish_metrics(c);
 	}
@@ -430,13 +431,13 @@ int cmd_gc(int argc, char **argv)
 	seen_init(&c.traced);
 	err = run(&c);
 	if (c.alerter)
-		alerter__tick(c.alerter); /* what fired last is sent once more */
-	alerter__free(c.alerter);
-	metrics_server__free(c.metrics);
-	gctrace__free(c.gc);
-	discover__free(c.disc);
-	evloop__free(c.loop);
-	symbolizer__free(c.sym);
+		alerter_tick(c.alerter); /* what fired last is sent once more */
+	alerter_free(c.alerter);
+	http_server_free(c.metrics);
+	gctrace_free(c.gc);
+	discover_free(c.disc);
+	evloop_free(c.loop);
+	symbolizer_free(c.sym);
 	seen_free(&c.seen);
 	seen_free(&c.traced);
 	free(c.finished);

@@ -9,7 +9,7 @@
 
 #include "base/evloop.h"
 #include "cli/targets.h"
-#include "gc/alerts.h"
+#include "gc/alerter.h"
 #include "gc/gctrace.h"
 #include "procs/discover.h"
 #include "procs/seen.h"

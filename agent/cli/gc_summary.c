@@ -28,9 +28,9 @@ static void fill_row(struct summary *r, struct gc_cmd *c, const struct pyro_gc_k
 	r->st = *st;
 	r->starttime = p ? p->starttime : 0;
 	snprintf(r->comm, sizeof(r->comm), "%s", p ? p->comm : "?");
-	r->p50 = gc_quantile(hist, 0.50, st->max_ns);
-	r->p99 = gc_quantile(hist, 0.99, st->max_ns);
-	r->p999 = gc_quantile(hist, 0.999, st->max_ns);
+	r->p50 = gchist_quantile(hist, 0.50, st->max_ns);
+	r->p99 = gchist_quantile(hist, 0.99, st->max_ns);
+	r->p999 = gchist_quantile(hist, 0.999, st->max_ns);
 }
 
 static void collect(const struct pyro_gc_key *k, const struct pyro_gc_stats *st, void *ctx)
@@ -38,7 +38,7 @@ static void collect(const struct pyro_gc_key *k, const struct pyro_gc_stats *st,
 	struct summaries *all = ctx;
 	uint64_t hist[PYRO_GC_BUCKETS];
 
-	if (all->n >= MAX_SUMMARIES || gctrace__histogram(all->c->gc, k, hist))
+	if (all->n >= MAX_SUMMARIES || gctrace_histogram(all->c->gc, k, hist))
 		return;
 	fill_row(&all->s[all->n++], all->c, k, st, hist);
 }
@@ -68,8 +68,8 @@ void gc_cmd_finish_process(struct gc_cmd *c, const struct py_process *p)
 	struct gc_retiree r = { .pid = (uint32_t)p->pid };
 
 	snprintf(r.service, sizeof(r.service), "%s", p->service);
-	gctrace__process(c->gc, (uint32_t)p->pid, keep_row, c);
-	gctrace__retire(c->gc, &r, 1);
+	gctrace_process(c->gc, (uint32_t)p->pid, keep_row, c);
+	gctrace_retire(c->gc, &r, 1);
 }
 
 static int by_pid_start_gen(const void *a, const void *b)
@@ -93,7 +93,7 @@ void gc_cmd_print_summary(struct gc_cmd *c)
 	all.c = c;
 	for (size_t k = 0; k < c->nfinished && all.n < MAX_SUMMARIES; k++)
 		all.s[all.n++] = c->finished[k];
-	gctrace__for_each(c->gc, collect, &all);
+	gctrace_for_each(c->gc, collect, &all);
 	qsort(all.s, all.n, sizeof(all.s[0]), by_pid_start_gen);
 	if (!c->json)
 		printf("%7s %-15s %3s %8s %12s %10s %10s %10s %12s\n", "PID", "COMM", "GEN",
@@ -135,8 +135,8 @@ void gc_cmd_print_losses(struct gc_cmd *c)
 	struct gctrace_stats st;
 	uint64_t run_ns, run_cnt;
 
-	gctrace__stats(c->gc, &st);
-	gctrace__prog_stats(c->gc, &run_ns, &run_cnt);
+	gctrace_stats(c->gc, &st);
+	gctrace_prog_stats(c->gc, &run_ns, &run_cnt);
 	if (run_cnt)
 		log_info("bpf: %llu runs, %llu ns in all (kernel.bpf_stats_enabled)",
 			 (unsigned long long)run_cnt, (unsigned long long)run_ns);

@@ -12,7 +12,7 @@
 #include "python/elf_file.h"
 #include "base/json.h"
 #include "base/log.h"
-#include "python/pyinterp.h"
+#include "python/py_binary.h"
 #include "python/describe.h"
 
 static const char inspect_usage[] =
@@ -41,11 +41,11 @@ static int inspect_one(const char *path)
 		close(fd);
 		return -EINVAL;
 	}
-	err = elf_file__open_fd(fd, &ef);
+	err = elf_file_open_fd(fd, &ef);
 	close(fd);
 	if (!err)
 		err = py_binary_inspect(ef, &b);
-	elf_file__free(ef);
+	elf_file_free(ef);
 	if (err) {
 		log_error("inspect: %s: %s", path,
 			  err == -ENOEXEC ? "not a 64-bit ELF file" : strerror(-err));
@@ -57,9 +57,9 @@ static int inspect_one(const char *path)
 	json_bool(&j, "python", b.is_python);
 	if (b.is_python) {
 		json_str(&j, "version", b.version[0] ? b.version : NULL);
-		json_str(&j, "version_source", report_version_source(&b));
-		report_binary(&j, &b);
-		report_layout(&j, &b.layout);
+		json_str(&j, "version_source", describe_version_source(&b));
+		describe_binary(&j, &b);
+		describe_layout(&j, &b.layout);
 	}
 	json_obj_close(&j);
 	fputc('\n', stdout);

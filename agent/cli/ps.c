@@ -18,6 +18,7 @@
 #include "base/log.h"
 #include "base/privs.h"
 #include "python/describe.h"
+#include "cli/options.h"
 #include "cli/targets.h"
 
 static const char ps_usage[] =
@@ -54,7 +55,7 @@ static void print_json(const struct py_process *p, const char *event, uint64_t k
 	json_i64(&j, "ppid", p->ppid);
 	json_str(&j, "comm", p->comm);
 	json_str(&j, "version", p->bin->version[0] ? p->bin->version : NULL);
-	json_str(&j, "version_source", report_version_source(p->bin));
+	json_str(&j, "version_source", describe_version_source(p->bin));
 	json_str(&j, "interpreter_path", p->interp_path);
 	json_str(&j, "interpreter_kind", p->in_shared_lib ? "shared-library" : "executable");
 	snprintf(buf, sizeof(buf), "0x%" PRIx64, p->load_addr);
@@ -67,7 +68,7 @@ static void print_json(const struct py_process *p, const char *event, uint64_t k
 	json_str(&j, "service_name", p->service);
 	json_str(&j, "container_id", p->container_id[0] ? p->container_id : NULL);
 	json_str(&j, "pod_uid", p->pod_uid[0] ? p->pod_uid : NULL);
-	report_binary(&j, p->bin);
+	describe_binary(&j, p->bin);
 	if (event) {
 		json_u64(&j, "ktime_ns", ktime);
 		json_u64(&j, "reported_ns", monotonic_ns());
@@ -79,7 +80,7 @@ static void print_json(const struct py_process *p, const char *event, uint64_t k
 static void caps_text(const struct py_caps *c, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s%s%s%s", c->cpu ? "cpu," : "", c->gc ? "gc," : "",
-		 c->calls ? py_calls_mode_name(c->calls) : "", c->calls ? "," : "");
+		 c->calls ? py_binary_calls_mode_name(c->calls) : "", c->calls ? "," : "");
 	if (buf[0])
 		buf[strlen(buf) - 1] = '\0';
 	else
@@ -193,12 +194,12 @@ static int parse_args(int argc, char **argv, struct ps_ctx *c)
 			c->watch = true;
 			break;
 		default:
-			if ((err = cli_common_option(opt, ps_usage)))
+			if ((err = options_common(opt, ps_usage)))
 				return err;
 			break;
 		}
 	}
-	if (cli_no_operands(argc, argv, "ps"))
+	if (options_no_operands(argc, argv, "ps"))
 		return -EINVAL;
 	return 0;
 }
@@ -208,7 +209,7 @@ static int watch_loop(struct discover *d)
 	int err = 0;
 
 	while (!signals_stop_requested && !ferror(stdout)) {
-		err = discover__poll(d, 500);
+		err = discover_poll(d, 500);
 		if (err == -EINTR) {
 			err = 0;
 			continue;
@@ -239,25 +240,25 @@ int cmd_ps(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	signals_handle_stop();
-	err = evloop__new(&loop) ?: discover__new(&ops, loop, &d);
+	err = evloop_new(&loop) ?: discover_new(&ops, loop, &d);
 	if (err)
 		goto cleanup;
-	if (c.watch && (err = discover__start_live(d)))
+	if (c.watch && (err = discover_start_live(d)))
 		goto cleanup;
-	err = discover__scan(d);
+	err = discover_scan(d);
 	if (err) {
 		log_error("cannot scan /proc: %s", strerror(-err));
 		goto cleanup;
 	}
 	print_header(&c);
-	err = discover__for_each(d, print_one, &c);
+	err = discover_for_each(d, print_one, &c);
 	if (!err && c.watch) {
 		if (c.json) /* the snapshot is complete; what follows is live */
 			puts("{\"event\":\"synced\"}");
 		err = watch_loop(d);
 	}
 cleanup:
-	discover__free(d);
-	evloop__free(loop);
+	discover_free(d);
+	evloop_free(loop);
 	return err && err != -EPIPE ? 1 : 0;
 }

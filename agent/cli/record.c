@@ -25,6 +25,7 @@
 #include "profile/pprof.h"
 #include "base/privs.h"
 #include "profile/profile.h"
+#include "cli/options.h"
 #include "cli/targets.h"
 
 #define DRAIN_MS 200 /* short, so that little is left unsymbolized when a process exits */
@@ -107,7 +108,7 @@ static int format_from_name(const char *name, enum out_format *f)
 
 static int parse_number(const char *what, const char *s, double min, double max, double *out)
 {
-	return cli_number("record", what, s, min, max, out);
+	return options_number("record", what, s, min, max, out);
 }
 
 static int parse_args(int argc, char **argv, struct record *r)
@@ -129,8 +130,7 @@ static int parse_args(int argc, char **argv, struct record *r)
 
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "p:ad:F:o:vh", opts, NULL)) != -1) {
-		err = cli_target_option(opt, "record", &r->targets, &r->all, &r->duration,
-					31536000);
+		err = options_target(opt, "record", &r->targets, &r->all, &r->duration, 31536000);
 		if (err < 0)
 			return err;
 		if (err > 0)
@@ -159,12 +159,12 @@ static int parse_args(int argc, char **argv, struct record *r)
 			}
 			break;
 		default:
-			if ((err = cli_common_option(opt, record_usage)))
+			if ((err = options_common(opt, record_usage)))
 				return err;
 			break;
 		}
 	}
-	if (cli_no_operands(argc, argv, "record"))
+	if (options_no_operands(argc, argv, "record"))
 		return -EINVAL;
 	if (!r->targets.n && !r->all) {
 		log_error("record: say what to profile: -p PID or -a");
@@ -207,11 +207,11 @@ static bool cpu_capable(const struct py_binary *b, const char **why)
 
 static int check_targets(struct record *r)
 {
-	struct discover *d = cpuprof__discover(r->cpu);
+	struct discover *d = cpuprof_discover(r->cpu);
 	int i, err = targets_check(&r->targets, d, "record", "CPU sampling", cpu_capable);
 
 	for (i = 0; !err && i < r->targets.n; i++) {
-		if (discover__set_flags(d, r->targets.pid[i], PYRO_PROC_SAMPLE)) {
+		if (discover_set_flags(d, r->targets.pid[i], PYRO_PROC_SAMPLE)) {
 			log_error("record: pid %d exited before sampling started",
 				  r->targets.pid[i]);
 			err = -ESRCH;
@@ -289,21 +289,21 @@ static size_t sampled_processes(const struct profile *p)
 
 static void summary(struct record *r, double secs)
 {
-	struct sampler *sampler = cpuprof__sampler(r->cpu);
+	struct sampler *sampler = cpuprof_sampler(r->cpu);
 	struct cpuprof_totals t;
 	struct sampler_stats st;
 	uint64_t run_ns = 0, run_cnt = 0;
 	static const char *const fmt[] = { "", "pprof", "folded", "svg" };
 
-	cpuprof__totals(r->cpu, &t);
-	sampler__stats(sampler, &st);
+	cpuprof_totals(r->cpu, &t);
+	sampler_stats(sampler, &st);
 	fprintf(stderr,
 		"pyrometer: %" PRIu64 " samples from %zu processes in %.1f s, %" PRIu64
 		" lost, %.1f%% of stacks resolved; wrote %s (%s)\n",
 		t.samples, sampled_processes(&r->prof), secs, t.lost,
 		t.samples ? 100.0 * (double)t.resolved / (double)t.samples : 100.0,
 		strcmp(r->output, "-") ? r->output : "standard output", fmt[r->format]);
-	if (!sampler__prog_stats(sampler, &run_ns, &run_cnt) && run_cnt)
+	if (!sampler_prog_stats(sampler, &run_ns, &run_cnt) && run_cnt)
 		log_info("bpf: %" PRIu64 " runs, %" PRIu64 " ns in all (kernel.bpf_stats_enabled)",
 			 run_cnt, run_ns);
 	log_info("kernel: samples %" PRIu64 ", other tasks %" PRIu64 ", no tstate %" PRIu64
@@ -329,16 +329,16 @@ static int sample_loop(struct record *r)
 
 		if (now >= end)
 			break;
-		err = cpuprof__poll(r->cpu, (int)((until - now) / 1000000) + 1);
+		err = cpuprof_poll(r->cpu, (int)((until - now) / 1000000) + 1);
 		if (err < 0 && err != -EINTR)
 			return err;
 		if (monotonic_ns() >= next_drain) {
-			if ((err = cpuprof__drain(r->cpu)))
+			if ((err = cpuprof_drain(r->cpu)))
 				return err;
 			next_drain = monotonic_ns() + DRAIN_MS * 1000000ull;
 		}
 	}
-	return cpuprof__drain(r->cpu);
+	return cpuprof_drain(r->cpu);
 }
 
 /* Fails now, not after a long recording, if the output cannot be written. */
@@ -371,8 +371,8 @@ static int run(struct record *r)
 	int err;
 
 	if ((err = check_output(r)) || (err = profile_init(&r->prof, 1000000000ull / r->freq)) ||
-	    (err = cpuprof__new(&ops, &r->cpu)) || (err = check_targets(r)) ||
-	    (err = cpuprof__sample(r->cpu, r->freq, r->all)))
+	    (err = cpuprof_new(&ops, &r->cpu)) || (err = check_targets(r)) ||
+	    (err = cpuprof_sample(r->cpu, r->freq, r->all)))
 		return err;
 	clock_gettime(CLOCK_REALTIME, &wall);
 	r->prof.start_ns = (uint64_t)wall.tv_sec * 1000000000ull + (uint64_t)wall.tv_nsec;
@@ -413,7 +413,7 @@ int cmd_record(int argc, char **argv)
 		return 1;
 	signals_handle_stop();
 	err = run(&r);
-	cpuprof__free(r.cpu);
+	cpuprof_free(r.cpu);
 	profile_free(&r.prof);
 	return err ? 1 : 0;
 }

@@ -27,8 +27,9 @@
 #include "profile/pprof.h"
 #include "base/privs.h"
 #include "profile/profile.h"
-#include "python/pyinterp.h"
+#include "python/py_binary.h"
 #include "procs/seen.h"
+#include "cli/options.h"
 #include "cli/targets.h"
 
 static const char calls_usage[] =
@@ -134,22 +135,22 @@ static int parse_args(int argc, char **argv, struct calls_cmd *c)
 
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "p:ad:o:n:vh", opts, NULL)) != -1) {
-		err = cli_target_option(opt, "record", &c->targets, &c->all, &c->duration, 86400);
+		err = options_target(opt, "record", &c->targets, &c->all, &c->duration, 86400);
 		if (err < 0)
 			return err;
 		if (err > 0)
 			continue;
 		switch (opt) {
 		case OPT_MAX:
-			if (cli_number("record", "--max-duration", optarg, 0.001, 86400,
-				       &c->max_duration))
+			if (options_number("record", "--max-duration", optarg, 0.001, 86400,
+					   &c->max_duration))
 				return -EINVAL;
 			break;
 		case 'o':
 			c->output = optarg;
 			break;
 		case 'n':
-			if (cli_number("record", "-n", optarg, 1, 100000, &v) || v != floor(v))
+			if (options_number("record", "-n", optarg, 1, 100000, &v) || v != floor(v))
 				return -EINVAL;
 			c->rows = (int)v;
 			break;
@@ -179,12 +180,12 @@ static int parse_args(int argc, char **argv, struct calls_cmd *c)
 			}
 			break;
 		default:
-			if ((err = cli_common_option(opt, calls_usage)))
+			if ((err = options_common(opt, calls_usage)))
 				return err;
 			break;
 		}
 	}
-	if (cli_no_operands(argc, argv, "record"))
+	if (options_no_operands(argc, argv, "record"))
 		return -EINVAL;
 	if (!c->targets.n && !c->all) {
 		log_error("record: say what to trace: -p PID or -a");
@@ -211,7 +212,7 @@ static int parse_args(int argc, char **argv, struct calls_cmd *c)
 static int trace(struct calls_cmd *c, const struct py_process *p)
 {
 	const char *why = NULL;
-	int err = calltrace__attach(c->ct, p, &why);
+	int err = calltrace_attach(c->ct, p, &why);
 
 	if (err) {
 		c->unavailable++;
@@ -276,7 +277,7 @@ struct row {
 };
 
 struct table {
-	struct callnames *nm;
+	struct callprof_names *nm;
 	struct intern keys; /* "name\0file" */
 	struct row *rows;
 	size_t cap;
@@ -284,7 +285,7 @@ struct table {
 
 static struct row *row_of(struct table *t, const struct pyro_fn_key *k)
 {
-	const char *name = callnames_get(t->nm, k, 0), *file = callnames_get(t->nm, k, 1);
+	const char *name = callprof_names_get(t->nm, k, 0), *file = callprof_names_get(t->nm, k, 1);
 	char key[520];
 	int len = snprintf(key, sizeof(key), "%s%c%s", name, '\0', file);
 	int64_t id = intern_put(&t->keys, key, (size_t)len);
@@ -379,7 +380,7 @@ static struct profile *the_profile(const struct py_process *p, void *ctx)
 	return ctx;
 }
 
-static int write_profile(struct calls_cmd *c, struct callnames *nm, FILE *f)
+static int write_profile(struct calls_cmd *c, struct callprof_names *nm, FILE *f)
 {
 	struct profile prof;
 	uint8_t *buf = NULL;
@@ -408,7 +409,7 @@ static int write_profile(struct calls_cmd *c, struct callnames *nm, FILE *f)
 
 static int output(struct calls_cmd *c)
 {
-	struct callnames nm;
+	struct callprof_names nm;
 	struct table t = { .nm = &nm };
 	FILE *f = strcmp(c->output, "-") ? fopen(c->output, "we") : stdout;
 	int err;
@@ -417,10 +418,10 @@ static int output(struct calls_cmd *c)
 		log_error("record: cannot write %s: %s", c->output, strerror(errno));
 		return -errno;
 	}
-	callnames_init(&nm, c->ct);
+	callprof_names_init(&nm, c->ct);
 	intern_init(&t.keys);
 	if (c->format == FMT_TABLE) {
-		calltrace__for_each_fn(c->ct, add_fn, &t);
+		calltrace_for_each_fn(c->ct, add_fn, &t);
 		err = write_table(c, &t, f);
 	} else {
 		err = write_profile(c, &nm, f);
@@ -431,7 +432,7 @@ static int output(struct calls_cmd *c)
 		fflush(stdout);
 	intern_free(&t.keys);
 	free(t.rows);
-	callnames_free(&nm);
+	callprof_names_free(&nm);
 	return err;
 }
 
@@ -439,7 +440,7 @@ static void summary(struct calls_cmd *c)
 {
 	uint64_t k[PYRO_CALLS_COUNTER_MAX] = { 0 }, run_ns = 0, run_cnt = 0;
 
-	calltrace__counters(c->ct, k);
+	calltrace_counters(c->ct, k);
 	fprintf(stderr,
 		"pyrometer: traced %d processes for %.1f s: %" PRIu64 " entries, %" PRIu64
 		" returns; %" PRIu64 " returns without an entry, %" PRIu64 " re-paired, %" PRIu64
@@ -450,8 +451,8 @@ static void summary(struct calls_cmd *c)
 		k[PYRO_CALLS_STATS_FULL] + k[PYRO_CALLS_NO_STORAGE]);
 	if (c->floor == FLOOR_COUNT)
 		fprintf(stderr, "pyrometer: floor: %" PRIu64 " probe hits\n",
-			calltrace__floor_hits(c->ct));
-	calltrace__prog_stats(c->ct, &run_ns, &run_cnt);
+			calltrace_floor_hits(c->ct));
+	calltrace_prog_stats(c->ct, &run_ns, &run_cnt);
 	if (run_cnt)
 		log_info("bpf: %" PRIu64 " runs, %" PRIu64 " ns in all (kernel.bpf_stats_enabled)",
 			 run_cnt, run_ns);
@@ -465,16 +466,16 @@ static int run(struct calls_cmd *c)
 	uint64_t end;
 	int err, i;
 
-	if ((err = evloop__new(&c->loop)) || (err = discover__new(&ops, c->loop, &c->disc)) ||
-	    (err = discover__start_live(c->disc)) || (err = discover__scan(c->disc)) ||
+	if ((err = evloop_new(&c->loop)) || (err = discover_new(&ops, c->loop, &c->disc)) ||
+	    (err = discover_start_live(c->disc)) || (err = discover_scan(c->disc)) ||
 	    (err = targets_check(&c->targets, c->disc, "record", "function tracing",
 				 calls_capable)))
 		return err;
-	co.procs_fd = discover__procs_map_fd(c->disc);
-	if ((err = calltrace__new(&co, &c->ct)))
+	co.procs_fd = discover_procs_map_fd(c->disc);
+	if ((err = calltrace_new(&co, &c->ct)))
 		return err;
 	for (i = 0; i < c->targets.n; i++) {
-		const struct py_process *p = discover__get(c->disc, c->targets.pid[i]);
+		const struct py_process *p = discover_get(c->disc, c->targets.pid[i]);
 
 		if (!p) {
 			log_error("record: pid %d exited before tracing started",
@@ -484,7 +485,7 @@ static int run(struct calls_cmd *c)
 		if ((err = trace(c, p)))
 			return err;
 	}
-	discover__for_each(c->disc, trace_existing, c);
+	discover_for_each(c->disc, trace_existing, c);
 	c->start_ns = monotonic_ns();
 	clock_gettime(CLOCK_REALTIME, &wall);
 	c->wall_start_ns = (uint64_t)wall.tv_sec * 1000000000ull + (uint64_t)wall.tv_nsec;
@@ -495,11 +496,11 @@ static int run(struct calls_cmd *c)
 
 		if (now >= end)
 			break;
-		err = discover__poll(c->disc, (int)((end - now) / 1000000) + 1);
+		err = discover_poll(c->disc, (int)((end - now) / 1000000) + 1);
 		if (err < 0 && err != -EINTR)
 			return err;
 	}
-	calltrace__detach_all(c->ct); /* the traced processes stop trapping now */
+	calltrace_detach_all(c->ct); /* the traced processes stop trapping now */
 	c->end_ns = monotonic_ns();
 	err = output(c);
 	if (!err)
@@ -529,9 +530,9 @@ int cmd_calls(int argc, char **argv)
 	signals_handle_stop();
 	seen_init(&c->seen);
 	err = run(c);
-	calltrace__free(c->ct);
-	discover__free(c->disc);
-	evloop__free(c->loop);
+	calltrace_free(c->ct);
+	discover_free(c->disc);
+	evloop_free(c->loop);
 	seen_free(&c->seen);
 	free(c);
 	return err ? 1 : 0;

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+#include "cli/options.h"
 #include "cli/targets.h"
 
 #include <errno.h>
@@ -10,23 +11,6 @@
 
 #include "base/log.h"
 
-int cli_number(const char *cmd, const char *what, const char *s, double min, double max,
-	       double *out)
-{
-	char *end;
-	double v;
-
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || end == s || *end || !isfinite(v) || v < min || v > max) {
-		log_error("%s: %s must be a number from %g to %g, not '%s'", cmd, what, min, max,
-			  s);
-		return -EINVAL;
-	}
-	*out = v;
-	return 0;
-}
-
 int targets_add(struct targets *t, const char *cmd, const char *arg)
 {
 	double v;
@@ -35,7 +19,7 @@ int targets_add(struct targets *t, const char *cmd, const char *arg)
 		log_error("%s: at most %d -p options", cmd, MAX_TARGETS);
 		return -EINVAL;
 	}
-	if (cli_number(cmd, "a pid", arg, 1, 4194304, &v) || v != floor(v))
+	if (options_number(cmd, "a pid", arg, 1, 4194304, &v) || v != floor(v))
 		return -EINVAL;
 	t->pid[t->n++] = (pid_t)v;
 	return 0;
@@ -76,7 +60,7 @@ int targets_check(const struct targets *t, struct discover *d, const char *cmd, 
 	int i;
 
 	for (i = 0; i < t->n; i++) {
-		const struct py_process *p = discover__get(d, t->pid[i]);
+		const struct py_process *p = discover_get(d, t->pid[i]);
 		const char *why = NULL;
 		char path[32];
 
@@ -94,49 +78,6 @@ int targets_check(const struct targets *t, struct discover *d, const char *cmd, 
 				  p->bin->version[0] ? p->bin->version : "?", feature, why);
 			return -ENOTSUP;
 		}
-	}
-	return 0;
-}
-
-int cli_target_option(int opt, const char *cmd, struct targets *t, bool *all, double *duration,
-		      double max_duration)
-{
-	switch (opt) {
-	case 'p':
-		return targets_add(t, cmd, optarg) ? -EINVAL : 1;
-	case 'a':
-		*all = true;
-		return 1;
-	case 'd':
-		return cli_number(cmd, "the duration (-d)", optarg, 0.001, max_duration, duration)
-			       ? -EINVAL
-			       : 1;
-	default:
-		return 0;
-	}
-}
-
-int cli_common_option(int opt, const char *usage)
-{
-	switch (opt) {
-	case 'v':
-		if (log_get_level() < LOG_LVL_DEBUG)
-			log_set_level(log_get_level() + 1);
-		return 0;
-	case 'h':
-		fputs(usage, stdout);
-		return 1;
-	default:
-		fputs(usage, stderr);
-		return -EINVAL;
-	}
-}
-
-int cli_no_operands(int argc, char **argv, const char *cmd)
-{
-	if (optind < argc) {
-		log_error("%s: unexpected argument '%s'", cmd, argv[optind]);
-		return -EINVAL;
 	}
 	return 0;
 }

@@ -28,7 +28,7 @@ static void on_start(const struct py_process *p, uint64_t ktime, void *ctx)
 	struct cpuprof *c = ctx;
 
 	if (seen_add(&c->seen, p) >= 0)
-		symbolizer__forget(c->sym, p->pid); /* a reused pid names another process */
+		symbolizer_forget(c->sym, p->pid); /* a reused pid names another process */
 	if (c->ops.on_start)
 		c->ops.on_start(p, ktime, c->ops.ctx);
 }
@@ -42,7 +42,7 @@ static void on_exit_(const struct py_process *p, enum discover_exit_why why, int
 		c->ops.on_exit(p, why, code, ktime, c->ops.ctx);
 }
 
-int cpuprof__new(const struct cpuprof_ops *ops, struct cpuprof **out)
+int cpuprof_new(const struct cpuprof_ops *ops, struct cpuprof **out)
 {
 	struct discover_ops dops = { .on_start = on_start, .on_exit = on_exit_ };
 	struct cpuprof *c = calloc(1, sizeof(*c));
@@ -53,64 +53,64 @@ int cpuprof__new(const struct cpuprof_ops *ops, struct cpuprof **out)
 	c->ops = *ops;
 	dops.ctx = c;
 	seen_init(&c->seen);
-	if ((err = symbolizer__new(&c->sym)) || (err = evloop__new(&c->loop)) ||
-	    (err = discover__new(&dops, c->loop, &c->disc)) ||
-	    (err = discover__start_live(c->disc)) || (err = discover__scan(c->disc))) {
-		cpuprof__free(c);
+	if ((err = symbolizer_new(&c->sym)) || (err = evloop_new(&c->loop)) ||
+	    (err = discover_new(&dops, c->loop, &c->disc)) ||
+	    (err = discover_start_live(c->disc)) || (err = discover_scan(c->disc))) {
+		cpuprof_free(c);
 		return err;
 	}
 	*out = c;
 	return 0;
 }
 
-void cpuprof__free(struct cpuprof *c)
+void cpuprof_free(struct cpuprof *c)
 {
 	if (!c)
 		return;
-	sampler__free(c->sampler);
-	discover__free(c->disc);
-	evloop__free(c->loop);
-	symbolizer__free(c->sym);
+	sampler_free(c->sampler);
+	discover_free(c->disc);
+	evloop_free(c->loop);
+	symbolizer_free(c->sym);
 	seen_free(&c->seen);
 	free(c);
 }
 
-struct evloop *cpuprof__loop(struct cpuprof *c)
+struct evloop *cpuprof_loop(struct cpuprof *c)
 {
 	return c->loop;
 }
 
-struct discover *cpuprof__discover(struct cpuprof *c)
+struct discover *cpuprof_discover(struct cpuprof *c)
 {
 	return c->disc;
 }
 
-struct sampler *cpuprof__sampler(struct cpuprof *c)
+struct sampler *cpuprof_sampler(struct cpuprof *c)
 {
 	return c->sampler;
 }
 
-struct symbolizer *cpuprof__symbolizer(struct cpuprof *c)
+struct symbolizer *cpuprof_symbolizer(struct cpuprof *c)
 {
 	return c->sym;
 }
 
-const struct seen *cpuprof__seen(struct cpuprof *c)
+const struct seen *cpuprof_seen(struct cpuprof *c)
 {
 	return &c->seen;
 }
 
-void cpuprof__forget(struct cpuprof *c, pid_t pid, uint64_t starttime)
+void cpuprof_forget(struct cpuprof *c, pid_t pid, uint64_t starttime)
 {
 	const struct py_process *p = seen_get(&c->seen, pid);
 
 	if (!p || p->starttime != starttime)
 		return; /* the pid names a newer process now */
 	seen_remove(&c->seen, pid, starttime);
-	symbolizer__forget(c->sym, pid);
+	symbolizer_forget(c->sym, pid);
 }
 
-const struct py_process *cpuprof__process(struct cpuprof *c, pid_t pid)
+const struct py_process *cpuprof_process(struct cpuprof *c, pid_t pid)
 {
 	return seen_get(&c->seen, pid);
 }
@@ -128,28 +128,28 @@ static int on_new_stack(void *ctx, void *data, size_t len)
 	uint32_t i;
 
 	if (len < sizeof(*n) || !(p = seen_get(&c->seen, (pid_t)n->pid)) ||
-	    !(st = sampler__stack(c->sampler, n->stack_id)))
+	    !(st = sampler_stack(c->sampler, n->stack_id)))
 		return 0;
-	target = py_process_target(p);
+	target = discover_target(p);
 	for (i = 0; i < st->depth && i < PYRO_MAX_FRAMES; i++)
-		symbolizer__frame(c->sym, &target, st->frames[i] & PYRO_FRAME_CODE_MASK,
-				  (uint32_t)(st->frames[i] >> PYRO_FRAME_INSTR_SHIFT), &fs);
+		symbolizer_frame(c->sym, &target, st->frames[i] & PYRO_FRAME_CODE_MASK,
+				 (uint32_t)(st->frames[i] >> PYRO_FRAME_INSTR_SHIFT), &fs);
 	return 0;
 }
 
-int cpuprof__sample(struct cpuprof *c, int frequency, bool sample_all)
+int cpuprof_sample(struct cpuprof *c, int frequency, bool sample_all)
 {
 	struct sampler_opts so = { .frequency = frequency, .sample_all = sample_all };
 
-	so.procs_fd = discover__procs_map_fd(c->disc);
-	return sampler__new(&so, &c->sampler)
-		       ?: evloop__add_ring(c->loop, sampler__new_stacks_fd(c->sampler),
-					   on_new_stack, c);
+	so.procs_fd = discover_procs_map_fd(c->disc);
+	return sampler_new(&so, &c->sampler)
+		       ?: evloop_add_ring(c->loop, sampler_new_stacks_fd(c->sampler), on_new_stack,
+					  c);
 }
 
-int cpuprof__poll(struct cpuprof *c, int timeout_ms)
+int cpuprof_poll(struct cpuprof *c, int timeout_ms)
 {
-	return discover__poll(c->disc, timeout_ms);
+	return discover_poll(c->disc, timeout_ms);
 }
 
 /* ---- samples -> profile ---- */
@@ -164,7 +164,7 @@ static uint32_t pseudo_frame(struct profile *prof, const char *name)
 static bool symbolize_stack(struct cpuprof *c, struct profile *prof, const struct py_process *p,
 			    const struct pyro_stack *st, uint32_t *locs, uint32_t *n)
 {
-	struct py_target target = py_process_target(p);
+	struct py_target target = discover_target(p);
 	bool all_ok = true;
 	uint32_t i;
 
@@ -174,7 +174,7 @@ static bool symbolize_stack(struct cpuprof *c, struct profile *prof, const struc
 		struct py_frame_sym fs;
 		int64_t f, l;
 
-		if (symbolizer__frame(c->sym, &target, code, instr, &fs))
+		if (symbolizer_frame(c->sym, &target, code, instr, &fs))
 			all_ok = false;
 		f = profile_function(prof, fs.name, fs.file, fs.firstlineno);
 		l = f < 0 ? -1 : profile_location(prof, (uint32_t)f, fs.line);
@@ -229,20 +229,20 @@ static void on_sample(const struct pyro_sample_key *k, const struct pyro_sample_
 		c->totals.resolved += v->count;
 }
 
-int cpuprof__drain(struct cpuprof *c)
+int cpuprof_drain(struct cpuprof *c)
 {
-	symbolizer__next_generation(c->sym);
-	return sampler__drain(c->sampler, on_sample, c);
+	symbolizer_next_generation(c->sym);
+	return sampler_drain(c->sampler, on_sample, c);
 }
 
-void cpuprof__totals(struct cpuprof *c, struct cpuprof_totals *t)
+void cpuprof_totals(struct cpuprof *c, struct cpuprof_totals *t)
 {
 	struct sampler_stats st;
 
 	*t = c->totals;
 	if (!c->sampler)
 		return;
-	sampler__stats(c->sampler, &st);
+	sampler_stats(c->sampler, &st);
 	t->lost =
 		st.kernel[PYRO_CPU_STACKS_FULL] + st.kernel[PYRO_CPU_COUNTS_FULL] + st.lost_stacks;
 }

@@ -32,27 +32,27 @@ struct cpuprof_totals {
 	uint64_t lost;	   /* samples lost in the kernel or without their stack */
 };
 
-/* Starts discovery (live events, then a /proc scan); sampling starts with cpuprof__sample. */
-int cpuprof__new(const struct cpuprof_ops *ops, struct cpuprof **out);
-void cpuprof__free(struct cpuprof *c);
-struct discover *cpuprof__discover(struct cpuprof *c);
+/* Starts discovery (live events, then a /proc scan); sampling starts with cpuprof_sample. */
+int cpuprof_new(const struct cpuprof_ops *ops, struct cpuprof **out);
+void cpuprof_free(struct cpuprof *c);
+struct discover *cpuprof_discover(struct cpuprof *c);
 /* The event loop its rings are served from; other rings may join it (GC pauses). */
-struct evloop *cpuprof__loop(struct cpuprof *c);
+struct evloop *cpuprof_loop(struct cpuprof *c);
 /* Attaches the perf events. sample_all: every Python process, not only flagged ones. */
-int cpuprof__sample(struct cpuprof *c, int frequency, bool sample_all);
+int cpuprof_sample(struct cpuprof *c, int frequency, bool sample_all);
 /* Waits up to timeout_ms for discovery events and new stacks. */
-int cpuprof__poll(struct cpuprof *c, int timeout_ms);
+int cpuprof_poll(struct cpuprof *c, int timeout_ms);
 /* Moves the samples taken so far into the profiles. */
-int cpuprof__drain(struct cpuprof *c);
-void cpuprof__totals(struct cpuprof *c, struct cpuprof_totals *t);
-struct sampler *cpuprof__sampler(struct cpuprof *c);
-struct symbolizer *cpuprof__symbolizer(struct cpuprof *c);
+int cpuprof_drain(struct cpuprof *c);
+void cpuprof_totals(struct cpuprof *c, struct cpuprof_totals *t);
+struct sampler *cpuprof_sampler(struct cpuprof *c);
+struct symbolizer *cpuprof_symbolizer(struct cpuprof *c);
 /* Every process seen so far (gone ones included), for labels and metrics. */
-const struct seen *cpuprof__seen(struct cpuprof *c);
+const struct seen *cpuprof_seen(struct cpuprof *c);
 /* Drops what is kept of an exited process (for long runs; its samples must have been
  * drained). A newer process with the same pid is left alone. */
-void cpuprof__forget(struct cpuprof *c, pid_t pid, uint64_t starttime);
+void cpuprof_forget(struct cpuprof *c, pid_t pid, uint64_t starttime);
 /* The process with this pid as last seen, alive or gone (NULL if never seen). */
-const struct py_process *cpuprof__process(struct cpuprof *c, pid_t pid);
+const struct py_process *cpuprof_process(struct cpuprof *c, pid_t pid);
 
 #endif

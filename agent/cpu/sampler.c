@@ -104,7 +104,7 @@ static int attach_all_cpus(struct sampler *s, int freq)
 	return attached ? 0 : -ENODEV;
 }
 
-int sampler__new(const struct sampler_opts *o, struct sampler **out)
+int sampler_new(const struct sampler_opts *o, struct sampler **out)
 {
 	struct sampler *s = calloc(1, sizeof(*s));
 	int err;
@@ -130,11 +130,11 @@ int sampler__new(const struct sampler_opts *o, struct sampler **out)
 	*out = s;
 	return 0;
 fail:
-	sampler__free(s);
+	sampler_free(s);
 	return err;
 }
 
-int sampler__set_frequency(struct sampler *s, int freq)
+int sampler_set_frequency(struct sampler *s, int freq)
 {
 	/* cpu-clock runs on an hrtimer: at creation the kernel turns the frequency into a period
 	 * and clears attr.freq, so PERF_EVENT_IOC_PERIOD takes a period in ns here, not a
@@ -152,7 +152,7 @@ int sampler__set_frequency(struct sampler *s, int freq)
 	return 0;
 }
 
-void sampler__free(struct sampler *s)
+void sampler_free(struct sampler *s)
 {
 	int i;
 
@@ -234,17 +234,17 @@ static void stack_evict_old(struct sampler *s)
 	}
 }
 
-const struct pyro_stack *sampler__stack(struct sampler *s, uint64_t id)
+const struct pyro_stack *sampler_stack(struct sampler *s, uint64_t id)
 {
 	return stack_get(s, id);
 }
 
-int sampler__new_stacks_fd(const struct sampler *s)
+int sampler_new_stacks_fd(const struct sampler *s)
 {
 	return bpf_map__fd(s->skel->maps.new_stacks);
 }
 
-int sampler__drain(struct sampler *s, sampler_cb cb, void *ctx)
+int sampler_drain(struct sampler *s, sampler_cb cb, void *ctx)
 {
 	struct bpf_map *counts = s->skel->maps.counts;
 	struct pyro_sample_key key, next, *old = NULL;
@@ -293,13 +293,13 @@ int sampler__drain(struct sampler *s, sampler_cb cb, void *ctx)
 	return 0;
 }
 
-void sampler__stats(struct sampler *s, struct sampler_stats *st)
+void sampler_stats(struct sampler *s, struct sampler_stats *st)
 {
 	*st = s->stats;
 	bpfstats_percpu_sum(s->skel->maps.cpu_counters, PYRO_CPU_COUNTER_MAX, st->kernel);
 }
 
-int sampler__prog_stats(struct sampler *s, uint64_t *run_ns, uint64_t *run_cnt)
+int sampler_prog_stats(struct sampler *s, uint64_t *run_ns, uint64_t *run_cnt)
 {
 	*run_ns = *run_cnt = 0;
 	return bpfstats_prog_runs(s->skel->progs.on_cpu_sample, run_ns, run_cnt);

@@ -28,18 +28,18 @@ struct sampler_stats {
 	uint64_t drains;
 };
 
-int sampler__new(const struct sampler_opts *opts, struct sampler **out);
-void sampler__free(struct sampler *s);
+int sampler_new(const struct sampler_opts *opts, struct sampler **out);
+void sampler_free(struct sampler *s);
 /* Changes the frequency of every CPU's event in place (maps and pending samples are kept). */
-int sampler__set_frequency(struct sampler *s, int freq);
+int sampler_set_frequency(struct sampler *s, int freq);
 /* Hands every sample counted since the last drain to cb and removes it from the kernel. */
-int sampler__drain(struct sampler *s, sampler_cb cb, void *ctx);
-void sampler__stats(struct sampler *s, struct sampler_stats *st);
+int sampler_drain(struct sampler *s, sampler_cb cb, void *ctx);
+void sampler_stats(struct sampler *s, struct sampler_stats *st);
 /* The frames of a stack id, or NULL. */
-const struct pyro_stack *sampler__stack(struct sampler *s, uint64_t id);
+const struct pyro_stack *sampler_stack(struct sampler *s, uint64_t id);
 /* Ring buffer of struct pyro_new_stack: a stack was stored for the first time. */
-int sampler__new_stacks_fd(const struct sampler *s);
+int sampler_new_stacks_fd(const struct sampler *s);
 /* Total BPF run time and run count of the sampling program (kernel.bpf_stats_enabled). */
-int sampler__prog_stats(struct sampler *s, uint64_t *run_ns, uint64_t *run_cnt);
+int sampler_prog_stats(struct sampler *s, uint64_t *run_ns, uint64_t *run_cnt);
 
 #endif

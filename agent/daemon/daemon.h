@@ -18,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "gc/alerts.h"
+#include "gc/alerter.h"
 #include "calls/callprof.h"
 #include "calls/calltrace.h"
 #include "base/clock.h"
@@ -36,7 +36,7 @@
 #include "base/http_server.h"
 #include "profile/pprof.h"
 #include "base/privs.h"
-#include "python/pyinterp.h"
+#include "python/py_binary.h"
 #include "profile/profile.h"
 #include "delivery/pyroscope.h"
 #include "procs/seen.h"
@@ -58,7 +58,7 @@
  * folded into service "unknown" and taken out of the kernel maps. */
 #define UNCLAIMED_MS 5000
 /* What one traced probe hit costs the traced process when it cannot be measured at a window's
- * start (calltrace__calibrate): the trap into the kernel and the program. make bench measured
+ * start (calltrace_calibrate): the trap into the kernel and the program. make bench measured
  * 11.2-11.9 us per traced call (two hits) on Linux 6.18 on this project's 2-CPU machine. */
 #define PROBE_HIT_NS 6000.0
 

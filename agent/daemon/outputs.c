@@ -77,12 +77,12 @@ static void self_figures(struct run *r, struct self_figures *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->frequency = (int)r->cfg.frequency;
-	cpuprof__totals(r->cpu, &s->cpu);
-	sampler__stats(cpuprof__sampler(r->cpu), &s->sampler);
-	discover__stats(cpuprof__discover(r->cpu), &s->disc);
+	cpuprof_totals(r->cpu, &s->cpu);
+	sampler_stats(cpuprof_sampler(r->cpu), &s->sampler);
+	discover_stats(cpuprof_discover(r->cpu), &s->disc);
 	s->processes = s->disc.tracked;
 	if ((s->have_gc = r->gc != NULL))
-		gctrace__stats(r->gc, &s->gc);
+		gctrace_stats(r->gc, &s->gc);
 	if ((s->have_shipper = r->shipper != NULL)) {
 		shipper_stats(r->shipper, &s->ship);
 		spool_stats(r->spool, &s->spool);
@@ -107,9 +107,9 @@ void outputs_publish_metrics(struct run *r)
 	self_figures(r, &s);
 	selfmetrics_write(&s, f);
 	if (r->gc)
-		gc_metrics_write(r->gc, cpuprof__seen(r->cpu), false, f);
+		gc_metrics_write(r->gc, cpuprof_seen(r->cpu), false, f);
 	if (fflush(f) == 0)
-		metrics_server__publish(r->metrics, text, len);
+		http_server_publish(r->metrics, text, len);
 	fclose(f);
 	free(text);
 }
@@ -120,7 +120,7 @@ static int open_metrics(struct run *r)
 
 	if (!c->metrics_addr[0] || !strcmp(c->metrics_addr, "off"))
 		return 0;
-	return metrics_server__start(c->metrics_addr, &r->metrics);
+	return http_server_start(c->metrics_addr, &r->metrics);
 }
 
 static int open_alerts(struct run *r)
@@ -132,7 +132,7 @@ static int open_alerts(struct run *r)
 				 .window_s = c->alert_window,
 				 .resend_s = c->alert_resend };
 
-	return c->alertmanager[0] ? alerter__new(&ao, &r->alerter) : 0;
+	return c->alertmanager[0] ? alerter_new(&ao, &r->alerter) : 0;
 }
 
 /* Where profiles, metrics and alerts go. Each opens on its own: on reload, one that fails
@@ -173,10 +173,10 @@ void outputs_reopen(struct run *r)
 static void close_reporting(struct run *r)
 {
 	if (r->alerter)
-		alerter__tick(r->alerter); /* what fired last is sent once more */
-	alerter__free(r->alerter);
+		alerter_tick(r->alerter); /* what fired last is sent once more */
+	alerter_free(r->alerter);
 	r->alerter = NULL;
-	metrics_server__free(r->metrics);
+	http_server_free(r->metrics);
 	r->metrics = NULL;
 }
 

@@ -60,9 +60,9 @@ static void reload(struct run *r)
 	}
 	config_apply_log_level(&next);
 	if (next.frequency != old.frequency) {
-		cpuprof__drain(r->cpu);
+		cpuprof_drain(r->cpu);
 		series_flush_interval(r);
-		if (sampler__set_frequency(cpuprof__sampler(r->cpu), (int)next.frequency))
+		if (sampler_set_frequency(cpuprof_sampler(r->cpu), (int)next.frequency))
 			next.frequency = old.frequency;
 	}
 	if (r->calls.ct)
@@ -72,8 +72,8 @@ static void reload(struct run *r)
 	outputs_close(r);
 	outputs_reopen(r);
 	if (r->gc) {
-		gctrace__set_slow_ns(r->gc, tracking_slow_ns(&r->cfg));
-		gctrace__set_linger_ns(r->gc, (uint64_t)(r->cfg.gc_linger * 1e9));
+		gctrace_set_slow_ns(r->gc, tracking_slow_ns(&r->cfg));
+		gctrace_set_linger_ns(r->gc, (uint64_t)(r->cfg.gc_linger * 1e9));
 	}
 	log_info("run: configuration reloaded: %" PRId64 " Hz, interval %g s", r->cfg.frequency,
 		 r->cfg.interval);
@@ -100,12 +100,12 @@ static int loop(struct run *r)
 			reload(r);
 			continue;
 		}
-		err = cpuprof__poll(r->cpu, now < until ? (int)((until - now) / 1000000) + 1 : 0);
+		err = cpuprof_poll(r->cpu, now < until ? (int)((until - now) / 1000000) + 1 : 0);
 		if (err < 0 && err != -EINTR)
 			return err;
 		now = monotonic_ns();
 		if (now >= next_drain || now >= end) {
-			if ((err = cpuprof__drain(r->cpu)))
+			if ((err = cpuprof_drain(r->cpu)))
 				return err;
 			next_drain = now + DRAIN_MS * 1000000ull;
 		}
@@ -115,15 +115,15 @@ static int loop(struct run *r)
 		if (now >= next_tick) {
 			tracking_retire_exited(r);
 			if (r->gc && now >= next_unclaimed) {
-				gctrace__retire_untracked(r->gc, tracking_claimed, r);
+				gctrace_retire_untracked(r->gc, tracking_claimed, r);
 				next_unclaimed = now + UNCLAIMED_MS * 1000000ull;
 			}
 			if (r->gc)
-				gctrace__expire(r->gc);
+				gctrace_expire(r->gc);
 			if (r->metrics)
 				outputs_publish_metrics(r);
 			if (r->alerter)
-				gcwatch_alert_tick(r->alerter, r->gc, cpuprof__seen(r->cpu),
+				gcwatch_alert_tick(r->alerter, r->gc, cpuprof_seen(r->cpu),
 						   r->cfg.alert_p99 > 0);
 			sd_notify(0, "WATCHDOG=1");
 			next_tick = now + TICK_MS * 1000000ull;
@@ -132,8 +132,8 @@ static int loop(struct run *r)
 	/* Stopping: what was sampled or traced so far is an interval or a window too. */
 	if (r->calls.ct)
 		windows_end(r);
-	evloop__drain(cpuprof__loop(r->cpu)); /* the last pause events */
-	err = cpuprof__drain(r->cpu);
+	evloop_drain(cpuprof_loop(r->cpu)); /* the last pause events */
+	err = cpuprof_drain(r->cpu);
 	series_flush_interval(r);
 	return err;
 }
@@ -149,9 +149,9 @@ static int run(struct run *r)
 
 	if (gethostname(r->host, sizeof(r->host) - 1))
 		snprintf(r->host, sizeof(r->host), "unknown");
-	if ((err = outputs_open(r)) || (err = cpuprof__new(&ops, &r->cpu)) ||
+	if ((err = outputs_open(r)) || (err = cpuprof_new(&ops, &r->cpu)) ||
 	    (err = tracking_start_gc(r)) ||
-	    (err = cpuprof__sample(r->cpu, (int)r->cfg.frequency, true)))
+	    (err = cpuprof_sample(r->cpu, (int)r->cfg.frequency, true)))
 		return err;
 	/* Interpreters first seen later get their uprobes through the broker, the one process
 	 * that keeps CAP_SYS_ADMIN (agent/gc/uprobes.h). */
@@ -203,12 +203,12 @@ int cmd_run(int argc, char **argv)
 	signals_handle_reload();
 	err = run(&r);
 	outputs_close(&r);
-	if (r.gc && gctrace__hand_over(r.gc))
+	if (r.gc && gctrace_hand_over(r.gc))
 		log_debug("run: the uprobes are removed by our own exit");
-	gctrace__free(r.gc);
+	gctrace_free(r.gc);
 	uprobes_stop_broker();
-	calltrace__free(r.calls.ct);
-	cpuprof__free(r.cpu);
+	calltrace_free(r.calls.ct);
+	cpuprof_free(r.cpu);
 	series_free(&r.cpu_series);
 	series_free(&r.calls.series);
 	free(r.exited);

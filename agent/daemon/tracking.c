@@ -25,7 +25,7 @@ void tracking_on_start(const struct py_process *p, uint64_t ktime, void *ctx)
 	struct run *r = ctx;
 
 	keep_execed(r, p->pid);
-	if (r->gc && p->bin->caps.gc && !gctrace__track(r->gc, p) && ktime)
+	if (r->gc && p->bin->caps.gc && !gctrace_track(r->gc, p) && ktime)
 		log_debug("pid %d: GC traced from %.1f ms after its exec", p->pid,
 			  (double)(monotonic_ns() - ktime) / 1e6);
 }
@@ -37,7 +37,7 @@ void tracking_on_exit(const struct py_process *p, enum discover_exit_why why, in
 
 	(void)code, (void)ktime;
 	if (r->gc && p->bin->caps.gc)
-		gctrace__untrack(r->gc, p);
+		gctrace_untrack(r->gc, p);
 	if (r->nexited == r->exited_cap) {
 		size_t cap = r->exited_cap ? r->exited_cap * 2 : 256;
 		struct exited *n = realloc(r->exited, cap * sizeof(*n));
@@ -73,11 +73,11 @@ void tracking_retire_exited(struct run *r)
 		for (i = 0; i < n; i++)
 			list[i] = r->exited[i].gc;
 		if (r->gc)
-			gctrace__retire(r->gc, list, n);
+			gctrace_retire(r->gc, list, n);
 		free(list);
 	}
 	for (i = 0; i < n; i++)
-		cpuprof__forget(r->cpu, (pid_t)r->exited[i].gc.pid, r->exited[i].starttime);
+		cpuprof_forget(r->cpu, (pid_t)r->exited[i].gc.pid, r->exited[i].starttime);
 	memmove(r->exited, r->exited + n, (r->nexited - n) * sizeof(*r->exited));
 	r->nexited -= n;
 }
@@ -88,7 +88,7 @@ bool tracking_claimed(uint32_t pid, void *ctx)
 {
 	struct run *r = ctx;
 
-	return seen_get(cpuprof__seen(r->cpu), (pid_t)pid) || kill((pid_t)pid, 0) == 0 ||
+	return seen_get(cpuprof_seen(r->cpu), (pid_t)pid) || kill((pid_t)pid, 0) == 0 ||
 	       errno != ESRCH;
 }
 
@@ -108,9 +108,9 @@ static int on_pause(void *ctx, void *data, size_t len)
 
 	if (len < sizeof(*e))
 		return 0;
-	p = cpuprof__process(r->cpu, (pid_t)e->pid);
+	p = cpuprof_process(r->cpu, (pid_t)e->pid);
 	if ((double)e->duration_ns >= r->cfg.gc_threshold_ms * 1e6) {
-		gcwatch_stack_text(cpuprof__symbolizer(r->cpu), p, e, stack, sizeof(stack));
+		gcwatch_stack_text(cpuprof_symbolizer(r->cpu), p, e, stack, sizeof(stack));
 		for (char *nl = stack; (nl = strchr(nl, '\n'));)
 			*nl = '<'; /* one log line */
 		log_warn("GC pause of %.1f ms in pid %u (%s), generation %d: %s",
@@ -118,7 +118,7 @@ static int on_pause(void *ctx, void *data, size_t len)
 			 e->generation, stack);
 	}
 	if (r->alerter)
-		gcwatch_alert_pause(r->alerter, cpuprof__symbolizer(r->cpu), p, e);
+		gcwatch_alert_pause(r->alerter, cpuprof_symbolizer(r->cpu), p, e);
 	return 0;
 }
 uint64_t tracking_slow_ns(const struct config *c)
@@ -149,7 +149,7 @@ static void pin_installed(struct gctrace *g)
 		if (glob(patterns[i], GLOB_NOSORT, NULL, &gl))
 			continue;
 		for (k = 0; k < gl.gl_pathc; k++)
-			gctrace__pin_file(g, gl.gl_pathv[k]);
+			gctrace_pin_file(g, gl.gl_pathv[k]);
 		globfree(&gl);
 	}
 }
@@ -159,16 +159,16 @@ int tracking_start_gc(struct run *r)
 	struct gctrace_opts go = { .all = true,
 				   .slow_ns = tracking_slow_ns(&r->cfg),
 				   .linger_ns = (uint64_t)(r->cfg.gc_linger * 1e9) };
-	struct discover *d = cpuprof__discover(r->cpu);
+	struct discover *d = cpuprof_discover(r->cpu);
 	int err;
 
 	if (!r->cfg.gc)
 		return 0;
-	go.procs_fd = discover__procs_map_fd(d);
-	if ((err = gctrace__new(&go, &r->gc)) ||
-	    (err = evloop__add_ring(cpuprof__loop(r->cpu), gctrace__events_fd(r->gc), on_pause, r)))
+	go.procs_fd = discover_procs_map_fd(d);
+	if ((err = gctrace_new(&go, &r->gc)) ||
+	    (err = evloop_add_ring(cpuprof_loop(r->cpu), gctrace_events_fd(r->gc), on_pause, r)))
 		return err;
-	discover__for_each(d, track_existing, r); /* found by the scan before the tracer */
+	discover_for_each(d, track_existing, r); /* found by the scan before the tracer */
 	pin_installed(r->gc);
 	return 0;
 }

@@ -18,7 +18,7 @@ static int trace_calls_of(const struct py_process *p, void *ctx)
 
 	if (p->bin->caps.calls == PY_CALLS_NONE)
 		return 0;
-	if ((err = calltrace__attach(r->calls.ct, p, &why)))
+	if ((err = calltrace_attach(r->calls.ct, p, &why)))
 		log_debug("run: calls of pid %d (%s) not traced: %s", p->pid, p->comm,
 			  why ? why : strerror(-err));
 	else
@@ -31,28 +31,27 @@ static int trace_calls_of(const struct py_process *p, void *ctx)
 static void start_window(struct run *r, uint64_t now)
 {
 	struct call_windows *w = &r->calls;
-	struct calltrace_opts co = { .procs_fd =
-					     discover__procs_map_fd(cpuprof__discover(r->cpu)) };
+	struct calltrace_opts co = { .procs_fd = discover_procs_map_fd(cpuprof_discover(r->cpu)) };
 	int err;
 
 	w->next_mono = now + windows_every_ns(r);
-	if (calltrace__new(&co, &w->ct)) {
+	if (calltrace_new(&co, &w->ct)) {
 		w->ct = NULL;
 		w->st.failed++;
 		log_warn("run: call window skipped: the call tracer did not load");
 		return;
 	}
-	if ((err = calltrace__calibrate(w->ct, &w->ns_per_hit))) {
+	if ((err = calltrace_calibrate(w->ct, &w->ns_per_hit))) {
 		log_warn("run: cannot measure what a probe hit costs (%s): taking %.1f us",
 			 strerror(-err), PROBE_HIT_NS / 1000);
 		w->ns_per_hit = PROBE_HIT_NS;
 	}
 	w->st.ns_per_hit = w->ns_per_hit;
 	w->traced = 0;
-	discover__for_each(cpuprof__discover(r->cpu), trace_calls_of, r);
+	discover_for_each(cpuprof_discover(r->cpu), trace_calls_of, r);
 	if (!w->traced) {
 		log_debug("run: call window: no process with function probes to trace");
-		calltrace__free(w->ct);
+		calltrace_free(w->ct);
 		w->ct = NULL;
 		return;
 	}
@@ -71,19 +70,19 @@ void windows_end(struct run *r)
 	struct call_windows *w = &r->calls;
 	uint64_t k[PYRO_CALLS_COUNTER_MAX] = { 0 }, until, hits;
 	double cost_ns, share_ns = r->cfg.calls_budget / 100 * (double)windows_every_ns(r);
-	struct callnames nm;
+	struct callprof_names nm;
 	uint64_t periods;
 
-	calltrace__detach_all(w->ct); /* the traced processes stop trapping now */
+	calltrace_detach_all(w->ct); /* the traced processes stop trapping now */
 	until = realtime_ns();
-	calltrace__counters(w->ct, k);
+	calltrace_counters(w->ct, k);
 	hits = k[PYRO_CALLS_ENTRIES] + k[PYRO_CALLS_RETURNS];
 	cost_ns = (double)hits * w->ns_per_hit;
-	callnames_init(&nm, w->ct);
-	callprof_add(w->ct, &nm, cpuprof__seen(r->cpu), series_calls_profile_for, r);
-	callnames_free(&nm);
+	callprof_names_init(&nm, w->ct);
+	callprof_add(w->ct, &nm, cpuprof_seen(r->cpu), series_calls_profile_for, r);
+	callprof_names_free(&nm);
 	series_flush(r, &w->series, w->start_wall, until, EXPORT_KIND_CALLS);
-	calltrace__free(w->ct);
+	calltrace_free(w->ct);
 	w->ct = NULL;
 	w->st.windows++;
 	w->st.hits += hits;

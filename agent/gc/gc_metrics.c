@@ -11,6 +11,19 @@
 #include "base/http_server.h"
 #include "procs/seen.h"
 
+/* A label value in the exposition format: backslash, quote and newline escaped. */
+static void label_value(FILE *f, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '"')
+			fprintf(f, "\\%c", *s);
+		else if (*s == '\n')
+			fputs("\\n", f);
+		else
+			fputc(*s, f);
+	}
+}
+
 /* Histogram bounds in seconds, from 100 us (a young collection) to 10 s. A fine bucket
  * (12.5 % wide) straddling a bound is counted in the next one. */
 static const double le_s[] = { 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
@@ -85,7 +98,7 @@ static void add_count(struct series *s, uint32_t bucket, uint64_t n)
 
 	s->count += n;
 	for (i = 0; i < NLE; i++)
-		if ((double)gc_bucket_upper(bucket) <= le_s[i] * 1e9)
+		if ((double)gchist_bucket_upper(bucket) <= le_s[i] * 1e9)
 			s->le[i] += n;
 }
 
@@ -125,7 +138,7 @@ static void labels(FILE *f, const char *key, size_t len)
 	const char *gen = key + strlen(key) + 1, *pid = gen + strlen(gen) + 1;
 
 	fputs("service_name=\"", f);
-	metrics_label_value(f, key);
+	label_value(f, key);
 	fprintf(f, "\",generation=\"%s\"", gen);
 	if (*pid)
 		fprintf(f, ",pid=\"%s\"", pid);
@@ -218,7 +231,7 @@ static void note_avail(const struct py_process *p, void *ctx)
 	if (id < 0 || !grow(a, (size_t)id))
 		return;
 	a->seen[id] = true;
-	if (!gctrace__status(a->g, p, &reason, &why) && !a->reason[id])
+	if (!gctrace_status(a->g, p, &reason, &why) && !a->reason[id])
 		a->reason[id] = reason ? reason : "unknown";
 }
 
@@ -240,10 +253,10 @@ static void write_availability(FILE *f, const struct seen *seen, struct gctrace 
 		if (!a.seen[i])
 			continue;
 		fputs("python_gc_tracing_available{service_name=\"", f);
-		metrics_label_value(f, intern_key(&a.services, (uint32_t)i, NULL));
+		label_value(f, intern_key(&a.services, (uint32_t)i, NULL));
 		if (a.reason[i]) {
 			fputs("\",reason=\"", f);
-			metrics_label_value(f, a.reason[i]);
+			label_value(f, a.reason[i]);
 		}
 		fprintf(f, "\"} %d\n", !a.reason[i]);
 	}
@@ -256,7 +269,7 @@ static void write_self(FILE *f, struct gctrace *g)
 {
 	struct gctrace_stats st;
 
-	gctrace__stats(g, &st);
+	gctrace_stats(g, &st);
 	fprintf(f,
 		"# HELP pyrometer_gc_lost_total GC pauses or pause events pyrometer could not "
 		"record, "
@@ -302,11 +315,11 @@ int gc_metrics_write(struct gctrace *g, const struct seen *seen, bool pid_label,
 	int err;
 
 	intern_init(&a.keys);
-	err = gctrace__for_each(g, add_stats, &a);
+	err = gctrace_for_each(g, add_stats, &a);
 	if (!err)
-		err = gctrace__for_each_bucket(g, add_bucket, &a);
+		err = gctrace_for_each_bucket(g, add_bucket, &a);
 	if (!err)
-		gctrace__for_each_retired(g, add_retired, &a);
+		gctrace_for_each_retired(g, add_retired, &a);
 	if (!err && !a.err) {
 		write_series(f, &a);
 		write_availability(f, seen, g);

@@ -28,7 +28,7 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-int gctrace__new(const struct gctrace_opts *o, struct gctrace **out)
+int gctrace_new(const struct gctrace_opts *o, struct gctrace **out)
 {
 	struct gctrace *g = calloc(1, sizeof(*g));
 	int err;
@@ -53,7 +53,7 @@ int gctrace__new(const struct gctrace_opts *o, struct gctrace **out)
 	*out = g;
 	return 0;
 fail:
-	gctrace__free(g);
+	gctrace_free(g);
 	return err;
 }
 
@@ -65,7 +65,7 @@ static void detach(struct gctrace *g, struct gc_binary *b)
 	b->nlinks = 0;
 }
 
-int gctrace__hand_over(struct gctrace *g)
+int gctrace_hand_over(struct gctrace *g)
 {
 	int fds[GC_MAX_UPROBES], n = 0, err;
 	struct gc_binary *b;
@@ -83,7 +83,7 @@ int gctrace__hand_over(struct gctrace *g)
 	return 0;
 }
 
-void gctrace__free(struct gctrace *g)
+void gctrace_free(struct gctrace *g)
 {
 	if (!g)
 		return;
@@ -224,7 +224,7 @@ static int ensure_attached(struct gctrace *g, struct gc_binary *b, const struct 
 	return b->err;
 }
 
-int gctrace__track(struct gctrace *g, const struct py_process *p)
+int gctrace_track(struct gctrace *g, const struct py_process *p)
 {
 	struct gc_binary *b;
 	int fd = -1, err;
@@ -257,7 +257,7 @@ int gctrace__track(struct gctrace *g, const struct py_process *p)
 	return 0;
 }
 
-void gctrace__untrack(struct gctrace *g, const struct py_process *p)
+void gctrace_untrack(struct gctrace *g, const struct py_process *p)
 {
 	struct gc_binary *b = *find(g, p->dev_major, p->dev_minor, p->inode);
 
@@ -265,7 +265,7 @@ void gctrace__untrack(struct gctrace *g, const struct py_process *p)
 		b->idle_since = now_ns();
 }
 
-void gctrace__expire(struct gctrace *g)
+void gctrace_expire(struct gctrace *g)
 {
 	uint64_t now = now_ns();
 	struct gc_binary **pp = &g->bins, *b;
@@ -281,8 +281,8 @@ void gctrace__expire(struct gctrace *g)
 	}
 }
 
-int gctrace__status(struct gctrace *g, const struct py_process *p, const char **reason,
-		    const char **why)
+int gctrace_status(struct gctrace *g, const struct py_process *p, const char **reason,
+		   const char **why)
 {
 	struct gc_binary *b;
 
@@ -299,7 +299,7 @@ int gctrace__status(struct gctrace *g, const struct py_process *p, const char **
 	return 0;
 }
 
-int gctrace__pin_file(struct gctrace *g, const char *path)
+int gctrace_pin_file(struct gctrace *g, const char *path)
 {
 	struct py_binary bin = { 0 };
 	struct elf_file *ef = NULL;
@@ -321,7 +321,7 @@ int gctrace__pin_file(struct gctrace *g, const char *path)
 		close(fd);
 		return b->err;
 	}
-	err = elf_file__open_fd(fd, &ef);
+	err = elf_file_open_fd(fd, &ef);
 	if (!err)
 		err = py_binary_inspect(ef, &bin);
 	if (!err && !bin.caps.gc)
@@ -337,31 +337,31 @@ int gctrace__pin_file(struct gctrace *g, const char *path)
 			log_debug("attached GC probes to %s (installed)", path);
 	}
 	py_binary_clear(&bin);
-	elf_file__free(ef);
+	elf_file_free(ef);
 	close(fd);
 	return err;
 }
 
-void gctrace__set_linger_ns(struct gctrace *g, uint64_t linger_ns)
+void gctrace_set_linger_ns(struct gctrace *g, uint64_t linger_ns)
 {
 	g->linger_ns = linger_ns;
 }
 
-void gctrace__set_slow_ns(struct gctrace *g, uint64_t slow_ns)
+void gctrace_set_slow_ns(struct gctrace *g, uint64_t slow_ns)
 {
 	/* .data is mapped into our memory: the program sees the store at once */
 	g->skel->data->slow_ns = slow_ns;
 }
 
-int gctrace__events_fd(const struct gctrace *g)
+int gctrace_events_fd(const struct gctrace *g)
 {
 	return bpf_map__fd(g->skel->maps.gc_events);
 }
 
-int gctrace__for_each(struct gctrace *g,
-		      void (*cb)(const struct pyro_gc_key *k, const struct pyro_gc_stats *st,
-				 void *ctx),
-		      void *ctx)
+int gctrace_for_each(struct gctrace *g,
+		     void (*cb)(const struct pyro_gc_key *k, const struct pyro_gc_stats *st,
+				void *ctx),
+		     void *ctx)
 {
 	struct pyro_gc_key key, next;
 	struct pyro_gc_stats st;
@@ -377,9 +377,9 @@ int gctrace__for_each(struct gctrace *g,
 	return err == -ENOENT ? 0 : err;
 }
 
-int gctrace__for_each_bucket(struct gctrace *g,
-			     void (*cb)(const struct pyro_gc_hist_key *k, uint64_t n, void *ctx),
-			     void *ctx)
+int gctrace_for_each_bucket(struct gctrace *g,
+			    void (*cb)(const struct pyro_gc_hist_key *k, uint64_t n, void *ctx),
+			    void *ctx)
 {
 	struct pyro_gc_hist_key key, next;
 	uint64_t n;
@@ -396,10 +396,10 @@ int gctrace__for_each_bucket(struct gctrace *g,
 	return err == -ENOENT ? 0 : err;
 }
 
-int gctrace__process(struct gctrace *g, uint32_t pid,
-		     void (*cb)(const struct pyro_gc_key *k, const struct pyro_gc_stats *st,
-				const uint64_t *hist, void *ctx),
-		     void *ctx)
+int gctrace_process(struct gctrace *g, uint32_t pid,
+		    void (*cb)(const struct pyro_gc_key *k, const struct pyro_gc_stats *st,
+			       const uint64_t *hist, void *ctx),
+		    void *ctx)
 {
 	struct pyro_gc_key key, next, mine[PYRO_GC_MAX_GENERATIONS];
 	uint64_t hist[PYRO_GC_BUCKETS];
@@ -416,12 +416,12 @@ int gctrace__process(struct gctrace *g, uint32_t pid,
 	for (int i = 0; i < n; i++)
 		if (!bpf_map__lookup_elem(g->skel->maps.gc_stats, &mine[i], sizeof(mine[i]), &st,
 					  sizeof(st), 0) &&
-		    !gctrace__histogram(g, &mine[i], hist))
+		    !gctrace_histogram(g, &mine[i], hist))
 			cb(&mine[i], &st, hist, ctx);
 	return err == -ENOENT ? 0 : err;
 }
 
-int gctrace__histogram(struct gctrace *g, const struct pyro_gc_key *k, uint64_t *counts)
+int gctrace_histogram(struct gctrace *g, const struct pyro_gc_key *k, uint64_t *counts)
 {
 	struct pyro_gc_hist_key key, next;
 	uint64_t n;
@@ -441,7 +441,7 @@ int gctrace__histogram(struct gctrace *g, const struct pyro_gc_key *k, uint64_t 
 	return err == -ENOENT ? 0 : err;
 }
 
-void gctrace__stats(struct gctrace *g, struct gctrace_stats *st)
+void gctrace_stats(struct gctrace *g, struct gctrace_stats *st)
 {
 	struct gc_binary *b;
 
@@ -452,7 +452,7 @@ void gctrace__stats(struct gctrace *g, struct gctrace_stats *st)
 	bpfstats_percpu_sum(g->skel->maps.gc_counters, PYRO_GC_COUNTER_MAX, st->kernel);
 }
 
-void gctrace__prog_stats(struct gctrace *g, uint64_t *run_ns, uint64_t *run_cnt)
+void gctrace_prog_stats(struct gctrace *g, uint64_t *run_ns, uint64_t *run_cnt)
 {
 	*run_ns = *run_cnt = 0;
 	bpfstats_prog_runs(g->skel->progs.on_gc_start, run_ns, run_cnt);

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gc/gchist.h"
 #include "pyrometer.h"
 
 struct gctrace;
@@ -40,51 +41,51 @@ struct gctrace_stats {
 	uint64_t unattributed;	/* processes gone before discovery named them (retire_untracked) */
 };
 
-int gctrace__new(const struct gctrace_opts *opts, struct gctrace **out);
-void gctrace__free(struct gctrace *g);
+int gctrace_new(const struct gctrace_opts *opts, struct gctrace **out);
+void gctrace_free(struct gctrace *g);
 /* Makes sure p's interpreter binary is attached. -ENOTSUP if it has no GC probes. */
-int gctrace__track(struct gctrace *g, const struct py_process *p);
-/* p is gone: its binary lingers, and is detached by gctrace__expire once no tracked
+int gctrace_track(struct gctrace *g, const struct py_process *p);
+/* p is gone: its binary lingers, and is detached by gctrace_expire once no tracked
  * process has used it for the linger period. */
-void gctrace__untrack(struct gctrace *g, const struct py_process *p);
+void gctrace_untrack(struct gctrace *g, const struct py_process *p);
 /* Detaches binaries idle for longer than the linger period, and forgets failed ones. */
-void gctrace__expire(struct gctrace *g);
+void gctrace_expire(struct gctrace *g);
 /* Attaches the GC probes of an interpreter installed at path (in our root) until the end,
  * so that its processes are counted from their first collection. -ENOTSUP if it has none. */
-int gctrace__pin_file(struct gctrace *g, const char *path);
+int gctrace_pin_file(struct gctrace *g, const char *path);
 /* 1 if p's GC is traced; else 0 with a short label (reason) and a sentence (why). */
-int gctrace__status(struct gctrace *g, const struct py_process *p, const char **reason,
-		    const char **why);
+int gctrace_status(struct gctrace *g, const struct py_process *p, const char **reason,
+		   const char **why);
 /* At exit: hands the uprobes to the broker (agent/gc/uprobes.h), so that removing them does
  * not hold up our exit. */
-int gctrace__hand_over(struct gctrace *g);
+int gctrace_hand_over(struct gctrace *g);
 /* Changes the linger period (SIGHUP). */
-void gctrace__set_linger_ns(struct gctrace *g, uint64_t linger_ns);
+void gctrace_set_linger_ns(struct gctrace *g, uint64_t linger_ns);
 /* Changes the threshold above which pauses are sent as events. */
-void gctrace__set_slow_ns(struct gctrace *g, uint64_t slow_ns);
+void gctrace_set_slow_ns(struct gctrace *g, uint64_t slow_ns);
 /* Ring buffer of struct pyro_gc_event. */
-int gctrace__events_fd(const struct gctrace *g);
+int gctrace_events_fd(const struct gctrace *g);
 /* Calls cb for each (pid, generation) counted so far. */
-int gctrace__for_each(struct gctrace *g,
-		      void (*cb)(const struct pyro_gc_key *k, const struct pyro_gc_stats *st,
-				 void *ctx),
-		      void *ctx);
+int gctrace_for_each(struct gctrace *g,
+		     void (*cb)(const struct pyro_gc_key *k, const struct pyro_gc_stats *st,
+				void *ctx),
+		     void *ctx);
 /* Calls cb for every non-empty histogram bucket of every (pid, generation). */
-int gctrace__for_each_bucket(struct gctrace *g,
-			     void (*cb)(const struct pyro_gc_hist_key *k, uint64_t n, void *ctx),
-			     void *ctx);
+int gctrace_for_each_bucket(struct gctrace *g,
+			    void (*cb)(const struct pyro_gc_hist_key *k, uint64_t n, void *ctx),
+			    void *ctx);
 /* Most generations one process reports (0-2; 3.14.0-3.14.4's young/increment/full). */
 #define PYRO_GC_MAX_GENERATIONS 8
 /* Calls cb for each generation of one process, with its histogram (PYRO_GC_BUCKETS). */
-int gctrace__process(struct gctrace *g, uint32_t pid,
-		     void (*cb)(const struct pyro_gc_key *k, const struct pyro_gc_stats *st,
-				const uint64_t *hist, void *ctx),
-		     void *ctx);
+int gctrace_process(struct gctrace *g, uint32_t pid,
+		    void (*cb)(const struct pyro_gc_key *k, const struct pyro_gc_stats *st,
+			       const uint64_t *hist, void *ctx),
+		    void *ctx);
 /* The pause histogram of (pid, generation): counts[PYRO_GC_BUCKETS]. */
-int gctrace__histogram(struct gctrace *g, const struct pyro_gc_key *k, uint64_t *counts);
-void gctrace__stats(struct gctrace *g, struct gctrace_stats *st);
+int gctrace_histogram(struct gctrace *g, const struct pyro_gc_key *k, uint64_t *counts);
+void gctrace_stats(struct gctrace *g, struct gctrace_stats *st);
 /* Run time and runs of both probe programs (kernel.bpf_stats_enabled). */
-void gctrace__prog_stats(struct gctrace *g, uint64_t *run_ns, uint64_t *run_cnt);
+void gctrace_prog_stats(struct gctrace *g, uint64_t *run_ns, uint64_t *run_cnt);
 
 /* A process that has exited, and the service its figures count for. */
 struct gc_retiree {
@@ -95,23 +96,17 @@ struct gc_retiree {
 /* Folds the kernel's entries of these processes into per-(service, generation) totals kept
  * here and deletes them from the maps (long-running use: the maps then hold live processes
  * only). Sorts list. */
-int gctrace__retire(struct gctrace *g, struct gc_retiree *list, size_t n);
+int gctrace_retire(struct gctrace *g, struct gc_retiree *list, size_t n);
 /* Folds the figures of processes that keep(pid) does not claim, as service "unknown": the
  * kernel counts every process running an attached binary, also one that exited before
  * discovery could look at it, whose entries would otherwise stay in the maps for good. */
-int gctrace__retire_untracked(struct gctrace *g, bool (*keep)(uint32_t pid, void *ctx), void *ctx);
+int gctrace_retire_untracked(struct gctrace *g, bool (*keep)(uint32_t pid, void *ctx), void *ctx);
 /* Calls cb for each (service, generation) total of exited processes; hist has
  * PYRO_GC_BUCKETS counts. */
-void gctrace__for_each_retired(struct gctrace *g,
-			       void (*cb)(const char *service, int generation,
-					  const struct pyro_gc_stats *st, const uint64_t *hist,
-					  void *ctx),
-			       void *ctx);
-
-/* Bounds of histogram bucket b, in ns: [lower, upper). */
-uint64_t gc_bucket_lower(uint32_t b);
-uint64_t gc_bucket_upper(uint32_t b);
-/* The q-quantile (0..1) of a histogram, as the upper bound of its bucket capped at max_ns. */
-uint64_t gc_quantile(const uint64_t *counts, double q, uint64_t max_ns);
+void gctrace_for_each_retired(struct gctrace *g,
+			      void (*cb)(const char *service, int generation,
+					 const struct pyro_gc_stats *st, const uint64_t *hist,
+					 void *ctx),
+			      void *ctx);
 
 #endif

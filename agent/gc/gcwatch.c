@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gc/alerts.h"
+#include "gc/alerter.h"
 #include "gc/gctrace.h"
 #include "profile/intern.h"
 #include "procs/seen.h"
@@ -14,15 +14,15 @@
 void gcwatch_stack_text(struct symbolizer *sym, const struct py_process *p,
 			const struct pyro_gc_event *e, char *out, size_t len)
 {
-	struct py_target target = p ? py_process_target(p) : (struct py_target){ 0 };
+	struct py_target target = p ? discover_target(p) : (struct py_target){ 0 };
 	struct py_frame_sym fs;
 	size_t at = 0;
 	uint32_t i;
 
 	out[0] = '\0';
 	for (i = 0; p && i < e->stack.depth && i < PYRO_MAX_FRAMES && at + 1 < len; i++) {
-		symbolizer__frame(sym, &target, e->stack.frames[i] & PYRO_FRAME_CODE_MASK,
-				  (uint32_t)(e->stack.frames[i] >> PYRO_FRAME_INSTR_SHIFT), &fs);
+		symbolizer_frame(sym, &target, e->stack.frames[i] & PYRO_FRAME_CODE_MASK,
+				 (uint32_t)(e->stack.frames[i] >> PYRO_FRAME_INSTR_SHIFT), &fs);
 		at += (size_t)snprintf(out + at, len - at, "%s%s (%s:%d)", i ? "\n" : "", fs.name,
 				       fs.file, fs.line);
 	}
@@ -34,7 +34,7 @@ void gcwatch_alert_pause(struct alerter *a, struct symbolizer *sym, const struct
 	char stack[2048];
 
 	gcwatch_stack_text(sym, p, e, stack, sizeof(stack));
-	alerter__pause(a, p ? p->service : "unknown", e->generation, e->duration_ns, stack);
+	alerter_pause(a, p ? p->service : "unknown", e->generation, e->duration_ns, stack);
 }
 
 struct alert_hists {
@@ -82,15 +82,15 @@ void gcwatch_alert_tick(struct alerter *a, struct gctrace *g, const struct seen 
 	size_t i;
 
 	intern_init(&h.keys);
-	if (p99 && gctrace__for_each_bucket(g, alert_bucket, &h) == 0) {
-		gctrace__for_each_retired(g, alert_retired, &h);
+	if (p99 && gctrace_for_each_bucket(g, alert_bucket, &h) == 0) {
+		gctrace_for_each_retired(g, alert_retired, &h);
 		for (i = 0; i < h.keys.n; i++) {
 			const char *key = intern_key(&h.keys, (uint32_t)i, NULL);
 
-			alerter__histogram(a, key, atoi(key + strlen(key) + 1), h.counts[i]);
+			alerter_histogram(a, key, atoi(key + strlen(key) + 1), h.counts[i]);
 		}
 	}
 	intern_free(&h.keys);
 	free(h.counts);
-	alerter__tick(a);
+	alerter_tick(a);
 }

@@ -231,19 +231,19 @@ static int check_site(int file_fd, const struct broker_req *q)
 
 	if (fstat(file_fd, &sb) || !S_ISREG(sb.st_mode))
 		return -EBADF;
-	if ((err = elf_file__open_fd(file_fd, &ef)) ||
+	if ((err = elf_file_open_fd(file_fd, &ef)) ||
 	    (err = usdt_sites_read(ef, "python", &sites, &n, &st)))
 		goto out;
 	err = -EPERM;
 	for (i = 0; i < n; i++)
 		if (sites[i].pc_offset == q->offset &&
 		    sites[i].semaphore_offset == q->ref_ctr_offset &&
-		    usdt_probe_attachable(&sites[i]) &&
+		    usdt_notes_attachable(&sites[i]) &&
 		    usdt_sites_count(sites, n, sites[i].name) <= USDT_MAX_SITES)
 			err = 0;
 out:
 	free(sites);
-	elf_file__free(ef);
+	elf_file_free(ef);
 	return err;
 }
 

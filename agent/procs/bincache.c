@@ -29,7 +29,7 @@ struct bincache {
 	size_t nbins;
 };
 
-int bincache__new(struct bincache **out)
+int bincache_new(struct bincache **out)
 {
 	*out = calloc(1, sizeof(**out));
 	return *out ? 0 : -ENOMEM;
@@ -57,7 +57,7 @@ static void free_bins(struct bincache *d, bool python_too)
 	}
 }
 
-void bincache__free(struct bincache *c)
+void bincache_free(struct bincache *c)
 {
 	if (!c)
 		return;
@@ -79,8 +79,8 @@ static struct bin_entry *bin_lookup(struct bincache *d, const struct map_entry *
 	return NULL;
 }
 
-int bincache__get(struct bincache *d, int fd, const struct map_entry *m,
-		  const struct py_binary **bin, int64_t *load_delta)
+int bincache_get(struct bincache *d, int fd, const struct map_entry *m,
+		 const struct py_binary **bin, int64_t *load_delta)
 {
 	struct elf_file *ef = NULL;
 	struct bin_entry *e;
@@ -95,12 +95,12 @@ int bincache__get(struct bincache *d, int fd, const struct map_entry *m,
 	e = calloc(1, sizeof(*e));
 	if (!e)
 		return -ENOMEM;
-	err = elf_file__open_fd(fd, &ef);
+	err = elf_file_open_fd(fd, &ef);
 	if (!err)
 		err = py_binary_inspect(ef, &e->bin);
-	if (!err && e->bin.is_python && elf_file__vaddr_delta(ef, 0, &e->load_delta))
+	if (!err && e->bin.is_python && elf_file_vaddr_delta(ef, 0, &e->load_delta))
 		err = -ENOEXEC;
-	elf_file__free(ef);
+	elf_file_free(ef);
 	if (err == -ENOEXEC && !e->bin.is_python)
 		err = 0; /* not an ELF we understand: cache it as "not Python" */
 	if (err) {

@@ -8,15 +8,15 @@
 #include <stdint.h>
 
 #include "base/procfs.h"
-#include "python/pyinterp.h"
+#include "python/py_binary.h"
 
 struct bincache;
 
-int bincache__new(struct bincache **out);
-void bincache__free(struct bincache *c);
+int bincache_new(struct bincache **out);
+void bincache_free(struct bincache *c);
 /* The binary open as fd and mapped as m: *bin (owned by the cache, stable while it holds
  * Python binaries) and the p_vaddr - p_offset of its segment at file offset 0. */
-int bincache__get(struct bincache *c, int fd, const struct map_entry *m,
-		  const struct py_binary **bin, int64_t *load_delta);
+int bincache_get(struct bincache *c, int fd, const struct map_entry *m,
+		 const struct py_binary **bin, int64_t *load_delta);
 
 #endif

@@ -64,7 +64,7 @@ static uint64_t now_ms(void)
 	return monotonic_ns() / 1000000;
 }
 
-int discover__new(const struct discover_ops *ops, struct evloop *loop, struct discover **out)
+int discover_new(const struct discover_ops *ops, struct evloop *loop, struct discover **out)
 {
 	struct discover *d = calloc(1, sizeof(*d));
 
@@ -72,7 +72,7 @@ int discover__new(const struct discover_ops *ops, struct evloop *loop, struct di
 		return -ENOMEM;
 	d->ops = *ops;
 	d->loop = loop;
-	if (bincache__new(&d->bins)) {
+	if (bincache_new(&d->bins)) {
 		free(d);
 		return -ENOMEM;
 	}
@@ -80,7 +80,7 @@ int discover__new(const struct discover_ops *ops, struct evloop *loop, struct di
 	return 0;
 }
 
-void discover__free(struct discover *d)
+void discover_free(struct discover *d)
 {
 	size_t i;
 
@@ -95,11 +95,11 @@ void discover__free(struct discover *d)
 			free(n);
 		}
 	}
-	bincache__free(d->bins);
+	bincache_free(d->bins);
 	free(d);
 }
 
-int discover__inspect(struct discover *d, pid_t pid, struct py_process **out)
+int discover_inspect(struct discover *d, pid_t pid, struct py_process **out)
 {
 	d->stats.inspected++;
 	return inspect_process(d->bins, pid, out, &d->stats.inspect_failed);
@@ -197,8 +197,8 @@ static int by_pid(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-int discover__for_each(struct discover *d, int (*cb)(const struct py_process *p, void *ctx),
-		       void *ctx)
+int discover_for_each(struct discover *d, int (*cb)(const struct py_process *p, void *ctx),
+		      void *ctx)
 {
 	struct py_process **all = NULL;
 	size_t n = 0, cap = 0, i;
@@ -231,7 +231,7 @@ int discover__for_each(struct discover *d, int (*cb)(const struct py_process *p,
 
 /* ---- /proc scan ---- */
 
-int discover__scan(struct discover *d)
+int discover_scan(struct discover *d)
 {
 	struct dirent *de;
 	DIR *dir = opendir("/proc");
@@ -244,7 +244,7 @@ int discover__scan(struct discover *d)
 
 		if (!procfs_is_pid(de->d_name, &pid) || *proc_slot(d, pid))
 			continue;
-		if (discover__inspect(d, pid, &p) == 0) {
+		if (discover_inspect(d, pid, &p) == 0) {
 			proc_add(d, p, 0, false);
 			free(p);
 		}
@@ -275,7 +275,7 @@ static void retry_schedule(struct discover *d, pid_t pid, int attempt, uint64_t 
 static void examine_exec(struct discover *d, pid_t pid, uint64_t ktime, int attempt)
 {
 	struct py_process *p;
-	int err = discover__inspect(d, pid, &p);
+	int err = discover_inspect(d, pid, &p);
 
 	if (err == 0) {
 		proc_add(d, p, ktime, false);
@@ -335,7 +335,7 @@ static int handle_event(void *ctx, void *data, size_t len)
 	return 0;
 }
 
-int discover__start_live(struct discover *d)
+int discover_start_live(struct discover *d)
 {
 	int err;
 
@@ -351,7 +351,7 @@ int discover__start_live(struct discover *d)
 		log_error("cannot attach to sched_process_exec/fork/exit: %s", strerror(-err));
 		return err;
 	}
-	err = evloop__add_ring(d->loop, bpf_map__fd(d->skel->maps.proc_events), handle_event, d);
+	err = evloop_add_ring(d->loop, bpf_map__fd(d->skel->maps.proc_events), handle_event, d);
 	if (err) {
 		log_error("cannot open the process event ring buffer: %s", strerror(-err));
 		return err;
@@ -395,7 +395,7 @@ static uint64_t kernel_lost(struct discover *d)
 {
 	struct discover_stats st;
 
-	discover__stats(d, &st);
+	discover_stats(d, &st);
 	return st.kernel[PYRO_DISC_RINGBUF_FULL_EXEC] + st.kernel[PYRO_DISC_RINGBUF_FULL_FORK] +
 	       st.kernel[PYRO_DISC_RINGBUF_FULL_EXIT] + st.kernel[PYRO_DISC_PIDMAP_FULL];
 }
@@ -421,8 +421,8 @@ static void resync(struct discover *d)
 		 lost - d->lost_seen);
 	d->lost_seen = lost;
 	d->stats.resyncs++;
-	discover__for_each(d, drop_if_gone, d);
-	discover__scan(d);
+	discover_for_each(d, drop_if_gone, d);
+	discover_scan(d);
 }
 
 #define SWEEP_MS 2000
@@ -450,7 +450,7 @@ static void sweep(struct discover *d)
 	/* A process is a zombie only after its exit tracepoint has sent the exit event: read
 	 * the ring first, so that an exit that just happened is reported as an exit with its
 	 * status, not as vanished (the CI failure of test_watch_follows_forks). */
-	if (n && evloop__consume(d->loop) < 0)
+	if (n && evloop_consume(d->loop) < 0)
 		log_debug("ring buffer consume failed");
 	for (int i = 0; i < n; i++) {
 		struct proc_node *node = *proc_slot(d, gone[i]);
@@ -463,7 +463,7 @@ static void sweep(struct discover *d)
 	}
 }
 
-int discover__poll(struct discover *d, int timeout_ms)
+int discover_poll(struct discover *d, int timeout_ms)
 {
 	int wait, err;
 
@@ -473,7 +473,7 @@ int discover__poll(struct discover *d, int timeout_ms)
 	wait = next_retry_ms(d);
 	if (wait < 0 || (timeout_ms >= 0 && timeout_ms < wait))
 		wait = timeout_ms;
-	err = evloop__poll(d->loop, wait);
+	err = evloop_poll(d->loop, wait);
 	if (err < 0 && err != -EINTR)
 		return err;
 	run_due_retries(d);
@@ -482,14 +482,14 @@ int discover__poll(struct discover *d, int timeout_ms)
 	return err == -EINTR ? -EINTR : d->handled;
 }
 
-const struct py_process *discover__get(struct discover *d, pid_t pid)
+const struct py_process *discover_get(struct discover *d, pid_t pid)
 {
 	struct proc_node *n = *proc_slot(d, pid);
 
 	return n ? &n->p : NULL;
 }
 
-int discover__set_flags(struct discover *d, pid_t pid, uint32_t flags)
+int discover_set_flags(struct discover *d, pid_t pid, uint32_t flags)
 {
 	struct pyro_proc_info info;
 
@@ -502,12 +502,12 @@ int discover__set_flags(struct discover *d, pid_t pid, uint32_t flags)
 				    BPF_EXIST);
 }
 
-int discover__procs_map_fd(const struct discover *d)
+int discover_procs_map_fd(const struct discover *d)
 {
 	return d->skel ? bpf_map__fd(d->skel->maps.procs) : -1;
 }
 
-void discover__stats(const struct discover *d, struct discover_stats *st)
+void discover_stats(const struct discover *d, struct discover_stats *st)
 {
 	*st = d->stats;
 	if (!d->skel)

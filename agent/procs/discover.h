@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "python/pyinterp.h"
+#include "python/py_binary.h"
 #include "python/symbolizer.h"
 
 struct py_process {
@@ -32,7 +32,7 @@ struct py_process {
 };
 
 /* What the symbolizer needs of p. */
-static inline struct py_target py_process_target(const struct py_process *p)
+static inline struct py_target discover_target(const struct py_process *p)
 {
 	return (struct py_target){ .pid = p->pid, .bin = p->bin, .bias = p->bias };
 }
@@ -69,31 +69,31 @@ struct discover;
 struct evloop;
 
 /* Discovery's process events are served by loop, among other rings (agent/base/evloop.h). */
-int discover__new(const struct discover_ops *ops, struct evloop *loop, struct discover **out);
-void discover__free(struct discover *d);
-/* Loads and attaches the tracepoint programs. Call before discover__scan so that nothing
+int discover_new(const struct discover_ops *ops, struct evloop *loop, struct discover **out);
+void discover_free(struct discover *d);
+/* Loads and attaches the tracepoint programs. Call before discover_scan so that nothing
  * that execs between the scan and the attach is missed. */
-int discover__start_live(struct discover *d);
+int discover_start_live(struct discover *d);
 /* Scans /proc and reports every Python process found (on_start with ktime 0). */
-int discover__scan(struct discover *d);
+int discover_scan(struct discover *d);
 /* Waits on the event loop for up to timeout_ms (-1: until a record arrives; less when an exec
  * re-check is due), then does discovery's own work: due re-checks, a resync after lost
  * events, the sweep of gone processes. Returns the number of process events handled or a
  * negative errno (-EINTR when interrupted by a signal). */
-int discover__poll(struct discover *d, int timeout_ms);
+int discover_poll(struct discover *d, int timeout_ms);
 /* The tracked process with this pid, or NULL. */
-const struct py_process *discover__get(struct discover *d, pid_t pid);
+const struct py_process *discover_get(struct discover *d, pid_t pid);
 /* Sets the pid map flags (enum pyro_proc_flags) of a tracked process. Children it forks
  * later inherit them in the kernel. */
-int discover__set_flags(struct discover *d, pid_t pid, uint32_t flags);
+int discover_set_flags(struct discover *d, pid_t pid, uint32_t flags);
 /* Fd of the BPF pid map the other programs filter on (valid after start_live). */
-int discover__procs_map_fd(const struct discover *d);
-void discover__stats(const struct discover *d, struct discover_stats *st);
+int discover_procs_map_fd(const struct discover *d);
+void discover_stats(const struct discover *d, struct discover_stats *st);
 /* Iterates tracked processes in pid order; stop early by returning non-zero. */
-int discover__for_each(struct discover *d, int (*cb)(const struct py_process *p, void *ctx),
-		       void *ctx);
+int discover_for_each(struct discover *d, int (*cb)(const struct py_process *p, void *ctx),
+		      void *ctx);
 /* Inspects one pid now: 0 and *out filled if it is Python (caller frees *out with free()),
  * -ENOENT if not Python or gone, -EAGAIN if it links libpython that is not mapped yet. */
-int discover__inspect(struct discover *d, pid_t pid, struct py_process **out);
+int discover_inspect(struct discover *d, pid_t pid, struct py_process **out);
 
 #endif

@@ -123,7 +123,7 @@ int inspect_process(struct bincache *bins, pid_t pid, struct py_process **out, u
 			log_debug("pid %d: cannot open %s: %s", pid, path, strerror(-fd));
 			continue;
 		}
-		ierr = bincache__get(bins, fd, &s->c[i].m, &bin, &load_delta);
+		ierr = bincache_get(bins, fd, &s->c[i].m, &bin, &load_delta);
 		close(fd);
 		if (ierr) {
 			(*failed)++;

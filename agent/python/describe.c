@@ -41,7 +41,7 @@ static void json_caps(struct json *j, const struct py_caps *c)
 	if (c->gc)
 		json_str(j, NULL, "gc");
 	if (c->calls)
-		json_str(j, NULL, py_calls_mode_name(c->calls));
+		json_str(j, NULL, py_binary_calls_mode_name(c->calls));
 	json_arr_close(j);
 	json_obj_open(j, "unavailable");
 	if (c->no_cpu)
@@ -53,13 +53,13 @@ static void json_caps(struct json *j, const struct py_caps *c)
 	json_obj_close(j);
 }
 
-void report_binary(struct json *j, const struct py_binary *b)
+void describe_binary(struct json *j, const struct py_binary *b)
 {
 	json_probes(j, b);
 	json_caps(j, &b->caps);
 }
 
-const char *report_version_source(const struct py_binary *b)
+const char *describe_version_source(const struct py_binary *b)
 {
 	static const char *const sources[] = { "none", "_Py_DebugOffsets", "Py_Version",
 					       ".rodata" };
@@ -67,7 +67,7 @@ const char *report_version_source(const struct py_binary *b)
 	return sources[b->version_source];
 }
 
-void report_layout(struct json *j, const struct py_layout *l)
+void describe_layout(struct json *j, const struct py_layout *l)
 {
 	const struct pyro_py_layout *b = &l->bpf;
 	const struct py_sym_layout *s = &l->sym;

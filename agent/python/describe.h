@@ -4,12 +4,12 @@
 #define PYRO_REPORT_H
 
 #include "base/json.h"
-#include "python/pyinterp.h"
+#include "python/py_binary.h"
 
 /* Members "usdt", "usdt_sites", "capabilities" and "unavailable" of the open object. */
-void report_binary(struct json *j, const struct py_binary *b);
+void describe_binary(struct json *j, const struct py_binary *b);
 /* Member "layout": every offset the frame walker and the symbolizer use. */
-void report_layout(struct json *j, const struct py_layout *l);
-const char *report_version_source(const struct py_binary *b);
+void describe_layout(struct json *j, const struct py_layout *l);
+const char *describe_version_source(const struct py_binary *b);
 
 #endif

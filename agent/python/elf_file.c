@@ -20,14 +20,14 @@ struct elf_file {
 static int finish_open(struct elf_file *ef, struct elf_file **out)
 {
 	if (!ef->elf || elf_kind(ef->elf) != ELF_K_ELF || gelf_getclass(ef->elf) != ELFCLASS64) {
-		elf_file__free(ef);
+		elf_file_free(ef);
 		return -ENOEXEC;
 	}
 	*out = ef;
 	return 0;
 }
 
-int elf_file__open_fd(int fd, struct elf_file **out)
+int elf_file_open_fd(int fd, struct elf_file **out)
 {
 	struct elf_file *ef;
 
@@ -47,7 +47,7 @@ int elf_file__open_fd(int fd, struct elf_file **out)
 	return finish_open(ef, out);
 }
 
-int elf_file__from_memory(const void *buf, size_t len, struct elf_file **out)
+int elf_file_from_memory(const void *buf, size_t len, struct elf_file **out)
 {
 	struct elf_file *ef;
 
@@ -67,7 +67,7 @@ int elf_file__from_memory(const void *buf, size_t len, struct elf_file **out)
 	return finish_open(ef, out);
 }
 
-void elf_file__free(struct elf_file *ef)
+void elf_file_free(struct elf_file *ef)
 {
 	if (!ef)
 		return;
@@ -98,8 +98,8 @@ static Elf_Scn *find_section(struct elf_file *ef, const char *name, GElf_Shdr *s
 	return NULL;
 }
 
-int elf_file__section(struct elf_file *ef, const char *name, const void **data, size_t *len,
-		      uint64_t *addr)
+int elf_file_section(struct elf_file *ef, const char *name, const void **data, size_t *len,
+		     uint64_t *addr)
 {
 	GElf_Shdr shdr;
 	Elf_Scn *scn = find_section(ef, name, &shdr);
@@ -119,7 +119,7 @@ int elf_file__section(struct elf_file *ef, const char *name, const void **data, 
 	return 0;
 }
 
-int elf_file__section_size(struct elf_file *ef, const char *name, uint64_t *size)
+int elf_file_section_size(struct elf_file *ef, const char *name, uint64_t *size)
 {
 	GElf_Shdr shdr;
 
@@ -163,14 +163,14 @@ static int lookup_in(struct elf_file *ef, Elf64_Word type, const char *name, uin
 	return -ENOENT;
 }
 
-int elf_file__symbol(struct elf_file *ef, const char *name, uint64_t *addr, uint64_t *size)
+int elf_file_symbol(struct elf_file *ef, const char *name, uint64_t *addr, uint64_t *size)
 {
 	if (lookup_in(ef, SHT_DYNSYM, name, addr, size) == 0)
 		return 0;
 	return lookup_in(ef, SHT_SYMTAB, name, addr, size);
 }
 
-int elf_file__read(struct elf_file *ef, uint64_t vaddr, void *buf, size_t len)
+int elf_file_read(struct elf_file *ef, uint64_t vaddr, void *buf, size_t len)
 {
 	Elf_Scn *scn = NULL;
 	GElf_Shdr shdr;
@@ -203,7 +203,7 @@ int elf_file__read(struct elf_file *ef, uint64_t vaddr, void *buf, size_t len)
 	return -ERANGE;
 }
 
-bool elf_file__needs(struct elf_file *ef, const char *prefix)
+bool elf_file_needs(struct elf_file *ef, const char *prefix)
 {
 	Elf_Scn *scn = NULL;
 	GElf_Shdr shdr;
@@ -255,7 +255,7 @@ static bool holds_vaddr(const GElf_Phdr *ph, uint64_t vaddr)
 	return vaddr >= ph->p_vaddr && vaddr < ph->p_vaddr + ph->p_memsz;
 }
 
-int elf_file__vaddr_delta(struct elf_file *ef, uint64_t off, int64_t *delta)
+int elf_file_vaddr_delta(struct elf_file *ef, uint64_t off, int64_t *delta)
 {
 	GElf_Phdr ph;
 	int err = find_load(ef, holds_offset, off, &ph);
@@ -265,7 +265,7 @@ int elf_file__vaddr_delta(struct elf_file *ef, uint64_t off, int64_t *delta)
 	return err;
 }
 
-int elf_file__vaddr_to_offset(struct elf_file *ef, uint64_t vaddr, uint64_t *off)
+int elf_file_vaddr_to_offset(struct elf_file *ef, uint64_t vaddr, uint64_t *off)
 {
 	GElf_Phdr ph;
 	int err = find_load(ef, holds_vaddr, vaddr, &ph);
@@ -275,7 +275,7 @@ int elf_file__vaddr_to_offset(struct elf_file *ef, uint64_t vaddr, uint64_t *off
 	return err;
 }
 
-int elf_file__vaddr_to_exec_offset(struct elf_file *ef, uint64_t vaddr, uint64_t *off)
+int elf_file_vaddr_to_exec_offset(struct elf_file *ef, uint64_t vaddr, uint64_t *off)
 {
 	GElf_Phdr ph;
 	int err = find_load(ef, holds_vaddr, vaddr, &ph);
@@ -289,15 +289,15 @@ int elf_file__vaddr_to_exec_offset(struct elf_file *ef, uint64_t vaddr, uint64_t
 	return 0;
 }
 
-int elf_file__for_each_string(struct elf_file *ef, const char *section,
-			      int (*cb)(const char *s, size_t n, uint64_t addr, void *ctx),
-			      void *ctx)
+int elf_file_for_each_string(struct elf_file *ef, const char *section,
+			     int (*cb)(const char *s, size_t n, uint64_t addr, void *ctx),
+			     void *ctx)
 {
 	const void *data;
 	const char *p, *end, *nul;
 	size_t len;
 	uint64_t addr;
-	int err = elf_file__section(ef, section, &data, &len, &addr);
+	int err = elf_file_section(ef, section, &data, &len, &addr);
 
 	if (err)
 		return err;

@@ -4,7 +4,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-int py_lnotab_line(const uint8_t *tab, size_t len, int firstlineno, uint32_t addr)
+int linetable_lnotab_line(const uint8_t *tab, size_t len, int firstlineno, uint32_t addr)
 {
 	uint32_t at = 0;
 	int64_t line = firstlineno; /* 1 << 20 pairs of +-128 cannot overflow 64 bits */
@@ -54,7 +54,7 @@ static bool read_svarint(const uint8_t *tab, size_t len, size_t *pos, int64_t *o
  * number of code units covered minus one. Codes: 15 no location; 14 long form (line delta,
  * end line delta, column, end column as varints); 13 line delta only; 10-12 line delta
  * code-10 plus two column bytes; 0-9 same line, one column byte. */
-int py_locations_line(const uint8_t *tab, size_t len, int firstlineno, uint32_t index)
+int linetable_locations_line(const uint8_t *tab, size_t len, int firstlineno, uint32_t index)
 {
 	size_t pos = 0;
 	uint32_t at = 0, skip;

@@ -9,10 +9,10 @@
 
 /* 3.9 co_lnotab: (bytecode offset increment, signed line increment) byte pairs.
  * addr is the byte offset of the instruction. */
-int py_lnotab_line(const uint8_t *tab, size_t len, int firstlineno, uint32_t addr);
+int linetable_lnotab_line(const uint8_t *tab, size_t len, int firstlineno, uint32_t addr);
 
 /* 3.11+ co_linetable location entries (Objects/locations.md in CPython). index is the
  * instruction's position in 16-bit code units. Returns -1 for instructions with no line. */
-int py_locations_line(const uint8_t *tab, size_t len, int firstlineno, uint32_t index);
+int linetable_locations_line(const uint8_t *tab, size_t len, int firstlineno, uint32_t index);
 
 #endif

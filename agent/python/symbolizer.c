@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "python/pyinterp.h"
+#include "python/py_binary.h"
 #include "python/linetable.h"
 #include "base/procmem.h"
 
@@ -41,7 +41,7 @@ struct symbolizer {
 	struct symbolizer_stats stats;
 };
 
-int symbolizer__new(struct symbolizer **out)
+int symbolizer_new(struct symbolizer **out)
 {
 	*out = calloc(1, sizeof(**out));
 	return *out ? 0 : -ENOMEM;
@@ -55,7 +55,7 @@ static void entry_free(struct entry *e)
 	free(e);
 }
 
-void symbolizer__forget(struct symbolizer *s, int pid)
+void symbolizer_forget(struct symbolizer *s, int pid)
 {
 	size_t i;
 
@@ -75,7 +75,7 @@ void symbolizer__forget(struct symbolizer *s, int pid)
 	}
 }
 
-void symbolizer__free(struct symbolizer *s)
+void symbolizer_free(struct symbolizer *s)
 {
 	size_t i;
 
@@ -92,12 +92,12 @@ void symbolizer__free(struct symbolizer *s)
 	free(s);
 }
 
-void symbolizer__next_generation(struct symbolizer *s)
+void symbolizer_next_generation(struct symbolizer *s)
 {
 	s->generation++;
 }
 
-void symbolizer__stats(const struct symbolizer *s, struct symbolizer_stats *st)
+void symbolizer_stats(const struct symbolizer *s, struct symbolizer_stats *st)
 {
 	*st = s->stats;
 }
@@ -256,15 +256,16 @@ static int line_of(const struct entry *e, uint32_t instr)
 
 	if (instr != PYRO_INSTR_UNKNOWN && e->lines) {
 		if (e->kind == PY_LINES_LNOTAB)
-			line = py_lnotab_line(e->lines, e->nlines, e->firstlineno, instr * 2);
+			line = linetable_lnotab_line(e->lines, e->nlines, e->firstlineno,
+						     instr * 2);
 		else
-			line = py_locations_line(e->lines, e->nlines, e->firstlineno, instr);
+			line = linetable_locations_line(e->lines, e->nlines, e->firstlineno, instr);
 	}
 	return line > 0 ? line : e->firstlineno;
 }
 
-int symbolizer__frame(struct symbolizer *s, const struct py_target *p, uint64_t code,
-		      uint32_t instr, struct py_frame_sym *out)
+int symbolizer_frame(struct symbolizer *s, const struct py_target *p, uint64_t code, uint32_t instr,
+		     struct py_frame_sym *out)
 {
 	struct entry **slot, *e = lookup(s, p->pid, code, &slot);
 	struct code_ident now;

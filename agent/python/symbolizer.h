@@ -29,16 +29,16 @@ struct symbolizer_stats {
 	uint64_t resolved, cache_hits, reused, failed;
 };
 
-int symbolizer__new(struct symbolizer **out);
-void symbolizer__free(struct symbolizer *s);
+int symbolizer_new(struct symbolizer **out);
+void symbolizer_free(struct symbolizer *s);
 /* Starts a drain: entries are re-validated on their first use after this. */
-void symbolizer__next_generation(struct symbolizer *s);
+void symbolizer_next_generation(struct symbolizer *s);
 /* Resolves a frame (code object address, instruction index). On failure *out names the
  * reason ("[unreadable code object]", ...) and a negative errno is returned. */
-int symbolizer__frame(struct symbolizer *s, const struct py_target *p, uint64_t code,
-		      uint32_t instr, struct py_frame_sym *out);
+int symbolizer_frame(struct symbolizer *s, const struct py_target *p, uint64_t code, uint32_t instr,
+		     struct py_frame_sym *out);
 /* Drops what is cached for a process that is gone. */
-void symbolizer__forget(struct symbolizer *s, int pid);
-void symbolizer__stats(const struct symbolizer *s, struct symbolizer_stats *st);
+void symbolizer_forget(struct symbolizer *s, int pid);
+void symbolizer_stats(const struct symbolizer *s, struct symbolizer_stats *st);
 
 #endif

@@ -122,7 +122,7 @@ static int parse_operand(const char **s, struct usdt_arg *a)
 	return 0;
 }
 
-int usdt_parse_args(const char *spec, struct usdt_arg *args, int max)
+int usdt_notes_parse_args(const char *spec, struct usdt_arg *args, int max)
 {
 	const char *p = spec;
 	int n = 0;
@@ -198,12 +198,12 @@ static int parse_one(const unsigned char *desc, size_t descsz, uint64_t base_add
 		return -EINVAL;
 	if (!p->provider[0] || !p->name[0])
 		return -EINVAL;
-	p->nargs = usdt_parse_args(p->args_spec, p->args, USDT_ARGS_MAX);
+	p->nargs = usdt_notes_parse_args(p->args_spec, p->args, USDT_ARGS_MAX);
 	return p->nargs < 0 ? -EINVAL : 0;
 }
 
-int usdt_for_each_note(const void *data, size_t len, uint64_t base_addr,
-		       int (*cb)(const struct usdt_probe *p, void *ctx), void *ctx)
+int usdt_notes_for_each(const void *data, size_t len, uint64_t base_addr,
+			int (*cb)(const struct usdt_probe *p, void *ctx), void *ctx)
 {
 	const unsigned char *d = data;
 	struct usdt_probe p;
@@ -259,10 +259,10 @@ static int collect(const struct usdt_probe *p, void *ctx)
 	return 0;
 }
 
-int usdt_parse_notes(const void *data, size_t len, uint64_t base_addr, struct usdt_probe **out)
+int usdt_notes_parse(const void *data, size_t len, uint64_t base_addr, struct usdt_probe **out)
 {
 	struct collected c = { 0 };
-	int err = usdt_for_each_note(data, len, base_addr, collect, &c);
+	int err = usdt_notes_for_each(data, len, base_addr, collect, &c);
 
 	*out = NULL;
 	if (err) {
@@ -273,7 +273,7 @@ int usdt_parse_notes(const void *data, size_t len, uint64_t base_addr, struct us
 	return (int)c.n;
 }
 
-bool usdt_probe_attachable(const struct usdt_probe *p)
+bool usdt_notes_attachable(const struct usdt_probe *p)
 {
 	int i;
 

@@ -46,19 +46,19 @@ struct usdt_probe {
  * .stapsdt.base section, or 0 when the binary has none. On success returns the number of
  * probes and sets *out to a malloc'd array (free()). Notes that are not stapsdt are skipped;
  * a truncated or malformed stapsdt note fails the whole section with -EINVAL. */
-int usdt_parse_notes(const void *data, size_t len, uint64_t base_addr, struct usdt_probe **out);
+int usdt_notes_parse(const void *data, size_t len, uint64_t base_addr, struct usdt_probe **out);
 
 /* The same, one probe at a time and without holding them all: cb sees each stapsdt note's
  * probe (valid during the call only) in section order; a non-zero return stops the walk and
  * is returned. -EINVAL, after the notes before it were seen, for a malformed note. */
-int usdt_for_each_note(const void *data, size_t len, uint64_t base_addr,
-		       int (*cb)(const struct usdt_probe *p, void *ctx), void *ctx);
+int usdt_notes_for_each(const void *data, size_t len, uint64_t base_addr,
+			int (*cb)(const struct usdt_probe *p, void *ctx), void *ctx);
 
 /* Parses an argument spec string such as "-4@%edi 8@-8(%rbp)". Returns the argument count
  * or -EINVAL. */
-int usdt_parse_args(const char *spec, struct usdt_arg *args, int max);
+int usdt_notes_parse_args(const char *spec, struct usdt_arg *args, int max);
 
 /* Can libbpf 1.1 attach this probe? (It cannot handle scale-index-base arguments.) */
-bool usdt_probe_attachable(const struct usdt_probe *p);
+bool usdt_notes_attachable(const struct usdt_probe *p);
 
 #endif

@@ -26,9 +26,9 @@ static bool seen_before(const struct sites *s, const struct usdt_probe *p)
 /* Fills the file offsets; -ENOEXEC when the probe's address is not in executable bytes. */
 static int locate(struct elf_file *ef, struct usdt_probe *p)
 {
-	if (elf_file__vaddr_to_exec_offset(ef, p->pc, &p->pc_offset))
+	if (elf_file_vaddr_to_exec_offset(ef, p->pc, &p->pc_offset))
 		return -ENOEXEC;
-	if (!p->semaphore || elf_file__vaddr_to_offset(ef, p->semaphore, &p->semaphore_offset))
+	if (!p->semaphore || elf_file_vaddr_to_offset(ef, p->semaphore, &p->semaphore_offset))
 		p->semaphore_offset = 0;
 	return 0;
 }
@@ -72,17 +72,17 @@ int usdt_sites_read(struct elf_file *ef, const char *provider, struct usdt_probe
 	memset(st, 0, sizeof(*st));
 	*out = NULL;
 	*n = 0;
-	if (elf_file__section_size(ef, ".note.stapsdt", &size))
+	if (elf_file_section_size(ef, ".note.stapsdt", &size))
 		return -ENOENT;
 	if (size > USDT_NOTES_MAX)
 		return -EFBIG; /* never read: a 256 MiB section would cost 256 MiB */
-	if (elf_file__section(ef, ".note.stapsdt", &data, &len, NULL))
+	if (elf_file_section(ef, ".note.stapsdt", &data, &len, NULL))
 		return -ENOENT;
-	elf_file__section(ef, ".stapsdt.base", &unused, &unused_len, &base_addr);
+	elf_file_section(ef, ".stapsdt.base", &unused, &unused_len, &base_addr);
 	s.kept = malloc(USDT_MAX_KEPT * sizeof(*s.kept));
 	if (!s.kept)
 		return -ENOMEM;
-	if ((err = usdt_for_each_note(data, len, base_addr, keep, &s))) {
+	if ((err = usdt_notes_for_each(data, len, base_addr, keep, &s))) {
 		free(s.kept);
 		return err;
 	}
@@ -102,7 +102,7 @@ int usdt_sites_count(const struct usdt_probe *probes, int n, const char *name)
 	int sites = 0;
 
 	for (int i = 0; i < n; i++)
-		if (!strcmp(probes[i].name, name) && usdt_probe_attachable(&probes[i]))
+		if (!strcmp(probes[i].name, name) && usdt_notes_attachable(&probes[i]))
 			sites++;
 	return sites;
 }

@@ -22,8 +22,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!tab)
 		return 0;
 	memcpy(tab, data + 4, size - 4);
-	py_locations_line(tab, size - 4, 1, index);
-	py_lnotab_line(tab, size - 4, 1, index);
+	linetable_locations_line(tab, size - 4, 1, index);
+	linetable_lnotab_line(tab, size - 4, 1, index);
 	free(tab);
 	return 0;
 }

@@ -20,7 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size >= 8) {
 		memcpy(&base, data, 8);
-		n = usdt_parse_notes(data + 8, size - 8, base, &probes);
+		n = usdt_notes_parse(data + 8, size - 8, base, &probes);
 		for (i = 0; i < n; i++) /* touch every field the agent later reads */
 			if (strlen(probes[i].provider) + strlen(probes[i].name) == 0 ||
 			    probes[i].nargs > USDT_ARGS_MAX)
@@ -33,7 +33,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(spec, data, size);
 	spec[size] = '\0';
-	usdt_parse_args(spec, args, USDT_ARGS_MAX);
+	usdt_notes_parse_args(spec, args, USDT_ARGS_MAX);
 	free(spec);
 	return 0;
 }

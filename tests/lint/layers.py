@@ -2,7 +2,10 @@
 - every module lives in a folder; only main.c sits in agent/ itself;
 - folders form layers: a folder includes only folders below it (RANK), so there is no
   include loop between folders, and nothing below daemon/ and cli/ includes them;
-- no source file is over MAX_LINES lines."""
+- no source file is over MAX_LINES lines;
+- a function other files can call is named after its file (spool.c: spool_put) or after the
+  header of its folder that declares it (gctrace_retire.c: gctrace_retire, in gctrace.h);
+  objects take module_new/module_free. Command entry points are cmd_NAME."""
 import glob
 import os
 import re
@@ -36,9 +39,35 @@ def main(root):
             to = m.group(1)
             if to not in RANK or RANK.get(folder, -1) <= RANK[to]:
                 errors.append(f"{rel}:{n}: {folder}/ includes {to}/, which is not below it")
+    errors += naming(agent)
     for e in errors:
         print(e, file=sys.stderr)
     return 1 if errors else 0
+
+
+def naming(agent):
+    """Non-static functions defined at the top level of each agent/FOLDER/FILE.c."""
+    errors = []
+    for path in sorted(glob.glob(os.path.join(agent, "*", "*.c"))):
+        folder = os.path.dirname(path)
+        stem = os.path.basename(path)[:-2]
+        headers = {os.path.basename(h)[:-2]: open(h).read()
+                   for h in glob.glob(os.path.join(folder, "*.h"))}
+        for n, line in enumerate(open(path).read().splitlines(), 1):
+            if not re.match(r"[a-z]", line) or line.startswith(("static ", "typedef ")):
+                continue
+            m = re.match(r"[\w \*]*?\b([a-z_][a-z_0-9]*)\(", line)
+            if not m or m.group(1) in ("main",) or m.group(1).startswith("cmd_"):
+                continue
+            name = m.group(1)
+            if name.startswith(stem + "_"):
+                continue
+            if any(name.startswith(h + "_") and re.search(rf"\b{name}\(", text)
+                   for h, text in headers.items()):
+                continue
+            errors.append(f"{os.path.relpath(path, os.path.dirname(agent))}:{n}: {name} is "
+                          f"named neither after its file nor after a header declaring it")
+    return errors
 
 
 if __name__ == "__main__":

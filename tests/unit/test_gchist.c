@@ -24,10 +24,10 @@ static void buckets_tile_the_line(void **state)
 	(void)state;
 
 	for (b = 0; b + 1 < 8 * 60; b++) /* contiguous; 8-23 are never used and empty */
-		assert_int_equal(gc_bucket_upper(b), gc_bucket_lower(b + 1));
-	assert_int_equal(gc_bucket_upper(7), gc_bucket_lower(24));
+		assert_int_equal(gchist_bucket_upper(b), gchist_bucket_lower(b + 1));
+	assert_int_equal(gchist_bucket_upper(7), gchist_bucket_lower(24));
 	for (b = 24; b < 8 * 60; b++) /* at most 12.5 % wide */
-		assert_true(gc_bucket_upper(b) - gc_bucket_lower(b) <= gc_bucket_lower(b) / 8);
+		assert_true(gchist_bucket_upper(b) - gchist_bucket_lower(b) <= gchist_bucket_lower(b) / 8);
 }
 
 static void every_duration_falls_in_its_bucket(void **state)
@@ -41,7 +41,7 @@ static void every_duration_falls_in_its_bucket(void **state)
 	for (i = 0; i < sizeof(d) / sizeof(d[0]); i++) {
 		uint32_t b = bucket_of(d[i]);
 
-		assert_true(gc_bucket_lower(b) <= d[i] && d[i] < gc_bucket_upper(b));
+		assert_true(gchist_bucket_lower(b) <= d[i] && d[i] < gchist_bucket_upper(b));
 	}
 }
 
@@ -52,12 +52,12 @@ static void quantiles(void **state)
 	(void)state;
 
 	memset(counts, 0, sizeof(counts));
-	assert_int_equal(gc_quantile(counts, 0.5, 0), 0);
+	assert_int_equal(gchist_quantile(counts, 0.5, 0), 0);
 	counts[b100us] = 98; /* 98 pauses of ~100 us, 2 of ~5 ms */
 	counts[b5ms] = 2;
-	assert_int_equal(gc_quantile(counts, 0.50, 5100000), gc_bucket_upper(b100us));
-	assert_int_equal(gc_quantile(counts, 0.98, 5100000), gc_bucket_upper(b100us));
-	assert_int_equal(gc_quantile(counts, 0.99, 5100000), 5100000); /* capped at the max */
+	assert_int_equal(gchist_quantile(counts, 0.50, 5100000), gchist_bucket_upper(b100us));
+	assert_int_equal(gchist_quantile(counts, 0.98, 5100000), gchist_bucket_upper(b100us));
+	assert_int_equal(gchist_quantile(counts, 0.99, 5100000), 5100000); /* capped at the max */
 }
 
 int main(void)

@@ -15,15 +15,15 @@ static void lnotab_pairs(void **state)
 	static const uint8_t tab[] = { 6, 2, 4, (uint8_t)-1 };
 	(void)state;
 
-	assert_int_equal(py_lnotab_line(tab, sizeof(tab), 10, 0), 10);
-	assert_int_equal(py_lnotab_line(tab, sizeof(tab), 10, 5), 10);
-	assert_int_equal(py_lnotab_line(tab, sizeof(tab), 10, 6), 12);
-	assert_int_equal(py_lnotab_line(tab, sizeof(tab), 10, 9), 12);
-	assert_int_equal(py_lnotab_line(tab, sizeof(tab), 10, 10), 11);
-	assert_int_equal(py_lnotab_line(tab, sizeof(tab), 10, 500), 11);
+	assert_int_equal(linetable_lnotab_line(tab, sizeof(tab), 10, 0), 10);
+	assert_int_equal(linetable_lnotab_line(tab, sizeof(tab), 10, 5), 10);
+	assert_int_equal(linetable_lnotab_line(tab, sizeof(tab), 10, 6), 12);
+	assert_int_equal(linetable_lnotab_line(tab, sizeof(tab), 10, 9), 12);
+	assert_int_equal(linetable_lnotab_line(tab, sizeof(tab), 10, 10), 11);
+	assert_int_equal(linetable_lnotab_line(tab, sizeof(tab), 10, 500), 11);
 	/* an odd trailing byte is ignored */
-	assert_int_equal(py_lnotab_line(tab, 3, 10, 500), 12);
-	assert_int_equal(py_lnotab_line(tab, 0, 10, 500), 10);
+	assert_int_equal(linetable_lnotab_line(tab, 3, 10, 500), 12);
+	assert_int_equal(linetable_lnotab_line(tab, 0, 10, 500), 10);
 }
 
 /* Entry header byte: 1, code (4 bits), units - 1 (3 bits). */
@@ -40,16 +40,16 @@ static void location_entries(void **state)
 	};
 	(void)state;
 
-	assert_int_equal(py_locations_line(tab, sizeof(tab), 20, 0), 21);
-	assert_int_equal(py_locations_line(tab, sizeof(tab), 20, 1), 21);
-	assert_int_equal(py_locations_line(tab, sizeof(tab), 20, 2), 21);
-	assert_int_equal(py_locations_line(tab, sizeof(tab), 20, 4), 21);
-	assert_int_equal(py_locations_line(tab, sizeof(tab), 20, 5), 22);
-	assert_int_equal(py_locations_line(tab, sizeof(tab), 20, 6), -1);
-	assert_int_equal(py_locations_line(tab, sizeof(tab), 20, 7), -1);
-	assert_int_equal(py_locations_line(tab, sizeof(tab), 20, 8), 20);
-	assert_int_equal(py_locations_line(tab, sizeof(tab), 20, 11), 20);
-	assert_int_equal(py_locations_line(tab, sizeof(tab), 20, 12), -1); /* past the end */
+	assert_int_equal(linetable_locations_line(tab, sizeof(tab), 20, 0), 21);
+	assert_int_equal(linetable_locations_line(tab, sizeof(tab), 20, 1), 21);
+	assert_int_equal(linetable_locations_line(tab, sizeof(tab), 20, 2), 21);
+	assert_int_equal(linetable_locations_line(tab, sizeof(tab), 20, 4), 21);
+	assert_int_equal(linetable_locations_line(tab, sizeof(tab), 20, 5), 22);
+	assert_int_equal(linetable_locations_line(tab, sizeof(tab), 20, 6), -1);
+	assert_int_equal(linetable_locations_line(tab, sizeof(tab), 20, 7), -1);
+	assert_int_equal(linetable_locations_line(tab, sizeof(tab), 20, 8), 20);
+	assert_int_equal(linetable_locations_line(tab, sizeof(tab), 20, 11), 20);
+	assert_int_equal(linetable_locations_line(tab, sizeof(tab), 20, 12), -1); /* past the end */
 }
 
 static void location_table_corruption(void **state)
@@ -60,10 +60,11 @@ static void location_table_corruption(void **state)
 	static const uint8_t endless[] = { ENTRY(14, 1), 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f };
 	(void)state;
 
-	assert_int_equal(py_locations_line(not_an_entry, sizeof(not_an_entry), 1, 0), -1);
-	assert_int_equal(py_locations_line(truncated_varint, sizeof(truncated_varint), 1, 0), -1);
-	assert_int_equal(py_locations_line(endless, sizeof(endless), 1, 0), -1);
-	assert_int_equal(py_locations_line(NULL, 0, 1, 0), -1);
+	assert_int_equal(linetable_locations_line(not_an_entry, sizeof(not_an_entry), 1, 0), -1);
+	assert_int_equal(linetable_locations_line(truncated_varint, sizeof(truncated_varint), 1, 0),
+			 -1);
+	assert_int_equal(linetable_locations_line(endless, sizeof(endless), 1, 0), -1);
+	assert_int_equal(linetable_locations_line(NULL, 0, 1, 0), -1);
 }
 
 int main(void)

@@ -9,7 +9,7 @@
 #include <cmocka.h>
 
 #include "python/elf_file.h"
-#include "python/pyinterp.h"
+#include "python/py_binary.h"
 
 static void version_round_trips(void **state)
 {
@@ -26,13 +26,13 @@ static void version_round_trips(void **state)
 	(void)state;
 
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		assert_int_equal(py_version_parse(cases[i].s, strlen(cases[i].s), &hex), 0);
+		assert_int_equal(py_binary_version_parse(cases[i].s, strlen(cases[i].s), &hex), 0);
 		assert_int_equal(hex, cases[i].hex);
-		py_version_format(hex, buf, sizeof(buf));
+		py_binary_version_format(hex, buf, sizeof(buf));
 		assert_string_equal(buf, cases[i].s);
 	}
 	/* a development build's "+" is accepted and dropped */
-	assert_int_equal(py_version_parse("3.12.1+", 7, &hex), 0);
+	assert_int_equal(py_binary_version_parse("3.12.1+", 7, &hex), 0);
 	assert_int_equal(hex, 0x030C01F0);
 }
 
@@ -45,7 +45,7 @@ static void version_rejects_non_versions(void **state)
 	(void)state;
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		if (py_version_parse(bad[i], strlen(bad[i]), &hex) != -EINVAL)
+		if (py_binary_version_parse(bad[i], strlen(bad[i]), &hex) != -EINVAL)
 			fail_msg("accepted '%s'", bad[i]);
 }
 
@@ -76,7 +76,7 @@ static void make_binary(struct py_binary *b, uint32_t hex, bool debug_offsets,
 		store[i] = probe(names[i]);
 	b->probes = store;
 	b->nprobes = n;
-	py_caps_decide(b);
+	py_binary_caps_decide(b);
 }
 
 static const char *const all_probes[] = { "gc__start", "gc__done", "function__entry",
@@ -128,9 +128,9 @@ static void non_elf_input_is_refused(void **state)
 	struct elf_file *ef = NULL;
 	(void)state;
 
-	assert_int_equal(elf_file__from_memory("#!/bin/sh\necho hi\n", 18, &ef), -ENOEXEC);
+	assert_int_equal(elf_file_from_memory("#!/bin/sh\necho hi\n", 18, &ef), -ENOEXEC);
 	assert_null(ef);
-	assert_int_equal(elf_file__from_memory("", 0, &ef), -ENOEXEC);
+	assert_int_equal(elf_file_from_memory("", 0, &ef), -ENOEXEC);
 }
 
 int main(void)

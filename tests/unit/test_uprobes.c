@@ -23,7 +23,7 @@ static uint64_t cookie_of(const char *spec)
 	struct usdt_probe p = { 0 };
 	uint64_t c = 0;
 
-	p.nargs = usdt_parse_args(spec, p.args, USDT_ARGS_MAX);
+	p.nargs = usdt_notes_parse_args(spec, p.args, USDT_ARGS_MAX);
 	assert_true(p.nargs >= 1);
 	assert_int_equal(uprobes_arg_cookie(&p, 0, &c), 0);
 	return c;
@@ -71,7 +71,7 @@ static void refuses_what_it_cannot_fetch(void **state)
 	uint64_t c;
 	(void)state;
 
-	p.nargs = usdt_parse_args("8@8(%rax,%rbx,8)", p.args, USDT_ARGS_MAX);
+	p.nargs = usdt_notes_parse_args("8@8(%rax,%rbx,8)", p.args, USDT_ARGS_MAX);
 	assert_int_equal(uprobes_arg_cookie(&p, 0, &c), -EINVAL); /* scale-index-base */
 	assert_int_equal(uprobes_arg_cookie(&p, 1, &c), -EINVAL); /* no such argument */
 }

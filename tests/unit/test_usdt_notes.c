@@ -59,7 +59,7 @@ static void parses_notes_and_skips_others(void **state)
 	put_note(buf, &off, 3, "stapsdt", desc, n);
 
 	/* .stapsdt.base now at 0x9100: probe addresses move by 0x100 (prelink). */
-	assert_int_equal(usdt_parse_notes(buf, off, 0x9100, &p), 2);
+	assert_int_equal(usdt_notes_parse(buf, off, 0x9100, &p), 2);
 	assert_string_equal(p[0].provider, "python");
 	assert_string_equal(p[0].name, "gc__start");
 	assert_int_equal(p[0].pc, 0x1100);
@@ -76,7 +76,7 @@ static void parses_notes_and_skips_others(void **state)
 	free(p);
 
 	/* Without .stapsdt.base, addresses are taken as they are. */
-	assert_int_equal(usdt_parse_notes(buf, off, 0, &p), 2);
+	assert_int_equal(usdt_notes_parse(buf, off, 0, &p), 2);
 	assert_int_equal(p[0].pc, 0x1000);
 	free(p);
 }
@@ -102,7 +102,7 @@ static void note_walk_stops_when_told(void **state)
 		n = stapsdt_desc(desc, 0x1000 + (uint64_t)i, 0, 0, "python", "gc__start", "");
 		put_note(buf, &off, 3, "stapsdt", desc, n);
 	}
-	assert_int_equal(usdt_for_each_note(buf, off, 0, count_until_second, &seen), 42);
+	assert_int_equal(usdt_notes_for_each(buf, off, 0, count_until_second, &seen), 42);
 	assert_int_equal(seen, 2);
 }
 
@@ -111,7 +111,7 @@ static void empty_section_has_no_probes(void **state)
 	struct usdt_probe *p = (void *)1;
 	(void)state;
 
-	assert_int_equal(usdt_parse_notes("", 0, 0, &p), 0);
+	assert_int_equal(usdt_notes_parse("", 0, 0, &p), 0);
 	assert_null(p);
 }
 
@@ -126,16 +126,16 @@ static void rejects_malformed_notes(void **state)
 	n = stapsdt_desc(desc, 0x1000, 0, 0, "python", "audit", "8@%rbx");
 	put_note(buf, &off, 3, "stapsdt", desc, n);
 	/* truncated anywhere: header, name, descriptor */
-	assert_int_equal(usdt_parse_notes(buf, 5, 0, &p), -EINVAL);
-	assert_int_equal(usdt_parse_notes(buf, 16, 0, &p), -EINVAL);
-	assert_int_equal(usdt_parse_notes(buf, off - 8, 0, &p), -EINVAL);
+	assert_int_equal(usdt_notes_parse(buf, 5, 0, &p), -EINVAL);
+	assert_int_equal(usdt_notes_parse(buf, 16, 0, &p), -EINVAL);
+	assert_int_equal(usdt_notes_parse(buf, off - 8, 0, &p), -EINVAL);
 	/* descsz pointing far past the end */
 	memcpy(buf + 4, &huge, 4);
-	assert_int_equal(usdt_parse_notes(buf, off, 0, &p), -EINVAL);
+	assert_int_equal(usdt_notes_parse(buf, off, 0, &p), -EINVAL);
 	/* namesz pointing far past the end */
 	memcpy(buf + 4, &n, 4);
 	memcpy(buf, &huge, 4);
-	assert_int_equal(usdt_parse_notes(buf, off, 0, &p), -EINVAL);
+	assert_int_equal(usdt_notes_parse(buf, off, 0, &p), -EINVAL);
 }
 
 static void rejects_unterminated_strings(void **state)
@@ -148,7 +148,7 @@ static void rejects_unterminated_strings(void **state)
 	memset(desc, 'x', sizeof(desc));
 	memset(desc, 0, 24);
 	put_note(buf, &off, 3, "stapsdt", desc, 60); /* provider never NUL-terminated */
-	assert_int_equal(usdt_parse_notes(buf, off, 0, &p), -EINVAL);
+	assert_int_equal(usdt_notes_parse(buf, off, 0, &p), -EINVAL);
 }
 
 static void rejects_empty_provider_and_bad_args(void **state)
@@ -161,11 +161,11 @@ static void rejects_empty_provider_and_bad_args(void **state)
 
 	n = stapsdt_desc(desc, 1, 0, 0, "", "x", "");
 	put_note(buf, &off, 3, "stapsdt", desc, n);
-	assert_int_equal(usdt_parse_notes(buf, off, 0, &p), -EINVAL);
+	assert_int_equal(usdt_notes_parse(buf, off, 0, &p), -EINVAL);
 	off = 0;
 	n = stapsdt_desc(desc, 1, 0, 0, "python", "x", "8@%nosuchreg");
 	put_note(buf, &off, 3, "stapsdt", desc, n);
-	assert_int_equal(usdt_parse_notes(buf, off, 0, &p), -EINVAL);
+	assert_int_equal(usdt_notes_parse(buf, off, 0, &p), -EINVAL);
 }
 
 static void parses_argument_forms(void **state)
@@ -173,26 +173,26 @@ static void parses_argument_forms(void **state)
 	struct usdt_arg a[USDT_ARGS_MAX];
 	(void)state;
 
-	assert_int_equal(usdt_parse_args("8@%rbp 8@%r12 -4@%eax", a, USDT_ARGS_MAX), 3);
+	assert_int_equal(usdt_notes_parse_args("8@%rbp 8@%r12 -4@%eax", a, USDT_ARGS_MAX), 3);
 	assert_int_equal(a[2].kind, USDT_ARG_REG);
 	assert_string_equal(a[2].reg, "eax");
 	assert_true(a[2].is_signed);
 
-	assert_int_equal(usdt_parse_args("-4@$-5 8@$0x10", a, USDT_ARGS_MAX), 2);
+	assert_int_equal(usdt_notes_parse_args("-4@$-5 8@$0x10", a, USDT_ARGS_MAX), 2);
 	assert_int_equal(a[0].kind, USDT_ARG_CONST);
 	assert_int_equal(a[0].val, -5);
 	assert_int_equal(a[1].val, 16);
 
-	assert_int_equal(usdt_parse_args("8@-8(%rbp) 4@(%rax)", a, USDT_ARGS_MAX), 2);
+	assert_int_equal(usdt_notes_parse_args("8@-8(%rbp) 4@(%rax)", a, USDT_ARGS_MAX), 2);
 	assert_int_equal(a[0].kind, USDT_ARG_REG_DEREF);
 	assert_int_equal(a[0].val, -8);
 	assert_int_equal(a[1].val, 0);
 
 	/* Operand without a size (old SDT notes) */
-	assert_int_equal(usdt_parse_args("%rdi", a, USDT_ARGS_MAX), 1);
+	assert_int_equal(usdt_notes_parse_args("%rdi", a, USDT_ARGS_MAX), 1);
 	assert_int_equal(a[0].size, 0);
 
-	assert_int_equal(usdt_parse_args("", a, USDT_ARGS_MAX), 0);
+	assert_int_equal(usdt_notes_parse_args("", a, USDT_ARGS_MAX), 0);
 }
 
 static void scale_index_base_is_parsed_but_not_attachable(void **state)
@@ -200,12 +200,12 @@ static void scale_index_base_is_parsed_but_not_attachable(void **state)
 	struct usdt_probe p = {};
 	(void)state;
 
-	p.nargs = usdt_parse_args("8@16(%rax,%rbx,8)", p.args, USDT_ARGS_MAX);
+	p.nargs = usdt_notes_parse_args("8@16(%rax,%rbx,8)", p.args, USDT_ARGS_MAX);
 	assert_int_equal(p.nargs, 1);
 	assert_int_equal(p.args[0].kind, USDT_ARG_SIB);
-	assert_false(usdt_probe_attachable(&p));
-	p.nargs = usdt_parse_args("8@16(%rax)", p.args, USDT_ARGS_MAX);
-	assert_true(usdt_probe_attachable(&p));
+	assert_false(usdt_notes_attachable(&p));
+	p.nargs = usdt_notes_parse_args("8@16(%rax)", p.args, USDT_ARGS_MAX);
+	assert_true(usdt_notes_attachable(&p));
 }
 
 static void rejects_bad_argument_specs(void **state)
@@ -220,11 +220,11 @@ static void rejects_bad_argument_specs(void **state)
 	(void)state;
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		if (usdt_parse_args(bad[i], a, USDT_ARGS_MAX) != -EINVAL)
+		if (usdt_notes_parse_args(bad[i], a, USDT_ARGS_MAX) != -EINVAL)
 			fail_msg("accepted bad spec '%s'", bad[i]);
 	}
 	/* more arguments than the SDT macros allow */
-	assert_int_equal(usdt_parse_args("1@$1 1@$1 1@$1", a, 2), -EINVAL);
+	assert_int_equal(usdt_notes_parse_args("1@$1 1@$1 1@$1", a, 2), -EINVAL);
 }
 
 int main(void)

@@ -20,15 +20,15 @@ struct alert_opts {
 	double resend_s; /* re-send firing alerts this often */
 };
 
-int alerter__new(const struct alert_opts *o, struct alerter **out);
-void alerter__free(struct alerter *a);
+int alerter_new(const struct alert_opts *o, struct alerter **out);
+void alerter_free(struct alerter *a);
 /* A pause (at or above the tracer's threshold) with its stack, leaf first. */
-void alerter__pause(struct alerter *a, const char *service, int generation, uint64_t duration_ns,
-		    const char *stack);
+void alerter_pause(struct alerter *a, const char *service, int generation, uint64_t duration_ns,
+		   const char *stack);
 /* Pause histogram totals of a series now (PYRO_GC_BUCKETS counts), for the p99 rule. */
-void alerter__histogram(struct alerter *a, const char *service, int generation,
-			const uint64_t *counts);
+void alerter_histogram(struct alerter *a, const char *service, int generation,
+		       const uint64_t *counts);
 /* Evaluates the rules and sends what changed or is due; call about once a second. */
-void alerter__tick(struct alerter *a);
+void alerter_tick(struct alerter *a);
 
 #endif

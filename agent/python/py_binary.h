@@ -7,7 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "python/pylayout.h"
+#include "python/py_layout.h"
 #include "python/usdt_notes.h"
 #include "python/usdt_sites.h"
 
@@ -57,14 +57,14 @@ int py_binary_inspect(struct elf_file *ef, struct py_binary *b);
 void py_binary_clear(struct py_binary *b);
 
 /* Formats PY_VERSION_HEX as "3.11.2" or "3.15.0a1". */
-void py_version_format(uint32_t hex, char *buf, size_t len);
+void py_binary_version_format(uint32_t hex, char *buf, size_t len);
 /* Parses a PY_VERSION string ("3.9.2", "3.13.0rc1", "3.12.1+") into PY_VERSION_HEX. */
-int py_version_parse(const char *s, size_t n, uint32_t *hex);
+int py_binary_version_parse(const char *s, size_t n, uint32_t *hex);
 
 /* Is there a probe of this name? Probes can have several sites; this counts them. */
 int py_binary_probe_sites(const struct py_binary *b, const char *name);
 /* Decides capabilities from the version and the probes (see DESIGN.md's table). */
-void py_caps_decide(struct py_binary *b);
-const char *py_calls_mode_name(enum py_calls_mode m);
+void py_binary_caps_decide(struct py_binary *b);
+const char *py_binary_calls_mode_name(enum py_calls_mode m);
 
 #endif

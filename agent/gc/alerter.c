@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
-#include "gc/alerts.h"
+#include "gc/alerter.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -54,7 +54,7 @@ struct alerter {
 	bool failing; /* the last send failed: log only once per streak */
 };
 
-int alerter__new(const struct alert_opts *o, struct alerter **out)
+int alerter_new(const struct alert_opts *o, struct alerter **out)
 {
 	struct alerter *a;
 
@@ -81,7 +81,7 @@ int alerter__new(const struct alert_opts *o, struct alerter **out)
 	return 0;
 }
 
-void alerter__free(struct alerter *a)
+void alerter_free(struct alerter *a)
 {
 	if (!a)
 		return;
@@ -136,8 +136,8 @@ static void hold(struct alert *x, uint64_t value_ns, const char *stack)
 	}
 }
 
-void alerter__pause(struct alerter *a, const char *service, int generation, uint64_t duration_ns,
-		    const char *stack)
+void alerter_pause(struct alerter *a, const char *service, int generation, uint64_t duration_ns,
+		   const char *stack)
 {
 	struct alert *x;
 
@@ -148,8 +148,8 @@ void alerter__pause(struct alerter *a, const char *service, int generation, uint
 		hold(x, duration_ns, stack);
 }
 
-void alerter__histogram(struct alerter *a, const char *service, int generation,
-			const uint64_t *counts)
+void alerter_histogram(struct alerter *a, const char *service, int generation,
+		       const uint64_t *counts)
 {
 	struct alert *x;
 	struct snapshot *s;
@@ -186,7 +186,7 @@ void alerter__histogram(struct alerter *a, const char *service, int generation,
 	}
 	if (!n)
 		return;
-	p99 = gc_quantile(delta, 0.99, UINT64_MAX);
+	p99 = gchist_quantile(delta, 0.99, UINT64_MAX);
 	if ((double)p99 >= a->o.p99_s * 1e9)
 		hold(x, p99, NULL);
 }
@@ -268,7 +268,7 @@ static int post(struct alerter *a, const char *body)
 	return -EIO;
 }
 
-void alerter__tick(struct alerter *a)
+void alerter_tick(struct alerter *a)
 {
 	uint64_t now = monotonic_ns(), window = (uint64_t)(a->o.window_s * 1e9);
 	uint64_t resend = (uint64_t)(a->o.resend_s * 1e9);

@@ -111,7 +111,7 @@ static int retire_map(struct gctrace *g, struct bpf_map *map, size_t key_size,
 	return 0;
 }
 
-int gctrace__retire(struct gctrace *g, struct gc_retiree *list, size_t n)
+int gctrace_retire(struct gctrace *g, struct gc_retiree *list, size_t n)
 {
 	if (!n)
 		return 0;
@@ -159,7 +159,7 @@ static int unclaimed(struct bpf_map *map, size_t key_size, bool (*keep)(uint32_t
 	return err == -ENOENT ? 0 : err;
 }
 
-int gctrace__retire_untracked(struct gctrace *g, bool (*keep)(uint32_t pid, void *ctx), void *ctx)
+int gctrace_retire_untracked(struct gctrace *g, bool (*keep)(uint32_t pid, void *ctx), void *ctx)
 {
 	struct gc_retiree *list = NULL;
 	size_t n = 0, cap = 0;
@@ -171,17 +171,17 @@ int gctrace__retire_untracked(struct gctrace *g, bool (*keep)(uint32_t pid, void
 				&list, &n, &cap);
 	if (!err && n) {
 		g->stats.unattributed += n;
-		err = gctrace__retire(g, list, n);
+		err = gctrace_retire(g, list, n);
 	}
 	free(list);
 	return err;
 }
 
-void gctrace__for_each_retired(struct gctrace *g,
-			       void (*cb)(const char *service, int generation,
-					  const struct pyro_gc_stats *st, const uint64_t *hist,
-					  void *ctx),
-			       void *ctx)
+void gctrace_for_each_retired(struct gctrace *g,
+			      void (*cb)(const char *service, int generation,
+					 const struct pyro_gc_stats *st, const uint64_t *hist,
+					 void *ctx),
+			      void *ctx)
 {
 	for (size_t i = 0; i < g->nret; i++)
 		cb(g->ret[i].service, g->ret[i].generation, &g->ret[i].st, g->ret[i].hist, ctx);

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
-#include "python/pylayout.h"
+#include "python/py_layout.h"
 
 #include <stddef.h>
 #include <string.h>
@@ -224,8 +224,8 @@ static void from_debug_offsets(struct elf_file *ef, uint32_t hex, uint64_t runti
 		L->why_not = "_Py_DebugOffsets layout of this CPython version is not known";
 		return;
 	}
-	if (elf_file__read(ef, runtime_addr, d, sizeof(d)) ||
-	    elf_file__symbol(ef, "_PyRuntime", &runtime_addr, &runtime_size) ||
+	if (elf_file_read(ef, runtime_addr, d, sizeof(d)) ||
+	    elf_file_symbol(ef, "_PyRuntime", &runtime_addr, &runtime_size) ||
 	    memcmp(d, "xdebugpy", 8) != 0 || at(d, m->runtime_size) != runtime_size) {
 		L->why_not = "_Py_DebugOffsets does not match the layout of its version";
 		return;
@@ -352,7 +352,7 @@ void py_layout_derive(struct elf_file *ef, uint32_t hexversion, uint64_t runtime
 		memset(out, 0, sizeof(*out));
 		out->why_not = "CPython version could not be read from the binary";
 	}
-	if (out->ok && elf_file__symbol(ef, "PyCode_Type", &out->sym.code_type_addr, &size)) {
+	if (out->ok && elf_file_symbol(ef, "PyCode_Type", &out->sym.code_type_addr, &size)) {
 		out->ok = false;
 		out->why_not = "PyCode_Type symbol not found";
 	}

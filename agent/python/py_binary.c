@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
-#include "python/pyinterp.h"
+#include "python/py_binary.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -15,7 +15,7 @@
 #define PY_SERIAL(h) ((h)&0xF)
 #define PY_MINOR_OF(maj, min) (((uint32_t)(maj) << 24) | ((uint32_t)(min) << 16))
 
-void py_version_format(uint32_t hex, char *buf, size_t len)
+void py_binary_version_format(uint32_t hex, char *buf, size_t len)
 {
 	static const char *const level[16] = { [0xA] = "a", [0xB] = "b", [0xC] = "rc" };
 
@@ -40,7 +40,7 @@ static int parse_num(const char **p, const char *end, unsigned *v)
 	return 0;
 }
 
-int py_version_parse(const char *s, size_t n, uint32_t *hex)
+int py_binary_version_parse(const char *s, size_t n, uint32_t *hex)
 {
 	const char *p = s, *end = s + n;
 	unsigned maj, min, mic, serial = 0, level = 0xF;
@@ -81,7 +81,7 @@ static int rodata_cb(const char *s, size_t n, uint64_t addr, void *ctx)
 	struct rodata_scan *scan = ctx;
 	uint32_t hex;
 
-	if (n < 5 || n > 12 || s[0] != '3' || py_version_parse(s, n, &hex) ||
+	if (n < 5 || n > 12 || s[0] != '3' || py_binary_version_parse(s, n, &hex) ||
 	    scan->n == VERSION_CANDIDATES)
 		return 0;
 	scan->hex[scan->n] = hex;
@@ -117,13 +117,13 @@ static uint32_t version_from_rodata(struct elf_file *ef)
 	uint64_t fn, size;
 	int i;
 
-	if (elf_file__for_each_string(ef, ".rodata", rodata_cb, &scan) || scan.n == 0)
+	if (elf_file_for_each_string(ef, ".rodata", rodata_cb, &scan) || scan.n == 0)
 		return 0;
-	if (elf_file__symbol(ef, "Py_GetVersion", &fn, &size) || size == 0)
+	if (elf_file_symbol(ef, "Py_GetVersion", &fn, &size) || size == 0)
 		return 0;
 	if (size > sizeof(code))
 		size = sizeof(code);
-	if (elf_file__read(ef, fn, code, size))
+	if (elf_file_read(ef, fn, code, size))
 		return 0;
 	for (i = 0; i < scan.n; i++)
 		if (code_refers_to(code, size, fn, scan.addr[i]))
@@ -138,13 +138,13 @@ static void read_version(struct elf_file *ef, struct py_binary *b)
 
 	/* 3.13+: struct _Py_DebugOffsets { char cookie[8]; uint64_t version; ... } opens
 	 * _PyRuntime (Include/internal/pycore_debug_offsets.h), statically initialised. */
-	if (elf_file__read(ef, b->runtime_addr, cookie, 8) == 0 &&
+	if (elf_file_read(ef, b->runtime_addr, cookie, 8) == 0 &&
 	    memcmp(cookie, "xdebugpy", 8) == 0 &&
-	    elf_file__read(ef, b->runtime_addr + 8, &v64, 8) == 0) {
+	    elf_file_read(ef, b->runtime_addr + 8, &v64, 8) == 0) {
 		b->hexversion = (uint32_t)v64;
 		b->version_source = PY_VERSION_DEBUG_OFFSETS;
-	} else if (elf_file__symbol(ef, "Py_Version", &addr, &size) == 0 &&
-		   (size == 4 || size == 8) && elf_file__read(ef, addr, &v64, size) == 0) {
+	} else if (elf_file_symbol(ef, "Py_Version", &addr, &size) == 0 &&
+		   (size == 4 || size == 8) && elf_file_read(ef, addr, &v64, size) == 0) {
 		/* 3.11+: const unsigned long Py_Version = PY_VERSION_HEX (Python/getversion.c). */
 		b->hexversion = (uint32_t)v64;
 		b->version_source = PY_VERSION_SYMBOL;
@@ -156,7 +156,7 @@ static void read_version(struct elf_file *ef, struct py_binary *b)
 		b->version_source = PY_VERSION_NONE;
 	}
 	if (b->hexversion)
-		py_version_format(b->hexversion, b->version, sizeof(b->version));
+		py_binary_version_format(b->hexversion, b->version, sizeof(b->version));
 }
 
 /* Keeps the "python" provider's probes; other providers (libstdcxx, rtld) are not ours. */
@@ -179,8 +179,8 @@ int py_binary_inspect(struct elf_file *ef, struct py_binary *b)
 	int err;
 
 	memset(b, 0, sizeof(*b));
-	if (elf_file__symbol(ef, "_PyRuntime", &b->runtime_addr, NULL)) {
-		b->needs_libpython = elf_file__needs(ef, "libpython");
+	if (elf_file_symbol(ef, "_PyRuntime", &b->runtime_addr, NULL)) {
+		b->needs_libpython = elf_file_needs(ef, "libpython");
 		return 0;
 	}
 	b->is_python = true;
@@ -189,7 +189,7 @@ int py_binary_inspect(struct elf_file *ef, struct py_binary *b)
 	err = read_probes(ef, b);
 	if (err)
 		return err;
-	py_caps_decide(b);
+	py_binary_caps_decide(b);
 	return 0;
 }
 
@@ -268,7 +268,7 @@ static void decide_calls(struct py_binary *b)
 		b->caps.no_calls = "function probes not verified to fire on this CPython version";
 }
 
-void py_caps_decide(struct py_binary *b)
+void py_binary_caps_decide(struct py_binary *b)
 {
 	memset(&b->caps, 0, sizeof(b->caps));
 	decide_cpu(b);
@@ -276,7 +276,7 @@ void py_caps_decide(struct py_binary *b)
 	decide_calls(b);
 }
 
-const char *py_calls_mode_name(enum py_calls_mode m)
+const char *py_binary_calls_mode_name(enum py_calls_mode m)
 {
 	switch (m) {
 	case PY_CALLS_FULL:
