@@ -27,7 +27,8 @@ static void buckets_tile_the_line(void **state)
 		assert_int_equal(gchist_bucket_upper(b), gchist_bucket_lower(b + 1));
 	assert_int_equal(gchist_bucket_upper(7), gchist_bucket_lower(24));
 	for (b = 24; b < 8 * 60; b++) /* at most 12.5 % wide */
-		assert_true(gchist_bucket_upper(b) - gchist_bucket_lower(b) <= gchist_bucket_lower(b) / 8);
+		assert_true(gchist_bucket_upper(b) - gchist_bucket_lower(b) <=
+			    gchist_bucket_lower(b) / 8);
 }
 
 static void every_duration_falls_in_its_bucket(void **state)
