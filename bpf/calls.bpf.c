@@ -137,12 +137,8 @@ struct pyro_fn_stats zero_stats = {};
 static __always_inline struct pyro_fn_stats *stats_of(__u32 pid, const struct pyro_fn *fn)
 {
 	struct pyro_fn_key k = { .pid = pid, .fn = *fn };
-	struct pyro_fn_stats *s = bpf_map_lookup_elem(&fn_stats, &k);
+	struct pyro_fn_stats *s = lookup_or_init(&fn_stats, &k, &zero_stats);
 
-	if (s)
-		return s;
-	bpf_map_update_elem(&fn_stats, &k, &zero_stats, BPF_NOEXIST); /* may race: look again */
-	s = bpf_map_lookup_elem(&fn_stats, &k);
 	if (!s)
 		count(PYRO_CALLS_STATS_FULL);
 	return s;
@@ -213,13 +209,9 @@ static __always_inline struct pyro_path *path_of(__u32 pid, __u64 id, __u64 pare
 						 const struct pyro_fn *fn)
 {
 	struct pyro_path_key k = { .pid = pid, .id = id };
-	struct pyro_path *p = bpf_map_lookup_elem(&paths, &k), fresh = { .parent = parent };
+	struct pyro_path fresh = { .parent = parent, .fn = *fn };
+	struct pyro_path *p = lookup_or_init(&paths, &k, &fresh);
 
-	if (p)
-		return p;
-	fresh.fn = *fn;
-	bpf_map_update_elem(&paths, &k, &fresh, BPF_NOEXIST);
-	p = bpf_map_lookup_elem(&paths, &k);
 	if (!p)
 		count(PYRO_CALLS_STATS_FULL);
 	return p;

@@ -28,4 +28,18 @@ static __always_inline void count_in(void *counters, __u32 which)
 	add_in(counters, which, 1);
 }
 
+/* The value at key in a hash map, inserted as init when absent; NULL when the map is full.
+ * Another CPU may insert the key between the lookup and the insert: the insert then fails
+ * with -EEXIST and the second lookup finds that CPU's entry, so callers only ever add to
+ * the value (atomically) and never overwrite it. */
+static __always_inline void *lookup_or_init(void *map, const void *key, const void *init)
+{
+	void *v = bpf_map_lookup_elem(map, key);
+
+	if (v)
+		return v;
+	bpf_map_update_elem(map, key, init, BPF_NOEXIST);
+	return bpf_map_lookup_elem(map, key);
+}
+
 #endif /* COMMON_BPF_H */

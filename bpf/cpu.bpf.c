@@ -64,7 +64,7 @@ static __always_inline void count(__u32 which)
 static __always_inline void record(__u32 pid, __u32 tid, struct pyro_stack *st, __u64 hash)
 {
 	struct pyro_sample_key key = { .pid = pid, .tid = tid, .epoch = epoch };
-	struct pyro_sample_value fresh = { .count = 1 }, *v;
+	struct pyro_sample_value fresh = {}, *v;
 	long err;
 
 	key.stack_id = hash;
@@ -91,14 +91,11 @@ static __always_inline void record(__u32 pid, __u32 tid, struct pyro_stack *st, 
 		}
 	}
 	bpf_get_current_comm(fresh.comm, sizeof(fresh.comm));
-	err = bpf_map_update_elem(&counts, &key, &fresh, BPF_NOEXIST);
-	if (err == -EEXIST) { /* another CPU inserted it first */
-		v = bpf_map_lookup_elem(&counts, &key);
-		if (v)
-			__sync_fetch_and_add(&v->count, 1);
-	} else if (err) {
+	v = lookup_or_init(&counts, &key, &fresh);
+	if (v)
+		__sync_fetch_and_add(&v->count, 1);
+	else
 		count(PYRO_CPU_COUNTS_FULL);
-	}
 }
 
 SEC("perf_event")

@@ -157,38 +157,27 @@ int on_gc_start(struct pt_regs *ctx)
 
 static __always_inline void account(struct pyro_gc_key *key, __u64 d, __s64 collected)
 {
+	static const struct pyro_gc_stats zero_stats;
+	static const __u64 zero;
 	struct pyro_gc_hist_key hk = { .pid = key->pid, .generation = key->generation };
-	struct pyro_gc_stats fresh = {
-		.count = 1, .total_ns = d, .max_ns = d, .collected = collected
-	};
-	struct pyro_gc_stats *st = bpf_map_lookup_elem(&gc_stats, key);
-	__u64 one = 1, *n;
+	struct pyro_gc_stats *st = lookup_or_init(&gc_stats, key, &zero_stats);
+	__u64 *n;
 
-	if (st) {
-		__sync_fetch_and_add(&st->count, 1);
-		__sync_fetch_and_add(&st->total_ns, d);
-		__sync_fetch_and_add(&st->collected, collected);
-		if (d > st->max_ns) /* a race with another thread of the process loses little */
-			st->max_ns = d;
-	} else if (bpf_map_update_elem(&gc_stats, key, &fresh, BPF_NOEXIST)) {
-		st = bpf_map_lookup_elem(&gc_stats, key); /* inserted meanwhile by another CPU */
-		if (!st) {
-			count_in(&gc_counters, PYRO_GC_STATS_FULL);
-			return;
-		}
-		__sync_fetch_and_add(&st->count, 1);
-		__sync_fetch_and_add(&st->total_ns, d);
-		__sync_fetch_and_add(&st->collected, collected);
+	if (!st) {
+		count_in(&gc_counters, PYRO_GC_STATS_FULL);
+		return;
 	}
+	__sync_fetch_and_add(&st->count, 1);
+	__sync_fetch_and_add(&st->total_ns, d);
+	__sync_fetch_and_add(&st->collected, collected);
+	if (d > st->max_ns) /* a race with another thread of the process loses little */
+		st->max_ns = d;
 	hk.bucket = histogram_bucket(d);
-	n = bpf_map_lookup_elem(&gc_hist, &hk);
+	n = lookup_or_init(&gc_hist, &hk, &zero);
 	if (n)
 		__sync_fetch_and_add(n, 1);
-	else if (bpf_map_update_elem(&gc_hist, &hk, &one, BPF_NOEXIST) &&
-		 !(n = bpf_map_lookup_elem(&gc_hist, &hk)))
+	else
 		count_in(&gc_counters, PYRO_GC_HIST_FULL);
-	else if (n)
-		__sync_fetch_and_add(n, 1);
 }
 
 static __always_inline void send_slow(__u32 pid, __u32 tid, const struct inflight *f, __u64 d,
