@@ -27,7 +27,7 @@ struct pyro_proc_event {
 _Static_assert(sizeof(struct pyro_proc_event) == 40, "proc_event layout");
 
 /* ---- CPython layouts: where the frame walker finds things, per process ----
- * Filled by user space (agent/python/pylayout.c) from per-version tables (3.9, 3.11) or from the
+ * Filled by user space (agent/python/py_layout.c) from per-version tables (3.9, 3.11) or from the
  * interpreter's own _Py_DebugOffsets (3.13+). Offsets are bytes into the named struct. */
 
 #define PYRO_MAX_FRAMES 128	/* frames kept per stack; deeper stacks keep the leaf end */

@@ -163,7 +163,7 @@ static __always_inline int first_frame(const struct pyro_py_layout *L, const str
 
 /* A field of the frame whose bytes start at f, which lies in s->win with at least
  * PYRO_FRAME_READ bytes of slack after it. User space keeps every frame field inside
- * frame_span <= PYRO_FRAME_READ (agent/python/pylayout.c), so the mask changes nothing; it tells
+ * frame_span <= PYRO_FRAME_READ (agent/python/py_layout.c), so the mask changes nothing; it tells
  * the verifier, without a branch per field, that the load stays inside the buffer. */
 #define FRAME_FIELD(type, f, off) (*(const type *)((f) + ((off) & (PYRO_FRAME_READ - 1))))
 

@@ -213,7 +213,7 @@ static bool too_many_sites(const struct py_binary *b, const char *a, const char 
 static void decide_cpu(struct py_binary *b)
 {
 	/* Stack sampling needs a verified layout: per-version tables for 3.9 and 3.11,
-	 * _Py_DebugOffsets for 3.13 and later (agent/python/pylayout.c). */
+	 * _Py_DebugOffsets for 3.13 and later (agent/python/py_layout.c). */
 	b->caps.cpu = b->layout.ok;
 	if (!b->layout.ok)
 		b->caps.no_cpu = b->layout.why_not ? b->layout.why_not : "no frame layout";

@@ -38,7 +38,7 @@ struct usdt_probe {
 	struct usdt_arg args[USDT_ARGS_MAX];
 	char args_spec[USDT_ARGSTR_MAX]; /* the raw argument string, e.g. "-4@%eax" */
 	/* File offsets of pc and semaphore (0 when unknown), filled by whoever has the ELF
-	 * file's program headers (agent/python/pyinterp.c): plain uprobes are attached by offset. */
+	 * file's program headers (agent/python/py_binary.c): plain uprobes are attached by offset. */
 	uint64_t pc_offset, semaphore_offset;
 };
 

@@ -67,7 +67,7 @@ static void make_binary(struct py_binary *b, uint32_t hex, bool debug_offsets,
 	memset(b, 0, sizeof(*b));
 	b->is_python = true;
 	b->hexversion = hex;
-	/* what agent/python/pylayout.c concludes for such a binary */
+	/* what agent/python/py_layout.c concludes for such a binary */
 	b->layout.ok = hex && (((hex >> 16) & 0xFF) == 9 || ((hex >> 16) & 0xFF) == 11 ||
 			       (((hex >> 16) & 0xFF) >= 13 && debug_offsets));
 	b->layout.why_not = b->layout.ok ? NULL : "no layout";
