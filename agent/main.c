@@ -1,5 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
-/* pyrometer: a system-wide profiler for CPython processes. main() only dispatches. */
+/* pyrometer: a system-wide profiler for CPython processes. main() only dispatches.
+ *
+ * How the agent is laid out and written (checked by make lint, tests/lint/layers.py):
+ * - a folder per layer (README, "Layout"); a file includes its own folder and folders
+ *   below it only, so base/ knows nothing of Python and only cli/ and daemon/ see it all;
+ * - a public function is named after its file or the header declaring it (spool.c:
+ *   spool_put); an object is opaque, made by name_new and ended by name_free (NULL is
+ *   fine); command entry points are cmd_NAME;
+ * - functions return 0 or a negative errno, and the caller that handles a failure logs it
+ *   once; what comes from another process or the network is untrusted and escaped
+ *   (base/text.h) before it reaches a log, a label or JSON;
+ * - no file over 600 lines. */
 #include <stdio.h>
 #include <string.h>
 
