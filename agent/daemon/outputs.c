@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /* Where profiles, metrics and alerts go: the local store, delivery to Pyroscope (shipper
  * and spool), the metrics endpoint and the Alertmanager client. */
-
 #include "daemon/daemon.h"
 
 static const char *opt_str(const char *s)

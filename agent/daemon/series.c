@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /* One profile per label set (service, container, pod, Python version) per interval, and per
  * call window: keyed, labelled, encoded as pprof and handed to the sinks. */
-
 #include "daemon/daemon.h"
 
 static struct profile *series_profile(struct run *r, struct series_set *set,

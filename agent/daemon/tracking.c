@@ -2,7 +2,6 @@
 /* Processes in and out: GC tracing of each process discovery names, its pauses (logged and
  * alerted), and the retirement of what exited: its GC figures folded into its service, its
  * symbols forgotten. */
-
 #include "daemon/daemon.h"
 
 /* A pid that exec'd a Python again keeps its kernel GC entries: they are the new image's

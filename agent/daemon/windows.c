@@ -2,7 +2,6 @@
 /* Call windows (calls-window > 0): every calls-every seconds, the function calls of every
  * Python process with probes are traced for calls-window seconds, within calls-budget of one
  * CPU, and exported as calls profiles. */
-
 #include "daemon/daemon.h"
 
 uint64_t windows_every_ns(const struct run *r)
