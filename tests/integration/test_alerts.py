@@ -55,6 +55,31 @@ def wait_for(pred, timeout):
     return None
 
 
+def fire_and_resolve(alertmanager, w, service):
+    """Starts gc_pauses.py's pauses (20 ms and more, full collections): both rules fire with
+    the service, host and the pause's stack, are re-sent while firing, and are resolved once
+    the pauses stop while the process lives on."""
+    w.proc.stdin.write("go\n")
+    w.proc.stdin.flush()
+    mine = lambda: {a["labels"]["alertname"]: a for a in active_alerts(alertmanager)
+                    if a["labels"]["service_name"] == service}
+    firing = wait_for(lambda: len(mine()) == 2 and mine(), 20)
+    assert firing, f"alerts never fired: {active_alerts(alertmanager)}"
+    pause = firing["PythonGCPause"]
+    assert pause["labels"]["generation"] == "2"
+    assert pause["labels"]["host"] == socket.gethostname()
+    assert float(pause["annotations"]["pause_ms"]) >= 20
+    assert w.script_in_root in pause["annotations"]["stack"]
+    assert float(firing["PythonGCPauseP99"]["annotations"]["pause_ms"]) >= 20
+    # re-sent while firing: Alertmanager records each update
+    updated = pause["updatedAt"]
+    assert wait_for(lambda: mine().get("PythonGCPause", {}).get("updatedAt", updated) != updated, 10)
+
+    assert w.proc.stdout.readline().strip() == "done"  # pauses stop; the process lives on
+    assert wait_for(lambda: not mine(), 20), f"alerts not resolved: {mine()}"
+    assert w.proc.poll() is None
+
+
 def test_gc_pause_alerts_fire_repeat_and_resolve(alertmanager, workload):
     w = workload(ZOO["py311"], workload_script("gc_pauses.py"), ["6"])
     service = os.path.basename(w.script_in_root)[:-3]
@@ -63,28 +88,27 @@ def test_gc_pause_alerts_fire_repeat_and_resolve(alertmanager, workload):
                  "--alert-pause", "20", "--alert-p99", "20", "--alert-window", "3",
                  "--alert-resend", "1").proc
     try:
-        w.proc.stdin.write("go\n")
-        w.proc.stdin.flush()
-        mine = lambda: {a["labels"]["alertname"]: a for a in active_alerts(alertmanager)
-                        if a["labels"]["service_name"] == service}
-        firing = wait_for(lambda: len(mine()) == 2 and mine(), 20)
-        assert firing, f"alerts never fired: {active_alerts(alertmanager)}"
-        pause = firing["PythonGCPause"]
-        assert pause["labels"]["generation"] == "2"
-        assert pause["labels"]["host"] == socket.gethostname()
-        assert float(pause["annotations"]["pause_ms"]) >= 20
-        assert w.script_in_root in pause["annotations"]["stack"]
-        assert float(firing["PythonGCPauseP99"]["annotations"]["pause_ms"]) >= 20
-        # re-sent while firing: Alertmanager records each update
-        updated = pause["updatedAt"]
-        assert wait_for(lambda: mine().get("PythonGCPause", {}).get("updatedAt", updated) != updated, 10)
-
-        assert w.proc.stdout.readline().strip() == "done"  # pauses stop; the process lives on
-        assert wait_for(lambda: not mine(), 20), f"alerts not resolved: {mine()}"
-        assert w.proc.poll() is None
+        fire_and_resolve(alertmanager, w, service)
     finally:
         gc.terminate()
         gc.wait(timeout=30)
+
+
+def test_the_daemon_alerts_on_gc_pauses(alertmanager, workload, tmp_path):
+    """The daemon's own alert path (not pyrometer gc's), as deployed: started first, with
+    the unit's capabilities."""
+    from test_production import daemon_as_deployed, stop_leaving_no_trace
+    d = daemon_as_deployed(tmp_path, "--alertmanager", alertmanager, "--alert-pause", "0.02",
+                           "--alert-p99", "0.02", "--alert-window", "3", "--alert-resend", "1")
+    try:
+        w = workload(ZOO["py311"], workload_script("gc_pauses.py"), ["6"])
+        service = os.path.basename(w.script_in_root)[:-3]
+        # tracked (its GC series exist) before the pauses start
+        assert wait_for(lambda: f'python_gc_tracing_available{{service_name="{service}"}} 1'
+                        in d.metrics(), 20), d.metrics()
+        fire_and_resolve(alertmanager, w, service)
+    finally:
+        stop_leaving_no_trace(d)
 
 
 def test_alert_options_need_an_alertmanager():
