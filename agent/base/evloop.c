@@ -40,15 +40,8 @@ int evloop_poll(struct evloop *l, int timeout_ms)
 {
 	int n, more;
 
-	if (!l->rb) {
-		struct timespec t = { .tv_sec = timeout_ms / 1000,
-				      .tv_nsec = (long)(timeout_ms % 1000) * 1000000 };
-
-		/* nothing to serve yet: just wait (a signal ends it early) */
-		if (timeout_ms < 0)
-			return -EINVAL;
-		return timeout_ms > 0 && nanosleep(&t, NULL) ? -EINTR : 0;
-	}
+	if (!l->rb)
+		return -EINVAL; /* no ring to wait on */
 	n = ring_buffer__poll(l->rb, timeout_ms);
 	if (n < 0)
 		return n;

@@ -366,7 +366,6 @@ static int check_output(const struct record *r)
 static int run(struct record *r)
 {
 	struct cpuprof_ops ops = { .profile_for = profile_for, .on_exit = on_exit_, .ctx = r };
-	struct timespec wall;
 	uint64_t t0;
 	int err;
 
@@ -374,8 +373,7 @@ static int run(struct record *r)
 	    (err = cpuprof_new(&ops, &r->cpu)) || (err = check_targets(r)) ||
 	    (err = cpuprof_sample(r->cpu, r->freq, r->all)))
 		return err;
-	clock_gettime(CLOCK_REALTIME, &wall);
-	r->prof.start_ns = (uint64_t)wall.tv_sec * 1000000000ull + (uint64_t)wall.tv_nsec;
+	r->prof.start_ns = realtime_ns();
 	t0 = monotonic_ns();
 	log_info("sampling at %d Hz; Ctrl-C to stop", r->freq);
 	err = sample_loop(r);

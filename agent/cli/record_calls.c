@@ -462,7 +462,6 @@ static int run(struct calls_cmd *c)
 {
 	struct discover_ops ops = { .on_start = on_start, .on_exit = on_exit_, .ctx = c };
 	struct calltrace_opts co = { .floor = c->floor };
-	struct timespec wall;
 	uint64_t end;
 	int err, i;
 
@@ -487,8 +486,7 @@ static int run(struct calls_cmd *c)
 	}
 	discover_for_each(c->disc, trace_existing, c);
 	c->start_ns = monotonic_ns();
-	clock_gettime(CLOCK_REALTIME, &wall);
-	c->wall_start_ns = (uint64_t)wall.tv_sec * 1000000000ull + (uint64_t)wall.tv_nsec;
+	c->wall_start_ns = realtime_ns();
 	end = c->start_ns + (uint64_t)(c->duration * 1e9);
 	log_info("tracing function calls for %g s", c->duration);
 	while (!signals_stop_requested && (c->all || !targets_all_gone(&c->targets))) {

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "base/version.h"
+#include "base/clock.h"
 #include "base/files.h"
 #include "base/log.h"
 #include "push.pb-c.h"
@@ -249,14 +250,6 @@ static size_t on_header(char *data, size_t size, size_t n, void *ctx)
 	return len;
 }
 
-static double monotonic_sec(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* libcurl calls this at least once a second, also while nothing moves. It ends a transfer
  * that moved no byte for PYROSCOPE_STALL_SEC (curl's own low-speed check averages over a few
  * seconds: it gave up 37 s after the last byte, not 30), and one that *abort asked to stop,
@@ -264,7 +257,7 @@ static double monotonic_sec(void)
 static int on_progress(void *ctx, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
 {
 	struct xfer *x = ctx;
-	double now = monotonic_sec();
+	double now = (double)monotonic_ns() / 1e9;
 
 	(void)dt, (void)ut;
 	if (!x->moved_at || dn + un != x->moved) {

@@ -171,18 +171,21 @@ static int by_age(const void *a, const void *b)
 	return x->id < y->id ? -1 : x->id > y->id;
 }
 
-static int make_room(struct spool *s)
+/* Adds en at the end, counted. */
+static int append_entry(struct spool *s, struct entry en)
 {
-	size_t na = s->alloc ? s->alloc * 2 : 64;
-	struct entry *ne;
+	if (s->n == s->alloc) {
+		size_t na = s->alloc ? s->alloc * 2 : 64;
+		struct entry *ne = realloc(s->e, na * sizeof(*ne));
 
-	if (s->n < s->alloc)
-		return 0;
-	ne = realloc(s->e, na * sizeof(*ne));
-	if (!ne)
-		return -ENOMEM;
-	s->e = ne;
-	s->alloc = na;
+		if (!ne)
+			return -ENOMEM;
+		s->e = ne;
+		s->alloc = na;
+	}
+	s->e[s->n++] = en;
+	s->st.files++;
+	s->st.bytes += en.size;
 	return 0;
 }
 
@@ -191,15 +194,11 @@ static int add_entry(struct spool *s, struct entry en)
 {
 	size_t i;
 
-	if (make_room(s))
+	if (append_entry(s, en))
 		return -ENOMEM;
-	for (i = s->n; i > (size_t)s->busy && by_age(&s->e[i - 1], &en) > 0; i--)
-		;
-	memmove(s->e + i + 1, s->e + i, (s->n - i) * sizeof(*s->e));
+	for (i = s->n - 1; i > (size_t)s->busy && by_age(&s->e[i - 1], &en) > 0; i--)
+		s->e[i] = s->e[i - 1];
 	s->e[i] = en;
-	s->n++;
-	s->st.files++;
-	s->st.bytes += en.size;
 	return 0;
 }
 
@@ -246,13 +245,10 @@ static int scan(struct spool *s)
 		if (sscanf(de->d_name, "%16" SCNx64 ".spoo%1s", &id, tail) != 2 ||
 		    strcmp(tail, "l") || stat(path, &st))
 			continue;
-		if (make_room(s))
+		if (append_entry(s, (struct entry){ .from_ns = file_from_ns(path, &st),
+						    .id = id,
+						    .size = (uint64_t)st.st_size }))
 			break; /* the rest waits for the next start */
-		s->e[s->n++] = (struct entry){ .from_ns = file_from_ns(path, &st),
-					       .id = id,
-					       .size = (uint64_t)st.st_size };
-		s->st.files++;
-		s->st.bytes += (uint64_t)st.st_size;
 		if (id >= s->next_id)
 			s->next_id = id + 1;
 	}

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "base/bpfstats.h"
+#include "base/clock.h"
 #include "procs/discover.h"
 #include "python/elf_file.h"
 #include "gc.skel.h"
@@ -19,14 +20,6 @@
 #include "base/rootfs.h"
 #include "gc/uprobes.h"
 #include "gc/gctrace_impl.h"
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 int gctrace_new(const struct gctrace_opts *o, struct gctrace **out)
 {
@@ -201,14 +194,14 @@ static struct gc_binary *binary_of(struct gctrace *g, uint32_t major, uint32_t m
 static bool due(const struct gc_binary *b)
 {
 	return b->err &&
-	       (b->err == -EAGAIN || !b->failed_at || now_ns() - b->failed_at >= GC_RETRY_NS);
+	       (b->err == -EAGAIN || !b->failed_at || monotonic_ns() - b->failed_at >= GC_RETRY_NS);
 }
 
 /* Attaches b using the binary open as fd (or fd's negative errno). */
 static int ensure_attached(struct gctrace *g, struct gc_binary *b, const struct py_binary *bin,
 			   int fd)
 {
-	uint64_t now = now_ns();
+	uint64_t now = monotonic_ns();
 
 	b->err = fd < 0 ? fd : attach(g, b, fd, bin);
 	if (fd < 0)
@@ -262,12 +255,12 @@ void gctrace_untrack(struct gctrace *g, const struct py_process *p)
 	struct gc_binary *b = *find(g, p->dev_major, p->dev_minor, p->inode);
 
 	if (b && b->refs > 0 && --b->refs == 0)
-		b->idle_since = now_ns();
+		b->idle_since = monotonic_ns();
 }
 
 void gctrace_expire(struct gctrace *g)
 {
-	uint64_t now = now_ns();
+	uint64_t now = monotonic_ns();
 	struct gc_binary **pp = &g->bins, *b;
 
 	while ((b = *pp)) {

@@ -35,12 +35,12 @@ int bincache_new(struct bincache **out)
 	return *out ? 0 : -ENOMEM;
 }
 
-static void free_bins(struct bincache *d, bool python_too)
+static void free_bins(struct bincache *c, bool python_too)
 {
 	size_t i;
 
 	for (i = 0; i < BIN_BUCKETS; i++) {
-		struct bin_entry **pp = &d->bins[i];
+		struct bin_entry **pp = &c->bins[i];
 
 		while (*pp) {
 			struct bin_entry *e = *pp;
@@ -52,7 +52,7 @@ static void free_bins(struct bincache *d, bool python_too)
 			*pp = e->next;
 			py_binary_clear(&e->bin);
 			free(e);
-			d->nbins--;
+			c->nbins--;
 		}
 	}
 }
@@ -65,10 +65,10 @@ void bincache_free(struct bincache *c)
 	free(c);
 }
 
-static struct bin_entry *bin_lookup(struct bincache *d, const struct map_entry *m,
+static struct bin_entry *bin_lookup(struct bincache *c, const struct map_entry *m,
 				    const struct stat *st)
 {
-	struct bin_entry *e = d->bins[m->inode % BIN_BUCKETS];
+	struct bin_entry *e = c->bins[m->inode % BIN_BUCKETS];
 
 	for (; e; e = e->next)
 		if (e->inode == m->inode && e->dev_major == m->dev_major &&
@@ -79,7 +79,7 @@ static struct bin_entry *bin_lookup(struct bincache *d, const struct map_entry *
 	return NULL;
 }
 
-int bincache_get(struct bincache *d, int fd, const struct map_entry *m,
+int bincache_get(struct bincache *c, int fd, const struct map_entry *m,
 		 const struct py_binary **bin, int64_t *load_delta)
 {
 	struct elf_file *ef = NULL;
@@ -89,7 +89,7 @@ int bincache_get(struct bincache *d, int fd, const struct map_entry *m,
 
 	if (fstat(fd, &st))
 		return -errno;
-	e = bin_lookup(d, m, &st);
+	e = bin_lookup(c, m, &st);
 	if (e)
 		goto found;
 	e = calloc(1, sizeof(*e));
@@ -108,16 +108,16 @@ int bincache_get(struct bincache *d, int fd, const struct map_entry *m,
 		free(e);
 		return err;
 	}
-	if (d->nbins >= BIN_CACHE_MAX)
-		free_bins(d, false);
+	if (c->nbins >= BIN_CACHE_MAX)
+		free_bins(c, false);
 	e->dev_major = m->dev_major;
 	e->dev_minor = m->dev_minor;
 	e->inode = m->inode;
 	e->size = (uint64_t)st.st_size;
 	e->mtime = st.st_mtim;
-	e->next = d->bins[m->inode % BIN_BUCKETS];
-	d->bins[m->inode % BIN_BUCKETS] = e;
-	d->nbins++;
+	e->next = c->bins[m->inode % BIN_BUCKETS];
+	c->bins[m->inode % BIN_BUCKETS] = e;
+	c->nbins++;
 found:
 	*bin = &e->bin;
 	*load_delta = e->load_delta;
