@@ -42,6 +42,22 @@ def run_gc_workload(name, workload, gctrace, threshold="1000"):
     return w, report, events
 
 
+def run_gc_workload_alone(name, workload, gctrace):
+    """gc_heavy.py traced with -p at threshold 0: every pause of this process only, as an
+    event (-a would trace every Python on the host: 160 other pids in 2 s)."""
+    w = workload(ZOO[name], workload_script("gc_heavy.py"), ["2"])
+    trace = gctrace("-p", str(w.pid), "--threshold", "0")
+    # a -p process is tracked before "ready"
+    assert any(e["event"] == "tracking" and e["pid"] == w.pid for e in trace.events), \
+        trace.events
+    w.proc.stdin.write("go\n")
+    w.proc.stdin.flush()
+    report = json.loads(w.proc.stdout.readline())
+    w.proc.wait(timeout=30)
+    events = trace.stop()  # ends by itself when its only process exits
+    return w, report, events
+
+
 @pytest.mark.parametrize("name", WITH_PROBES)
 def test_gc_counts_are_exact(name, workload, gctrace):
     w, report, events = run_gc_workload(name, workload, gctrace, threshold="0")
@@ -78,13 +94,7 @@ def test_gc_pause_times_agree_with_gc_callbacks(name, workload, gctrace):
     load). Below, the callbacks' own dispatch cost and a uprobe trap (about 5.6 us each here)
     are the gap: the medians (robust to a preempted callback) differed by 8-12 us on 3.9-3.14
     and 12-17 us on 3.15, allowed 25 us or a quarter."""
-    w = workload(ZOO[name], workload_script("gc_heavy.py"), ["2"])
-    trace = gctrace("-p", str(w.pid), "--threshold", "0")  # every pause, only this process
-    w.proc.stdin.write("go\n")
-    w.proc.stdin.flush()
-    report = json.loads(w.proc.stdout.readline())
-    w.proc.wait(timeout=30)
-    events = trace.stop()
+    w, report, events = run_gc_workload_alone(name, workload, gctrace)
     accounting = next(e for e in events if e["event"] == "accounting")
     assert accounting["events_lost"] == 0 and accounting["pauses_lost"] == 0, accounting
     pauses = sorted((e for e in events if e["event"] == "pause" and
@@ -132,16 +142,7 @@ def test_slow_pauses_come_with_their_stack(workload, gctrace):
     workload is traced (-a would trace every Python on the host: 160 other pids in 2 s), and
     the accounting is exact: events received plus events lost equal the pauses counted, and
     none is lost."""
-    w = workload(ZOO["py311"], workload_script("gc_heavy.py"), ["2"])
-    trace = gctrace("-p", str(w.pid), "--threshold", "0")
-    # a -p process is tracked before "ready"
-    assert any(e["event"] == "tracking" and e["pid"] == w.pid for e in trace.events), \
-        trace.events
-    w.proc.stdin.write("go\n")
-    w.proc.stdin.flush()
-    json.loads(w.proc.stdout.readline())
-    w.proc.wait(timeout=30)
-    events = trace.stop()  # ends by itself when its only process exits
+    w, _, events = run_gc_workload_alone("py311", workload, gctrace)
     pauses = [e for e in events if e["event"] == "pause"]
     counted = sum(e["count"] for e in events if e["event"] == "summary")
     accounting = next(e for e in events if e["event"] == "accounting")

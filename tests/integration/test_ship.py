@@ -62,12 +62,15 @@ def assert_tiles_time(profiles):
         assert t0 + d0 == t1, f"gap or overlap between intervals at {t0 + d0} and {t1}"
 
 
-def wait_stored(d, n, timeout=30):
-    """Waits until the daemon has written n profiles to its store; returns how many."""
+def wait_stored(d, n, timeout=30, each=None, every=0.2):
+    """Waits until the daemon has written n profiles to its store, calling each() at every
+    look; returns how many."""
     end = time.monotonic() + timeout
     while (d.metric('pyrometer_exports_total{sink="store",result="written"}') or 0) < n:
         assert time.monotonic() < end, d.log()
-        time.sleep(0.2)
+        if each:
+            each()
+        time.sleep(every)
     return d.metric('pyrometer_exports_total{sink="store",result="written"}')
 
 
@@ -311,16 +314,14 @@ def test_local_store_writes_per_service_profiles_under_a_cap(tmp_path, busy):
     cap = 4096  # the least allowed: 9 profiles of about 450 bytes
     d = Daemon(tmp_path, "--store", str(store), "--store-cap", str(cap))
     sizes = {}  # every profile seen in the store, removed ones too
-    end = time.monotonic() + 30
-    while (written := d.metric('pyrometer_exports_total{sink="store",result="written"}')
-           or 0) < 16:
-        assert time.monotonic() < end, d.log()
+
+    def look():
         for p in store.rglob("*.pb.gz"):
             try:
                 sizes[p] = p.stat().st_size
             except FileNotFoundError:
                 pass  # removed meanwhile
-        time.sleep(0.1)
+    written = wait_stored(d, 16, each=look, every=0.1)
     d.stop()
     files = sorted((store / service).glob("*.pb.gz"))
     assert len(files) >= 2
