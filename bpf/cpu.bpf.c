@@ -65,7 +65,9 @@ static __always_inline void record(__u32 pid, __u32 tid, struct pyro_stack *st, 
 {
 	struct pyro_sample_key key = { .pid = pid, .tid = tid, .epoch = epoch };
 	struct pyro_sample_value fresh = {}, *v;
-	long err;
+	/* int, not long: up to about 6.3 the map operation behind this helper returns an int
+	 * that reaches us zero-extended (-EEXIST arrives as 4294967279 on 6.1) */
+	int err;
 
 	key.stack_id = hash;
 	v = bpf_map_lookup_elem(&counts, &key);
@@ -73,7 +75,7 @@ static __always_inline void record(__u32 pid, __u32 tid, struct pyro_stack *st, 
 		__sync_fetch_and_add(&v->count, 1);
 		return;
 	}
-	err = bpf_map_update_elem(&stacks, &key.stack_id, st, BPF_NOEXIST);
+	err = (int)bpf_map_update_elem(&stacks, &key.stack_id, st, BPF_NOEXIST);
 	if (err && err != -EEXIST) {
 		count(PYRO_CPU_STACKS_FULL);
 		return;

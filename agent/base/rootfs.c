@@ -87,14 +87,18 @@ int rootfs_open_verified(pid_t pid, const char *path, uint32_t dev_major, uint32
 	return reopen_checked(fd, dev_major, dev_minor, inode);
 }
 
+static void map_file_name(pid_t pid, const struct map_entry *m, char *out, size_t len)
+{
+	snprintf(out, len, "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, pid, m->start, m->end);
+}
+
 /* /proc/PID/map_files/START-END is the mapped file itself, whatever its path now says. */
 static int open_map_file(pid_t pid, const struct map_entry *m)
 {
 	char name[96];
 	int fd;
 
-	snprintf(name, sizeof(name), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64, pid, m->start,
-		 m->end);
+	map_file_name(pid, m, name, sizeof(name));
 	fd = open(name, O_PATH | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -111,4 +115,16 @@ int rootfs_open_mapped(pid_t pid, const char *path_in_root, const struct map_ent
 		return fd;
 	/* deleted, replaced, or something else planted at the path (a FIFO, a device) */
 	return open_map_file(pid, m);
+}
+
+void rootfs_visible_identity(pid_t pid, struct map_entry *m)
+{
+	char name[96];
+	struct stat st;
+
+	map_file_name(pid, m, name, sizeof(name));
+	if (stat(name, &st) || !S_ISREG(st.st_mode) || st.st_ino != m->inode)
+		return; /* gone, not permitted, or remapped since: keep what maps said */
+	m->dev_major = major(st.st_dev);
+	m->dev_minor = minor(st.st_dev);
 }

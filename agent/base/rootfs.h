@@ -13,6 +13,13 @@
  * root, so a chroot's prefix (root, from procfs_read_root) is removed. */
 void rootfs_path_in_root(const char *root, const struct map_entry *m, char *out, size_t len);
 
+/* Puts into m the device its file has when opened, which is what the other functions here
+ * check. /proc/PID/maps shows the device of the layer an overlayfs file comes from, while
+ * opening it through the overlay (containers' roots) shows the overlay's device; the inode
+ * numbers agree. Read from /proc/PID/map_files (CAP_CHECKPOINT_RESTORE); left as it is if
+ * that cannot be read or names another file. */
+void rootfs_visible_identity(pid_t pid, struct map_entry *m);
+
 /* Opens path inside /proc/PID/root (openat2 RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS), read-only,
  * if it is a regular file with this device and inode; -ESTALE if it is another file. */
 int rootfs_open_verified(pid_t pid, const char *path, uint32_t dev_major, uint32_t dev_minor,

@@ -313,6 +313,9 @@ static void summary(struct record *r, double secs)
 		 st.kernel[PYRO_CPU_NO_TSTATE], st.kernel[PYRO_CPU_READ_RUNTIME],
 		 st.kernel[PYRO_CPU_READ_TSTATE], st.kernel[PYRO_CPU_READ_FRAME],
 		 st.kernel[PYRO_CPU_TRUNCATED], st.kernel[PYRO_CPU_NO_LAYOUT]);
+	log_info("lost: stacks map full %" PRIu64 ", counts map full %" PRIu64
+		 ", stack not found %" PRIu64,
+		 st.kernel[PYRO_CPU_STACKS_FULL], st.kernel[PYRO_CPU_COUNTS_FULL], st.lost_stacks);
 	log_info("reads: windows %" PRIu64 ", pages %" PRIu64 ", single frames %" PRIu64,
 		 st.kernel[PYRO_CPU_WINDOW_READS], st.kernel[PYRO_CPU_PAGE_READS],
 		 st.kernel[PYRO_CPU_FRAME_READS]);

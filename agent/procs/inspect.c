@@ -44,7 +44,8 @@ static bool is_libpython(const char *path)
 static int collect_candidate(const struct map_entry *m, void *arg)
 {
 	struct scan_ctx *s = arg;
-	bool is_exe = m->inode == s->exe_ino && makedev(m->dev_major, m->dev_minor) == s->exe_dev;
+	/* the device is checked once the candidate's visible identity is known (inspect) */
+	bool is_exe = m->inode == s->exe_ino;
 	int i;
 
 	if (!is_exe && !is_libpython(m->path))
@@ -117,6 +118,12 @@ int inspect_process(struct bincache *bins, pid_t pid, struct py_process **out, u
 		char path[PATH_MAX];
 		int fd, ierr;
 
+		rootfs_visible_identity(pid, &s->c[i].m);
+		if (s->c[i].is_exe)
+			s->c[i].is_exe =
+				makedev(s->c[i].m.dev_major, s->c[i].m.dev_minor) == s->exe_dev;
+		if (!s->c[i].is_exe && !is_libpython(s->c[i].m.path))
+			continue; /* the executable's inode number, on another device */
 		rootfs_path_in_root(p->root, &s->c[i].m, path, sizeof(path));
 		fd = rootfs_open_mapped(pid, path, &s->c[i].m);
 		if (fd < 0) {
