@@ -4,7 +4,8 @@
 #   make test   install what is missing, build, build the CPython zoo, run every test
 #
 # Other targets: deps, all (default), lint, fuzz, zoo, unit, integration, test-load (the
-# integration suite beside two CPU hogs), bench, clean.
+# integration suite beside two CPU hogs), test-kernels (the smoke suite on Debian's 5.10,
+# 6.1 and 6.12 kernels under QEMU and on this host's; KERNELS="6.1" for one), bench, clean.
 
 .DELETE_ON_ERROR:
 .SUFFIXES:
@@ -17,6 +18,7 @@ CLANG      ?= clang
 BPFTOOL    ?= bpftool
 PYTHON     ?= /usr/bin/python3
 ZOO        ?= /var/cache/pyrometer-zoo
+KERNELS    ?= 5.10 6.1 6.12 host
 FUZZ_SECONDS ?= 60
 
 ARCH_DEFINE := -D__TARGET_ARCH_x86
@@ -34,7 +36,8 @@ LDLIBS      := -lbpf -lelf -lz -lprotobuf-c -lmicrohttpd -lcurl -linih -lsystemd
 DEB_PACKAGES := make gcc clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config \
 	libprotobuf-c-dev protobuf-c-compiler protobuf-compiler golang-go libmicrohttpd-dev prometheus prometheus-alertmanager libcurl4-openssl-dev libcmocka-dev libinih-dev libsystemd-dev libcap-dev systemd \
 	libclang-rt-14-dev python3 python3-pytest python3.11-dev debootstrap binutils \
-	clang-format cppcheck util-linux procps gdb python3.11-dbg
+	clang-format cppcheck util-linux procps gdb python3.11-dbg \
+	qemu-system-x86 busybox-static cpio gpgv
 
 BPF_SRCS   := $(wildcard bpf/*.bpf.c)
 BPF_OBJS   := $(patsubst bpf/%.bpf.c,$(BUILD)/%.bpf.o,$(BPF_SRCS))
@@ -53,7 +56,7 @@ FUZZ_BINS  := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
 LINT_FILES := $(wildcard agent/*.[ch] agent/*/*.[ch] bpf/*.[ch] tests/unit/*.[ch] tests/fuzz/*.[ch] tests/zoo/*.c \
 	tests/bench/*.c)
 
-.PHONY: all deps run test test-load lint fuzz zoo unit integration bench clean
+.PHONY: all deps run test test-load test-kernels kernels lint fuzz zoo unit integration bench clean
 
 all: $(BUILD)/pyrometer
 
@@ -78,6 +81,17 @@ run: deps
 test: deps
 	$(MAKE) all unit zoo lint fuzz
 	$(MAKE) integration
+	$(MAKE) kernels
+
+# The kernel matrix (tests/kernels/matrix.py): each kernel is downloaded once, to
+# /var/cache/pyrometer-kernels, and booted under QEMU (TCG) with this tree over virtiofs.
+test-kernels: deps
+	$(MAKE) all zoo
+	$(MAKE) kernels
+
+kernels: all
+	PYROMETER=$(abspath $(BUILD)/pyrometer) PYROMETER_ZOO=$(ZOO) \
+		$(PYTHON) tests/kernels/matrix.py $(KERNELS)
 
 # The integration suite with two CPU hogs beside it: flaky under load is broken.
 test-load: deps

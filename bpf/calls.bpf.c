@@ -412,8 +412,11 @@ static __always_inline int match(struct shadow *sh, const struct pyro_fn *fn)
 
 		if (k > top)
 			break;
-		if (sh->f[at & (PYRO_CALL_DEPTH - 1)].fn.name == fn->name &&
-		    sh->f[at & (PYRO_CALL_DEPTH - 1)].fn.file == fn->file)
+		/* Keep the mask: clang drops it where it can prove at < PYRO_CALL_DEPTH, which
+		 * verifiers before about 6.13 cannot follow (it failed to load on 6.1 and 6.12). */
+		opaque(at);
+		at &= PYRO_CALL_DEPTH - 1;
+		if (sh->f[at].fn.name == fn->name && sh->f[at].fn.file == fn->file)
 			return (int)at;
 	}
 	return -1;
@@ -515,11 +518,13 @@ int BPF_PROG(on_thread_exit, struct task_struct *task)
 SEC("iter/task")
 int flush_threads(struct bpf_iter__task *ctx)
 {
+	/* One load: 6.1's verifier sees a second load of ctx->task as possibly NULL again. */
+	struct task_struct *task = ctx->task;
 	struct shadow *sh;
 
-	if (!ctx->task)
+	if (!task)
 		return 0;
-	sh = bpf_task_storage_get(&shadows, ctx->task, NULL, 0);
+	sh = bpf_task_storage_get(&shadows, task, NULL, 0);
 	if (sh)
 		flush_thread(sh);
 	return 0;

@@ -16,9 +16,14 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-/* kfuncs (Linux 6.10+) */
-extern void bpf_preempt_disable(void) __ksym;
-extern void bpf_preempt_enable(void) __ksym;
+/* CPU -> the thread walking into that CPU's scratch (send_slow). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__type(value, __u32);
+} scratch_claims SEC(".maps");
 
 /* Report every tracked process, not only those flagged PYRO_PROC_GC. */
 const volatile bool gc_all = false;
@@ -205,13 +210,23 @@ static __always_inline void send_slow(__u32 pid, __u32 tid, const struct infligh
 	/* The Python stack does not change during a collection (finalizers run and return
 	 * inside it), so the stack at gc__done is the one whose allocation triggered it. */
 	if (s && info && info->layout.frames_kind != PYRO_FRAMES_NONE) {
-		/* Uprobe programs run preemptible (migration off): another task's gc__done
-		 * on this CPU could write the same per-CPU scratch mid-walk. */
-		bpf_preempt_disable();
-		pystack_capture(&info->layout, s);
-		bpf_probe_read_kernel(&e->stack, sizeof(e->stack),
-				      &s->stack); /* 1 KiB: no inline copy */
-		bpf_preempt_enable();
+		/* Uprobe programs run preemptible (migration off): another task's gc__done on
+		 * this CPU could write the same per-CPU scratch mid-walk. The kfuncs that turn
+		 * preemption off arrived in Linux 6.10, and an atomic exchange needs BPF v3 code,
+		 * with which this walker no longer verifies on 6.18; an insert that fails if the
+		 * key exists is atomic on every kernel. A pause that meets a claimed scratch
+		 * (rare: it takes a preemption inside a walk of a few microseconds) is sent
+		 * without its stack, counted. */
+		__u32 cpu = bpf_get_smp_processor_id();
+
+		if (bpf_map_update_elem(&scratch_claims, &cpu, &tid, BPF_NOEXIST)) {
+			count_in(&gc_counters, PYRO_GC_STACK_BUSY);
+		} else {
+			pystack_capture(&info->layout, s);
+			bpf_probe_read_kernel(&e->stack, sizeof(e->stack),
+					      &s->stack); /* 1 KiB: no inline copy */
+			bpf_map_delete_elem(&scratch_claims, &cpu);
+		}
 	}
 	/* Waking the reader costs more than the rest of the program; it polls at least every
 	 * 200 ms anyway, so wake it only when events pile up. */

@@ -203,6 +203,8 @@ enum pyro_gc_counter {
 	PYRO_GC_EVENTS_LOST,   /* a slow pause did not fit the ring buffer */
 	PYRO_GC_ARG_FAULT,     /* an argument unread: at gc__start the pause is lost, at gc__done
 				* its collected count is taken as 0 */
+	PYRO_GC_STACK_BUSY,    /* a slow pause sent without its stack: the CPU's scratch was
+				* mid-walk for a preempted program */
 	PYRO_GC_COUNTER_MAX,
 };
 

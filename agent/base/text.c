@@ -80,3 +80,15 @@ void text_escape(char *out, size_t len, const char *str)
 	}
 	out[at] = '\0';
 }
+
+void text_label_value(FILE *f, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '"')
+			fprintf(f, "\\%c", *s);
+		else if (*s == '\n')
+			fputs("\\n", f);
+		else
+			fputc(*s, f);
+	}
+}

@@ -4,6 +4,7 @@
 #define PYRO_TEXT_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 /* Length of the valid UTF-8 sequence at s (1-4), or 0 if there is none. Rejects overlong
  * forms, surrogates and code points above U+10FFFF (RFC 3629). */
@@ -16,5 +17,8 @@ void text_sanitize(char *s);
  * that are not valid UTF-8 as \n, \t, \\ or \xNN: the result is one printable line.
  * Text that does not fit is cut at a character boundary. */
 void text_escape(char *out, size_t len, const char *s);
+
+/* Writes s as a Prometheus label value: backslash, quote and newline escaped. */
+void text_label_value(FILE *f, const char *s);
 
 #endif

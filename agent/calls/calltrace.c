@@ -10,6 +10,7 @@
 
 #include <bpf/bpf.h>
 
+#include "base/kernel.h"
 #include "base/bpfstats.h"
 #include "calls.skel.h"
 #include "procs/discover.h"
@@ -37,6 +38,11 @@ int calltrace_new(const struct calltrace_opts *o, struct calltrace **out)
 
 	if (!c)
 		return -ENOMEM;
+	if (kernel_lacks(KERNEL_CAP_CALLS)) {
+		log_error("function calls are unavailable: %s", kernel_lacks(KERNEL_CAP_CALLS));
+		free(c);
+		return -EOPNOTSUPP;
+	}
 	c->floor = o->floor;
 	c->skel = calls_bpf__open();
 	if (!c->skel) {
@@ -52,6 +58,7 @@ int calltrace_new(const struct calltrace_opts *o, struct calltrace **out)
 	}
 	if (err) {
 		log_error("cannot load the call-tracing BPF program: %s", strerror(-err));
+		kernel_refused(KERNEL_CAP_CALLS, err);
 		calltrace_free(c);
 		return err;
 	}

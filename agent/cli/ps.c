@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "base/clock.h"
+#include "base/kernel.h"
 #include "base/evloop.h"
 #include "cli/commands.h"
 #include "base/signals.h"
@@ -92,8 +93,10 @@ static void print_text(const struct py_process *p, const char *event)
 	/* comm and paths are the target's to choose: escaped, so that no byte of theirs moves
 	 * the terminal's cursor or starts a row */
 	char caps[64], comm[4 * sizeof(p->comm)], root[256], path[512];
+	struct py_caps here;
 
-	caps_text(&p->bin->caps, caps, sizeof(caps));
+	describe_caps_here(p->bin, &here);
+	caps_text(&here, caps, sizeof(caps));
 	text_escape(comm, sizeof(comm), p->comm);
 	text_escape(root, sizeof(root), strcmp(p->root, "/") ? p->root : "");
 	text_escape(path, sizeof(path), p->interp_path);
@@ -250,6 +253,10 @@ int cmd_ps(int argc, char **argv)
 		log_error("cannot scan /proc: %s", strerror(-err));
 		goto cleanup;
 	}
+	for (int k = 0; k < KERNEL_CAP_MAX; k++)
+		if (kernel_lacks(k))
+			log_warn("%s unavailable on this host: %s", kernel_cap_name(k),
+				 kernel_lacks(k));
 	print_header(&c);
 	err = discover_for_each(d, print_one, &c);
 	if (!err && c.watch) {

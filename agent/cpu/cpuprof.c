@@ -231,6 +231,8 @@ static void on_sample(const struct pyro_sample_key *k, const struct pyro_sample_
 
 int cpuprof_drain(struct cpuprof *c)
 {
+	if (!c->sampler)
+		return 0; /* CPU profiles are off (the daemon goes on without them) */
 	symbolizer_next_generation(c->sym);
 	return sampler_drain(c->sampler, on_sample, c);
 }

@@ -10,6 +10,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "base/kernel.h"
 #include "base/bpfstats.h"
 #include "cpu.skel.h"
 #include "base/log.h"
@@ -111,6 +112,11 @@ int sampler_new(const struct sampler_opts *o, struct sampler **out)
 
 	if (!s)
 		return -ENOMEM;
+	if (kernel_lacks(KERNEL_CAP_CPU)) {
+		log_error("CPU profiles are unavailable: %s", kernel_lacks(KERNEL_CAP_CPU));
+		free(s);
+		return -EOPNOTSUPP;
+	}
 	s->skel = cpu_bpf__open();
 	if (!s->skel) {
 		err = -errno;
@@ -122,6 +128,7 @@ int sampler_new(const struct sampler_opts *o, struct sampler **out)
 		err = cpu_bpf__load(s->skel);
 	if (err) {
 		log_error("cannot load the CPU sampling BPF program: %s", strerror(-err));
+		kernel_refused(KERNEL_CAP_CPU, err);
 		goto fail;
 	}
 	err = attach_all_cpus(s, o->frequency);
@@ -295,6 +302,10 @@ int sampler_drain(struct sampler *s, sampler_cb cb, void *ctx)
 
 void sampler_stats(struct sampler *s, struct sampler_stats *st)
 {
+	if (!s) {
+		memset(st, 0, sizeof(*st));
+		return;
+	}
 	*st = s->stats;
 	bpfstats_percpu_sum(s->skel->maps.cpu_counters, PYRO_CPU_COUNTER_MAX, st->kernel);
 }

@@ -22,6 +22,7 @@
 #include "calls/callprof.h"
 #include "calls/calltrace.h"
 #include "base/clock.h"
+#include "base/kernel.h"
 #include "base/evloop.h"
 #include "base/version.h"
 #include "base/signals.h"

@@ -72,6 +72,23 @@ static void close_sinks(struct run *r)
 	store_close(r->store);
 	r->store = NULL;
 }
+/* Why each capability is not running, for pyrometer_capability_available; NULL if it is. */
+static void capabilities_off(const struct run *r, const char **off)
+{
+	off[KERNEL_CAP_CPU] = NULL;
+	if (!cpuprof_sampler(r->cpu))
+		off[KERNEL_CAP_CPU] = kernel_lacks(KERNEL_CAP_CPU)
+					      ?: "the sampler did not start (the log says why)";
+	off[KERNEL_CAP_GC] = NULL;
+	if (!r->cfg.gc)
+		off[KERNEL_CAP_GC] = "off in the configuration";
+	else if (!r->gc)
+		off[KERNEL_CAP_GC] = kernel_lacks(KERNEL_CAP_GC)
+					     ?: "the GC tracer did not start (the log says why)";
+	off[KERNEL_CAP_CALLS] = r->cfg.calls_window > 0 ? kernel_lacks(KERNEL_CAP_CALLS)
+							: "off in the configuration";
+}
+
 static void self_figures(struct run *r, struct self_figures *s)
 {
 	memset(s, 0, sizeof(*s));
@@ -92,6 +109,7 @@ static void self_figures(struct run *r, struct self_figures *s)
 	s->profiles = r->profiles;
 	s->have_calls = r->cfg.calls_window > 0 || r->calls.st.windows;
 	s->calls = r->calls.st;
+	capabilities_off(r, s->off);
 }
 
 void outputs_publish_metrics(struct run *r)

@@ -62,7 +62,8 @@ static void reload(struct run *r)
 	if (next.frequency != old.frequency) {
 		cpuprof_drain(r->cpu);
 		series_flush_interval(r);
-		if (sampler_set_frequency(cpuprof_sampler(r->cpu), (int)next.frequency))
+		if (cpuprof_sampler(r->cpu) &&
+		    sampler_set_frequency(cpuprof_sampler(r->cpu), (int)next.frequency))
 			next.frequency = old.frequency;
 	}
 	if (r->calls.ct)
@@ -149,10 +150,16 @@ static int run(struct run *r)
 
 	if (gethostname(r->host, sizeof(r->host) - 1))
 		snprintf(r->host, sizeof(r->host), "unknown");
-	if ((err = outputs_open(r)) || (err = cpuprof_new(&ops, &r->cpu)) ||
-	    (err = tracking_start_gc(r)) ||
-	    (err = cpuprof_sample(r->cpu, (int)r->cfg.frequency, true)))
+	if ((err = outputs_open(r)) || (err = cpuprof_new(&ops, &r->cpu)))
 		return err;
+	/* Each capability that cannot start (a kernel without a BPF feature, a verifier that
+	 * refuses a program) is logged and left off; the rest runs (/metrics says which). */
+	if (tracking_start_gc(r))
+		log_warn("run: going on without GC pauses");
+	if (cpuprof_sample(r->cpu, (int)r->cfg.frequency, true))
+		log_warn("run: going on without CPU profiles");
+	if (r->cfg.calls_window > 0 && kernel_lacks(KERNEL_CAP_CALLS))
+		log_warn("run: going on without call windows: %s", kernel_lacks(KERNEL_CAP_CALLS));
 	/* Interpreters first seen later get their uprobes through the broker, the one process
 	 * that keeps CAP_SYS_ADMIN (agent/gc/uprobes.h). */
 	if (r->gc && (err = uprobes_start_broker())) {
@@ -166,8 +173,9 @@ static int run(struct run *r)
 	r->interval_start_mono = monotonic_ns();
 	r->calls.next_mono = r->interval_start_mono + windows_every_ns(r);
 	config_redact_url(r->cfg.pyroscope, url, sizeof(url));
-	log_info("run: sampling at %" PRId64 " Hz; a profile per service every %g s to %s%s%s; "
+	log_info("run: ready: %s %" PRId64 " Hz; a profile per service every %g s to %s%s%s; "
 		 "metrics on %s",
+		 cpuprof_sampler(r->cpu) ? "sampling at" : "CPU profiles off, would sample at",
 		 r->cfg.frequency, r->cfg.interval, r->store ? r->cfg.store : "",
 		 r->store && r->sink ? " and " : "", r->sink ? url : "",
 		 r->metrics ? r->cfg.metrics_addr : "(off)");

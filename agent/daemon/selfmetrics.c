@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "base/text.h"
 #include "base/version.h"
 
 static void head(FILE *f, const char *name, const char *type, const char *help)
@@ -185,8 +186,23 @@ static void own_cost(FILE *f)
 		    (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6);
 	one(f, "pyrometer_resident_memory_bytes", "gauge", "The agent's resident set size.",
 	    (double)pages * (double)sysconf(_SC_PAGESIZE));
-	head(f, "pyrometer_build_info", "gauge", "pyrometer's version.");
-	fprintf(f, "pyrometer_build_info{version=\"%s\"} 1\n", PYROMETER_VERSION);
+	head(f, "pyrometer_build_info", "gauge", "pyrometer's version and the kernel it runs on.");
+	fprintf(f, "pyrometer_build_info{version=\"%s\",kernel=\"", PYROMETER_VERSION);
+	text_label_value(f, kernel_release());
+	fputs("\"} 1\n", f);
+}
+
+static void capabilities(const struct self_figures *s, FILE *f)
+{
+	head(f, "pyrometer_capability_available", "gauge",
+	     "1 if the capability runs, 0 if not, with the reason (a kernel without a BPF "
+	     "feature it needs, or the configuration).");
+	for (int c = 0; c < KERNEL_CAP_MAX; c++) {
+		fprintf(f, "pyrometer_capability_available{capability=\"%s\",reason=\"",
+			kernel_cap_name(c));
+		text_label_value(f, s->off[c] ? s->off[c] : "");
+		fprintf(f, "\"} %d\n", !s->off[c]);
+	}
 }
 
 void selfmetrics_write(const struct self_figures *s, FILE *f)
@@ -195,5 +211,6 @@ void selfmetrics_write(const struct self_figures *s, FILE *f)
 	failures(s, f);
 	exports(s, f);
 	call_windows(s, f);
+	capabilities(s, f);
 	own_cost(f);
 }

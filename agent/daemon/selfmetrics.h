@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "base/kernel.h"
 #include "cpu/cpuprof.h"
 #include "procs/discover.h"
 #include "gc/gctrace.h"
@@ -38,7 +39,8 @@ struct self_figures {
 	struct spool_stats spool;
 	struct store_stats store;
 	uint64_t last_store_unix;
-	uint64_t profiles; /* encoded */
+	uint64_t profiles;		 /* encoded */
+	const char *off[KERNEL_CAP_MAX]; /* why each capability is not running; NULL: it is */
 };
 
 void selfmetrics_write(const struct self_figures *s, FILE *f);

@@ -164,9 +164,13 @@ int tracking_start_gc(struct run *r)
 	if (!r->cfg.gc)
 		return 0;
 	go.procs_fd = discover_procs_map_fd(d);
-	if ((err = gctrace_new(&go, &r->gc)) ||
-	    (err = evloop_add_ring(cpuprof_loop(r->cpu), gctrace_events_fd(r->gc), on_pause, r)))
+	if ((err = gctrace_new(&go, &r->gc)))
 		return err;
+	if ((err = evloop_add_ring(cpuprof_loop(r->cpu), gctrace_events_fd(r->gc), on_pause, r))) {
+		gctrace_free(r->gc);
+		r->gc = NULL;
+		return err;
+	}
 	discover_for_each(d, track_existing, r); /* found by the scan before the tracer */
 	pin_installed(r->gc);
 	return 0;

@@ -34,6 +34,8 @@ static void start_window(struct run *r, uint64_t now)
 	int err;
 
 	w->next_mono = now + windows_every_ns(r);
+	if (kernel_lacks(KERNEL_CAP_CALLS))
+		return; /* said once at start (run.c); /metrics says it too */
 	if (calltrace_new(&co, &w->ct)) {
 		w->ct = NULL;
 		w->st.failed++;

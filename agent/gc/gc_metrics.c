@@ -9,20 +9,8 @@
 #include "gc/gctrace.h"
 #include "profile/intern.h"
 #include "base/http_server.h"
+#include "base/text.h"
 #include "procs/seen.h"
-
-/* A label value in the exposition format: backslash, quote and newline escaped. */
-static void label_value(FILE *f, const char *s)
-{
-	for (; *s; s++) {
-		if (*s == '\\' || *s == '"')
-			fprintf(f, "\\%c", *s);
-		else if (*s == '\n')
-			fputs("\\n", f);
-		else
-			fputc(*s, f);
-	}
-}
 
 /* Histogram bounds in seconds, from 100 us (a young collection) to 10 s. A fine bucket
  * (12.5 % wide) straddling a bound is counted in the next one. */
@@ -138,7 +126,7 @@ static void labels(FILE *f, const char *key, size_t len)
 	const char *gen = key + strlen(key) + 1, *pid = gen + strlen(gen) + 1;
 
 	fputs("service_name=\"", f);
-	label_value(f, key);
+	text_label_value(f, key);
 	fprintf(f, "\",generation=\"%s\"", gen);
 	if (*pid)
 		fprintf(f, ",pid=\"%s\"", pid);
@@ -253,10 +241,10 @@ static void write_availability(FILE *f, const struct seen *seen, struct gctrace 
 		if (!a.seen[i])
 			continue;
 		fputs("python_gc_tracing_available{service_name=\"", f);
-		label_value(f, intern_key(&a.services, (uint32_t)i, NULL));
+		text_label_value(f, intern_key(&a.services, (uint32_t)i, NULL));
 		if (a.reason[i]) {
 			fputs("\",reason=\"", f);
-			label_value(f, a.reason[i]);
+			text_label_value(f, a.reason[i]);
 		}
 		fprintf(f, "\"} %d\n", !a.reason[i]);
 	}
@@ -298,6 +286,10 @@ static void write_self(FILE *f, struct gctrace *g)
 		"read.\n"
 		"# TYPE pyrometer_gc_arg_faults_total counter\n"
 		"pyrometer_gc_arg_faults_total %" PRIu64 "\n"
+		"# HELP pyrometer_gc_slow_stacks_missed_total Slow pauses reported without their "
+		"Python stack: the walk's buffer was in use by a preempted probe on the same CPU.\n"
+		"# TYPE pyrometer_gc_slow_stacks_missed_total counter\n"
+		"pyrometer_gc_slow_stacks_missed_total %" PRIu64 "\n"
 		"# HELP pyrometer_gc_unattributed_processes_total Processes whose collections were "
 		"counted under service_name=\"unknown\": they exited before discovery read them.\n"
 		"# TYPE pyrometer_gc_unattributed_processes_total counter\n"
@@ -306,7 +298,7 @@ static void write_self(FILE *f, struct gctrace *g)
 		st.kernel[PYRO_GC_STATS_FULL] + st.kernel[PYRO_GC_HIST_FULL],
 		st.kernel[PYRO_GC_INFLIGHT_FULL], st.kernel[PYRO_GC_NO_START], st.binaries,
 		st.attach_failed, GC_MAX_UPROBES, st.uprobes, st.sites_dropped, st.refused,
-		st.kernel[PYRO_GC_ARG_FAULT], st.unattributed);
+		st.kernel[PYRO_GC_ARG_FAULT], st.kernel[PYRO_GC_STACK_BUSY], st.unattributed);
 }
 
 int gc_metrics_write(struct gctrace *g, const struct seen *seen, bool pid_label, FILE *f)

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/kernel.h"
 #include "base/bpfstats.h"
 #include "base/clock.h"
 #include "procs/discover.h"
@@ -28,6 +29,11 @@ int gctrace_new(const struct gctrace_opts *o, struct gctrace **out)
 
 	if (!g)
 		return -ENOMEM;
+	if (kernel_lacks(KERNEL_CAP_GC)) {
+		log_error("GC pauses are unavailable: %s", kernel_lacks(KERNEL_CAP_GC));
+		free(g);
+		return -EOPNOTSUPP;
+	}
 	g->linger_ns = o->linger_ns;
 	g->skel = gc_bpf__open();
 	if (!g->skel) {
@@ -41,6 +47,7 @@ int gctrace_new(const struct gctrace_opts *o, struct gctrace **out)
 		err = gc_bpf__load(g->skel);
 	if (err) {
 		log_error("cannot load the GC tracing BPF program: %s", strerror(-err));
+		kernel_refused(KERNEL_CAP_GC, err);
 		goto fail;
 	}
 	*out = g;

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 #include "python/describe.h"
 
+#include "base/kernel.h"
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -53,10 +55,31 @@ static void json_caps(struct json *j, const struct py_caps *c)
 	json_obj_close(j);
 }
 
+void describe_caps_here(const struct py_binary *b, struct py_caps *out)
+{
+	*out = b->caps;
+	if (kernel_lacks(KERNEL_CAP_CPU)) {
+		out->cpu = false;
+		out->no_cpu = kernel_lacks(KERNEL_CAP_CPU);
+	}
+	if (kernel_lacks(KERNEL_CAP_GC)) {
+		out->gc = false;
+		out->no_gc = kernel_lacks(KERNEL_CAP_GC);
+		out->no_gc_label = "kernel";
+	}
+	if (kernel_lacks(KERNEL_CAP_CALLS)) {
+		out->calls = PY_CALLS_NONE;
+		out->no_calls = kernel_lacks(KERNEL_CAP_CALLS);
+	}
+}
+
 void describe_binary(struct json *j, const struct py_binary *b)
 {
+	struct py_caps here;
+
+	describe_caps_here(b, &here);
 	json_probes(j, b);
-	json_caps(j, &b->caps);
+	json_caps(j, &here);
 }
 
 const char *describe_version_source(const struct py_binary *b)

@@ -53,7 +53,7 @@ class Daemon:
     def _read(self):
         for line in self.proc.stderr:
             self.lines.append(line)
-            if "run: sampling at" in line:
+            if "run: ready:" in line:
                 self.started.set()
 
     def log(self):

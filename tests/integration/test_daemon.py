@@ -173,7 +173,7 @@ def test_sigterm_mid_interval_loses_nothing(tmp_path, procs):
     p, service = busy_service(procs)
     store = str(tmp_path / "store")
     d = Daemon(tmp_path, "--store", store, interval="60")
-    before = cpu_seconds(p.proc.pid)  # from "sampling at": start-up took 3 s under load
+    before = cpu_seconds(p.proc.pid)  # from "ready": start-up took 3 s under load
     time.sleep(3)
     rc, took = d.stop()
     cpu = cpu_seconds(p.proc.pid) - before  # less than 3 s on a loaded machine

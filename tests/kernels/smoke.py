@@ -1,0 +1,302 @@
+#!/usr/bin/env python3
+"""The kernel smoke suite: what pyrometer must do on every kernel, checked against real
+CPython processes. tests/kernels/matrix.py runs it inside each QEMU guest and on the host.
+
+Prints one line per feature, `SMOKE-RESULT {"feature", "status", "detail"}`, status being
+"pass", "fail" (detail: what went wrong) or "unavailable" (detail: pyrometer's own reason,
+which it must give: a feature the harness cannot run is a failure, not unavailable).
+
+Uses the integration suite's helpers (tests/integration: workloads, the zoo, the daemon
+harness) and the environment they read: PYROMETER, PYROMETER_ZOO.
+"""
+import glob
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
+from conftest import PYROMETER, SLEEPER, ZOO, GcTrace, Workload, workload_script  # noqa: E402
+from daemon import Daemon  # noqa: E402
+from pprof_raw import RawProfile  # noqa: E402
+from test_record import record_held  # noqa: E402
+
+# calls_exact.py's counts on 3.9 (tests/integration/test_calls.py explains them).
+CALLS_EXPECTED = {"fib": 1973, "helper": 1000, "loop": 1, "gen": 51, "consume": 1, "boom": 7,
+                  "catch": 1, "main": 1}
+SPLIT_TOLERANCE_PP = 5.0  # sampled vs measured share of each function, percentage points
+FREQUENCY = 997
+
+
+class Unavailable(Exception):
+    """pyrometer said it cannot do this here, and why."""
+
+
+def reason_in(text):
+    """pyrometer's "X are unavailable: REASON" line, if text has one."""
+    m = re.search(r"unavailable: (.+)", text)
+    return m.group(1).strip() if m else None
+
+
+def pyrometer(*args, timeout=120):
+    r = subprocess.run([PYROMETER, *args], capture_output=True, text=True, timeout=timeout)
+    if r.returncode != 0:
+        why = reason_in(r.stderr)
+        if why:
+            raise Unavailable(why)
+        raise AssertionError(f"pyrometer {' '.join(args)} exited {r.returncode}: {r.stderr}")
+    return r
+
+
+# What ps said each check's interpreter can do here: (capabilities, unavailable reasons).
+PS_SAID = {}
+
+
+def check_ps(work):
+    """ps lists the host's 3.11 and the zoo's 3.9 (a chroot), with their versions."""
+    a, b = Workload(ZOO["py311"], SLEEPER), Workload(ZOO["py39"], SLEEPER)
+    try:
+        seen = {p["pid"]: p for p in map(json.loads, pyrometer("ps", "--json").stdout.splitlines())}
+        for w, want in ((a, "3.11."), (b, "3.9.")):
+            assert w.pid in seen, f"pid {w.pid} ({want}x) not listed"
+            assert (seen[w.pid]["version"] or "").startswith(want), seen[w.pid]
+            PS_SAID[want] = (seen[w.pid]["capabilities"], seen[w.pid]["unavailable"])
+        return f"{seen[a.pid]['version']} and {seen[b.pid]['version']} listed"
+    finally:
+        a.stop()
+        b.stop()
+
+
+def check_cpu(work):
+    """record's samples split between three functions as their own CPU clocks did."""
+    w = Workload(ZOO["py311"], workload_script("cpu_split.py"), ["4", "hold"])
+    try:
+        out = os.path.join(work, "split.folded")
+        rc, stderr = record_held(w, "-p", str(w.pid), "-F", str(FREQUENCY), "-o", out,
+                                 timeout=300)
+        if rc != 0 and reason_in(stderr):
+            raise Unavailable(reason_in(stderr))
+        assert rc == 0, stderr
+        measured = json.loads(w.proc.stdout.readline())
+    finally:
+        w.stop()
+    in_fn = dict.fromkeys(measured, 0)
+    with open(out) as f:
+        for line in f:
+            stack, count = line.rsplit(" ", 1)
+            frames = stack.split(";")
+            for fn in measured:
+                if any(fr.startswith(fn + " (") for fr in frames):
+                    in_fn[fn] += int(count)
+    total = sum(in_fn.values())
+    assert total >= 500, f"only {total} samples in the three functions"
+    shares = []
+    for fn in measured:
+        got = 100 * in_fn[fn] / total
+        want = 100 * measured[fn] / sum(measured.values())
+        assert abs(got - want) <= SPLIT_TOLERANCE_PP, f"{fn}: {got:.1f}% sampled, {want:.1f}% measured"
+        shares.append(f"{fn} {got:.0f}/{want:.0f}%")
+    return f"{total} samples; sampled/measured: " + ", ".join(shares)
+
+
+def check_gc(work):
+    """gc counts every collection of each generation exactly (gc.get_stats() agrees).
+    As tests/integration/test_gc.py: a first process of the binary makes pyrometer attach;
+    the workload, started after, is counted from its first collection."""
+    try:
+        trace = GcTrace("-a", "--threshold", "1000")
+    except AssertionError as e:
+        if reason_in(str(e)):
+            raise Unavailable(reason_in(str(e)))
+        raise
+    warm = Workload(ZOO["py311"], SLEEPER)
+    w = None
+    try:
+        trace.wait_for(lambda e: e["event"] == "tracking" and e["pid"] == warm.pid, timeout=120)
+        w = Workload(ZOO["py311"], workload_script("gc_heavy.py"), ["2"])
+        w.proc.stdin.write("go\n")
+        w.proc.stdin.flush()
+        report = json.loads(w.proc.stdout.readline())
+        w.proc.wait(timeout=120)
+        events = trace.stop()
+    finally:
+        warm.stop()
+        if w:
+            w.stop()
+        if trace.proc.poll() is None:
+            trace.proc.kill()
+    summary = {e["generation"]: e for e in events
+               if e["event"] == "summary" and e["pid"] == w.pid}
+    stats = report["stats"]
+    assert stats[0]["collections"] > 50, "the workload should collect often"
+    for gen in (0, 1):
+        got = summary.get(gen, {}).get("count", 0)
+        assert got == stats[gen]["collections"], \
+            f"generation {gen}: {got} counted, {stats[gen]['collections']} collected"
+    return "collections per generation: " + ", ".join(
+        f"{summary[g]['count']}" for g in sorted(summary))
+
+
+def check_calls(work):
+    """record --mode calls counts every call of calls_exact.py exactly (3.9, a chroot)."""
+    w = Workload(ZOO["py39"], workload_script("calls_exact.py"))
+    try:
+        rec = subprocess.Popen([PYROMETER, "record", "--mode", "calls", "-p", str(w.pid),
+                                "-d", "60", "-v"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+        err = []
+        for line in rec.stderr:
+            err.append(line)
+            if "tracing function calls" in line:
+                break
+        else:
+            rec.wait(timeout=60)
+            if reason_in("".join(err)):
+                raise Unavailable(reason_in("".join(err)))
+            raise AssertionError("record --mode calls did not start: " + "".join(err))
+        w.proc.stdin.write("go\n")
+        w.proc.stdin.flush()
+        assert w.proc.stdout.readline().strip() == "done"
+        rec.send_signal(signal.SIGINT)  # the calls are made: stop tracing, print the table
+        out = rec.stdout.read()
+        err += rec.stderr.readlines()
+        assert rec.wait(timeout=120) == 0, "".join(err)
+    finally:
+        w.stop()
+    rows = {}
+    for line in out.splitlines():
+        m = re.match(r"\s*(\d+)\s+\S+\s+\S+\s+\S+\s+\S+\s+(\S+) \(", line)
+        if m:
+            rows[m.group(2)] = int(m.group(1))
+    for fn, n in CALLS_EXPECTED.items():
+        assert rows.get(fn) == n, f"{fn}: {rows.get(fn)} calls, expected {n}\n{out}"
+    return f"{sum(CALLS_EXPECTED.values())} calls of {len(CALLS_EXPECTED)} functions, exact"
+
+
+def capability_lines(metrics):
+    return dict(re.findall(r'^pyrometer_capability_available\{capability="(\w+)",'
+                           r'reason="([^"]*)"\} [01]$', metrics, re.M))
+
+
+class Work(str):
+    """A scratch directory that the integration helpers can treat as pytest's tmp_path."""
+
+    def __truediv__(self, name):
+        return Work(os.path.join(self, name))
+
+
+def check_daemon(work, results):
+    """The daemon, started before the service: /metrics passes promtool and names each
+    capability; a CPU profile of the service reaches the store. Adds two results."""
+    store = os.path.join(work, "store")
+    d = Daemon(Work(work), "--store", store, interval="2")
+    try:
+        metrics = wait_metrics(d)
+        lint = subprocess.run(["promtool", "check", "metrics"], input=metrics,
+                              capture_output=True, text=True)
+        assert lint.returncode == 0, lint.stdout + lint.stderr
+        caps = capability_lines(metrics)
+        assert set(caps) == {"cpu", "gc", "calls"}, caps
+        results.append(("daemon /metrics", "pass", "promtool passes; capabilities: " + ", ".join(
+            f"{c} {'on' if not why else 'off'}" for c, why in sorted(caps.items()))))
+        if caps["cpu"]:
+            results.append(("daemon profile", "unavailable", caps["cpu"]))
+            return
+        w = Workload(ZOO["py311"], workload_script("cpu_split.py"), ["30"])
+        try:
+            results.append(("daemon profile", "pass", wait_profile(store, w.pid)))
+        finally:
+            w.stop()
+    finally:
+        d.stop()
+
+
+def wait_metrics(d, timeout=60):
+    """The endpoint's text once the daemon has published its figures (each interval)."""
+    end = time.monotonic() + timeout
+    while not capability_lines(metrics := d.metrics()):
+        assert time.monotonic() < end, "no pyrometer_capability_available in /metrics:\n" + metrics
+        time.sleep(0.5)
+    return metrics
+
+
+def wait_profile(store, pid, timeout=120):
+    """A stored pprof holding samples of pid in cpu_split.py's spin(), read by go tool pprof."""
+    end = time.monotonic() + timeout
+    seen = set()
+    while time.monotonic() < end:
+        for path in glob.glob(os.path.join(store, "*", "*.pb.gz")):
+            if path in seen:
+                continue
+            seen.add(path)
+            prof = RawProfile(path)
+            n = sum(count for count, stack, labels in prof.samples
+                    if labels.get("pid") == str(pid) and "spin" in stack)
+            if n:
+                return f"{n} samples of the service's spin() in {os.path.relpath(path, store)}"
+        time.sleep(1)
+    raise AssertionError(f"no profile with samples of pid {pid} in {store} after {timeout} s")
+
+
+CHECKS = [("ps", check_ps), ("cpu", check_cpu), ("gc", check_gc), ("calls", check_calls)]
+
+
+def ps_agrees(results):
+    """ps must say what the checks found: a capability it lists works, and one it calls
+    unavailable is unavailable for the same reason. (cpu and gc ran on 3.11, calls on 3.9.)"""
+    status = {name: (s, d) for name, s, d in results}
+    for cap, version in (("cpu", "3.11."), ("gc", "3.11."), ("calls", "3.9.")):
+        listed, unavailable = PS_SAID[version]
+        s, detail = status[cap]
+        if s == "unavailable":
+            assert unavailable.get(cap) == detail, \
+                f"{cap}: ps says {unavailable.get(cap)!r}, {cap} said {detail!r}"
+        elif s == "pass":
+            assert cap in listed, \
+                f"{cap} works, but ps lists only {listed}"
+
+
+def failure(e):
+    last = traceback.extract_tb(e.__traceback__)[-1]
+    return f"{type(e).__name__} at smoke.py:{last.lineno}: {e}"[:600]
+
+
+def run_one(name, fn, work, results):
+    t = time.monotonic()
+    try:
+        detail = fn(work)
+        results.append((name, "pass", detail))
+    except Unavailable as e:
+        results.append((name, "unavailable", str(e)))
+    except Exception as e:  # a failure of any kind is reported, and the suite goes on
+        results.append((name, "fail", failure(e)))
+    print(f"smoke: {name} took {time.monotonic() - t:.1f} s", file=sys.stderr, flush=True)
+
+
+def main():
+    results = []
+    with tempfile.TemporaryDirectory(prefix="pyrometer-smoke-") as work:
+        for name, fn in CHECKS:
+            run_one(name, fn, work, results)
+        try:
+            check_daemon(work, results)
+        except Exception as e:
+            results.append(("daemon", "fail", failure(e)))
+    if results[0][:2] == ("ps", "pass"):
+        try:
+            ps_agrees(results)
+        except AssertionError as e:
+            results[0] = ("ps", "fail", "ps disagrees with the checks: " + str(e))
+    for name, status, detail in results:
+        print("SMOKE-RESULT " + json.dumps({"feature": name, "status": status,
+                                            "detail": detail}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
