@@ -92,16 +92,41 @@ CGROUPS = {
 }
 
 
-@pytest.mark.parametrize("kind", ["docker", "kubernetes"])
-def test_a_container_is_named_sampled_and_gc_counted(tmp_path, kind):
+class OverlayRoot:
+    """The zoo's sid root as a container runtime assembles one: an overlay whose lower layer
+    is the image and whose upper layer is on another filesystem (a tmpfs here; layers on
+    different filesystems, as with composefs/erofs images or a live system's squashfs).
+    /proc/PID/maps then shows the layer's device, not the overlay's: pyrometer did not see
+    such processes at all until it took the identity from map_files."""
+
+    def __init__(self, tmp_path):
+        self.layer, self.path = tmp_path / "layer", tmp_path / "rootfs"
+        self.layer.mkdir()
+        self.path.mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "layer", str(self.layer)], check=True)
+        (self.layer / "upper").mkdir()
+        (self.layer / "work").mkdir()
+        subprocess.run(["mount", "-t", "overlay", "-o",
+                        f"lowerdir={ZOO['py314']['root']},upperdir={self.layer}/upper,"
+                        f"workdir={self.layer}/work", "overlay", str(self.path)], check=True)
+
+    def remove(self):
+        subprocess.run(["umount", "-l", str(self.path)], check=True)
+        subprocess.run(["umount", "-l", str(self.layer)], check=True)
+
+
+@pytest.mark.parametrize("kind,rootfs", [("docker", "overlay"), ("kubernetes", "chroot")])
+def test_a_container_is_named_sampled_and_gc_counted(tmp_path, kind, rootfs):
     cgroup, container_id, pod_uid = CGROUPS[kind]
+    overlay = OverlayRoot(tmp_path) if rootfs == "overlay" else None
+    root = str(overlay.path) if overlay else ZOO["py314"]["root"]
     d = daemon_as_deployed(tmp_path)  # first, as at boot
     service = service_name(kind)
-    c = Container(cgroup, ZOO["py314"]["root"], ZOO["py314"]["argv"], service, BUSY)
+    c = Container(cgroup, root, ZOO["py314"]["argv"], service, BUSY)
     try:
         e = next(e for e in ps_json() if e["pid"] == c.pid)
         # the host pid, not the namespace's 1; the interpreter inside the container's root
-        assert c.pid != 1 and e["root"] == ZOO["py314"]["root"], e
+        assert c.pid != 1 and e["root"] == root, e
         assert e["interpreter_path"] == ZOO["py314"]["argv"][0], e
         assert e["container_id"] == container_id and e["pod_uid"] == pod_uid, e
         store = tmp_path / "store" / service
@@ -121,13 +146,15 @@ def test_a_container_is_named_sampled_and_gc_counted(tmp_path, kind):
         storm_service = service_name(kind + "-gc")
         seen, total = run_storm(["unshare", "--pid", "--mount", "--propagation", "unchanged",
                                  "--fork", "--kill-child"] +
-                                ZOO["py314"]["argv"], ZOO["py314"]["root"], storm_service)
+                                ZOO["py314"]["argv"], root, storm_service)
         count = wait_for(lambda: gc_count(d, storm_service) >= seen and
                          gc_count(d, storm_service), 15)
         assert seen <= count <= total, (seen, count, total)
     finally:
         c.stop()
         stop_leaving_no_trace(d)
+        if overlay:
+            overlay.remove()
 
 
 SERVER = """

@@ -211,6 +211,10 @@ def verdict(release, results, problems):
             wrong.append(f"{f}: {status}: {detail}")
         elif status == "unavailable" and (series_of(release) >= FULL_FROM or f == "ps"):
             wrong.append(f"{f}: unavailable on {release}, which must run it: {detail}")
+        elif status == "unavailable" and " lacks " not in detail:
+            # only a missing kernel feature excuses a capability; a verifier that refuses
+            # our program on a kernel that has the features is our bug
+            wrong.append(f"{f}: unavailable for a reason other than a missing feature: {detail}")
     return wrong
 
 

@@ -95,7 +95,12 @@ def check_cpu(work):
                 if any(fr.startswith(fn + " (") for fr in frames):
                     in_fn[fn] += int(count)
     total = sum(in_fn.values())
-    assert total >= 500, f"only {total} samples in the three functions"
+    lost = re.search(r" samples from \d+ processes in [\d.]+ s, (\d+) lost,", stderr)
+    assert lost and lost.group(1) == "0", stderr
+    # one sample per 1/FREQUENCY s of the functions' own CPU time (as test_record.py)
+    cpu_samples = sum(measured.values()) * FREQUENCY
+    assert 0.6 * cpu_samples <= total <= 1.1 * cpu_samples, \
+        f"{total} samples for {sum(measured.values()):.2f} s of CPU at {FREQUENCY} Hz"
     shares = []
     for fn in measured:
         got = 100 * in_fn[fn] / total
