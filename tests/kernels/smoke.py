@@ -200,7 +200,9 @@ def check_daemon(work, results):
     """The daemon, started before the service: /metrics passes promtool and names each
     capability; a CPU profile of the service reaches the store. Adds two results."""
     store = os.path.join(work, "store")
-    d = Daemon(Work(work), "--store", store, interval="2")
+    # call windows on (1 s every hour): the calls capability reports on or off as well
+    d = Daemon(Work(work), "--store", store, "--calls-window", "1", "--calls-every", "3600",
+               interval="2")
     try:
         metrics = wait_metrics(d)
         lint = subprocess.run(["promtool", "check", "metrics"], input=metrics,
@@ -208,6 +210,8 @@ def check_daemon(work, results):
         assert lint.returncode == 0, lint.stdout + lint.stderr
         caps = capability_lines(metrics)
         assert set(caps) == {"cpu", "gc", "calls"}, caps
+        for cap, why in caps.items():  # on, or off because the kernel lacks something
+            assert not why or " lacks " in why, f"{cap} is off: {why}"
         results.append(("daemon /metrics", "pass", "promtool passes; capabilities: " + ", ".join(
             f"{c} {'on' if not why else 'off'}" for c, why in sorted(caps.items()))))
         if caps["cpu"]:
