@@ -256,6 +256,12 @@ def main():
             raise SystemExit(f"matrix: {tool} is missing (make deps installs it)")
     if not os.path.exists(PYROMETER):
         raise SystemExit(f"matrix: {PYROMETER} is missing; build it with make")
+    if b"INTERP" in subprocess.run(["readelf", "-lW", BUSYBOX], capture_output=True).stdout:
+        raise SystemExit(f"matrix: {BUSYBOX} is dynamically linked; the initramfs needs "
+                         "busybox-static's")
+    for path in (REPO, PYROMETER, ZOO):
+        if re.search(r"\s", path):  # they travel on the kernel command line
+            raise SystemExit(f"matrix: {path!r} contains white space; the guest cannot be told it")
     rows, failed = [], []
     with tempfile.TemporaryDirectory(prefix="pyrometer-kernels-") as work:
         for s in wanted:
