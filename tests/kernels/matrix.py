@@ -176,6 +176,9 @@ def results_in(lines):
             results[r["feature"]] = (r["status"], r["detail"])
         elif "KERNELS-GUEST-ERROR" in line or "Kernel panic" in line or "BUG:" in line:
             problems.append(line.strip())
+        elif line.startswith("KERNELS-GUEST-DONE") and line.split()[1:] != ["0"]:
+            problems.append("the smoke suite " + ("exited " + line.split()[1] if line.split()[1:]
+                                                  else "did not finish"))
     return results, problems
 
 
