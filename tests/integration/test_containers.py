@@ -120,10 +120,11 @@ def test_a_container_is_named_sampled_and_gc_counted(tmp_path, kind, rootfs):
     cgroup, container_id, pod_uid = CGROUPS[kind]
     overlay = OverlayRoot(tmp_path) if rootfs == "overlay" else None
     root = str(overlay.path) if overlay else ZOO["py314"]["root"]
-    d = daemon_as_deployed(tmp_path)  # first, as at boot
-    service = service_name(kind)
-    c = Container(cgroup, root, ZOO["py314"]["argv"], service, BUSY)
+    d, c = None, None
     try:
+        d = daemon_as_deployed(tmp_path)  # first, as at boot
+        service = service_name(kind)
+        c = Container(cgroup, root, ZOO["py314"]["argv"], service, BUSY)
         e = next(e for e in ps_json() if e["pid"] == c.pid)
         # the host pid, not the namespace's 1; the interpreter inside the container's root
         assert c.pid != 1 and e["root"] == root, e
@@ -150,9 +151,11 @@ def test_a_container_is_named_sampled_and_gc_counted(tmp_path, kind, rootfs):
         count = wait_for(lambda: gc_count(d, storm_service) >= seen and
                          gc_count(d, storm_service), 15)
         assert seen <= count <= total, (seen, count, total)
-    finally:
-        c.stop()
-        stop_leaving_no_trace(d)
+    finally:  # whatever failed, nothing stays mounted
+        if c:
+            c.stop()
+        if d:
+            stop_leaving_no_trace(d)
         if overlay:
             overlay.remove()
 
@@ -214,3 +217,4 @@ def test_service_env_keys_name_services_in_their_order(tmp_path):
             p.kill()
             p.wait()
         stop_leaving_no_trace(d)
+
