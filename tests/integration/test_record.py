@@ -128,12 +128,18 @@ def test_threads_are_attributed_their_own_function(name, workload, tmp_path):
     rc, stderr = record_held(w, "-p", str(w.pid), "-F", "499", "-o", str(out))
     assert rc == 0, stderr
     prof = RawProfile(str(out))
+    # thread_name is the OS thread's name: from 3.14 CPython gives it threading.Thread.name
+    # (threads.py names each thread after its function); before, a thread keeps the name
+    # it was created with, the process's
+    names_threads = tuple(map(int, w.entry["version"].split(".")[:2])) >= (3, 14)
+    comm = open(f"/proc/{w.pid}/comm").read().strip()
     seen = {}
     for count, stack, labels in prof.samples:
         tid = int(labels["thread_id"])
         work = {f for f in stack if f.startswith("work_")}
         if tid in ids:
             assert work <= {ids[tid]}, f"thread {tid} ({ids[tid]}) sampled in {work}"
+            assert labels["thread_name"] == (ids[tid] if names_threads else comm), labels
             seen[tid] = seen.get(tid, 0) + count
         assert labels["thread_name"]
     assert set(seen) == set(ids), "every thread should have been sampled"
