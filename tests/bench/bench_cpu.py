@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """make bench (CPU sampling): pyrometer's costs, measured side by side in one run.
 
+- BPF run time per Python sample by stack depth, 16 to 1,000 frames, on every zoo
+  interpreter (BENCH_ONLY=sweep runs only this);
 - BPF run time per Python sample at 64 frames (kernel.bpf_stats_enabled), with the cost of
   the filter path for other tasks measured in the same run and taken out;
 - the target's slowdown at 99 Hz on CPU-bound workloads: runs with and without the agent,
@@ -28,6 +30,7 @@ TARGET_CPU, AGENT_CPU = "1", "0"
 
 DEEP = """
 import sys, time
+sys.setrecursionlimit(4000)
 def burn(end):
     x = 0
     while time.monotonic() < end:
@@ -92,19 +95,16 @@ def num(pattern, text):
     return int(m.group(1)) if m else 0
 
 
-def bpf_cost(python):
+def bpf_cost(python, depth=64, filter_ns=None):
     """ns per Python sample = (total - other tasks x filter-path cost) / Python samples."""
     with open("/proc/sys/kernel/bpf_stats_enabled", "w") as f:
         f.write("1")
     try:
-        # Filter path alone: no Python process runs, every sample is "another task".
+        if filter_ns is None:
+            filter_ns = filter_cost()
+        # Two workloads DEPTH frames deep, one per core.
         a = Agent("-F", "999")
-        time.sleep(3)
-        idle = a.stop()
-        filter_ns = num(r"bpf: \d+ runs, (\d+) ns", idle) / max(1, num(r"bpf: (\d+) runs", idle))
-        # Two 64-frame workloads, one per core.
-        a = Agent("-F", "999")
-        loads = [subprocess.Popen(python + ["-c", DEEP, "64", "4"]) for _ in range(2)]
+        loads = [subprocess.Popen(python + ["-c", DEEP, str(depth), "4"]) for _ in range(2)]
         for p in loads:
             p.wait()
         busy = a.stop()
@@ -115,6 +115,67 @@ def bpf_cost(python):
     py, other = num(r"samples (\d+), other", busy), num(r"other tasks (\d+)", busy)
     per_sample = (total_ns - other * filter_ns) / max(1, py)
     return per_sample, filter_ns, py, runs, busy
+
+
+def filter_cost():
+    """BPF ns per sample of the filter path alone: no Python process runs, every sample is
+    "another task" (kernel.bpf_stats_enabled must be on)."""
+    a = Agent("-F", "999")
+    time.sleep(3)
+    idle = a.stop()
+    return num(r"bpf: \d+ runs, (\d+) ns", idle) / max(1, num(r"bpf: (\d+) runs", idle))
+
+
+SWEEP_DEPTHS = (16, 64, 128, 256, 512, 1000)
+SWEEP_RUNS = 3
+
+
+def depth_sweep():
+    """BPF cost per sample by stack depth, per zoo interpreter (issue 17's baseline), with
+    the share of samples cut at PYRO_MAX_FRAMES and the frames read one by one per sample."""
+    with open("/proc/sys/kernel/bpf_stats_enabled", "w") as f:
+        f.write("1")
+    try:
+        filter_ns = filter_cost()
+    finally:
+        with open("/proc/sys/kernel/bpf_stats_enabled", "w") as f:
+            f.write("0")
+    rows = []
+    for label, python in sweep_interpreters():
+        cells = []
+        for depth in SWEEP_DEPTHS:
+            runs = []
+            for _ in range(SWEEP_RUNS):  # this VM is noisy: the median run (by cost)
+                ns, _, py, _, busy = bpf_cost(python, depth, filter_ns)
+                runs.append((ns / 1000, 100 * num(r"truncated (\d+)", busy) / max(1, py),
+                             num(r"single frames (\d+)", busy) / max(1, py)))
+            cells.append(sorted(runs)[len(runs) // 2])
+        rows.append((label, cells))
+    return filter_ns, rows
+
+
+def sweep_interpreters():
+    found = [("3.11", [PY])]
+    for label, root, exe in (("3.9", "bullseye", "python3.9"), ("3.13", "sid", "python3.13"),
+                             ("3.14", "sid", "python3.14"), ("3.15", "sid", "python3.15")):
+        if os.path.exists(os.path.join(ZOO, root, "usr/bin", exe)):
+            found.append((label, ["chroot", os.path.join(ZOO, root), "/usr/bin/" + exe]))
+    return found
+
+
+def print_sweep():
+    filter_ns, rows = depth_sweep()
+    print("== CPU sampling: BPF cost per sample by stack depth (999 Hz, two workloads one per")
+    print(f"   core, 4 s, median of {SWEEP_RUNS} runs per cell; filter path {filter_ns:.0f} ns taken "
+          "out). Each cell:")
+    print("   us per sample / samples cut at 128 frames / frames read one by one per sample")
+    print(f"   {'frames':6} " + " ".join(f"{d:>16}" for d in SWEEP_DEPTHS))
+    for label, cells in rows:
+        print(f"   {label:6} " + " ".join(f"{f'{us:.2f}/{tr:.0f}%/{single:.0f}':>16}"
+                                          for us, tr, single in cells))
+    print("   (issue 17 targets: <= 2 us at 64 frames; 150 frames <= 2x 60 frames; whole stacks")
+    print("   to 1,000 frames)")
+    print()
 
 
 def run(code):
@@ -183,6 +244,10 @@ def interpreters():
 def main():
     if os.geteuid() != 0:
         raise SystemExit("bench: run as root (BPF)")
+    if os.environ.get("BENCH_ONLY") == "sweep":
+        print_sweep()
+        return
+    print_sweep()
     print("== CPU sampling: BPF cost per sample (kernel.bpf_stats_enabled; 999 Hz; two 64-frame")
     print("   workloads, one per core; filter-path cost of other tasks measured and taken out)")
     per_sample = {}
