@@ -445,6 +445,43 @@ def test_prometheus_rules_pass_promtool():
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+CAPABILITY_RULE_TEST = """
+rule_files: [RULES]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'pyrometer_capability_available{instance="h",capability="cpu",reason="WHY"}'
+        values: '0x30'
+      - series: 'pyrometer_capability_available{instance="h",capability="calls",reason="off in the configuration"}'
+        values: '0x30'
+      - series: 'pyrometer_capability_available{instance="h",capability="gc",reason=""}'
+        values: '1x30'
+    alert_rule_test:
+      - eval_time: 10m
+        alertname: PyrometerCapabilityOff
+        exp_alerts: []
+      - eval_time: 20m
+        alertname: PyrometerCapabilityOff
+        exp_alerts:
+          - exp_labels: {severity: info, instance: h, capability: cpu, reason: "WHY"}
+            exp_annotations:
+              summary: "pyrometer on h runs without cpu: WHY"
+"""
+
+
+def test_capability_off_alert(tmp_path):
+    """A capability off for 15 min for any reason but the configuration alerts, with the
+    reason the daemon gives (the kernel matrix's 5.10 reason as the example)."""
+    why = "kernel 5.10.0-46-cloud-amd64 lacks task storage (Linux 5.11), bpf_loop (Linux 5.17)"
+    test = tmp_path / "capability.yml"
+    test.write_text(CAPABILITY_RULE_TEST.replace("RULES", os.path.join(
+        ROOT, "deploy", "prometheus-agent-rules.yml")).replace("WHY", why))
+    r = subprocess.run(["promtool", "test", "rules", str(test)], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
 def test_daemonset_and_dockerfile_match_the_binary(tmp_path):
     docs = list(yaml.safe_load_all(open(os.path.join(ROOT, "deploy", "kubernetes",
                                                      "daemonset.yaml"))))
