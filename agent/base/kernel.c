@@ -2,10 +2,13 @@
 #include "base/kernel.h"
 
 #include <bpf/libbpf.h>
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/utsname.h>
+
+#include "base/log.h"
 
 /* One BPF feature a program of ours uses, how to probe for it, and where it arrived
  * (upstream; the probes decide, the release is only for people). */
@@ -108,6 +111,16 @@ const char *kernel_lacks(enum kernel_cap cap)
 {
 	probe();
 	return k.why[cap][0] ? k.why[cap] : NULL;
+}
+
+int kernel_require(enum kernel_cap cap, const char *what)
+{
+	const char *why = kernel_lacks(cap);
+
+	if (!why)
+		return 0;
+	log_error("%s are unavailable: %s", what, why);
+	return -EOPNOTSUPP;
 }
 
 void kernel_refused(enum kernel_cap cap, int err)

@@ -22,6 +22,9 @@ const char *kernel_release(void);
  * run once, at the first call; a probe that cannot run (no privilege) counts as present,
  * and loading the program then says what is wrong. */
 const char *kernel_lacks(enum kernel_cap cap);
+/* 0 when this kernel can run the capability; else logs "WHAT are unavailable: REASON"
+ * and returns -EOPNOTSUPP. What each loader calls before anything else. */
+int kernel_require(enum kernel_cap cap, const char *what);
 /* The kernel refused the capability's programs although the probes passed (a verifier
  * older than ours expects): from now on kernel_lacks() says so, with the error. */
 void kernel_refused(enum kernel_cap cap, int err);

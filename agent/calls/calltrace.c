@@ -33,16 +33,13 @@ struct calltrace {
 
 int calltrace_new(const struct calltrace_opts *o, struct calltrace **out)
 {
-	struct calltrace *c = calloc(1, sizeof(*c));
-	int err;
+	struct calltrace *c;
+	int err = kernel_require(KERNEL_CAP_CALLS, "function calls");
 
-	if (!c)
+	if (err)
+		return err;
+	if (!(c = calloc(1, sizeof(*c))))
 		return -ENOMEM;
-	if (kernel_lacks(KERNEL_CAP_CALLS)) {
-		log_error("function calls are unavailable: %s", kernel_lacks(KERNEL_CAP_CALLS));
-		free(c);
-		return -EOPNOTSUPP;
-	}
 	c->floor = o->floor;
 	c->skel = calls_bpf__open();
 	if (!c->skel) {

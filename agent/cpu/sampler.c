@@ -107,16 +107,13 @@ static int attach_all_cpus(struct sampler *s, int freq)
 
 int sampler_new(const struct sampler_opts *o, struct sampler **out)
 {
-	struct sampler *s = calloc(1, sizeof(*s));
-	int err;
+	struct sampler *s;
+	int err = kernel_require(KERNEL_CAP_CPU, "CPU profiles");
 
-	if (!s)
+	if (err)
+		return err;
+	if (!(s = calloc(1, sizeof(*s))))
 		return -ENOMEM;
-	if (kernel_lacks(KERNEL_CAP_CPU)) {
-		log_error("CPU profiles are unavailable: %s", kernel_lacks(KERNEL_CAP_CPU));
-		free(s);
-		return -EOPNOTSUPP;
-	}
 	s->skel = cpu_bpf__open();
 	if (!s->skel) {
 		err = -errno;

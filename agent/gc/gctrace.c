@@ -24,16 +24,13 @@
 
 int gctrace_new(const struct gctrace_opts *o, struct gctrace **out)
 {
-	struct gctrace *g = calloc(1, sizeof(*g));
-	int err;
+	struct gctrace *g;
+	int err = kernel_require(KERNEL_CAP_GC, "GC pauses");
 
-	if (!g)
+	if (err)
+		return err;
+	if (!(g = calloc(1, sizeof(*g))))
 		return -ENOMEM;
-	if (kernel_lacks(KERNEL_CAP_GC)) {
-		log_error("GC pauses are unavailable: %s", kernel_lacks(KERNEL_CAP_GC));
-		free(g);
-		return -EOPNOTSUPP;
-	}
 	g->linger_ns = o->linger_ns;
 	g->skel = gc_bpf__open();
 	if (!g->skel) {
