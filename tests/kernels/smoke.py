@@ -13,7 +13,6 @@ import glob
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -25,11 +24,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
 from conftest import PYROMETER, SLEEPER, ZOO, GcTrace, Workload, workload_script  # noqa: E402
 from daemon import Daemon  # noqa: E402
 from pprof_raw import RawProfile  # noqa: E402
+from test_calls import EXPECTED, Traced, table  # noqa: E402
+from test_gc import run_gc_workload  # noqa: E402
 from test_record import record_held  # noqa: E402
 
-# calls_exact.py's counts on 3.9 (tests/integration/test_calls.py explains them).
-CALLS_EXPECTED = {"fib": 1973, "helper": 1000, "loop": 1, "gen": 51, "consume": 1, "boom": 7,
-                  "catch": 1, "main": 1}
 SPLIT_TOLERANCE_PP = 5.0  # sampled vs measured share of each function, percentage points
 FREQUENCY = 997
 
@@ -111,31 +109,33 @@ def check_cpu(work):
 
 
 def check_gc(work):
-    """gc counts every collection of each generation exactly (gc.get_stats() agrees).
-    As tests/integration/test_gc.py: a first process of the binary makes pyrometer attach;
-    the workload, started after, is counted from its first collection."""
+    """gc counts every collection of each generation exactly (gc.get_stats() agrees), run
+    as tests/integration/test_gc.py runs it (run_gc_workload: a first process of the binary
+    makes pyrometer attach; the workload, started after, is counted from its first
+    collection)."""
+    started, traces = [], []
+
+    def workload(entry, script=SLEEPER, args=()):
+        started.append(Workload(entry, script, args))
+        return started[-1]
+
+    def gctrace(*args):
+        try:
+            traces.append(GcTrace("-a", *args))
+        except AssertionError as e:
+            if reason_in(str(e)):
+                raise Unavailable(reason_in(str(e)))
+            raise
+        return traces[-1]
+
     try:
-        trace = GcTrace("-a", "--threshold", "1000")
-    except AssertionError as e:
-        if reason_in(str(e)):
-            raise Unavailable(reason_in(str(e)))
-        raise
-    warm = Workload(ZOO["py311"], SLEEPER)
-    w = None
-    try:
-        trace.wait_for(lambda e: e["event"] == "tracking" and e["pid"] == warm.pid, timeout=120)
-        w = Workload(ZOO["py311"], workload_script("gc_heavy.py"), ["2"])
-        w.proc.stdin.write("go\n")
-        w.proc.stdin.flush()
-        report = json.loads(w.proc.stdout.readline())
-        w.proc.wait(timeout=120)
-        events = trace.stop()
+        w, report, events = run_gc_workload("py311", workload, gctrace)
     finally:
-        warm.stop()
-        if w:
-            w.stop()
-        if trace.proc.poll() is None:
-            trace.proc.kill()
+        for t in started:
+            t.stop()
+        for t in traces:
+            if t.proc.poll() is None:
+                t.proc.kill()
     summary = {e["generation"]: e for e in events
                if e["event"] == "summary" and e["pid"] == w.pid}
     stats = report["stats"]
@@ -149,39 +149,21 @@ def check_gc(work):
 
 
 def check_calls(work):
-    """record --mode calls counts every call of calls_exact.py exactly (3.9, a chroot)."""
+    """record --mode calls counts every call of calls_exact.py exactly (3.9, a chroot), run
+    as tests/integration/test_calls.py runs it (Traced)."""
     w = Workload(ZOO["py39"], workload_script("calls_exact.py"))
     try:
-        rec = subprocess.Popen([PYROMETER, "record", "--mode", "calls", "-p", str(w.pid),
-                                "-d", "60", "-v"], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-        err = []
-        for line in rec.stderr:
-            err.append(line)
-            if "tracing function calls" in line:
-                break
-        else:
-            rec.wait(timeout=60)
-            if reason_in("".join(err)):
-                raise Unavailable(reason_in("".join(err)))
-            raise AssertionError("record --mode calls did not start: " + "".join(err))
-        w.proc.stdin.write("go\n")
-        w.proc.stdin.flush()
-        assert w.proc.stdout.readline().strip() == "done"
-        rec.send_signal(signal.SIGINT)  # the calls are made: stop tracing, print the table
-        out = rec.stdout.read()
-        err += rec.stderr.readlines()
-        assert rec.wait(timeout=120) == 0, "".join(err)
+        t = Traced(w)
+    except AssertionError as e:
+        if reason_in(str(e)):
+            raise Unavailable(reason_in(str(e)))
+        raise
     finally:
         w.stop()
-    rows = {}
-    for line in out.splitlines():
-        m = re.match(r"\s*(\d+)\s+\S+\s+\S+\s+\S+\s+\S+\s+(\S+) \(", line)
-        if m:
-            rows[m.group(2)] = int(m.group(1))
-    for fn, n in CALLS_EXPECTED.items():
-        assert rows.get(fn) == n, f"{fn}: {rows.get(fn)} calls, expected {n}\n{out}"
-    return f"{sum(CALLS_EXPECTED.values())} calls of {len(CALLS_EXPECTED)} functions, exact"
+    rows = {fn: row[0] for fn, row in table(t.out).items()}
+    for fn, n in EXPECTED.items():  # 3.9: no generator-creation activation (test_calls.py)
+        assert rows.get(fn) == n, f"{fn}: {rows.get(fn)} calls, expected {n}\n{t.out}"
+    return f"{sum(EXPECTED.values())} calls of {len(EXPECTED)} functions, exact"
 
 
 def capability_lines(metrics):
