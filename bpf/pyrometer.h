@@ -63,9 +63,11 @@ struct pyro_py_layout {
 	__u16 frame_span;	    /* bytes from a frame's start holding every field above */
 	__u8 frames_contiguous;	    /* frames sit side by side on the thread's data stack (3.11+) */
 	__u8 pad;
-	__u16 tstate_datastack; /* PyThreadState.datastack_chunk (3.11+): frames' memory */
+	__u16 tstate_datastack;	    /* PyThreadState.datastack_chunk (3.11+): frames' memory */
+	__u16 interp_gc_collecting; /* PyInterpreterState.gc.collecting (an int); 0: unknown */
+	__u16 pad2[3];
 };
-_Static_assert(sizeof(struct pyro_py_layout) == 40, "pyro_py_layout layout");
+_Static_assert(sizeof(struct pyro_py_layout) == 48, "pyro_py_layout layout");
 
 enum pyro_proc_flags {
 	PYRO_PROC_SAMPLE = 1, /* the CPU sampler profiles this process */
@@ -78,7 +80,7 @@ struct pyro_proc_info {
 	__u32 pad;
 	struct pyro_py_layout layout;
 };
-_Static_assert(sizeof(struct pyro_proc_info) == 48, "pyro_proc_info layout");
+_Static_assert(sizeof(struct pyro_proc_info) == 56, "pyro_proc_info layout");
 
 /* ---- CPU samples ---- */
 
@@ -92,6 +94,7 @@ enum pyro_stack_flags {
 	PYRO_STACK_TRUNCATED = 1,  /* deeper than PYRO_MAX_FRAMES: root-side frames dropped */
 	PYRO_STACK_NO_TSTATE = 2,  /* the thread has no PyThreadState (a native thread) */
 	PYRO_STACK_READ_ERROR = 4, /* memory could not be read: the stack is partial */
+	PYRO_STACK_GC = 8,	   /* the interpreter was collecting garbage: a [gc] leaf */
 };
 
 struct pyro_stack {
@@ -139,6 +142,8 @@ enum pyro_cpu_counter {
 	PYRO_CPU_WINDOW_READS,	    /* data-stack windows read (up to PYRO_WINDOW bytes) */
 	PYRO_CPU_PAGE_READS,	    /* heap frames (3.9) read from their page start */
 	PYRO_CPU_FRAME_READS,	    /* frames read alone (outside the current data-stack chunk) */
+	PYRO_CPU_GC,		    /* samples taken while the interpreter was collecting */
+	PYRO_CPU_READ_GC,	    /* the interpreter's GC state unreadable: no [gc] check */
 	PYRO_CPU_COUNTER_MAX,
 };
 

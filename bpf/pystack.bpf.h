@@ -14,6 +14,7 @@
  * seen last with its size, so most samples read neither the thread list nor the chunk. */
 struct tstate_entry {
 	__u64 tstate;
+	__u64 interp; /* the main interpreter, whose GC state says [gc] */
 	__u64 chunk, chunk_size;
 };
 
@@ -63,6 +64,7 @@ struct tstate_view {
 	__u64 thread_id;
 	__u64 frame;	 /* .frame (3.9), .cframe (3.11), .current_frame (3.13+) */
 	__u64 datastack; /* .datastack_chunk (3.11+), else 0 */
+	__u64 interp;	 /* from the cache entry or the runtime, not from the thread state */
 };
 
 /* First of the fields above in the PyThreadState: one read of PYRO_TSTATE_READ bytes from
@@ -106,6 +108,7 @@ static __always_inline int find_tstate(const struct pyro_py_layout *L, struct ta
 	int i;
 
 	if (e && !read_tstate(L, e->tstate, buf, v) && v->thread_id == fsbase) {
+		v->interp = e->interp;
 		*slot = e;
 		return 0;
 	}
@@ -140,8 +143,10 @@ static __always_inline int find_tstate(const struct pyro_py_layout *L, struct ta
 		e = bpf_task_storage_get(&tstate_cache, task, NULL, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (e) {
 		e->tstate = ts;
+		e->interp = interp;
 		e->chunk = e->chunk_size = 0;
 	}
+	v->interp = interp;
 	*slot = e;
 	return 0;
 }
@@ -332,6 +337,28 @@ static __always_inline void walk(const struct pyro_py_layout *L, struct tstate_e
 	s->hash = c.hash;
 }
 
+/* Marks the stack PYRO_STACK_GC when the interpreter is collecting garbage. The flag is
+ * the interpreter's, not the thread's: a thread on a CPU without the GIL while another
+ * collects is marked too. Collections hold the GIL (no free-threaded builds here), so that
+ * takes a thread in C code that released it. */
+static __always_inline void check_gc(const struct pyro_py_layout *L, const struct tstate_view *v,
+				     struct pyro_stack *st)
+{
+	__s32 collecting = 0;
+
+	if (!L->interp_gc_collecting || !v->interp)
+		return;
+	if (bpf_probe_read_user(&collecting, sizeof(collecting),
+				(const void *)(v->interp + L->interp_gc_collecting))) {
+		pystack_count(PYRO_CPU_READ_GC);
+		return;
+	}
+	if (collecting) {
+		st->flags |= PYRO_STACK_GC;
+		pystack_count(PYRO_CPU_GC);
+	}
+}
+
 /* Fills s->stack with the calling thread's Python stack (leaf first), s->hash with its hash. */
 static __always_inline void pystack_capture(const struct pyro_py_layout *L, struct scratch *s)
 {
@@ -350,6 +377,7 @@ static __always_inline void pystack_capture(const struct pyro_py_layout *L, stru
 		pystack_count(PYRO_CPU_READ_TSTATE);
 		s->stack.flags |= PYRO_STACK_READ_ERROR;
 	} else {
+		check_gc(L, &v, &s->stack);
 		walk(L, e, &v, frame, s);
 	}
 	s->hash = stack_hash_add(s->hash, (__u64)s->stack.flags << 32 | s->stack.depth);

@@ -319,6 +319,8 @@ static void summary(struct record *r, double secs)
 	log_info("reads: windows %" PRIu64 ", pages %" PRIu64 ", single frames %" PRIu64,
 		 st.kernel[PYRO_CPU_WINDOW_READS], st.kernel[PYRO_CPU_PAGE_READS],
 		 st.kernel[PYRO_CPU_FRAME_READS]);
+	log_info("gc: samples while collecting %" PRIu64 ", gc state unreadable %" PRIu64,
+		 st.kernel[PYRO_CPU_GC], st.kernel[PYRO_CPU_READ_GC]);
 }
 
 static int sample_loop(struct record *r)

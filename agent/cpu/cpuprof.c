@@ -200,7 +200,7 @@ static void on_sample(const struct pyro_sample_key *k, const struct pyro_sample_
 	struct cpuprof *c = ctx;
 	const struct py_process *p = seen_get(&c->seen, (pid_t)k->pid);
 	struct profile *prof = c->ops.profile_for(p, c->ops.ctx);
-	uint32_t locs[PYRO_MAX_FRAMES + 2], n = 0;
+	uint32_t locs[PYRO_MAX_FRAMES + 3], n = 0;
 	char thread[PYRO_COMM_LEN + 1] = {}, process[PYRO_COMM_LEN + 1] = {};
 	bool ok = false;
 
@@ -211,6 +211,8 @@ static void on_sample(const struct pyro_sample_key *k, const struct pyro_sample_
 	text_sanitize(thread);
 	snprintf(process, sizeof(process), "%s", p ? p->comm : thread);
 	text_sanitize(process);
+	if (st && st->flags & PYRO_STACK_GC)
+		locs[n++] = pseudo_frame(prof, "[gc]");
 	if (!st)
 		locs[n++] = pseudo_frame(prof, "[stack lost]");
 	else if (!p)

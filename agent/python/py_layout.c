@@ -26,6 +26,7 @@ static const struct py_layout layout_39 = {
 		.frame_previous = 24,       /* PyFrameObject.f_back */
 		.frame_code = 32,           /* PyFrameObject.f_code */
 		.frame_instr = 104,         /* PyFrameObject.f_lasti (int, bytes) */
+		.interp_gc_collecting = 816, /* PyInterpreterState.gc.collecting */
 	},
 	.sym = {
 		.ob_type = 8,
@@ -54,6 +55,7 @@ static const struct py_layout layout_311 = {
 		.frame_instr = 56,          /* _PyInterpreterFrame.prev_instr */
 		.code_adaptive = 184,       /* PyCodeObject.co_code_adaptive */
 		.tstate_datastack = 296,    /* PyThreadState.datastack_chunk */
+		.interp_gc_collecting = 848, /* PyInterpreterState.gc.collecting */
 	},
 	.sym = {
 		.ob_type = 8,
@@ -81,6 +83,7 @@ struct debug_offsets_map {
 	uint16_t ob_type;
 	uint16_t bytes_size_section, bytes_ob_size, bytes_sval;
 	uint16_t unicode_section, unicode_state, unicode_length, unicode_ascii_size;
+	uint16_t interp_gc, gc_section, gc_collecting;
 };
 
 /* clang-format off */
@@ -115,6 +118,9 @@ static const struct debug_offsets_map dbg_313 = {
 	.unicode_state = 544,
 	.unicode_length = 552,
 	.unicode_ascii_size = 560,
+	.interp_gc = 80,
+	.gc_section = 568,
+	.gc_collecting = 576,
 };
 static const struct debug_offsets_map dbg_314 = {
 	.runtime_size = 24,
@@ -147,6 +153,9 @@ static const struct debug_offsets_map dbg_314 = {
 	.unicode_state = 624,
 	.unicode_length = 632,
 	.unicode_ascii_size = 640,
+	.interp_gc = 88,
+	.gc_section = 648,
+	.gc_collecting = 656,
 };
 static const struct debug_offsets_map dbg_315 = {
 	.runtime_size = 24,
@@ -179,6 +188,9 @@ static const struct debug_offsets_map dbg_315 = {
 	.unicode_state = 720,
 	.unicode_length = 728,
 	.unicode_ascii_size = 736,
+	.interp_gc = 88,
+	.gc_section = 752,
+	.gc_collecting = 760,
 };
 /* clang-format on */
 
@@ -218,7 +230,7 @@ static void from_debug_offsets(struct elf_file *ef, uint32_t hex, uint64_t runti
 {
 	const struct debug_offsets_map *m = map_for(hex);
 	unsigned char d[DEBUG_OFFSETS_READ];
-	uint64_t runtime_size, tsz, fsz, csz, bsz, usz;
+	uint64_t runtime_size, tsz, fsz, csz, bsz, usz, gc_collecting;
 
 	if (!m) {
 		L->why_not = "_Py_DebugOffsets layout of this CPython version is not known";
@@ -241,6 +253,7 @@ static void from_debug_offsets(struct elf_file *ef, uint32_t hex, uint64_t runti
 	csz = at(d, m->code_size);
 	bsz = at(d, m->bytes_size_section);
 	usz = at(d, m->unicode_section);
+	gc_collecting = at(d, m->interp_gc) + at(d, m->gc_collecting);
 	if (!fits(at(d, m->interpreters_head), runtime_size, 8) ||
 	    !fits(at(d, m->threads_head), at(d, m->interp_size), 8) ||
 	    !fits(at(d, m->interp_next), at(d, m->interp_size), 8) ||
@@ -253,7 +266,9 @@ static void from_debug_offsets(struct elf_file *ef, uint32_t hex, uint64_t runti
 	    !fits(at(d, m->linetable), csz, 8) || !fits(at(d, m->firstlineno), csz, 4) ||
 	    !fits(at(d, m->code_adaptive), csz, 0) || !fits(at(d, m->bytes_ob_size), bsz, 8) ||
 	    !fits(at(d, m->bytes_sval), bsz, 0) || !fits(at(d, m->unicode_state), usz, 4) ||
-	    !fits(at(d, m->unicode_length), usz, 8) || at(d, m->unicode_ascii_size) > usz) {
+	    !fits(at(d, m->unicode_length), usz, 8) || at(d, m->unicode_ascii_size) > usz ||
+	    !fits(at(d, m->gc_collecting), at(d, m->gc_section), 4) ||
+	    !fits(gc_collecting, at(d, m->interp_size), 4)) {
 		L->why_not = "_Py_DebugOffsets holds implausible offsets";
 		return;
 	}
@@ -274,6 +289,7 @@ static void from_debug_offsets(struct elf_file *ef, uint32_t hex, uint64_t runti
 		.frame_instr = (uint16_t)at(d, m->instr_ptr),
 		.frame_owner = (uint16_t)at(d, m->owner),
 		.code_adaptive = (uint16_t)at(d, m->code_adaptive),
+		.interp_gc_collecting = (uint16_t)gc_collecting,
 	};
 	L->sym = (struct py_sym_layout){
 		.ob_type = (uint16_t)at(d, m->ob_type),

@@ -34,6 +34,7 @@ COMMON = {
     "unicode_ascii_size": ASCII,
     "unicode_compact_size": COMPACT,
     "runtime_interp_head": off("_PyRuntimeState", "interpreters.head"),
+    "interp_gc_collecting": off("PyInterpreterState", "gc.collecting"),
 }
 
 PER_FAMILY = {

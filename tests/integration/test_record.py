@@ -120,6 +120,45 @@ def test_deep_recursion_keeps_the_leaf_and_marks_truncation(name, workload, tmp_
         assert all(f.startswith("down ") for f in frames[2:-1])
 
 
+GC_SHARE_TOLERANCE_PP = 5.0
+
+
+@pytest.mark.parametrize("name", INTERPRETERS)
+def test_gc_shows_as_a_gc_leaf_frame_in_its_share(name, workload, tmp_path):
+    """[gc] comes from the interpreter's own GC state, read at each sample, not from USDT:
+    the no-USDT build shows it too. Its share of the samples is the share of CPU the
+    workload measured inside gc.collect(), and it sits on the frame that collected."""
+    w = workload(ZOO[name], workload_script("gc_share.py"), ["3", "gc", "hold"])
+    out = tmp_path / "gc.folded"
+    rc, stderr = record_held(w, "-p", str(w.pid), "-F", "997", "-d", "4", "-o", str(out))
+    assert rc == 0, stderr
+    measured = json.loads(w.proc.stdout.readline())
+    lines = folded(str(out))
+    total = sum(c for _, c in lines)
+    gc_stacks = [(frames, c) for frames, c in lines if frames[-1] == "[gc]"]
+    in_gc = sum(c for _, c in gc_stacks)
+    assert total > 1000, stderr
+    got = 100 * in_gc / total
+    want = 100 * measured["gc"] / (measured["gc"] + measured["compute"])
+    assert abs(got - want) <= GC_SHARE_TOLERANCE_PP, f"[gc] {got:.1f}% sampled, {want:.1f}% measured"
+    on_collect = sum(c for frames, c in gc_stacks if frames[-2].startswith("collect_now "))
+    assert on_collect >= 0.95 * in_gc, gc_stacks[:5]
+    assert all("[gc]" not in frames[:-1] for frames, _ in lines)  # only ever the leaf
+
+
+@pytest.mark.parametrize("name", ["py311", "py311-nousdt", "py314"])
+def test_a_process_that_never_collects_shows_no_gc_frame(name, workload, tmp_path):
+    w = workload(ZOO[name], workload_script("gc_share.py"), ["3", "nogc", "hold"])
+    out = tmp_path / "nogc.folded"
+    rc, stderr = record_held(w, "-p", str(w.pid), "-F", "997", "-d", "4", "-o", str(out))
+    assert rc == 0, stderr
+    assert json.loads(w.proc.stdout.readline())["gc"] == 0
+    lines = folded(str(out))
+    assert sum(c for frames, c in lines if "compute" in ";".join(frames)) > 1000, stderr
+    assert [frames for frames, _ in lines if "[gc]" in frames] == []
+    assert re.search(r"gc: samples while collecting 0, gc state unreadable 0", stderr), stderr
+
+
 @pytest.mark.parametrize("name", INTERPRETERS)
 def test_threads_are_attributed_their_own_function(name, workload, tmp_path):
     w = workload(ZOO[name], workload_script("threads.py"), ["2", "hold"])
