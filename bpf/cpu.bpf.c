@@ -23,14 +23,24 @@ const volatile bool sample_all = false;
 /* Flipped by user space between drains (see struct pyro_sample_key). */
 __u32 epoch = 0;
 
-/* stack id -> frames. User space copies them, and deletes those no sample used lately. */
+/* stack id -> depth, flags and first frames. User space copies them, and deletes those no
+ * sample used lately. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, __u64);
-	__type(value, struct pyro_stack);
+	__type(value, struct pyro_stack_head);
 } stacks SEC(".maps");
+
+/* The frames of stacks deeper than PYRO_SEG_FRAMES past their head, a piece per entry. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct pyro_stack_tail_key);
+	__type(value, struct pyro_stack_tail);
+} stack_tails SEC(".maps");
 
 /* (pid, tid, stack, epoch) -> sample count and thread name. */
 struct {
@@ -61,6 +71,25 @@ static __always_inline void count(__u32 which)
 #define pystack_count(which) count(which)
 #include "pystack.bpf.h"
 
+/* Stores the pieces of a deep stack past its head. If one does not fit, the head goes
+ * too: a stack is stored whole or not at all. Returns 0 when stored. */
+static __always_inline int store_tails(__u64 id, struct pyro_stack *st)
+{
+	struct pyro_stack_tail_key k = { .stack_id = id };
+	int i;
+
+	for (i = 1; i < PYRO_MAX_FRAMES / PYRO_SEG_FRAMES; i++) {
+		if (st->depth <= (__u32)i * PYRO_SEG_FRAMES)
+			return 0;
+		k.index = i;
+		if (bpf_map_update_elem(&stack_tails, &k, &st->frames[i * PYRO_SEG_FRAMES], 0)) {
+			bpf_map_delete_elem(&stacks, &id);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static __always_inline void record(__u32 pid, __u32 tid, struct pyro_stack *st, __u64 hash)
 {
 	struct pyro_sample_key key = { .pid = pid, .tid = tid, .epoch = epoch };
@@ -76,7 +105,7 @@ static __always_inline void record(__u32 pid, __u32 tid, struct pyro_stack *st, 
 		return;
 	}
 	err = (int)bpf_map_update_elem(&stacks, &key.stack_id, st, BPF_NOEXIST);
-	if (err && err != -EEXIST) {
+	if ((err && err != -EEXIST) || (!err && store_tails(key.stack_id, st))) {
 		count(PYRO_CPU_STACKS_FULL);
 		return;
 	}

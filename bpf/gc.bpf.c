@@ -225,6 +225,10 @@ static __always_inline void send_slow(__u32 pid, __u32 tid, const struct infligh
 			pystack_capture(&info->layout, s);
 			bpf_probe_read_kernel(&e->stack, sizeof(e->stack),
 					      &s->stack); /* 1 KiB: no inline copy */
+			if (e->stack.depth > PYRO_SEG_FRAMES) {
+				e->stack.depth = PYRO_SEG_FRAMES;
+				e->stack.flags |= PYRO_STACK_TRUNCATED;
+			}
 			bpf_map_delete_elem(&scratch_claims, &cpu);
 		}
 	}

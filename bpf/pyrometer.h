@@ -30,7 +30,8 @@ _Static_assert(sizeof(struct pyro_proc_event) == 40, "proc_event layout");
  * Filled by user space (agent/python/py_layout.c) from per-version tables (3.9, 3.11) or from the
  * interpreter's own _Py_DebugOffsets (3.13+). Offsets are bytes into the named struct. */
 
-#define PYRO_MAX_FRAMES 128	/* frames kept per stack; deeper stacks keep the leaf end */
+#define PYRO_MAX_FRAMES 1024	/* frames a walk keeps; deeper stacks keep the leaf end */
+#define PYRO_SEG_FRAMES 128	/* frames per stored piece of a stack (struct pyro_stack_head) */
 #define PYRO_FRAME_READ 128	/* most bytes of one frame the walker reads: frame_span's bound */
 #define PYRO_CHUNK_SIZE 8	/* _PyStackChunk.size (after .previous), 3.11 to 3.15 (DWARF) */
 #define PYRO_WINDOW 16384	/* most bytes of a data stack read at once (about 120 frames) */
@@ -97,12 +98,35 @@ enum pyro_stack_flags {
 	PYRO_STACK_GC = 8,	   /* the interpreter was collecting garbage: a [gc] leaf */
 };
 
+/* A walked stack, as the walker builds it. */
 struct pyro_stack {
 	__u32 depth; /* frames used, leaf first */
 	__u32 flags; /* enum pyro_stack_flags */
 	__u64 frames[PYRO_MAX_FRAMES];
 };
 _Static_assert(sizeof(struct pyro_stack) == 8 + 8 * PYRO_MAX_FRAMES, "pyro_stack layout");
+
+/* How a stack is stored: most are shallow, so the stacks map holds the first
+ * PYRO_SEG_FRAMES frames with the whole stack's depth and flags (the start of a struct
+ * pyro_stack), and the stack_tails map the rest, PYRO_SEG_FRAMES frames a piece. */
+struct pyro_stack_head {
+	__u32 depth; /* of the whole stack */
+	__u32 flags;
+	__u64 frames[PYRO_SEG_FRAMES];
+};
+_Static_assert(sizeof(struct pyro_stack_head) == 8 + 8 * PYRO_SEG_FRAMES, "pyro_stack_head layout");
+
+/* Piece `index` (1, 2, ...) of a stack: its frames from index * PYRO_SEG_FRAMES on. */
+struct pyro_stack_tail_key {
+	__u64 stack_id;
+	__u32 index;
+	__u32 pad;
+};
+_Static_assert(sizeof(struct pyro_stack_tail_key) == 16, "pyro_stack_tail_key layout");
+
+struct pyro_stack_tail {
+	__u64 frames[PYRO_SEG_FRAMES];
+};
 
 struct pyro_sample_key {
 	__u32 pid; /* tgid */
@@ -144,6 +168,8 @@ enum pyro_cpu_counter {
 	PYRO_CPU_FRAME_READS,	    /* frames read alone (outside the current data-stack chunk) */
 	PYRO_CPU_GC,		    /* samples taken while the interpreter was collecting */
 	PYRO_CPU_READ_GC,	    /* the interpreter's GC state unreadable: no [gc] check */
+	PYRO_CPU_READ_CHUNK,	    /* a data-stack chunk's header unreadable: frames read alone */
+	PYRO_CPU_CHUNKS_ENTERED, /* walks into the data-stack chunk before the one they were in */
 	PYRO_CPU_COUNTER_MAX,
 };
 
@@ -193,9 +219,9 @@ struct pyro_gc_event {
 	__u64 start_ns; /* bpf_ktime_get_ns() at gc__start */
 	__u64 duration_ns;
 	__s64 collected;
-	struct pyro_stack stack;
+	struct pyro_stack_head stack; /* the leaf-most frames; deeper ones cut (truncated) */
 };
-_Static_assert(sizeof(struct pyro_gc_event) == 40 + sizeof(struct pyro_stack),
+_Static_assert(sizeof(struct pyro_gc_event) == 40 + sizeof(struct pyro_stack_head),
 	       "pyro_gc_event layout");
 
 enum pyro_gc_counter {

@@ -14,8 +14,8 @@
  * seen last with its size, so most samples read neither the thread list nor the chunk. */
 struct tstate_entry {
 	__u64 tstate;
-	__u64 interp; /* the main interpreter, whose GC state says [gc] */
-	__u64 chunk, chunk_size;
+	__u64 interp;			      /* the main interpreter, whose GC state says [gc] */
+	__u64 chunk, chunk_size, chunk_below; /* address, size and .previous */
 };
 
 /* Each thread's tstate_entry, in its task storage: found without hashing and freed with
@@ -27,22 +27,6 @@ struct {
 	__type(key, int);
 	__type(value, struct tstate_entry);
 } tstate_cache SEC(".maps");
-
-struct scratch {
-	struct pyro_stack stack;
-	__u64 hash; /* of stack, for the sampler's map key */
-	/* Frames read from the target: one frame, or a window of its data stack. The slack
-	 * past PYRO_WINDOW keeps every masked field access (FRAME_FIELD) inside. */
-	__u8 win[PYRO_WINDOW + 2 * PYRO_FRAME_READ];
-};
-
-/* One per CPU: the stack being built and the bytes read from the target. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct scratch);
-} scratch_map SEC(".maps");
 
 /* Loads a thread-state field from the scratch buffer at an offset that came from user
  * space: bounded here so the verifier (and a wrong offset) can never read outside it.
@@ -189,62 +173,130 @@ static __always_inline __u64 frame_instr(const struct pyro_py_layout *L, const _
 	return (at - base) / 2;
 }
 
-/* Where the window holds, in s->win, the bytes [lo, hi) of the target, and where the
- * thread's current data-stack chunk lies ([floor, ceil), 0 when unknown). */
-struct window {
-	__u64 lo, hi;
+/* The state of a walk. It lives in the per-CPU scratch map, not on the BPF stack: the
+ * verifier tracks what a program keeps on its stack across the walk's bpf_loop steps, and
+ * bounds that differ from step to step keep it from ever seeing two steps as equal (a walk
+ * that could enter older data-stack chunks did not load on 6.18: over 1M instructions).
+ * What a program loads from a map value is just a number to it, so every step verifies
+ * alike and once. */
+struct walk_state {
+	struct pyro_py_layout L; /* the process's layout, copied from the pid map */
+	__u64 frame;		 /* the next frame to record */
+	__u64 span;		 /* bytes of a frame the walk needs */
+	__u64 hash;		 /* of the frames recorded so far (stack_hash_add) */
+	__u64 lo, hi;		 /* s->win holds the target's bytes [lo, hi) */
+	/* The data-stack chunk the window reads from ([floor, ceil), 0 when unknown), and the
+	 * chunk before it (its .previous) with that one's size once read (0: not yet). */
 	__u64 floor, ceil;
+	__u64 below, below_size, below_previous;
 };
 
-/* The current chunk of the thread's data stack (3.11+): frames inside it are read in
- * windows that never reach below its start, so no read faults. Its size is read only when
- * the chunk differs from the one cached for the thread (in e, when there is one). A chunk
- * freed and another allocated at its address with a different size leaves a wrong bound
- * for a while: that costs failed window reads (counted), never wrong frames, since frames
- * are read where they are. */
-static __always_inline void find_chunk(const struct pyro_py_layout *L, struct tstate_entry *e,
-				       const struct tstate_view *v, struct window *w)
-{
-	__u64 size;
+struct scratch {
+	struct pyro_stack stack;
+	__u64 hash; /* of stack, for the sampler's map key */
+	struct walk_state w;
+	/* Frames read from the target: one frame, or a window of its data stack. The slack
+	 * past PYRO_WINDOW keeps every masked field access (FRAME_FIELD) inside. */
+	__u8 win[PYRO_WINDOW + 2 * PYRO_FRAME_READ];
+};
 
-	if (!L->frames_contiguous || !v->datastack)
+/* One per CPU: the stack being built and the bytes read from the target. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} scratch_map SEC(".maps");
+
+/* _PyStackChunk's first fields, 3.11 to 3.15 (DWARF of each -dbg build). */
+struct chunk_head {
+	__u64 previous;
+	__u64 size;
+};
+
+#define PYRO_MAX_CHUNK (1ull << 30) /* a bigger chunk size is garbage */
+
+/* The thread's current data-stack chunk (3.11+) and the address of the one before it.
+ * Frames inside a chunk are read in windows that never reach below its start, so no read
+ * faults. The header is read only when the chunk differs from the one cached for the
+ * thread (in e, when there is one). A chunk freed and another allocated at its address
+ * with a different size leaves a wrong bound for a while: that costs failed window reads
+ * (counted), never wrong frames, since frames are read where they are. */
+static __always_inline void find_chunk(struct tstate_entry *e, const struct tstate_view *v,
+				       struct walk_state *w)
+{
+	struct chunk_head h;
+
+	w->floor = w->ceil = w->below = w->below_size = w->below_previous = 0;
+	if (!w->L.frames_contiguous || !v->datastack)
 		return;
 	if (e && v->datastack == e->chunk) {
-		size = e->chunk_size;
+		h.size = e->chunk_size;
+		h.previous = e->chunk_below;
 	} else {
-		if (read_ptr(&size, v->datastack + PYRO_CHUNK_SIZE) || size > (1ull << 30))
+		if (bpf_probe_read_user(&h, sizeof(h), (const void *)v->datastack) ||
+		    h.size > PYRO_MAX_CHUNK)
 			return;
 		if (e) {
 			e->chunk = v->datastack;
-			e->chunk_size = size;
+			e->chunk_size = h.size;
+			e->chunk_below = h.previous;
 		}
 	}
 	w->floor = v->datastack;
-	w->ceil = v->datastack + size;
+	w->ceil = v->datastack + h.size;
+	w->below = h.previous;
 }
 
-/* The bytes of the frame at `frame`, read into s->win if the window does not hold them.
+/* Moves the walk's chunk to the one before it if that one holds the frame: the caller
+ * frames of a stack deeper than a chunk lie there, side by side again. One 16-byte read
+ * per chunk left behind. Returns 0 if the frame is now inside [floor, ceil). */
+static __always_inline int enter_chunk_below(struct walk_state *w, __u64 frame)
+{
+	struct chunk_head h;
+
+	if (!w->below)
+		return -1;
+	if (!w->below_size) {
+		if (bpf_probe_read_user(&h, sizeof(h), (const void *)w->below) || !h.size ||
+		    h.size > PYRO_MAX_CHUNK) {
+			pystack_count(PYRO_CPU_READ_CHUNK);
+			w->below = 0;
+			return -1;
+		}
+		w->below_size = h.size;
+		w->below_previous = h.previous;
+	}
+	if (frame < w->below || frame + w->span > w->below + w->below_size)
+		return -1; /* a frame elsewhere (a generator's, a C-stack entry frame) */
+	w->floor = w->below;
+	w->ceil = w->below + w->below_size;
+	w->below = w->below_previous;
+	w->below_size = 0;
+	pystack_count(PYRO_CPU_CHUNKS_ENTERED);
+	return 0;
+}
+/* The bytes of the frame at w->frame, read into s->win if the window does not hold them.
  * A read costs about 0.1 us plus 0.05 us per KiB here, so a walk should make few reads
  * and no big ones in vain:
- * - inside the current data-stack chunk (3.11+) one read takes up to PYRO_WINDOW bytes
- *   ending with this frame: its callers lie just below, and the chunk's start bounds the
- *   read, so a stack costs about one read of its own size;
+ * - inside a data-stack chunk (3.11+) one read takes up to PYRO_WINDOW bytes ending with
+ *   this frame: its callers lie just below, and the chunk's start bounds the read, so a
+ *   stack costs about one read of its own size, one more per chunk it spans;
  * - a 3.9 heap frame is read from its page start (mapped, since the frame is): pymalloc
  *   hands out blocks of one size class side by side, so callers allocated just before
  *   their callee often share its page;
- * - any other frame (an older chunk, a generator's, an entry frame on the C stack) is
- *   read alone. */
-static __always_inline const __u8 *frame_bytes(const struct pyro_py_layout *L, struct scratch *s,
-					       struct window *w, __u64 frame, __u64 span)
+ * - any other frame (a generator's, an entry frame on the C stack) is read alone. */
+static __always_inline const __u8 *frame_bytes(struct scratch *s)
 {
-	__u64 lo, len;
+	struct walk_state *w = &s->w;
+	__u64 frame = w->frame, span = w->span, lo, len;
 
 	if (frame >= w->lo && frame + span <= w->hi)
 		goto hit;
-	if (frame >= w->floor && frame + span <= w->ceil) {
+	if ((frame >= w->floor && frame + span <= w->ceil) || !enter_chunk_below(w, frame)) {
 		lo = frame + span > w->floor + PYRO_WINDOW ? frame + span - PYRO_WINDOW : w->floor;
 		pystack_count(PYRO_CPU_WINDOW_READS);
-	} else if (!L->frames_contiguous) {
+	} else if (!w->L.frames_contiguous) {
 		lo = frame & ~4095ull;
 		pystack_count(PYRO_CPU_PAGE_READS);
 	} else {
@@ -261,15 +313,6 @@ hit:
 	return s->win + ((frame - w->lo) & (PYRO_WINDOW - 1));
 }
 
-struct walk_ctx {
-	const struct pyro_py_layout *L;
-	struct scratch *s;
-	struct window w;
-	__u64 frame;
-	__u64 span; /* bytes of a frame the walk needs */
-	__u64 hash; /* of the frames recorded so far (stack_hash_add) */
-};
-
 /* The stack's identity, built frame by frame as the walk records them (FNV-1a style). */
 static __always_inline __u64 stack_hash_add(__u64 h, __u64 v)
 {
@@ -278,16 +321,18 @@ static __always_inline __u64 stack_hash_add(__u64 h, __u64 v)
 }
 
 /* Records one frame and moves to its caller. Returns 1 when the walk is over. */
-static __always_inline int walk_one(struct walk_ctx *c)
+static __always_inline int walk_one(struct scratch *s)
 {
-	const struct pyro_py_layout *L = c->L;
-	struct pyro_stack *st = &c->s->stack;
+	struct walk_state *w = &s->w;
+	const struct pyro_py_layout *L = &w->L;
+	struct pyro_stack *st = &s->stack;
 	const __u8 *f;
 	__u64 code, v;
+	__u32 depth;
 
-	if (!c->frame)
+	if (!w->frame)
 		return 1;
-	f = frame_bytes(L, c->s, &c->w, c->frame, c->span);
+	f = frame_bytes(s);
 	if (!f) {
 		pystack_count(PYRO_CPU_READ_FRAME);
 		st->flags |= PYRO_STACK_READ_ERROR;
@@ -295,18 +340,19 @@ static __always_inline int walk_one(struct walk_ctx *c)
 	}
 	/* Low bits of a _PyStackRef (3.14+) are tags; objects are 16-byte aligned. */
 	code = FRAME_FIELD(__u64, f, L->frame_code) & ~7ull;
-	c->frame = FRAME_FIELD(__u64, f, L->frame_previous);
+	w->frame = FRAME_FIELD(__u64, f, L->frame_previous);
 	if (L->owner_skip && FRAME_FIELD(__u8, f, L->frame_owner) >= L->owner_skip)
 		return 0; /* an interpreter entry or C-stack shim, not a Python function */
-	if (st->depth >= PYRO_MAX_FRAMES) {
+	depth = st->depth;
+	if (depth >= PYRO_MAX_FRAMES) {
 		st->flags |= PYRO_STACK_TRUNCATED;
 		pystack_count(PYRO_CPU_TRUNCATED);
 		return 1;
 	}
 	v = (code & PYRO_FRAME_CODE_MASK) | (frame_instr(L, f, code) << PYRO_FRAME_INSTR_SHIFT);
-	st->frames[st->depth & (PYRO_MAX_FRAMES - 1)] = v;
-	st->depth++;
-	c->hash = stack_hash_add(c->hash, v);
+	st->frames[depth & (PYRO_MAX_FRAMES - 1)] = v;
+	st->depth = depth + 1;
+	w->hash = stack_hash_add(w->hash, v);
 	return 0;
 }
 
@@ -316,25 +362,31 @@ static __always_inline int walk_one(struct walk_ctx *c)
  * so the per-call cost is shared. */
 static long walk_step(__u64 index, void *arg)
 {
+	struct scratch *s = *(struct scratch **)arg;
 	int i;
 
 	for (i = 0; i < FRAMES_PER_STEP; i++)
-		if (walk_one(arg))
+		if (walk_one(s))
 			return 1;
 	return 0;
 }
 
 /* Up to twice PYRO_MAX_FRAMES frames: shims are skipped without being counted. */
-static __always_inline void walk(const struct pyro_py_layout *L, struct tstate_entry *e,
-				 const struct tstate_view *v, __u64 frame, struct scratch *s)
+static __always_inline void walk(struct tstate_entry *e, const struct tstate_view *v, __u64 frame,
+				 struct scratch *s)
 {
-	struct walk_ctx c = { .L = L, .s = s, .frame = frame, .hash = s->hash };
+	struct walk_state *w = &s->w;
 
-	c.span =
-		L->frame_span && L->frame_span <= PYRO_FRAME_READ ? L->frame_span : PYRO_FRAME_READ;
-	find_chunk(L, e, v, &c.w);
-	bpf_loop(PYRO_MAX_FRAMES * 2 / FRAMES_PER_STEP + 1, walk_step, &c, 0);
-	s->hash = c.hash;
+	w->frame = frame;
+	w->hash = s->hash;
+	w->lo = w->hi = 0;
+	w->span = w->L.frame_span && w->L.frame_span <= PYRO_FRAME_READ ? w->L.frame_span
+									: PYRO_FRAME_READ;
+	find_chunk(e, v, w);
+	/* bpf_loop's context must be on the stack: the scratch's address, which is all a
+	 * step needs */
+	bpf_loop(PYRO_MAX_FRAMES * 2 / FRAMES_PER_STEP + 1, walk_step, &s, 0);
+	s->hash = w->hash;
 }
 
 /* Marks the stack PYRO_STACK_GC when the interpreter is collecting garbage. The flag is
@@ -378,7 +430,8 @@ static __always_inline void pystack_capture(const struct pyro_py_layout *L, stru
 		s->stack.flags |= PYRO_STACK_READ_ERROR;
 	} else {
 		check_gc(L, &v, &s->stack);
-		walk(L, e, &v, frame, s);
+		s->w.L = *L;
+		walk(e, &v, frame, s);
 	}
 	s->hash = stack_hash_add(s->hash, (__u64)s->stack.flags << 32 | s->stack.depth);
 }

@@ -282,7 +282,7 @@ static void print_pause(struct gc_cmd *c, const struct pyro_gc_event *e)
 		printf("pid %u tid %u gen %d: %.3f ms, %lld collected", e->pid, e->tid,
 		       e->generation, (double)e->duration_ns / 1e6, (long long)e->collected);
 	}
-	for (i = 0; p && i < e->stack.depth && i < PYRO_MAX_FRAMES; i++) {
+	for (i = 0; p && i < e->stack.depth && i < PYRO_SEG_FRAMES; i++) {
 		symbolizer_frame(c->sym, &target, e->stack.frames[i] & PYRO_FRAME_CODE_MASK,
 				 (uint32_t)(e->stack.frames[i] >> PYRO_FRAME_INSTR_SHIFT), &fs);
 		snprintf(frame, sizeof(frame), "%s (%s:%d)", fs.name, fs.file, fs.line);

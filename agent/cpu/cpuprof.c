@@ -122,7 +122,7 @@ static int on_new_stack(void *ctx, void *data, size_t len)
 	const struct pyro_new_stack *n = data;
 	struct cpuprof *c = ctx;
 	const struct py_process *p;
-	const struct pyro_stack *st;
+	const struct sampler_stack *st;
 	struct py_target target;
 	struct py_frame_sym fs;
 	uint32_t i;
@@ -131,7 +131,7 @@ static int on_new_stack(void *ctx, void *data, size_t len)
 	    !(st = sampler_stack(c->sampler, n->stack_id)))
 		return 0;
 	target = discover_target(p);
-	for (i = 0; i < st->depth && i < PYRO_MAX_FRAMES; i++)
+	for (i = 0; i < st->depth; i++)
 		symbolizer_frame(c->sym, &target, st->frames[i] & PYRO_FRAME_CODE_MASK,
 				 (uint32_t)(st->frames[i] >> PYRO_FRAME_INSTR_SHIFT), &fs);
 	return 0;
@@ -162,13 +162,13 @@ static uint32_t pseudo_frame(struct profile *prof, const char *name)
 }
 
 static bool symbolize_stack(struct cpuprof *c, struct profile *prof, const struct py_process *p,
-			    const struct pyro_stack *st, uint32_t *locs, uint32_t *n)
+			    const struct sampler_stack *st, uint32_t *locs, uint32_t *n)
 {
 	struct py_target target = discover_target(p);
 	bool all_ok = true;
 	uint32_t i;
 
-	for (i = 0; i < st->depth && i < PYRO_MAX_FRAMES; i++) {
+	for (i = 0; i < st->depth; i++) {
 		uint64_t code = st->frames[i] & PYRO_FRAME_CODE_MASK;
 		uint32_t instr = (uint32_t)(st->frames[i] >> PYRO_FRAME_INSTR_SHIFT);
 		struct py_frame_sym fs;
@@ -185,7 +185,7 @@ static bool symbolize_stack(struct cpuprof *c, struct profile *prof, const struc
 }
 
 /* What a stack without (all) its Python frames stands for. */
-static const char *stack_note(const struct pyro_stack *st)
+static const char *stack_note(const struct sampler_stack *st)
 {
 	if (st->depth == 0)
 		return st->flags & PYRO_STACK_NO_TSTATE	   ? "[native thread]"
@@ -195,7 +195,7 @@ static const char *stack_note(const struct pyro_stack *st)
 }
 
 static void on_sample(const struct pyro_sample_key *k, const struct pyro_sample_value *v,
-		      const struct pyro_stack *st, void *ctx)
+		      const struct sampler_stack *st, void *ctx)
 {
 	struct cpuprof *c = ctx;
 	const struct py_process *p = seen_get(&c->seen, (pid_t)k->pid);

@@ -25,8 +25,8 @@ struct cached_stack {
 	struct cached_stack *next;
 	uint64_t id;
 	uint64_t last_drain;
-	bool in_kernel; /* the kernel map may hold it too */
-	struct pyro_stack stack;
+	bool in_kernel;		    /* the kernel map may hold it too */
+	struct sampler_stack stack; /* last: its frames follow, as many as it has */
 };
 
 struct sampler {
@@ -181,8 +181,65 @@ void sampler_free(struct sampler *s)
 	free(s);
 }
 
+/* Pieces of a stack past its head (the kernel stores frames PYRO_SEG_FRAMES a piece). */
+static uint32_t tail_pieces(uint32_t depth)
+{
+	return depth > PYRO_SEG_FRAMES ? (depth - 1) / PYRO_SEG_FRAMES : 0;
+}
+
+/* Copies the stack with this id out of the kernel: its head, then its tails. */
+static struct cached_stack *stack_fetch(struct sampler *s, uint64_t id)
+{
+	struct pyro_stack_tail_key k = { .stack_id = id };
+	struct pyro_stack_head head;
+	struct cached_stack *c;
+	uint32_t i;
+
+	if (bpf_map__lookup_elem(s->skel->maps.stacks, &id, sizeof(id), &head, sizeof(head), 0))
+		return NULL;
+	if (head.depth > PYRO_MAX_FRAMES)
+		head.depth = PYRO_MAX_FRAMES;
+	c = malloc(sizeof(*c) + (size_t)head.depth * sizeof(c->stack.frames[0]));
+	if (!c)
+		return NULL;
+	c->stack.depth = head.depth;
+	c->stack.flags = head.flags;
+	memcpy(c->stack.frames, head.frames,
+	       (head.depth < PYRO_SEG_FRAMES ? head.depth : PYRO_SEG_FRAMES) *
+		       sizeof(head.frames[0]));
+	for (i = 1; i <= tail_pieces(head.depth); i++) {
+		struct pyro_stack_tail t;
+		uint32_t from = i * PYRO_SEG_FRAMES, n = head.depth - from;
+
+		k.index = i;
+		if (bpf_map__lookup_elem(s->skel->maps.stack_tails, &k, sizeof(k), &t, sizeof(t),
+					 0)) {
+			free(c);
+			return NULL;
+		}
+		memcpy(c->stack.frames + from, t.frames,
+		       (n < PYRO_SEG_FRAMES ? n : PYRO_SEG_FRAMES) * sizeof(t.frames[0]));
+	}
+	return c;
+}
+
+/* Removes a stack from the kernel's maps: tails first. The kernel stores a stack's tails
+ * only when it stores its head, so a sample between the two deletes finds the head and
+ * stores nothing; the other order could delete the tails of a head stored again. */
+static void stack_delete(struct sampler *s, const struct cached_stack *c)
+{
+	struct pyro_stack_tail_key k = { .stack_id = c->id };
+	uint32_t i;
+
+	for (i = 1; i <= tail_pieces(c->stack.depth); i++) {
+		k.index = i;
+		bpf_map__delete_elem(s->skel->maps.stack_tails, &k, sizeof(k), 0);
+	}
+	bpf_map__delete_elem(s->skel->maps.stacks, &c->id, sizeof(c->id), 0);
+}
+
 /* The stack with this id: from the cache, else copied out of the kernel. */
-static const struct pyro_stack *stack_get(struct sampler *s, uint64_t id)
+static const struct sampler_stack *stack_get(struct sampler *s, uint64_t id)
 {
 	struct cached_stack **pp = &s->stacks[id % STACK_BUCKETS], *c;
 
@@ -193,16 +250,9 @@ static const struct pyro_stack *stack_get(struct sampler *s, uint64_t id)
 			return &c->stack;
 		}
 	}
-	c = malloc(sizeof(*c));
+	c = stack_fetch(s, id);
 	if (!c)
 		return NULL;
-	if (bpf_map__lookup_elem(s->skel->maps.stacks, &id, sizeof(id), &c->stack, sizeof(c->stack),
-				 0)) {
-		free(c);
-		return NULL;
-	}
-	if (c->stack.depth > PYRO_MAX_FRAMES)
-		c->stack.depth = PYRO_MAX_FRAMES;
 	c->id = id;
 	c->last_drain = s->stats.drains;
 	c->in_kernel = true;
@@ -226,8 +276,7 @@ static void stack_evict_old(struct sampler *s)
 				continue;
 			}
 			if (c->in_kernel) {
-				bpf_map__delete_elem(s->skel->maps.stacks, &c->id, sizeof(c->id),
-						     0);
+				stack_delete(s, c);
 				c->in_kernel = false;
 				pp = &c->next;
 				continue;
@@ -238,7 +287,7 @@ static void stack_evict_old(struct sampler *s)
 	}
 }
 
-const struct pyro_stack *sampler_stack(struct sampler *s, uint64_t id)
+const struct sampler_stack *sampler_stack(struct sampler *s, uint64_t id)
 {
 	return stack_get(s, id);
 }
@@ -281,7 +330,7 @@ int sampler_drain(struct sampler *s, sampler_cb cb, void *ctx)
 		old[n++] = key;
 	}
 	for (i = 0; i < n; i++) {
-		const struct pyro_stack *st;
+		const struct sampler_stack *st;
 
 		/* Atomic for hash maps since Linux 5.14: no increment falls between the two. */
 		if (bpf_map__lookup_and_delete_elem(counts, &old[i], sizeof(old[i]), &val,

@@ -18,9 +18,17 @@ struct sampler_opts {
 	int procs_fd;	 /* discovery's pid map */
 };
 
+/* A stored stack put back together from its pieces (struct pyro_stack_head and its
+ * tails): depth frames, leaf first. */
+struct sampler_stack {
+	uint32_t depth;
+	uint32_t flags; /* enum pyro_stack_flags */
+	uint64_t frames[];
+};
+
 /* stack is NULL when it could not be found (counted in lost_stacks). */
 typedef void (*sampler_cb)(const struct pyro_sample_key *key, const struct pyro_sample_value *val,
-			   const struct pyro_stack *stack, void *ctx);
+			   const struct sampler_stack *stack, void *ctx);
 
 struct sampler_stats {
 	uint64_t kernel[PYRO_CPU_COUNTER_MAX];
@@ -36,7 +44,7 @@ int sampler_set_frequency(struct sampler *s, int freq);
 int sampler_drain(struct sampler *s, sampler_cb cb, void *ctx);
 void sampler_stats(struct sampler *s, struct sampler_stats *st);
 /* The frames of a stack id, or NULL. */
-const struct pyro_stack *sampler_stack(struct sampler *s, uint64_t id);
+const struct sampler_stack *sampler_stack(struct sampler *s, uint64_t id);
 /* Ring buffer of struct pyro_new_stack: a stack was stored for the first time. */
 int sampler_new_stacks_fd(const struct sampler *s);
 /* Total BPF run time and run count of the sampling program (kernel.bpf_stats_enabled). */

@@ -20,7 +20,7 @@ void gcwatch_stack_text(struct symbolizer *sym, const struct py_process *p,
 	uint32_t i;
 
 	out[0] = '\0';
-	for (i = 0; p && i < e->stack.depth && i < PYRO_MAX_FRAMES && at + 1 < len; i++) {
+	for (i = 0; p && i < e->stack.depth && i < PYRO_SEG_FRAMES && at + 1 < len; i++) {
 		symbolizer_frame(sym, &target, e->stack.frames[i] & PYRO_FRAME_CODE_MASK,
 				 (uint32_t)(e->stack.frames[i] >> PYRO_FRAME_INSTR_SHIFT), &fs);
 		at += (size_t)snprintf(out + at, len - at, "%s%s (%s:%d)", i ? "\n" : "", fs.name,

@@ -1,5 +1,5 @@
-"""Recurses 500 deep, then burns CPU in deep_leaf. Args: SECONDS [hold]: with "hold", waits
-for a line on stdin after "ready"."""
+"""Recurses DEPTH calls of down() deep, then burns CPU in deep_leaf. Args: SECONDS DEPTH
+[hold]: with "hold", waits for a line on stdin after "ready"."""
 import sys, time
 
 def deep_leaf(seconds):
@@ -13,8 +13,9 @@ def down(n, seconds):
         return deep_leaf(seconds)
     return down(n - 1, seconds)
 
+sys.setrecursionlimit(int(sys.argv[2]) + 100)
 print("ready", flush=True)
-if sys.argv[2:] == ["hold"]:
+if sys.argv[3:] == ["hold"]:
     sys.stdin.readline()
-down(500, float(sys.argv[1]))
+down(int(sys.argv[2]), float(sys.argv[1]))
 print("{}", flush=True)
