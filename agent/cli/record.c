@@ -316,9 +316,11 @@ static void summary(struct record *r, double secs)
 	log_info("lost: stacks map full %" PRIu64 ", counts map full %" PRIu64
 		 ", stack not found %" PRIu64,
 		 st.kernel[PYRO_CPU_STACKS_FULL], st.kernel[PYRO_CPU_COUNTS_FULL], st.lost_stacks);
-	log_info("reads: windows %" PRIu64 ", pages %" PRIu64 ", single frames %" PRIu64,
+	log_info("reads: windows %" PRIu64 ", pages %" PRIu64 ", single frames %" PRIu64
+		 ", chunks entered %" PRIu64 ", chunk headers unreadable %" PRIu64,
 		 st.kernel[PYRO_CPU_WINDOW_READS], st.kernel[PYRO_CPU_PAGE_READS],
-		 st.kernel[PYRO_CPU_FRAME_READS]);
+		 st.kernel[PYRO_CPU_FRAME_READS], st.kernel[PYRO_CPU_CHUNKS_ENTERED],
+		 st.kernel[PYRO_CPU_READ_CHUNK]);
 	log_info("gc: samples while collecting %" PRIu64 ", gc state unreadable %" PRIu64,
 		 st.kernel[PYRO_CPU_GC], st.kernel[PYRO_CPU_READ_GC]);
 }

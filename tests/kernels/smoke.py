@@ -26,7 +26,7 @@ from daemon import Daemon  # noqa: E402
 from pprof_raw import RawProfile  # noqa: E402
 from test_calls import EXPECTED, Traced, table  # noqa: E402
 from test_gc import run_gc_workload  # noqa: E402
-from test_record import record_held  # noqa: E402
+from test_record import folded, record_held  # noqa: E402
 
 SPLIT_TOLERANCE_PP = 5.0  # sampled vs measured share of each function, percentage points
 FREQUENCY = 997
@@ -106,6 +106,44 @@ def check_cpu(work):
         assert abs(got - want) <= SPLIT_TOLERANCE_PP, f"{fn}: {got:.1f}% sampled, {want:.1f}% measured"
         shares.append(f"{fn} {got:.0f}/{want:.0f}%")
     return f"{total} samples; sampled/measured: " + ", ".join(shares)
+
+
+def check_cpu_deep(work):
+    """A 300-frame recursion on 3.11 comes out whole (the walk crosses data-stack chunks),
+    and samples inside gc.collect() on the build without USDT end in [gc], in the share
+    the workload measured (test_record.py's two checks, in one feature)."""
+    details = []
+    w = Workload(ZOO["py311"], workload_script("deep.py"), ["2", "300", "hold"])
+    try:
+        out = os.path.join(work, "deep.folded")
+        rc, stderr = record_held(w, "-p", str(w.pid), "-F", "199", "-o", out, timeout=300)
+        if rc != 0 and reason_in(stderr):
+            raise Unavailable(reason_in(stderr))
+        assert rc == 0, stderr
+    finally:
+        w.stop()
+    lines = folded(out)
+    whole = sum(c for frames, c in lines
+                if frames[1].startswith("<module> ") and len(frames) == 2 + 301 + 1
+                and frames[-1].startswith("deep_leaf "))
+    total = sum(c for _, c in lines)
+    assert total > 100 and whole >= 0.95 * total, f"{whole} of {total} samples whole"
+    details.append(f"300 frames: {whole}/{total} samples whole")
+    w = Workload(ZOO["py311-nousdt"], workload_script("gc_share.py"), ["3", "gc", "hold"])
+    try:
+        out = os.path.join(work, "gc.folded")
+        rc, stderr = record_held(w, "-p", str(w.pid), "-F", str(FREQUENCY), "-d", "4",
+                                 "-o", out, timeout=300)
+        assert rc == 0, stderr
+        measured = json.loads(w.proc.stdout.readline())
+    finally:
+        w.stop()
+    lines = folded(out)
+    got = 100 * sum(c for frames, c in lines if frames[-1] == "[gc]") / sum(c for _, c in lines)
+    want = 100 * measured["gc"] / (measured["gc"] + measured["compute"])
+    assert abs(got - want) <= SPLIT_TOLERANCE_PP, f"[gc] {got:.1f}% sampled, {want:.1f}% measured"
+    details.append(f"[gc] {got:.0f}/{want:.0f}% sampled/measured (no USDT)")
+    return "; ".join(details)
 
 
 def check_gc(work):
@@ -235,7 +273,8 @@ def wait_profile(store, pid, timeout=120):
     raise AssertionError(f"no profile with samples of pid {pid} in {store} after {timeout} s")
 
 
-CHECKS = [("ps", check_ps), ("cpu", check_cpu), ("gc", check_gc), ("calls", check_calls)]
+CHECKS = [("ps", check_ps), ("cpu", check_cpu), ("cpu deep, [gc]", check_cpu_deep),
+          ("gc", check_gc), ("calls", check_calls)]
 
 
 def ps_agrees(results):
@@ -251,6 +290,9 @@ def ps_agrees(results):
         elif s == "pass":
             assert cap in listed, \
                 f"{cap} works, but ps lists only {listed}"
+    # the deep-stack check needs the CPU capability and nothing more
+    assert status["cpu deep, [gc]"][0] == status["cpu"][0] or status["cpu"][0] == "fail", \
+        f"cpu is {status['cpu'][0]} but cpu deep, [gc] is {status['cpu deep, [gc]'][0]}"
 
 
 def failure(e):
