@@ -55,6 +55,8 @@ static void sampling(const struct self_figures *s, FILE *f)
 		 k[PYRO_CPU_TRUNCATED]);
 	labelled(f, "pyrometer_unwind_failures_total", "reason", "gc_state_unreadable",
 		 k[PYRO_CPU_READ_GC]);
+	labelled(f, "pyrometer_unwind_failures_total", "reason", "chunk_unreadable",
+		 k[PYRO_CPU_READ_CHUNK]);
 	one(f, "pyrometer_stacks_resolved_total", "counter",
 	    "Samples whose stack was walked and symbolized without a failure.",
 	    (double)s->cpu.resolved);
