@@ -66,7 +66,13 @@ struct pyro_py_layout {
 	__u8 pad;
 	__u16 tstate_datastack;	    /* PyThreadState.datastack_chunk (3.11+): frames' memory */
 	__u16 interp_gc_collecting; /* PyInterpreterState.gc.collecting (an int); 0: unknown */
-	__u16 pad2[3];
+	/* The GIL (struct _gil_runtime_state, PYRO_GIL_SIZE bytes): at this offset from
+	 * _PyRuntime (3.9-3.11: .ceval.gil) or from the interpreter state (3.12+: ._gil),
+	 * as gil_in_interp says; 0: unknown */
+	__u16 gil_offset;
+	__u8 gil_in_interp;
+	__u8 pad3;
+	__u16 pad4;
 };
 _Static_assert(sizeof(struct pyro_py_layout) == 48, "pyro_py_layout layout");
 
@@ -82,6 +88,10 @@ struct pyro_proc_info {
 	struct pyro_py_layout layout;
 };
 _Static_assert(sizeof(struct pyro_proc_info) == 56, "pyro_proc_info layout");
+
+/* struct _gil_runtime_state, 3.9 to 3.15 (DWARF of each -dbg build): two pthread
+ * condition variables and two mutexes, the futexes a thread waiting for the GIL sleeps on. */
+#define PYRO_GIL_SIZE 208
 
 /* ---- CPU samples ---- */
 
@@ -151,6 +161,29 @@ struct pyro_new_stack {
 };
 _Static_assert(sizeof(struct pyro_new_stack) == 16, "pyro_new_stack layout");
 
+/* ---- off-CPU time (record --mode wall) ---- */
+
+enum pyro_wait_reason {
+	PYRO_WAIT_GIL = 1,   /* asleep in futex() on the process's GIL */
+	PYRO_WAIT_OTHER = 2, /* anything else: sleep, I/O, locks, preempted */
+};
+
+/* (pid, tid, stack the thread left the CPU with, reason, epoch) -> time off the CPU. */
+struct pyro_wait_key {
+	__u32 pid, tid;
+	__u64 stack_id;
+	__u32 epoch;
+	__u32 reason; /* enum pyro_wait_reason */
+};
+_Static_assert(sizeof(struct pyro_wait_key) == 24, "pyro_wait_key layout");
+
+struct pyro_wait_value {
+	__u64 ns;    /* off the CPU, summed over the stretches that ended */
+	__u64 count; /* stretches */
+	char comm[PYRO_COMM_LEN];
+};
+_Static_assert(sizeof(struct pyro_wait_value) == 32, "pyro_wait_value layout");
+
 enum pyro_cpu_counter {
 	PYRO_CPU_SAMPLES,	    /* samples of sampled Python processes */
 	PYRO_CPU_OTHER,		    /* samples of other tasks, ignored */
@@ -169,7 +202,11 @@ enum pyro_cpu_counter {
 	PYRO_CPU_GC,		    /* samples taken while the interpreter was collecting */
 	PYRO_CPU_READ_GC,	    /* the interpreter's GC state unreadable: no [gc] check */
 	PYRO_CPU_READ_CHUNK,	    /* a data-stack chunk's header unreadable: frames read alone */
-	PYRO_CPU_CHUNKS_ENTERED, /* walks into the data-stack chunk before the one they were in */
+	PYRO_CPU_CHUNKS_ENTERED,  /* walks into the data-stack chunk before the one they were in */
+	PYRO_CPU_SWITCHES,	  /* switch-outs of sampled Python threads (walked) */
+	PYRO_CPU_WAITS_FULL,	  /* the waits map was full: an off-CPU stretch lost */
+	PYRO_CPU_WAIT_NO_STORAGE, /* no task storage for a thread's stretch: lost */
+	PYRO_CPU_WAIT_NO_STACK,	  /* the stack of a switch-out could not be stored: lost */
 	PYRO_CPU_COUNTER_MAX,
 };
 

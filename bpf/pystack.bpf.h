@@ -193,7 +193,8 @@ struct walk_state {
 
 struct scratch {
 	struct pyro_stack stack;
-	__u64 hash; /* of stack, for the sampler's map key */
+	__u64 hash;   /* of stack, for the sampler's map key */
+	__u64 interp; /* the thread's interpreter state, 0 when its thread state was not found */
 	struct walk_state w;
 	/* Frames read from the target: one frame, or a window of its data stack. The slack
 	 * past PYRO_WINDOW keeps every masked field access (FRAME_FIELD) inside. */
@@ -422,10 +423,11 @@ static __always_inline void pystack_capture(const struct pyro_py_layout *L, stru
 	s->stack.depth = 0;
 	s->stack.flags = 0;
 	s->hash = 0xcbf29ce484222325ull;
+	s->interp = 0;
 	if (find_tstate(L, task, s->win, &e, &v)) {
 		pystack_count(PYRO_CPU_NO_TSTATE);
 		s->stack.flags |= PYRO_STACK_NO_TSTATE;
-	} else if (first_frame(L, &v, &frame)) {
+	} else if ((s->interp = v.interp), first_frame(L, &v, &frame)) {
 		pystack_count(PYRO_CPU_READ_TSTATE);
 		s->stack.flags |= PYRO_STACK_READ_ERROR;
 	} else {

@@ -32,7 +32,7 @@
 
 static const char record_usage[] =
 	"usage: pyrometer record [-p PID]... [-a] [-d SECONDS] [-F HZ] [-o FILE]\n"
-	"                        [--format pprof|folded|svg] [--mode cpu|calls] [-v]\n"
+	"                        [--format pprof|folded|svg] [--mode cpu|wall|calls] [-v]\n"
 	"\n"
 	"Samples the on-CPU Python stacks of the given processes (and the processes they fork),\n"
 	"or of every Python process on the host with -a (including ones that start later and ones\n"
@@ -47,8 +47,11 @@ static const char record_usage[] =
 	"      --format FMT      pprof (gzip'd protobuf), folded (one line per stack) or svg\n"
 	"                        (flame graph); by default from FILE's extension: .pb.gz/.pprof,\n"
 	"                        .folded/.txt, .svg\n"
-	"      --mode MODE       cpu (sampling, the default) or calls (exact function calls\n"
-	"                        from CPython's probes: see 'record --mode calls --help')\n"
+	"      --mode MODE       cpu (sampling, the default); wall (CPU samples plus every\n"
+	"                        stretch a thread spends off the CPU, with its stack and a\n"
+	"                        [gil] or [off-cpu] leaf: a profile of wall time per thread,\n"
+	"                        microseconds in folded); or calls (exact function calls from\n"
+	"                        CPython's probes: see 'record --mode calls --help')\n"
 	"  -v                    verbose (repeat for debug output)\n"
 	"  -h, --help            this help\n";
 
@@ -64,6 +67,7 @@ struct record {
 	bool all;
 	double duration;
 	int freq;
+	bool wall; /* --mode wall */
 	const char *output;
 	enum out_format format;
 
@@ -146,10 +150,12 @@ static int parse_args(int argc, char **argv, struct record *r)
 			r->output = optarg;
 			break;
 		case 'm': /* calls is dispatched before this parser runs */
-			if (strcmp(optarg, "cpu")) {
-				log_error("record: --mode must be cpu or calls, not '%s'", optarg);
+			if (strcmp(optarg, "cpu") && strcmp(optarg, "wall")) {
+				log_error("record: --mode must be cpu, wall or calls, not '%s'",
+					  optarg);
 				return -EINVAL;
 			}
+			r->wall = !strcmp(optarg, "wall");
 			break;
 		case 'f':
 			if (parse_format(optarg, &r->format)) {
@@ -303,9 +309,20 @@ static void summary(struct record *r, double secs)
 		t.samples, sampled_processes(&r->prof), secs, t.lost,
 		t.samples ? 100.0 * (double)t.resolved / (double)t.samples : 100.0,
 		strcmp(r->output, "-") ? r->output : "standard output", fmt[r->format]);
+	if (r->wall)
+		fprintf(stderr,
+			"pyrometer: off the CPU: %.3f s waiting for the GIL, %.3f s otherwise; "
+			"%" PRIu64 " stretches lost\n",
+			(double)t.gil_ns / 1e9, (double)t.off_cpu_ns / 1e9,
+			st.kernel[PYRO_CPU_WAITS_FULL] + st.kernel[PYRO_CPU_WAIT_NO_STORAGE] +
+				st.kernel[PYRO_CPU_WAIT_NO_STACK] + st.lost_waits);
 	if (!sampler_prog_stats(sampler, &run_ns, &run_cnt) && run_cnt)
 		log_info("bpf: %" PRIu64 " runs, %" PRIu64 " ns in all (kernel.bpf_stats_enabled)",
 			 run_cnt, run_ns);
+	if (!sampler_switch_stats(sampler, &run_ns, &run_cnt) && run_cnt)
+		log_info("bpf switch: %" PRIu64 " runs, %" PRIu64 " ns in all, %" PRIu64
+			 " switch-outs of sampled threads walked",
+			 run_cnt, run_ns, st.kernel[PYRO_CPU_SWITCHES]);
 	log_info("kernel: samples %" PRIu64 ", other tasks %" PRIu64 ", no tstate %" PRIu64
 		 ", runtime unreadable %" PRIu64 ", tstate unreadable %" PRIu64
 		 ", frame unreadable %" PRIu64 ", truncated %" PRIu64 ", no layout %" PRIu64,
@@ -372,7 +389,10 @@ static int check_output(const struct record *r)
 
 static int run(struct record *r)
 {
-	struct cpuprof_ops ops = { .profile_for = profile_for, .on_exit = on_exit_, .ctx = r };
+	struct cpuprof_ops ops = { .profile_for = profile_for,
+				   .wait_profile_for = r->wall ? profile_for : NULL,
+				   .on_exit = on_exit_,
+				   .ctx = r };
 	uint64_t t0;
 	int err;
 
@@ -380,9 +400,17 @@ static int run(struct record *r)
 	    (err = cpuprof_new(&ops, &r->cpu)) || (err = check_targets(r)) ||
 	    (err = cpuprof_sample(r->cpu, r->freq, r->all)))
 		return err;
+	if (r->wall) { /* before the first drain */
+		/* a CPU sample weighs its period, an off-CPU stretch its length */
+		r->prof.types[0] = "samples", r->prof.types[1] = "count";
+		r->prof.types[2] = "wall", r->prof.types[3] = "nanoseconds";
+		r->prof.weighted = true;
+		r->prof.folded_weight_div = 1000; /* folded: microseconds */
+	}
 	r->prof.start_ns = realtime_ns();
 	t0 = monotonic_ns();
-	log_info("sampling at %d Hz; Ctrl-C to stop", r->freq);
+	log_info("sampling at %d Hz%s; Ctrl-C to stop", r->freq,
+		 r->wall ? " and timing off-CPU stretches" : "");
 	err = sample_loop(r);
 	r->prof.duration_ns = monotonic_ns() - t0;
 	if (err)

@@ -139,7 +139,9 @@ static int on_new_stack(void *ctx, void *data, size_t len)
 
 int cpuprof_sample(struct cpuprof *c, int frequency, bool sample_all)
 {
-	struct sampler_opts so = { .frequency = frequency, .sample_all = sample_all };
+	struct sampler_opts so = { .frequency = frequency,
+				   .sample_all = sample_all,
+				   .wall = c->ops.wait_profile_for != NULL };
 
 	so.procs_fd = discover_procs_map_fd(c->disc);
 	return sampler_new(&so, &c->sampler)
@@ -194,23 +196,35 @@ static const char *stack_note(const struct sampler_stack *st)
 	return st->flags & PYRO_STACK_READ_ERROR ? "[partial stack]" : NULL;
 }
 
-static void on_sample(const struct pyro_sample_key *k, const struct pyro_sample_value *v,
-		      const struct sampler_stack *st, void *ctx)
+/* What one drained entry adds to a profile: a thread's stack, with a leaf note for an
+ * off-CPU stretch (NULL for a CPU sample), `count` samples or stretches and, in wall
+ * profiles, `weight` nanoseconds. */
+struct entry {
+	__u32 pid, tid;
+	const char *comm; /* the thread's, PYRO_COMM_LEN bytes */
+	const struct sampler_stack *st;
+	const char *leaf;
+	uint64_t count, weight;
+};
+
+static void add_entry(struct cpuprof *c, const struct entry *e)
 {
-	struct cpuprof *c = ctx;
-	const struct py_process *p = seen_get(&c->seen, (pid_t)k->pid);
-	struct profile *prof = c->ops.profile_for(p, c->ops.ctx);
-	uint32_t locs[PYRO_MAX_FRAMES + 3], n = 0;
+	const struct py_process *p = seen_get(&c->seen, (pid_t)e->pid);
+	struct profile *prof = e->leaf ? c->ops.wait_profile_for(p, c->ops.ctx)
+				       : c->ops.profile_for(p, c->ops.ctx);
+	const struct sampler_stack *st = e->st;
+	uint32_t locs[PYRO_MAX_FRAMES + 4], n = 0;
 	char thread[PYRO_COMM_LEN + 1] = {}, process[PYRO_COMM_LEN + 1] = {};
 	bool ok = false;
 
-	c->totals.samples += v->count;
 	if (!prof)
 		return;
-	memcpy(thread, v->comm, PYRO_COMM_LEN);
+	memcpy(thread, e->comm, PYRO_COMM_LEN);
 	text_sanitize(thread);
 	snprintf(process, sizeof(process), "%s", p ? p->comm : thread);
 	text_sanitize(process);
+	if (e->leaf)
+		locs[n++] = pseudo_frame(prof, e->leaf);
 	if (st && st->flags & PYRO_STACK_GC)
 		locs[n++] = pseudo_frame(prof, "[gc]");
 	if (!st)
@@ -226,9 +240,44 @@ static void on_sample(const struct pyro_sample_key *k, const struct pyro_sample_
 		locs[n++] = pseudo_frame(prof, "[truncated]");
 	if (st && stack_note(st))
 		locs[n++] = pseudo_frame(prof, stack_note(st));
-	profile_add(prof, (int)k->pid, (int)k->tid, process, thread, locs, n, v->count);
-	if (ok)
-		c->totals.resolved += v->count;
+	if (prof->weighted) /* a CPU sample weighs its period there */
+		profile_add_weighted(prof, (int)e->pid, (int)e->tid, process, thread, locs, n,
+				     e->count, e->weight ? e->weight : e->count * prof->period_ns);
+	else
+		profile_add(prof, (int)e->pid, (int)e->tid, process, thread, locs, n, e->count);
+	if (ok && !e->leaf)
+		c->totals.resolved += e->count;
+}
+
+static void on_sample(const struct pyro_sample_key *k, const struct pyro_sample_value *v,
+		      const struct sampler_stack *st, void *ctx)
+{
+	struct entry e = {
+		.pid = k->pid, .tid = k->tid, .comm = v->comm, .st = st, .count = v->count
+	};
+	struct cpuprof *c = ctx;
+
+	c->totals.samples += v->count;
+	add_entry(c, &e);
+}
+
+static void on_wait(const struct pyro_wait_key *k, const struct pyro_wait_value *v,
+		    const struct sampler_stack *st, void *ctx)
+{
+	struct entry e = { .pid = k->pid,
+			   .tid = k->tid,
+			   .comm = v->comm,
+			   .st = st,
+			   .leaf = k->reason == PYRO_WAIT_GIL ? "[gil]" : "[off-cpu]",
+			   .count = v->count,
+			   .weight = v->ns };
+	struct cpuprof *c = ctx;
+
+	if (k->reason == PYRO_WAIT_GIL)
+		c->totals.gil_ns += v->ns;
+	else
+		c->totals.off_cpu_ns += v->ns;
+	add_entry(c, &e);
 }
 
 int cpuprof_drain(struct cpuprof *c)
@@ -236,7 +285,7 @@ int cpuprof_drain(struct cpuprof *c)
 	if (!c->sampler)
 		return 0; /* CPU profiles are off (the daemon goes on without them) */
 	symbolizer_next_generation(c->sym);
-	return sampler_drain(c->sampler, on_sample, c);
+	return sampler_drain(c->sampler, on_sample, c->ops.wait_profile_for ? on_wait : NULL, c);
 }
 
 void cpuprof_totals(struct cpuprof *c, struct cpuprof_totals *t)

@@ -19,6 +19,11 @@ struct cpuprof_ops {
 	/* The profile samples of p go to (p is NULL when the process was never seen); NULL
 	 * drops them (they are still counted). */
 	struct profile *(*profile_for)(const struct py_process *p, void *ctx);
+	/* Where p's off-CPU stretches go (weighted profiles: a stretch weighs its length,
+	 * under a [gil] or [off-cpu] leaf). Non-NULL turns the off-CPU program on. A weighted
+	 * profile_for profile gets CPU samples weighing their period: one profile of wall
+	 * time when both return it. */
+	struct profile *(*wait_profile_for)(const struct py_process *p, void *ctx);
 	/* Discovery's events, after cpuprof has noted them. Either may be NULL. */
 	void (*on_start)(const struct py_process *p, uint64_t ktime_ns, void *ctx);
 	void (*on_exit)(const struct py_process *p, enum discover_exit_why why, int code,
@@ -27,9 +32,10 @@ struct cpuprof_ops {
 };
 
 struct cpuprof_totals {
-	uint64_t samples;  /* samples drained into profiles */
-	uint64_t resolved; /* of those, walked and symbolized without a failure */
-	uint64_t lost;	   /* samples lost in the kernel or without their stack */
+	uint64_t samples;	     /* samples drained into profiles */
+	uint64_t resolved;	     /* of those, walked and symbolized without a failure */
+	uint64_t lost;		     /* samples lost in the kernel or without their stack */
+	uint64_t gil_ns, off_cpu_ns; /* wall mode: time off the CPU, waiting for the GIL or not */
 };
 
 /* Starts discovery (live events, then a /proc scan); sampling starts with cpuprof_sample. */
@@ -38,7 +44,8 @@ void cpuprof_free(struct cpuprof *c);
 struct discover *cpuprof_discover(struct cpuprof *c);
 /* The event loop its rings are served from; other rings may join it (GC pauses). */
 struct evloop *cpuprof_loop(struct cpuprof *c);
-/* Attaches the perf events. sample_all: every Python process, not only flagged ones. */
+/* Attaches the perf events (and the off-CPU program, with ops.wait_profile_for).
+ * sample_all: every Python process, not only flagged ones. */
 int cpuprof_sample(struct cpuprof *c, int frequency, bool sample_all);
 /* Waits up to timeout_ms for discovery events and new stacks. */
 int cpuprof_poll(struct cpuprof *c, int timeout_ms);

@@ -2,6 +2,7 @@
 #include "cpu/sampler.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <linux/perf_event.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,7 @@ struct sampler {
 	int ncpus;
 	int *fds;
 	struct bpf_link **links;
+	struct bpf_link *switch_link; /* wall mode */
 	struct cached_stack *stacks[STACK_BUCKETS];
 	struct sampler_stats stats;
 };
@@ -120,6 +122,7 @@ int sampler_new(const struct sampler_opts *o, struct sampler **out)
 		goto fail;
 	}
 	s->skel->rodata->sample_all = o->sample_all;
+	bpf_program__set_autoload(s->skel->progs.on_switch, o->wall);
 	err = bpf_map__reuse_fd(s->skel->maps.procs, o->procs_fd);
 	if (!err)
 		err = cpu_bpf__load(s->skel);
@@ -131,6 +134,11 @@ int sampler_new(const struct sampler_opts *o, struct sampler **out)
 	err = attach_all_cpus(s, o->frequency);
 	if (err)
 		goto fail;
+	if (o->wall && !(s->switch_link = bpf_program__attach(s->skel->progs.on_switch))) {
+		err = -errno;
+		log_error("attaching the off-CPU program to sched_switch: %s", strerror(-err));
+		goto fail;
+	}
 	*out = s;
 	return 0;
 fail:
@@ -162,6 +170,7 @@ void sampler_free(struct sampler *s)
 
 	if (!s)
 		return;
+	bpf_link__destroy(s->switch_link);
 	for (i = 0; s->links && i < s->ncpus; i++)
 		bpf_link__destroy(s->links[i]);
 	for (i = 0; s->fds && i < s->ncpus; i++)
@@ -238,6 +247,22 @@ static void stack_delete(struct sampler *s, const struct cached_stack *c)
 	bpf_map__delete_elem(s->skel->maps.stacks, &c->id, sizeof(c->id), 0);
 }
 
+/* Whether an off-CPU stretch still holds the stack (wall mode): a thread may sleep far
+ * longer than a stack stays unused, and its stretch ends with the stack's id. */
+static bool stack_held(struct sampler *s, uint64_t id)
+{
+	__u64 refs = 0;
+
+	if (!s->switch_link)
+		return false;
+	if (bpf_map__lookup_elem(s->skel->maps.stack_refs, &id, sizeof(id), &refs, sizeof(refs), 0))
+		return false;
+	if (refs)
+		return true;
+	bpf_map__delete_elem(s->skel->maps.stack_refs, &id, sizeof(id), 0);
+	return false;
+}
+
 /* The stack with this id: from the cache, else copied out of the kernel. */
 static const struct sampler_stack *stack_get(struct sampler *s, uint64_t id)
 {
@@ -271,7 +296,8 @@ static void stack_evict_old(struct sampler *s)
 		while (*pp) {
 			struct cached_stack *c = *pp;
 
-			if (s->stats.drains - c->last_drain < STACK_KEEP_DRAINS) {
+			if (s->stats.drains - c->last_drain < STACK_KEEP_DRAINS ||
+			    stack_held(s, c->id)) {
 				pp = &c->next;
 				continue;
 			}
@@ -297,38 +323,53 @@ int sampler_new_stacks_fd(const struct sampler *s)
 	return bpf_map__fd(s->skel->maps.new_stacks);
 }
 
-int sampler_drain(struct sampler *s, sampler_cb cb, void *ctx)
+/* The keys of a map whose epoch (a __u32 at epoch_off) is at most epoch: complete, since
+ * the kernel counts into a newer one. *out is malloc'd. */
+static int old_keys(struct bpf_map *m, size_t key_size, size_t epoch_off, __u32 epoch,
+		    unsigned char **out, size_t *n)
 {
-	struct bpf_map *counts = s->skel->maps.counts;
-	struct pyro_sample_key key, next, *old = NULL;
-	struct pyro_sample_value val;
-	size_t n = 0, cap = 0, i;
-	__u32 epoch = s->skel->bss->epoch;
-	int err = 0;
+	unsigned char key[64], next[64], *keys = NULL;
+	size_t cap = 0;
+	__u32 e;
+	int err;
 
-	/* From now on the kernel counts into the next epoch: every key of this one and
-	 * before is complete (a program that read the old epoch just before the flip may
-	 * still add one; it is picked up by the next drain). */
-	s->skel->bss->epoch = epoch + 1;
-	s->stats.drains++;
-	for (err = bpf_map__get_next_key(counts, NULL, &next, sizeof(next)); !err;
-	     err = bpf_map__get_next_key(counts, &key, &next, sizeof(next))) {
-		key = next;
-		if (key.epoch > epoch)
+	*n = 0;
+	for (err = bpf_map__get_next_key(m, NULL, next, key_size); !err;
+	     err = bpf_map__get_next_key(m, key, next, key_size)) {
+		memcpy(key, next, key_size);
+		memcpy(&e, key + epoch_off, sizeof(e));
+		if (e > epoch)
 			continue;
-		if (n == cap) {
-			struct pyro_sample_key *g;
+		if (*n == cap) {
+			unsigned char *g;
 
 			cap = cap ? cap * 2 : 1024;
-			g = realloc(old, cap * sizeof(*old));
+			g = realloc(keys, cap * key_size);
 			if (!g) {
-				free(old);
+				free(keys);
 				return -ENOMEM;
 			}
-			old = g;
+			keys = g;
 		}
-		old[n++] = key;
+		memcpy(keys + (*n)++ * key_size, key, key_size);
 	}
+	*out = keys;
+	return 0;
+}
+
+static int drain_counts(struct sampler *s, __u32 epoch, sampler_cb cb, void *ctx)
+{
+	struct bpf_map *counts = s->skel->maps.counts;
+	struct pyro_sample_key *old;
+	struct pyro_sample_value val;
+	unsigned char *keys = NULL;
+	size_t n, i;
+	int err = old_keys(counts, sizeof(*old), offsetof(struct pyro_sample_key, epoch), epoch,
+			   &keys, &n);
+
+	if (err)
+		return err;
+	old = (struct pyro_sample_key *)keys;
 	for (i = 0; i < n; i++) {
 		const struct sampler_stack *st;
 
@@ -341,9 +382,53 @@ int sampler_drain(struct sampler *s, sampler_cb cb, void *ctx)
 			s->stats.lost_stacks += val.count;
 		cb(&old[i], &val, st, ctx);
 	}
-	free(old);
-	stack_evict_old(s);
+	free(keys);
 	return 0;
+}
+
+static int drain_waits(struct sampler *s, __u32 epoch, sampler_wait_cb cb, void *ctx)
+{
+	struct bpf_map *waits = s->skel->maps.waits;
+	struct pyro_wait_key *old;
+	struct pyro_wait_value val;
+	unsigned char *keys = NULL;
+	size_t n, i;
+	int err = old_keys(waits, sizeof(*old), offsetof(struct pyro_wait_key, epoch), epoch, &keys,
+			   &n);
+
+	if (err)
+		return err;
+	old = (struct pyro_wait_key *)keys;
+	for (i = 0; i < n; i++) {
+		const struct sampler_stack *st;
+
+		if (bpf_map__lookup_and_delete_elem(waits, &old[i], sizeof(old[i]), &val,
+						    sizeof(val), 0))
+			continue;
+		st = stack_get(s, old[i].stack_id);
+		if (!st)
+			s->stats.lost_waits += val.count;
+		cb(&old[i], &val, st, ctx);
+	}
+	free(keys);
+	return 0;
+}
+
+int sampler_drain(struct sampler *s, sampler_cb cb, sampler_wait_cb wait_cb, void *ctx)
+{
+	__u32 epoch = s->skel->bss->epoch;
+	int err;
+
+	/* From now on the kernel counts into the next epoch: every key of this one and
+	 * before is complete (a program that read the old epoch just before the flip may
+	 * still add one; it is picked up by the next drain). */
+	s->skel->bss->epoch = epoch + 1;
+	s->stats.drains++;
+	err = drain_counts(s, epoch, cb, ctx);
+	if (!err && wait_cb && s->switch_link)
+		err = drain_waits(s, epoch, wait_cb, ctx);
+	stack_evict_old(s);
+	return err;
 }
 
 void sampler_stats(struct sampler *s, struct sampler_stats *st)
@@ -360,4 +445,12 @@ int sampler_prog_stats(struct sampler *s, uint64_t *run_ns, uint64_t *run_cnt)
 {
 	*run_ns = *run_cnt = 0;
 	return bpfstats_prog_runs(s->skel->progs.on_cpu_sample, run_ns, run_cnt);
+}
+
+int sampler_switch_stats(struct sampler *s, uint64_t *run_ns, uint64_t *run_cnt)
+{
+	*run_ns = *run_cnt = 0;
+	if (!s->switch_link)
+		return -ENOENT;
+	return bpfstats_prog_runs(s->skel->progs.on_switch, run_ns, run_cnt);
 }

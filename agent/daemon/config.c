@@ -60,6 +60,8 @@ static const struct setting settings[] = {
 	{ "backoff-max", K_DOUBLE, FIELD(backoff_max), 0.1, 86400, NULL,
 	  "longest wait between delivery attempts, seconds (300)" },
 	{ "gc", K_BOOL, FIELD(gc), 0, 0, NULL, "trace GC pauses (true)" },
+	{ "off-cpu", K_BOOL, FIELD(off_cpu), 0, 0, NULL,
+	  "time off the CPU with stacks: off_cpu profiles, GIL wait metrics (true)" },
 	{ "gc-threshold-ms", K_DOUBLE, FIELD(gc_threshold_ms), 0, 60000, NULL,
 	  "pauses at least this long are logged with their stack (100)" },
 	{ "gc-linger", K_DOUBLE, FIELD(gc_linger), 0, 86400, NULL,
@@ -102,6 +104,7 @@ void config_defaults(struct config *c)
 	c->spool_cap = 256ll << 20;
 	c->backoff_max = 300;
 	c->gc = true;
+	c->off_cpu = true;
 	c->gc_threshold_ms = 100;
 	c->gc_linger = GC_LINGER_NS / 1e9;
 	snprintf(c->metrics_addr, sizeof(c->metrics_addr), "127.0.0.1:9464");

@@ -37,6 +37,7 @@ struct config {
 	char metrics_addr[256]; /* "" or "off": no endpoint */
 	char alertmanager[CONFIG_STR];
 	double alert_pause, alert_p99, alert_window, alert_resend; /* seconds */
+	bool off_cpu; /* off-CPU profiles and the GIL/off-CPU metrics */
 	/* call windows: function-call tracing on a schedule */
 	double calls_window, calls_every; /* seconds; window 0: off */
 	double calls_budget;		  /* percent of one CPU, averaged over time */

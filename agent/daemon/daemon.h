@@ -76,11 +76,25 @@ struct series {
 	struct profile prof;
 };
 
-/* One profile per label set: the CPU profiles of an interval, or the calls of a window. */
+/* One profile per label set: the CPU or off-CPU profiles of an interval, or the calls of a
+ * window. */
+enum series_kind {
+	SERIES_CPU,
+	SERIES_CALLS,
+	SERIES_OFF_CPU,
+};
+
 struct series_set {
 	struct series *v;
 	size_t n;
-	bool calls;
+	enum series_kind kind;
+};
+
+/* Off-CPU time per service since start, for /metrics (python_gil_wait_seconds_total and
+ * python_off_cpu_seconds_total). */
+struct wait_total {
+	char service[EXPORT_LABEL_VALUE];
+	uint64_t gil_ns, other_ns;
 };
 
 /* Call windows (calls-window > 0). The tracer exists only while a window runs. */
@@ -118,6 +132,9 @@ struct run {
 	struct shipper *shipper;
 
 	struct series_set cpu_series;
+	struct series_set off_cpu_series; /* with off-cpu on */
+	struct wait_total *waits;
+	size_t nwaits;
 	struct call_windows calls;
 	uint64_t interval_start_ns; /* CLOCK_REALTIME */
 	uint64_t interval_start_mono;
@@ -129,11 +146,14 @@ struct run {
 /* series.c */
 struct profile *series_profile_for(const struct py_process *p, void *ctx);
 struct profile *series_calls_profile_for(const struct py_process *p, void *ctx);
+struct profile *series_off_cpu_profile_for(const struct py_process *p, void *ctx);
+/* The off-CPU metrics, per service. */
+void series_waits_write(const struct run *r, FILE *f);
 void series_free(struct series_set *set);
 /* One profile per series that has samples, to every sink; the set is emptied. */
 void series_flush(struct run *r, struct series_set *set, uint64_t from, uint64_t until,
 		  const char *kind);
-/* Ends the interval: one CPU profile per series. */
+/* Ends the interval: one CPU profile per series, and one off-CPU profile. */
 void series_flush_interval(struct run *r);
 
 /* outputs.c */

@@ -125,6 +125,7 @@ void outputs_publish_metrics(struct run *r)
 	selfmetrics_write(&s, f);
 	if (r->gc)
 		gc_metrics_write(r->gc, cpuprof_seen(r->cpu), false, f);
+	series_waits_write(r, f);
 	if (fflush(f) == 0)
 		http_server_publish(r->metrics, text, len);
 	fclose(f);

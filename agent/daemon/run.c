@@ -51,6 +51,9 @@ static void reload(struct run *r)
 	if (next.gc != old.gc)
 		log_warn("run: turning GC tracing on or off takes a restart; not changed");
 	next.gc = old.gc;
+	if (next.off_cpu != old.off_cpu)
+		log_warn("run: turning off-CPU profiles on or off takes a restart; not changed");
+	next.off_cpu = old.off_cpu;
 	if ((next.calls_window > 0) != (old.calls_window > 0)) {
 		log_warn("run: turning call windows on or off takes a restart (their privileges "
 			 "are kept or dropped at start); not changed");
@@ -143,6 +146,8 @@ static int run(struct run *r)
 {
 	char url[sizeof(r->cfg.pyroscope)];
 	struct cpuprof_ops ops = { .profile_for = series_profile_for,
+				   .wait_profile_for =
+					   r->cfg.off_cpu ? series_off_cpu_profile_for : NULL,
 				   .on_start = tracking_on_start,
 				   .on_exit = tracking_on_exit,
 				   .ctx = r };
@@ -188,7 +193,10 @@ static int run(struct run *r)
 
 int cmd_run(int argc, char **argv)
 {
-	struct run r = { .argc = argc, .argv = argv, .calls.series.calls = true };
+	struct run r = { .argc = argc,
+			 .argv = argv,
+			 .calls.series.kind = SERIES_CALLS,
+			 .off_cpu_series.kind = SERIES_OFF_CPU };
 	bool check_only = false;
 	int err;
 
@@ -218,6 +226,8 @@ int cmd_run(int argc, char **argv)
 	calltrace_free(r.calls.ct);
 	cpuprof_free(r.cpu);
 	series_free(&r.cpu_series);
+	series_free(&r.off_cpu_series);
+	free(r.waits);
 	series_free(&r.calls.series);
 	free(r.exited);
 	return err ? 1 : 0;

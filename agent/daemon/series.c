@@ -28,10 +28,17 @@ static struct profile *series_profile(struct run *r, struct series_set *set,
 	set->v = n;
 	n = &set->v[set->n];
 	memset(n, 0, sizeof(*n));
-	err = set->calls ? callprof_init(&n->prof)
-			 : profile_init(&n->prof, 1000000000ull / (uint64_t)r->cfg.frequency);
+	err = set->kind == SERIES_CALLS
+		      ? callprof_init(&n->prof)
+		      : profile_init(&n->prof, 1000000000ull / (uint64_t)r->cfg.frequency);
 	if (err)
 		return NULL;
+	if (set->kind == SERIES_OFF_CPU) {
+		/* each sample a stack's stretches off the CPU: how many, and how long */
+		n->prof.types[0] = "samples", n->prof.types[1] = "count";
+		n->prof.types[2] = "off_cpu", n->prof.types[3] = "nanoseconds";
+		n->prof.weighted = true;
+	}
 	set->n++;
 	snprintf(n->service, sizeof(n->service), "%s", service);
 	text_sanitize(n->service);
@@ -53,6 +60,79 @@ struct profile *series_calls_profile_for(const struct py_process *p, void *ctx)
 	struct run *r = ctx;
 
 	return series_profile(r, &r->calls.series, p);
+}
+
+struct profile *series_off_cpu_profile_for(const struct py_process *p, void *ctx)
+{
+	struct run *r = ctx;
+
+	return series_profile(r, &r->off_cpu_series, p);
+}
+
+static struct wait_total *wait_total_for(struct run *r, const char *service)
+{
+	struct wait_total *w;
+
+	for (size_t i = 0; i < r->nwaits; i++)
+		if (!strcmp(r->waits[i].service, service))
+			return &r->waits[i];
+	w = realloc(r->waits, (r->nwaits + 1) * sizeof(*w));
+	if (!w)
+		return NULL;
+	r->waits = w;
+	w = &r->waits[r->nwaits++];
+	memset(w, 0, sizeof(*w));
+	snprintf(w->service, sizeof(w->service), "%s", service);
+	return w;
+}
+
+/* Adds an interval's off-CPU profiles to the per-service totals: each sample's leaf says
+ * [gil] or [off-cpu] (agent/cpu/cpuprof.c). */
+static void account_waits(struct run *r)
+{
+	for (size_t i = 0; i < r->off_cpu_series.n; i++) {
+		struct series *s = &r->off_cpu_series.v[i];
+		struct wait_total *w = wait_total_for(r, s->service);
+		const struct profile *p = &s->prof;
+
+		for (size_t k = 0; w && k < p->samples.n; k++) {
+			const struct profile_sample *smp = profile_sample_at(p, (uint32_t)k);
+			const struct profile_location *l;
+			const struct profile_function *f;
+
+			if (!smp->nlocs)
+				continue;
+			l = intern_key(&p->locations, smp->locs[0], NULL);
+			f = intern_key(&p->functions, l->function, NULL);
+			if (!strcmp(profile_str(p, f->name), "[gil]"))
+				w->gil_ns += p->weights[k];
+			else
+				w->other_ns += p->weights[k];
+		}
+	}
+}
+
+void series_waits_write(const struct run *r, FILE *f)
+{
+	static const char *const names[] = { "python_gil_wait_seconds_total",
+					     "python_off_cpu_seconds_total" };
+	static const char *const help[] = {
+		"Time Python threads spent off the CPU waiting for the GIL.",
+		"Time Python threads spent off the CPU for any other reason (sleep, I/O, locks, "
+		"preemption).",
+	};
+
+	if (!r->cfg.off_cpu)
+		return;
+	for (int m = 0; m < 2; m++) {
+		fprintf(f, "# HELP %s %s\n# TYPE %s counter\n", names[m], help[m], names[m]);
+		for (size_t i = 0; i < r->nwaits; i++) {
+			fprintf(f, "%s{service_name=\"", names[m]);
+			text_label_value(f, r->waits[i].service);
+			fprintf(f, "\"} %.9f\n",
+				(double)(m ? r->waits[i].other_ns : r->waits[i].gil_ns) / 1e9);
+		}
+	}
 }
 
 void series_free(struct series_set *set)
@@ -138,6 +218,8 @@ void series_flush_interval(struct run *r)
 	uint64_t until = realtime_ns();
 
 	series_flush(r, &r->cpu_series, r->interval_start_ns, until, NULL);
+	account_waits(r);
+	series_flush(r, &r->off_cpu_series, r->interval_start_ns, until, EXPORT_KIND_OFF_CPU);
 	r->interval_start_ns = until;
 	r->interval_start_mono = monotonic_ns();
 }

@@ -38,6 +38,7 @@ static inline const char *export_service(const struct export_profile *e)
 #define EXPORT_KIND_LABEL "__name__"
 #define EXPORT_KIND_CPU "process_cpu"
 #define EXPORT_KIND_CALLS "calls"
+#define EXPORT_KIND_OFF_CPU "off_cpu"
 
 static inline const char *export_kind(const struct export_profile *e)
 {

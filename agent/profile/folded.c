@@ -77,7 +77,7 @@ int folded_lines(const struct profile *p, struct intern *lines, unsigned long lo
 			c = g;
 			ccap = nc;
 		}
-		c[id] += p->counts[i];
+		c[id] += p->folded_weight_div ? p->weights[i] / p->folded_weight_div : p->counts[i];
 	}
 	free(buf);
 	*counts = c;

@@ -42,6 +42,9 @@ struct profile {
 	uint64_t *weights; /* per sample id, when weighted */
 	bool weighted;
 	const char *types[4]; /* type and unit of value 0, then of value 1 */
+	/* Folded and flame graph output: nonzero prints each stack's weight divided by this
+	 * (wall profiles: microseconds) instead of its count. */
+	uint64_t folded_weight_div;
 };
 
 int profile_init(struct profile *p, uint64_t period_ns);

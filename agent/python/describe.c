@@ -118,6 +118,8 @@ void describe_layout(struct json *j, const struct py_layout *l)
 	json_u64(j, "code_adaptive", b->code_adaptive);
 	json_u64(j, "tstate_datastack", b->tstate_datastack);
 	json_u64(j, "interp_gc_collecting", b->interp_gc_collecting);
+	json_u64(j, "gil_offset", b->gil_offset);
+	json_u64(j, "gil_in_interp", b->gil_in_interp);
 	json_u64(j, "frame_span", b->frame_span);
 	json_u64(j, "ob_type", s->ob_type);
 	json_u64(j, "code_filename", s->code_filename);

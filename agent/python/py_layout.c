@@ -27,6 +27,7 @@ static const struct py_layout layout_39 = {
 		.frame_code = 32,           /* PyFrameObject.f_code */
 		.frame_instr = 104,         /* PyFrameObject.f_lasti (int, bytes) */
 		.interp_gc_collecting = 816, /* PyInterpreterState.gc.collecting */
+		.gil_offset = 352,           /* _PyRuntimeState.ceval.gil */
 	},
 	.sym = {
 		.ob_type = 8,
@@ -56,6 +57,7 @@ static const struct py_layout layout_311 = {
 		.code_adaptive = 184,       /* PyCodeObject.co_code_adaptive */
 		.tstate_datastack = 296,    /* PyThreadState.datastack_chunk */
 		.interp_gc_collecting = 848, /* PyInterpreterState.gc.collecting */
+		.gil_offset = 360,           /* _PyRuntimeState.ceval.gil */
 	},
 	.sym = {
 		.ob_type = 8,
@@ -84,6 +86,7 @@ struct debug_offsets_map {
 	uint16_t bytes_size_section, bytes_ob_size, bytes_sval;
 	uint16_t unicode_section, unicode_state, unicode_length, unicode_ascii_size;
 	uint16_t interp_gc, gc_section, gc_collecting;
+	uint16_t interp_gil; /* interpreter_state.gil_runtime_state: PyInterpreterState._gil */
 };
 
 /* clang-format off */
@@ -121,6 +124,7 @@ static const struct debug_offsets_map dbg_313 = {
 	.interp_gc = 80,
 	.gc_section = 568,
 	.gc_collecting = 576,
+	.interp_gil = 120,
 };
 static const struct debug_offsets_map dbg_314 = {
 	.runtime_size = 24,
@@ -156,6 +160,7 @@ static const struct debug_offsets_map dbg_314 = {
 	.interp_gc = 88,
 	.gc_section = 648,
 	.gc_collecting = 656,
+	.interp_gil = 128,
 };
 static const struct debug_offsets_map dbg_315 = {
 	.runtime_size = 24,
@@ -191,6 +196,7 @@ static const struct debug_offsets_map dbg_315 = {
 	.interp_gc = 88,
 	.gc_section = 752,
 	.gc_collecting = 760,
+	.interp_gil = 128,
 };
 /* clang-format on */
 
@@ -268,7 +274,8 @@ static void from_debug_offsets(struct elf_file *ef, uint32_t hex, uint64_t runti
 	    !fits(at(d, m->bytes_sval), bsz, 0) || !fits(at(d, m->unicode_state), usz, 4) ||
 	    !fits(at(d, m->unicode_length), usz, 8) || at(d, m->unicode_ascii_size) > usz ||
 	    !fits(at(d, m->gc_collecting), at(d, m->gc_section), 4) ||
-	    !fits(gc_collecting, at(d, m->interp_size), 4)) {
+	    !fits(gc_collecting, at(d, m->interp_size), 4) ||
+	    !fits(at(d, m->interp_gil), at(d, m->interp_size), PYRO_GIL_SIZE)) {
 		L->why_not = "_Py_DebugOffsets holds implausible offsets";
 		return;
 	}
@@ -290,6 +297,9 @@ static void from_debug_offsets(struct elf_file *ef, uint32_t hex, uint64_t runti
 		.frame_owner = (uint16_t)at(d, m->owner),
 		.code_adaptive = (uint16_t)at(d, m->code_adaptive),
 		.interp_gc_collecting = (uint16_t)gc_collecting,
+		/* the main interpreter's own GIL (3.12+ keeps one per interpreter) */
+		.gil_offset = (uint16_t)at(d, m->interp_gil),
+		.gil_in_interp = 1,
 	};
 	L->sym = (struct py_sym_layout){
 		.ob_type = (uint16_t)at(d, m->ob_type),

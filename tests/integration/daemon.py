@@ -12,6 +12,14 @@ import urllib.request
 
 from conftest import PYROMETER
 
+# A stored CPU profile is FROM-UNTIL.pb.gz; off-CPU and calls profiles add .off_cpu/.calls.
+CPU_PROFILE = re.compile(r"\d+-\d+\.pb\.gz")
+
+
+def cpu_profiles(paths):
+    """The CPU profiles among stored files, sorted."""
+    return sorted(p for p in paths if CPU_PROFILE.fullmatch(os.path.basename(str(p))))
+
 
 def perf_fds(pid):
     """Perf-event fds (CPU sampling, uprobes) the process holds."""

@@ -12,6 +12,7 @@ class RawProfile:
             raise AssertionError(f"go tool pprof rejected {path}: {r.stderr}")
         self.text = r.stdout
         self.samples = []     # (count, [function names leaf first], {label: value})
+        self.second = []      # each sample's second value (cpu or wall nanoseconds)
         self.locations = {}   # id -> (function, file, line)
         self.period = None
         self.time_unix = None
@@ -31,9 +32,10 @@ class RawProfile:
                 section = line
                 continue
             if section == "Samples:":
-                m = re.match(r"\s+(\d+)\s+\d+: ([\d ]+)$", line)
+                m = re.match(r"\s+(\d+)\s+(\d+): ([\d ]+)$", line)
                 if m:
-                    self.samples.append([int(m.group(1)), [int(x) for x in m.group(2).split()], {}])
+                    self.samples.append([int(m.group(1)), [int(x) for x in m.group(3).split()], {}])
+                    self.second.append(int(m.group(2)))
                     continue
                 for k, v in re.findall(r"(\w+):\[([^\]]*)\]", line):
                     if self.samples:

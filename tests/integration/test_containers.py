@@ -16,6 +16,7 @@ import pytest
 
 from conftest import PYROMETER, ZOO
 from pprof_raw import RawProfile
+from daemon import cpu_profiles
 from test_production import (daemon_as_deployed, gc_count, run_storm, service_name,
                              stop_leaving_no_trace, wait_for)
 
@@ -131,7 +132,7 @@ def test_a_container_is_named_sampled_and_gc_counted(tmp_path, kind, rootfs):
         assert e["interpreter_path"] == ZOO["py314"]["argv"][0], e
         assert e["container_id"] == container_id and e["pod_uid"] == pod_uid, e
         store = tmp_path / "store" / service
-        path = wait_for(lambda: sorted(store.glob("*.pb.gz"))[1:2], 30)
+        path = wait_for(lambda: cpu_profiles(store.glob("*.pb.gz"))[1:2], 30)
         assert path, d.log()
         prof = RawProfile(str(path[0]))
         # one process's samples, under its host pid, with its in-root file names

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from conftest import PYROMETER, ROOT, ZOO
-from daemon import Daemon
+from daemon import Daemon, cpu_profiles
 from pprof_raw import RawProfile
 
 # The capabilities the daemon keeps after start-up (README, "Privileges"): DAC_READ_SEARCH
@@ -80,7 +80,7 @@ def procs():
 
 
 def store_profiles(store, service):
-    return sorted(glob.glob(os.path.join(store, service, "*.pb.gz")))
+    return cpu_profiles(glob.glob(os.path.join(store, service, "*.pb.gz")))
 
 
 def cpu_seconds(pid):
@@ -439,7 +439,7 @@ def test_systemd_unit_verifies(tmp_path):
 
 def test_prometheus_rules_pass_promtool():
     rules = sorted(glob.glob(os.path.join(ROOT, "deploy", "prometheus-*.yml")))
-    assert len(rules) == 2
+    assert len(rules) == 3
     r = subprocess.run(["promtool", "check", "rules", *rules], capture_output=True, text=True,
                        timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -477,6 +477,42 @@ def test_capability_off_alert(tmp_path):
     test = tmp_path / "capability.yml"
     test.write_text(CAPABILITY_RULE_TEST.replace("RULES", os.path.join(
         ROOT, "deploy", "prometheus-agent-rules.yml")).replace("WHY", why))
+    r = subprocess.run(["promtool", "test", "rules", str(test)], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+GIL_RULE_TEST = """
+rule_files: [RULES]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'python_gil_wait_seconds_total{instance="h",service_name="api"}'
+        values: '0+48x40'
+      - series: 'python_gil_wait_seconds_total{instance="h2",service_name="api"}'
+        values: '0+6x40'
+      - series: 'python_gil_wait_seconds_total{instance="h",service_name="batch"}'
+        values: '0+24x40'
+    alert_rule_test:
+      - eval_time: 8m
+        alertname: PythonGilContention
+        exp_alerts: []
+      - eval_time: 30m
+        alertname: PythonGilContention
+        exp_alerts:
+          - exp_labels: {severity: info, service_name: api}
+            exp_annotations:
+              summary: "threads of api wait 0.90 s per second for the GIL"
+"""
+
+
+def test_gil_contention_alert(tmp_path):
+    """GIL waits above half a thread per second for 10 min alert per service, summed over
+    hosts (api: 0.8 + 0.1 s/s fires; batch: 0.4 s/s does not)."""
+    test = tmp_path / "gil.yml"
+    test.write_text(GIL_RULE_TEST.replace("RULES", os.path.join(
+        ROOT, "deploy", "prometheus-gil-rules.yml")))
     r = subprocess.run(["promtool", "test", "rules", str(test)], capture_output=True, text=True,
                        timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr

@@ -45,6 +45,7 @@ PER_FAMILY = {
         "frame_code": off("PyFrameObject", "f_code"),
         "frame_instr": off("PyFrameObject", "f_lasti"),
         "code_linetable": off("PyCodeObject", "co_lnotab"),
+        "gil_offset": off("_PyRuntimeState", "ceval.gil"),
     },
     "3.11": {
         "interp_threads_head": off("PyInterpreterState", "threads.head"),
@@ -57,6 +58,7 @@ PER_FAMILY = {
         "code_qualname": off("PyCodeObject", "co_qualname"),
         "code_linetable": off("PyCodeObject", "co_linetable"),
         "tstate_datastack": off("PyThreadState", "datastack_chunk"),
+        "gil_offset": off("_PyRuntimeState", "ceval.gil"),
     },
     "3.13+": {
         "interp_threads_head": off("PyInterpreterState", "threads.head"),
@@ -69,6 +71,7 @@ PER_FAMILY = {
         "code_adaptive": off("PyCodeObject", "co_code_adaptive"),
         "code_qualname": off("PyCodeObject", "co_qualname"),
         "code_linetable": off("PyCodeObject", "co_linetable"),
+        "gil_offset": off("PyInterpreterState", "_gil"),
     },
 }
 

@@ -22,7 +22,7 @@ import traceback
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
 from conftest import PYROMETER, SLEEPER, ZOO, GcTrace, Workload, workload_script  # noqa: E402
-from daemon import Daemon  # noqa: E402
+from daemon import Daemon, cpu_profiles  # noqa: E402
 from pprof_raw import RawProfile  # noqa: E402
 from test_calls import EXPECTED, Traced, table  # noqa: E402
 from test_gc import run_gc_workload  # noqa: E402
@@ -260,7 +260,7 @@ def wait_profile(store, pid, timeout=120):
     end = time.monotonic() + timeout
     seen = set()
     while time.monotonic() < end:
-        for path in glob.glob(os.path.join(store, "*", "*.pb.gz")):
+        for path in cpu_profiles(glob.glob(os.path.join(store, "*", "*.pb.gz"))):
             if path in seen:
                 continue
             seen.add(path)
