@@ -150,14 +150,19 @@ integration: all
 
 # Costs measured side by side in one run; figures go to the README.
 bench: deps
-	$(MAKE) all $(BUILD)/bench_gaps
+	$(MAKE) all $(BUILD)/bench_gaps $(BUILD)/bench_pingpong
 	PYROMETER=$(abspath $(BUILD)/pyrometer) GAPS=$(abspath $(BUILD)/bench_gaps) \
 		$(PYTHON) tests/bench/bench_cpu.py
 	PYROMETER=$(abspath $(BUILD)/pyrometer) $(PYTHON) tests/bench/bench_gc.py
 	PYROMETER=$(abspath $(BUILD)/pyrometer) $(PYTHON) tests/bench/bench_churn.py
 	PYROMETER=$(abspath $(BUILD)/pyrometer) $(PYTHON) tests/bench/bench_calls.py
+	PYROMETER=$(abspath $(BUILD)/pyrometer) PINGPONG=$(abspath $(BUILD)/bench_pingpong) \
+		$(PYTHON) tests/bench/bench_wall.py
 
 $(BUILD)/bench_gaps: tests/bench/gaps.c | $(BUILD)
+	$(CC) $(CFLAGS) $(WARNINGS) -o $@ $<
+
+$(BUILD)/bench_pingpong: tests/bench/pingpong.c | $(BUILD)
 	$(CC) $(CFLAGS) $(WARNINGS) -o $@ $<
 
 # libFuzzer with ASan and UBSan over the parsers of untrusted input.
