@@ -12,11 +12,13 @@ wall` and the daemon's off-cpu default) costs, measured side by side in one run.
 """
 import os
 import re
-import signal
 import statistics
 import subprocess
+import sys
 
-PYRO = os.environ.get("PYROMETER", "build/pyrometer")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_cpu  # noqa: E402
+
 PINGPONG = os.environ.get("PINGPONG", "build/bench_pingpong")
 PY = "/usr/bin/python3.11"
 PAIRS = int(os.environ.get("BENCH_PAIRS", "7"))
@@ -51,27 +53,9 @@ def py_pingpong():
                                 text=True, check=True).stdout)
 
 
-class Agent:
-    def __init__(self):
-        self.proc = subprocess.Popen([PYRO, "record", "--mode", "wall", "-a", "-v", "-F", "99",
-                                      "-o", "/dev/null", "--format", "folded"],
-                                     stderr=subprocess.PIPE, text=True)
-        for line in self.proc.stderr:
-            if "sampling at" in line:
-                return
-        raise SystemExit("pyrometer record did not start: " + self.proc.stderr.read())
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGINT)
-        err = self.proc.stderr.read()
-        if self.proc.wait(timeout=60) != 0:
-            raise SystemExit("pyrometer record failed: " + err)
-        return err
-
-
-def num(pattern, text):
-    m = re.search(pattern, text)
-    return int(m.group(1)) if m else 0
+def Agent():
+    """record --mode wall -a, as bench_cpu.py's Agent runs record."""
+    return bench_cpu.Agent("--mode", "wall", "-F", "99")
 
 
 def switch_costs():
