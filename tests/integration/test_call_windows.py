@@ -216,7 +216,7 @@ def test_windows_are_pushed_to_pyroscope_as_calls(tmp_path, workload):
         assert rc == 0, d.log()
         for req in c.accepted():
             for labels, _ in push_request_checked(req.body):
-                assert labels["__name__"] in ("calls", "process_cpu"), labels
+                assert labels["__name__"] in ("calls", "process_cpu", "off_cpu"), labels
             for labels, _, raw in push_profiles(req.body):
                 if labels.get("service_name") != svc or labels["__name__"] != "calls":
                     continue

@@ -61,7 +61,8 @@ def test_compute_and_sleep_split_the_wall_time_as_measured(name, workload, tmp_p
     assert weight(main, lambda s: s[0] == "[gil]") == 0
 
 
-@pytest.mark.parametrize("name", WALL_INTERPRETERS)
+# where the GIL lies differs by version (3.9/3.11: _PyRuntime; 3.13+: the interpreter)
+@pytest.mark.parametrize("name", ["py39", "py311", "py313", "py314", "py315"])
 def test_two_threads_fighting_for_the_gil_wait_half_their_time(name, workload, tmp_path):
     w, measured, out, stderr = wall_run(name, workload, tmp_path, "gil")
     prof = RawProfile(str(out))
