@@ -209,11 +209,12 @@ static __always_inline bool waits_for_gil(const struct pyro_py_layout *L, struct
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(t);
 	__u64 gil, addr;
 
-	if (!regs || !L->gil_offset || BPF_CORE_READ(regs, orig_ax) != SYS_FUTEX)
+	if (!regs || !L->gil_offset || (L->gil_in_interp && !interp) ||
+	    BPF_CORE_READ(regs, orig_ax) != SYS_FUTEX)
 		return false;
 	gil = (L->gil_in_interp ? interp : L->runtime_addr) + L->gil_offset;
 	addr = BPF_CORE_READ(regs, di);
-	return (L->gil_in_interp ? interp != 0 : true) && addr >= gil && addr < gil + PYRO_GIL_SIZE;
+	return addr >= gil && addr < gil + PYRO_GIL_SIZE;
 }
 
 static __always_inline void stack_ref(__u64 id, __s64 by)

@@ -423,11 +423,10 @@ static __always_inline void pystack_capture(const struct pyro_py_layout *L, stru
 	s->stack.depth = 0;
 	s->stack.flags = 0;
 	s->hash = 0xcbf29ce484222325ull;
-	s->interp = 0;
 	if (find_tstate(L, task, s->win, &e, &v)) {
 		pystack_count(PYRO_CPU_NO_TSTATE);
 		s->stack.flags |= PYRO_STACK_NO_TSTATE;
-	} else if ((s->interp = v.interp), first_frame(L, &v, &frame)) {
+	} else if (first_frame(L, &v, &frame)) {
 		pystack_count(PYRO_CPU_READ_TSTATE);
 		s->stack.flags |= PYRO_STACK_READ_ERROR;
 	} else {
@@ -435,6 +434,7 @@ static __always_inline void pystack_capture(const struct pyro_py_layout *L, stru
 		s->w.L = *L;
 		walk(e, &v, frame, s);
 	}
+	s->interp = v.interp; /* 0 unless find_tstate found the thread state */
 	s->hash = stack_hash_add(s->hash, (__u64)s->stack.flags << 32 | s->stack.depth);
 }
 

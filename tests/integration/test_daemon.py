@@ -445,6 +445,15 @@ def test_prometheus_rules_pass_promtool():
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+def promtool_test_rules(tmp_path, rules, test_text):
+    """Runs promtool's rule unit tests TEST_TEXT (RULES stands for deploy/RULES)."""
+    test = tmp_path / "rules-test.yml"
+    test.write_text(test_text.replace("RULES", os.path.join(ROOT, "deploy", rules)))
+    r = subprocess.run(["promtool", "test", "rules", str(test)], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
 CAPABILITY_RULE_TEST = """
 rule_files: [RULES]
 evaluation_interval: 1m
@@ -474,12 +483,8 @@ def test_capability_off_alert(tmp_path):
     """A capability off for 15 min for any reason but the configuration alerts, with the
     reason the daemon gives (the kernel matrix's 5.10 reason as the example)."""
     why = "kernel 5.10.0-46-cloud-amd64 lacks task storage (Linux 5.11), bpf_loop (Linux 5.17)"
-    test = tmp_path / "capability.yml"
-    test.write_text(CAPABILITY_RULE_TEST.replace("RULES", os.path.join(
-        ROOT, "deploy", "prometheus-agent-rules.yml")).replace("WHY", why))
-    r = subprocess.run(["promtool", "test", "rules", str(test)], capture_output=True, text=True,
-                       timeout=60)
-    assert r.returncode == 0, r.stdout + r.stderr
+    promtool_test_rules(tmp_path, "prometheus-agent-rules.yml",
+                        CAPABILITY_RULE_TEST.replace("WHY", why))
 
 
 GIL_RULE_TEST = """
@@ -510,12 +515,7 @@ tests:
 def test_gil_contention_alert(tmp_path):
     """GIL waits above half a thread per second for 10 min alert per service, summed over
     hosts (api: 0.8 + 0.1 s/s fires; batch: 0.4 s/s does not)."""
-    test = tmp_path / "gil.yml"
-    test.write_text(GIL_RULE_TEST.replace("RULES", os.path.join(
-        ROOT, "deploy", "prometheus-gil-rules.yml")))
-    r = subprocess.run(["promtool", "test", "rules", str(test)], capture_output=True, text=True,
-                       timeout=60)
-    assert r.returncode == 0, r.stdout + r.stderr
+    promtool_test_rules(tmp_path, "prometheus-gil-rules.yml", GIL_RULE_TEST)
 
 
 def test_daemonset_and_dockerfile_match_the_binary(tmp_path):
