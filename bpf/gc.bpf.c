@@ -190,8 +190,6 @@ static __always_inline void send_slow(__u32 pid, __u32 tid, const struct infligh
 {
 	struct pyro_proc_info *info = bpf_map_lookup_elem(&procs, &pid);
 	struct pyro_gc_event *e = bpf_ringbuf_reserve(&gc_events, sizeof(*e), 0);
-	__u32 zero = 0;
-	struct scratch *s;
 
 	if (!e) {
 		count_in(&gc_counters, PYRO_GC_EVENTS_LOST);
@@ -206,32 +204,11 @@ static __always_inline void send_slow(__u32 pid, __u32 tid, const struct infligh
 	e->collected = collected;
 	e->stack.depth = 0;
 	e->stack.flags = 0;
-	s = bpf_map_lookup_elem(&scratch_map, &zero);
 	/* The Python stack does not change during a collection (finalizers run and return
 	 * inside it), so the stack at gc__done is the one whose allocation triggered it. */
-	if (s && info && info->layout.frames_kind != PYRO_FRAMES_NONE) {
-		/* Uprobe programs run preemptible (migration off): another task's gc__done on
-		 * this CPU could write the same per-CPU scratch mid-walk. The kfuncs that turn
-		 * preemption off arrived in Linux 6.10, and an atomic exchange needs BPF v3 code,
-		 * with which this walker no longer verifies on 6.18; an insert that fails if the
-		 * key exists is atomic on every kernel. A pause that meets a claimed scratch
-		 * (rare: it takes a preemption inside a walk of a few microseconds) is sent
-		 * without its stack, counted. */
-		__u32 cpu = bpf_get_smp_processor_id();
-
-		if (bpf_map_update_elem(&scratch_claims, &cpu, &tid, BPF_NOEXIST)) {
-			count_in(&gc_counters, PYRO_GC_STACK_BUSY);
-		} else {
-			pystack_capture(&info->layout, s);
-			bpf_probe_read_kernel(&e->stack, sizeof(e->stack),
-					      &s->stack); /* 1 KiB: no inline copy */
-			if (e->stack.depth > PYRO_SEG_FRAMES) {
-				e->stack.depth = PYRO_SEG_FRAMES;
-				e->stack.flags |= PYRO_STACK_TRUNCATED;
-			}
-			bpf_map_delete_elem(&scratch_claims, &cpu);
-		}
-	}
+	if (info && info->layout.frames_kind != PYRO_FRAMES_NONE &&
+	    pystack_capture_head(&info->layout, &scratch_claims, tid, &e->stack))
+		count_in(&gc_counters, PYRO_GC_STACK_BUSY);
 	/* Waking the reader costs more than the rest of the program; it polls at least every
 	 * 200 ms anyway, so wake it only when events pile up. */
 	bpf_ringbuf_submit(e, bpf_ringbuf_query(&gc_events, BPF_RB_AVAIL_DATA) > (1 << 20)

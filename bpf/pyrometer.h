@@ -77,8 +77,9 @@ struct pyro_py_layout {
 _Static_assert(sizeof(struct pyro_py_layout) == 48, "pyro_py_layout layout");
 
 enum pyro_proc_flags {
-	PYRO_PROC_SAMPLE = 1, /* the CPU sampler profiles this process */
-	PYRO_PROC_GC = 2,     /* the GC tracer reports this process */
+	PYRO_PROC_SAMPLE = 1,  /* the CPU sampler profiles this process */
+	PYRO_PROC_GC = 2,      /* the GC tracer reports this process */
+	PYRO_PROC_IMPORTS = 4, /* the import tracer reports this process */
 };
 
 /* Value of the pid map: a tracked Python process and how to read it. */
@@ -276,7 +277,52 @@ enum pyro_gc_counter {
 	PYRO_GC_COUNTER_MAX,
 };
 
-/* ---- USDT arguments at plain uprobes (bpf/usdt_arg.bpf.h, agent/gc/uprobes.c) ----
+/* ---- imports (bpf/imports.bpf.c) ---- */
+
+#define PYRO_IMPORT_DEPTH 32 /* imports in progress a thread keeps (nested in one another) */
+#define PYRO_IMPORT_NAME 128 /* bytes of a module name kept, NUL included */
+
+/* One finished import (import__find__load__done), in the order the thread finished them:
+ * nested imports before the one they are nested in, which is how user space builds the
+ * tree. An outermost import (depth 0) is sent as struct pyro_import_root, with the Python
+ * stack of the frame that imported it. */
+struct pyro_import_event {
+	__u32 pid, tid;
+	__u64 start_ns;	   /* bpf_ktime_get_ns() at import__find__load__start */
+	__u64 duration_ns; /* wall time, nested imports included */
+	__u16 depth;	   /* imports of this thread in progress around it */
+	__u8 found;	   /* import__find__load__done's flag: 0 when the import raised */
+	__u8 flags;	   /* enum pyro_import_flags */
+	__u32 pad;
+	char name[PYRO_IMPORT_NAME]; /* the absolute module name, cut at PYRO_IMPORT_NAME - 1 */
+};
+_Static_assert(sizeof(struct pyro_import_event) == 32 + PYRO_IMPORT_NAME,
+	       "pyro_import_event layout");
+
+enum pyro_import_flags {
+	PYRO_IMPORT_ROOT = 1,	  /* sent as struct pyro_import_root */
+	PYRO_IMPORT_NAME_CUT = 2, /* the name was longer than PYRO_IMPORT_NAME - 1 bytes */
+	PYRO_IMPORT_NO_NAME = 4,  /* the name could not be read */
+};
+
+struct pyro_import_root {
+	struct pyro_import_event e;
+	struct pyro_stack_head stack; /* the importing frame first; empty without a layout */
+};
+
+enum pyro_import_counter {
+	PYRO_IMP_STARTS,
+	PYRO_IMP_DONES,
+	PYRO_IMP_NO_START,    /* a done without its start (attached mid-import): not measured */
+	PYRO_IMP_NO_STORAGE,  /* no task storage for the thread: its imports not measured */
+	PYRO_IMP_TOO_DEEP,    /* nested deeper than PYRO_IMPORT_DEPTH: not measured */
+	PYRO_IMP_ARG_FAULT,   /* an argument unread (the name: sent nameless; found: taken as 1) */
+	PYRO_IMP_EVENTS_LOST, /* an import did not fit the ring buffer */
+	PYRO_IMP_STACK_BUSY,  /* an outermost import sent without its stack (scratch busy) */
+	PYRO_IMP_COUNTER_MAX,
+};
+
+/* ---- USDT arguments at plain uprobes (bpf/usdt_arg.bpf.h, agent/usdt/uprobes.c) ----
  * One argument's spec travels in the BPF cookie of its site: bits 0-1 the kind, 2-5 the
  * register, 8-11 the size in bytes (1, 2, 4, 8), bit 12 signed, bits 32-63 the constant or
  * the displacement (signed). Registers are numbered rax, rbx, rcx, rdx, rsi, rdi, rbp, rsp,

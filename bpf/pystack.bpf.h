@@ -438,4 +438,32 @@ static __always_inline void pystack_capture(const struct pyro_py_layout *L, stru
 	s->hash = stack_hash_add(s->hash, (__u64)s->stack.flags << 32 | s->stack.depth);
 }
 
+/* For uprobe programs: fills head with the calling thread's leaf-most PYRO_SEG_FRAMES frames
+ * (marked truncated when there are more). Uprobe programs run preemptible (migration off):
+ * another task's program on this CPU could write the same per-CPU scratch mid-walk. The
+ * kfuncs that turn preemption off arrived in Linux 6.10, and an atomic exchange needs BPF v3
+ * code, with which this walker no longer verifies on 6.18; an insert into claims (a hash map
+ * CPU -> tid) that fails if the key exists is atomic on every kernel. Returns -1, head left
+ * empty, when the scratch is claimed (rare: it takes a preemption inside a walk of a few
+ * microseconds) or missing; the caller counts it. */
+static __always_inline int pystack_capture_head(const struct pyro_py_layout *L, void *claims,
+						__u32 tid, struct pyro_stack_head *head)
+{
+	__u32 cpu = bpf_get_smp_processor_id(), zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch_map, &zero);
+
+	head->depth = 0;
+	head->flags = 0;
+	if (!s || bpf_map_update_elem(claims, &cpu, &tid, BPF_NOEXIST))
+		return -1;
+	pystack_capture(L, s);
+	bpf_probe_read_kernel(head, sizeof(*head), &s->stack); /* 1 KiB: no inline copy */
+	if (head->depth > PYRO_SEG_FRAMES) {
+		head->depth = PYRO_SEG_FRAMES;
+		head->flags |= PYRO_STACK_TRUNCATED;
+	}
+	bpf_map_delete_elem(claims, &cpu);
+	return 0;
+}
+
 #endif /* PYSTACK_BPF_H */

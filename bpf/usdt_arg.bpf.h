@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
 /* USDT arguments at plain uprobes: the site's spec comes in the BPF cookie
- * (bpf/pyrometer.h, PYRO_ARG_*), put there by agent/gc/uprobes.c. Cheaper than libbpf's USDT
+ * (bpf/pyrometer.h, PYRO_ARG_*), put there by agent/usdt/uprobes.c. Cheaper than libbpf's USDT
  * support (no spec map lookup), and the uprobe may come from a broker process, which
  * libbpf's USDT attach cannot use. Include after vmlinux.h, the libbpf headers and
  * pyrometer.h. */

@@ -42,12 +42,14 @@ static const struct feature features[F_MAX] = {
 	[F_COOKIE] = { "BPF cookies", "5.15", BPF_PROG_TYPE_KPROBE, BPF_FUNC_get_attach_cookie, 0 },
 };
 
-/* What each capability's programs use (bpf/cpu.bpf.c, gc.bpf.c, calls.bpf.c). */
+/* What each capability's programs use (bpf/cpu.bpf.c, gc.bpf.c, calls.bpf.c, imports.bpf.c). */
 static const int needs[KERNEL_CAP_MAX][F_MAX + 1] = {
 	[KERNEL_CAP_CPU] = { F_RINGBUF, F_TASK_STORAGE, F_STORAGE_PERF, F_LOOP_PERF, -1 },
 	[KERNEL_CAP_GC] = { F_RINGBUF, F_TASK_STORAGE, F_STORAGE_UPROBE, F_COOKIE, F_LOOP_UPROBE,
 			    -1 },
 	[KERNEL_CAP_CALLS] = { F_RINGBUF, F_TASK_STORAGE, F_STORAGE_UPROBE, F_COOKIE, -1 },
+	[KERNEL_CAP_IMPORTS] = { F_RINGBUF, F_TASK_STORAGE, F_STORAGE_UPROBE, F_COOKIE,
+				 F_LOOP_UPROBE, -1 },
 };
 
 static struct {
@@ -96,7 +98,7 @@ static void probe(void)
 
 const char *kernel_cap_name(enum kernel_cap cap)
 {
-	static const char *const names[KERNEL_CAP_MAX] = { "cpu", "gc", "calls" };
+	static const char *const names[KERNEL_CAP_MAX] = { "cpu", "gc", "calls", "imports" };
 
 	return names[cap];
 }

@@ -7,13 +7,14 @@
 #define PYRO_KERNEL_H
 
 enum kernel_cap {
-	KERNEL_CAP_CPU,	  /* stack sampling (bpf/cpu.bpf.c) */
-	KERNEL_CAP_GC,	  /* GC pauses (bpf/gc.bpf.c) */
-	KERNEL_CAP_CALLS, /* function calls (bpf/calls.bpf.c) */
+	KERNEL_CAP_CPU,	    /* stack sampling (bpf/cpu.bpf.c) */
+	KERNEL_CAP_GC,	    /* GC pauses (bpf/gc.bpf.c) */
+	KERNEL_CAP_CALLS,   /* function calls (bpf/calls.bpf.c) */
+	KERNEL_CAP_IMPORTS, /* imports (bpf/imports.bpf.c) */
 	KERNEL_CAP_MAX,
 };
 
-/* "cpu", "gc", "calls". */
+/* "cpu", "gc", "calls", "imports". */
 const char *kernel_cap_name(enum kernel_cap cap);
 /* uname's release, e.g. "6.1.0-57-cloud-amd64". */
 const char *kernel_release(void);

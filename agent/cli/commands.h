@@ -8,6 +8,8 @@ int cmd_ps(int argc, char **argv);
 int cmd_record(int argc, char **argv);
 /* record --mode calls (agent/cli/record_calls.c) */
 int cmd_calls(int argc, char **argv);
+/* record --mode imports (agent/cli/record_imports.c) */
+int cmd_imports(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
 

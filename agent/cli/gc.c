@@ -422,7 +422,7 @@ int cmd_gc(int argc, char **argv)
 
 	if (err)
 		return err > 0 ? 0 : 2;
-	/* CAP_SYS_ADMIN: creating uprobes (agent/gc/uprobes.h) */
+	/* CAP_SYS_ADMIN: creating uprobes (agent/usdt/uprobes.h) */
 	if (privs_require(PRIV_BPF | PRIV_PERFMON | PRIV_SYS_PTRACE | PRIV_SYS_ADMIN, "gc"))
 		return 1;
 	setvbuf(stdout, NULL, _IOLBF, 0);

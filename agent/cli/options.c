@@ -7,10 +7,8 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
-#include <getopt.h>
-#include <stdio.h>
-#include <stdlib.h>
 
 #include "base/log.h"
 
@@ -73,4 +71,30 @@ int options_no_operands(int argc, char **argv, const char *cmd)
 		return -EINVAL;
 	}
 	return 0;
+}
+
+int options_format(const char *s, enum options_format *f)
+{
+	if (!strcmp(s, "table"))
+		*f = OPTIONS_TABLE;
+	else if (!strcmp(s, "pprof"))
+		*f = OPTIONS_PPROF;
+	else if (!strcmp(s, "folded"))
+		*f = OPTIONS_FOLDED;
+	else {
+		log_error("record: --format must be table, pprof or folded, not '%s'", s);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+void options_format_from_name(const char *file, enum options_format *f)
+{
+	size_t n = strlen(file);
+
+	if ((n > 6 && !strcmp(file + n - 6, ".pb.gz")) ||
+	    (n > 6 && !strcmp(file + n - 6, ".pprof")))
+		*f = OPTIONS_PPROF;
+	else if (n > 7 && !strcmp(file + n - 7, ".folded"))
+		*f = OPTIONS_FOLDED;
 }

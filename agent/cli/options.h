@@ -19,6 +19,18 @@ int options_common(int opt, const char *usage);
  * opt was one of them, 0 when it was not, -EINVAL for a bad value (said). */
 int options_target(int opt, const char *cmd, struct targets *t, bool *all, double *duration,
 		   double max_duration);
+/* The outputs of record --mode calls and --mode imports. */
+enum options_format {
+	OPTIONS_TABLE,
+	OPTIONS_PPROF,
+	OPTIONS_FOLDED,
+};
+
+/* --format table|pprof|folded (said when bad: -EINVAL). */
+int options_format(const char *s, enum options_format *f);
+/* The format an output file's name implies (.pb.gz, .pprof: pprof; .folded: folded); f is
+ * left as it is for any other name. */
+void options_format_from_name(const char *file, enum options_format *f);
 /* After the getopt loop: commands take options only. */
 int options_no_operands(int argc, char **argv, const char *cmd);
 

@@ -32,7 +32,8 @@
 
 static const char record_usage[] =
 	"usage: pyrometer record [-p PID]... [-a] [-d SECONDS] [-F HZ] [-o FILE]\n"
-	"                        [--format pprof|folded|svg] [--mode cpu|wall|calls] [-v]\n"
+	"                        [--format pprof|folded|svg] [--mode cpu|wall|calls|imports]\n"
+	"                        [-v]\n"
 	"\n"
 	"Samples the on-CPU Python stacks of the given processes (and the processes they fork),\n"
 	"or of every Python process on the host with -a (including ones that start later and ones\n"
@@ -50,8 +51,10 @@ static const char record_usage[] =
 	"      --mode MODE       cpu (sampling, the default); wall (CPU samples plus every\n"
 	"                        stretch a thread spends off the CPU, with its stack and a\n"
 	"                        [gil] or [off-cpu] leaf: a profile of wall time per thread,\n"
-	"                        microseconds in folded); or calls (exact function calls from\n"
-	"                        CPython's probes: see 'record --mode calls --help')\n"
+	"                        microseconds in folded); calls (exact function calls from\n"
+	"                        CPython's probes: see 'record --mode calls --help'); or\n"
+	"                        imports (the import tree and its times from CPython's probes:\n"
+	"                        see 'record --mode imports --help')\n"
 	"  -v                    verbose (repeat for debug output)\n"
 	"  -h, --help            this help\n";
 
@@ -151,7 +154,8 @@ static int parse_args(int argc, char **argv, struct record *r)
 			break;
 		case 'm': /* calls is dispatched before this parser runs */
 			if (strcmp(optarg, "cpu") && strcmp(optarg, "wall")) {
-				log_error("record: --mode must be cpu, wall or calls, not '%s'",
+				log_error("record: --mode must be cpu, wall, calls or imports, not "
+					  "'%s'",
 					  optarg);
 				return -EINVAL;
 			}
@@ -421,12 +425,16 @@ static int run(struct record *r)
 	return err;
 }
 
-/* --mode calls is another tool with its own options (agent/cli/record_calls.c). */
-static bool calls_mode(int argc, char **argv)
+/* --mode calls and --mode imports are other tools with their own options
+ * (agent/cli/record_calls.c, record_imports.c). */
+static bool mode_is(int argc, char **argv, const char *mode)
 {
+	char eq[32];
+
+	snprintf(eq, sizeof(eq), "--mode=%s", mode);
 	for (int i = 1; i < argc; i++)
-		if (!strcmp(argv[i], "--mode=calls") ||
-		    (!strcmp(argv[i], "--mode") && i + 1 < argc && !strcmp(argv[i + 1], "calls")))
+		if (!strcmp(argv[i], eq) ||
+		    (!strcmp(argv[i], "--mode") && i + 1 < argc && !strcmp(argv[i + 1], mode)))
 			return true;
 	return false;
 }
@@ -436,8 +444,10 @@ int cmd_record(int argc, char **argv)
 	struct record r = { .freq = 99, .output = "pyrometer.pb.gz" };
 	int err;
 
-	if (calls_mode(argc, argv))
+	if (mode_is(argc, argv, "calls"))
 		return cmd_calls(argc, argv);
+	if (mode_is(argc, argv, "imports"))
+		return cmd_imports(argc, argv);
 	err = parse_args(argc, argv, &r);
 
 	if (err)

@@ -54,19 +54,13 @@ static const char calls_usage[] =
 	"  -v                    verbose (repeat for debug output)\n"
 	"  -h, --help            this help\n";
 
-enum fmt {
-	FMT_TABLE,
-	FMT_PPROF,
-	FMT_FOLDED
-};
-
 struct calls_cmd {
 	struct targets targets;
 	bool all;
 	enum calltrace_floor floor;
 	double duration, max_duration;
 	const char *output;
-	enum fmt format;
+	enum options_format format;
 	bool format_set;
 	int rows;
 
@@ -81,31 +75,6 @@ struct calls_cmd {
 };
 
 /* ---- options ---- */
-
-static int parse_format(struct calls_cmd *c, const char *s)
-{
-	if (!strcmp(s, "table"))
-		c->format = FMT_TABLE;
-	else if (!strcmp(s, "pprof"))
-		c->format = FMT_PPROF;
-	else if (!strcmp(s, "folded"))
-		c->format = FMT_FOLDED;
-	else
-		return -EINVAL;
-	c->format_set = true;
-	return 0;
-}
-
-static void format_from_name(struct calls_cmd *c)
-{
-	size_t n = strlen(c->output);
-
-	if ((n > 6 && !strcmp(c->output + n - 6, ".pb.gz")) ||
-	    (n > 6 && !strcmp(c->output + n - 6, ".pprof")))
-		c->format = FMT_PPROF;
-	else if (n > 7 && !strcmp(c->output + n - 7, ".folded"))
-		c->format = FMT_FOLDED;
-}
 
 enum {
 	OPT_FORMAT = 256,
@@ -155,12 +124,9 @@ static int parse_args(int argc, char **argv, struct calls_cmd *c)
 			c->rows = (int)v;
 			break;
 		case OPT_FORMAT:
-			if (parse_format(c, optarg)) {
-				log_error(
-					"record: --format must be table, pprof or folded, not '%s'",
-					optarg);
+			if (options_format(optarg, &c->format))
 				return -EINVAL;
-			}
+			c->format_set = true;
 			break;
 		case OPT_MODE:
 			if (strcmp(optarg, "calls")) {
@@ -202,7 +168,7 @@ static int parse_args(int argc, char **argv, struct calls_cmd *c)
 		return -EINVAL;
 	}
 	if (!c->format_set)
-		format_from_name(c);
+		options_format_from_name(c->output, &c->format);
 	return 0;
 }
 
@@ -393,7 +359,7 @@ static int write_profile(struct calls_cmd *c, struct callprof_names *nm, FILE *f
 	prof.start_ns = c->wall_start_ns;
 	prof.duration_ns = c->end_ns - c->start_ns;
 	callprof_add(c->ct, nm, &c->seen, the_profile, &prof);
-	if (c->format == FMT_FOLDED) {
+	if (c->format == OPTIONS_FOLDED) {
 		err = folded_write(&prof, f);
 	} else {
 		err = pprof_encode(&prof, &comment, 1, &buf, &len);
@@ -420,7 +386,7 @@ static int output(struct calls_cmd *c)
 	}
 	callprof_names_init(&nm, c->ct);
 	intern_init(&t.keys);
-	if (c->format == FMT_TABLE) {
+	if (c->format == OPTIONS_TABLE) {
 		calltrace_for_each_fn(c->ct, add_fn, &t);
 		err = write_table(c, &t, f);
 	} else {

@@ -62,6 +62,10 @@ static const struct setting settings[] = {
 	{ "gc", K_BOOL, FIELD(gc), 0, 0, NULL, "trace GC pauses (true)" },
 	{ "off-cpu", K_BOOL, FIELD(off_cpu), 0, 0, NULL,
 	  "time off the CPU with stacks: off_cpu profiles, GIL wait metrics (true)" },
+	{ "imports", K_BOOL, FIELD(imports), 0, 0, NULL,
+	  "start-up import profiles and python_import_seconds (true; a restart applies it)" },
+	{ "import-startup", K_DOUBLE, FIELD(import_startup), 0.1, 86400, NULL,
+	  "seconds from a process's start whose imports form its start-up profile (30)" },
 	{ "gc-threshold-ms", K_DOUBLE, FIELD(gc_threshold_ms), 0, 60000, NULL,
 	  "pauses at least this long are logged with their stack (100)" },
 	{ "gc-linger", K_DOUBLE, FIELD(gc_linger), 0, 86400, NULL,
@@ -105,6 +109,8 @@ void config_defaults(struct config *c)
 	c->backoff_max = 300;
 	c->gc = true;
 	c->off_cpu = true;
+	c->imports = true;
+	c->import_startup = 30;
 	c->gc_threshold_ms = 100;
 	c->gc_linger = GC_LINGER_NS / 1e9;
 	snprintf(c->metrics_addr, sizeof(c->metrics_addr), "127.0.0.1:9464");

@@ -38,6 +38,9 @@ struct config {
 	char alertmanager[CONFIG_STR];
 	double alert_pause, alert_p99, alert_window, alert_resend; /* seconds */
 	bool off_cpu; /* off-CPU profiles and the GIL/off-CPU metrics */
+	/* imports: a start-up profile per new process, python_import_seconds */
+	bool imports;
+	double import_startup; /* seconds from a process's start that count as its start-up */
 	/* call windows: function-call tracing on a schedule */
 	double calls_window, calls_every; /* seconds; window 0: off */
 	double calls_budget;		  /* percent of one CPU, averaged over time */

@@ -31,8 +31,10 @@
 #include "delivery/export.h"
 #include "gc/gc_metrics.h"
 #include "gc/gctrace.h"
-#include "gc/uprobes.h"
+#include "usdt/uprobes.h"
 #include "gc/gcwatch.h"
+#include "imports/importtrace.h"
+#include "imports/importtree.h"
 #include "base/log.h"
 #include "base/http_server.h"
 #include "profile/pprof.h"
@@ -82,6 +84,7 @@ enum series_kind {
 	SERIES_CPU,
 	SERIES_CALLS,
 	SERIES_OFF_CPU,
+	SERIES_IMPORTS,
 };
 
 struct series_set {
@@ -106,6 +109,38 @@ struct call_windows {
 	int traced;
 	double ns_per_hit; /* measured at the window's start */
 	struct call_window_stats st;
+};
+
+/* python_import_seconds: upper bounds of its buckets, in seconds (+Inf after them). */
+#define IMPORT_BUCKETS 15
+
+/* One (service, phase) of python_import_seconds. */
+struct import_hist {
+	char service[EXPORT_LABEL_VALUE];
+	bool runtime; /* phase: after the process's start-up window */
+	uint64_t counts[IMPORT_BUCKETS + 1];
+	uint64_t count;
+	uint64_t sum_ns;
+};
+
+/* A process whose imports are followed (imports = true). */
+struct import_proc {
+	pid_t pid;
+	bool known;	     /* discovery has named it */
+	bool startup_over;   /* its start-up profile went out (or it ran before we started) */
+	uint64_t start_ns;   /* exec or fork, CLOCK_MONOTONIC (bpf_ktime_get_ns); 0 unknown */
+	uint64_t first_seen; /* CLOCK_MONOTONIC: an unknown pid is forgotten after a while */
+	struct importtree tree;
+};
+
+struct imports_state {
+	struct importtrace *it;
+	struct import_proc *procs;
+	size_t nprocs, procs_cap;
+	struct import_hist *hists;
+	size_t nhists, hists_cap;
+	struct series_set series;
+	uint64_t profiles, partial, unattributed;
 };
 
 struct exited {
@@ -136,6 +171,7 @@ struct run {
 	struct wait_total *waits;
 	size_t nwaits;
 	struct call_windows calls;
+	struct imports_state imports;
 	uint64_t interval_start_ns; /* CLOCK_REALTIME */
 	uint64_t interval_start_mono;
 	uint64_t profiles, last_store_unix;
@@ -146,6 +182,7 @@ struct run {
 /* series.c */
 struct profile *series_profile_for(const struct py_process *p, void *ctx);
 struct profile *series_calls_profile_for(const struct py_process *p, void *ctx);
+struct profile *series_imports_profile_for(const struct py_process *p, void *ctx);
 struct profile *series_off_cpu_profile_for(const struct py_process *p, void *ctx);
 /* The off-CPU metrics, per service. */
 void series_waits_write(const struct run *r, FILE *f);
@@ -174,6 +211,15 @@ void tracking_retire_exited(struct run *r);
 bool tracking_claimed(uint32_t pid, void *ctx);
 uint64_t tracking_slow_ns(const struct config *c);
 int tracking_start_gc(struct run *r);
+
+/* importing.c: start-up import profiles and python_import_seconds */
+int importing_start(struct run *r);
+void importing_on_start(struct run *r, const struct py_process *p, uint64_t ktime);
+void importing_on_exit(struct run *r, const struct py_process *p);
+/* Sends the start-up profiles whose window has closed; forgets pids discovery never named. */
+void importing_tick(struct run *r, uint64_t now);
+void importing_metrics_write(const struct run *r, FILE *f);
+void importing_stop(struct run *r);
 
 /* windows.c */
 uint64_t windows_every_ns(const struct run *r);

@@ -126,6 +126,7 @@ void outputs_publish_metrics(struct run *r)
 	if (r->gc)
 		gc_metrics_write(r->gc, cpuprof_seen(r->cpu), false, f);
 	series_waits_write(r, f);
+	importing_metrics_write(r, f);
 	if (fflush(f) == 0)
 		http_server_publish(r->metrics, text, len);
 	fclose(f);

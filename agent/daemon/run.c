@@ -51,6 +51,9 @@ static void reload(struct run *r)
 	if (next.gc != old.gc)
 		log_warn("run: turning GC tracing on or off takes a restart; not changed");
 	next.gc = old.gc;
+	if (next.imports != old.imports)
+		log_warn("run: turning import profiles on or off takes a restart; not changed");
+	next.imports = old.imports;
 	if (next.off_cpu != old.off_cpu)
 		log_warn("run: turning off-CPU profiles on or off takes a restart; not changed");
 	next.off_cpu = old.off_cpu;
@@ -124,6 +127,7 @@ static int loop(struct run *r)
 			}
 			if (r->gc)
 				gctrace_expire(r->gc);
+			importing_tick(r, now);
 			if (r->metrics)
 				outputs_publish_metrics(r);
 			if (r->alerter)
@@ -163,11 +167,13 @@ static int run(struct run *r)
 		log_warn("run: going on without GC pauses");
 	if (cpuprof_sample(r->cpu, (int)r->cfg.frequency, true))
 		log_warn("run: going on without CPU profiles");
+	if (importing_start(r))
+		log_warn("run: going on without import profiles");
 	if (r->cfg.calls_window > 0 && kernel_lacks(KERNEL_CAP_CALLS))
 		log_warn("run: going on without call windows: %s", kernel_lacks(KERNEL_CAP_CALLS));
 	/* Interpreters first seen later get their uprobes through the broker, the one process
-	 * that keeps CAP_SYS_ADMIN (agent/gc/uprobes.h). */
-	if (r->gc && (err = uprobes_start_broker())) {
+	 * that keeps CAP_SYS_ADMIN (agent/usdt/uprobes.h). */
+	if ((r->gc || r->imports.it) && (err = uprobes_start_broker())) {
 		log_error("cannot start the uprobe broker: %s", strerror(-err));
 		return err;
 	}
@@ -209,11 +215,12 @@ int cmd_run(int argc, char **argv)
 		config_print(&r.cfg, stdout);
 		return 0;
 	}
-	/* CAP_SYS_ADMIN: creating uprobes, at start and then in the broker (agent/gc/uprobes.h) */
+	/* CAP_SYS_ADMIN: creating uprobes, at start and then in the broker (agent/usdt/uprobes.h) */
 	if (privs_require(PRIV_BPF | PRIV_PERFMON | PRIV_SYS_PTRACE, "run") ||
 	    (r.cfg.calls_window > 0 &&
 	     privs_require(CALL_WINDOW_CAPS, "run with calls-window (call windows)")) ||
-	    (r.cfg.gc && privs_require(PRIV_SYS_ADMIN, "run with gc (GC probes)")))
+	    (r.cfg.gc && privs_require(PRIV_SYS_ADMIN, "run with gc (GC probes)")) ||
+	    (r.cfg.imports && privs_require(PRIV_SYS_ADMIN, "run with imports (import probes)")))
 		return 1;
 	signals_handle_stop();
 	signals_handle_reload();
@@ -222,6 +229,7 @@ int cmd_run(int argc, char **argv)
 	if (r.gc && gctrace_hand_over(r.gc))
 		log_debug("run: the uprobes are removed by our own exit");
 	gctrace_free(r.gc);
+	importing_stop(&r);
 	uprobes_stop_broker();
 	calltrace_free(r.calls.ct);
 	cpuprof_free(r.cpu);

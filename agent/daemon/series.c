@@ -38,6 +38,11 @@ static struct profile *series_profile(struct run *r, struct series_set *set,
 		n->prof.types[0] = "samples", n->prof.types[1] = "count";
 		n->prof.types[2] = "off_cpu", n->prof.types[3] = "nanoseconds";
 		n->prof.weighted = true;
+	} else if (set->kind == SERIES_IMPORTS) {
+		/* each sample a module: how many imports, and their exclusive time */
+		n->prof.types[0] = "modules", n->prof.types[1] = "count";
+		n->prof.types[2] = "import", n->prof.types[3] = "nanoseconds";
+		n->prof.weighted = true;
 	}
 	set->n++;
 	snprintf(n->service, sizeof(n->service), "%s", service);
@@ -60,6 +65,13 @@ struct profile *series_calls_profile_for(const struct py_process *p, void *ctx)
 	struct run *r = ctx;
 
 	return series_profile(r, &r->calls.series, p);
+}
+
+struct profile *series_imports_profile_for(const struct py_process *p, void *ctx)
+{
+	struct run *r = ctx;
+
+	return series_profile(r, &r->imports.series, p);
 }
 
 struct profile *series_off_cpu_profile_for(const struct py_process *p, void *ctx)

@@ -24,6 +24,7 @@ void tracking_on_start(const struct py_process *p, uint64_t ktime, void *ctx)
 	struct run *r = ctx;
 
 	keep_execed(r, p->pid);
+	importing_on_start(r, p, ktime);
 	if (r->gc && p->bin->caps.gc && !gctrace_track(r->gc, p) && ktime)
 		log_debug("pid %d: GC traced from %.1f ms after its exec", p->pid,
 			  (double)(monotonic_ns() - ktime) / 1e6);
@@ -37,6 +38,7 @@ void tracking_on_exit(const struct py_process *p, enum discover_exit_why why, in
 	(void)code, (void)ktime;
 	if (r->gc && p->bin->caps.gc)
 		gctrace_untrack(r->gc, p);
+	importing_on_exit(r, p);
 	if (r->nexited == r->exited_cap) {
 		size_t cap = r->exited_cap ? r->exited_cap * 2 : 256;
 		struct exited *n = realloc(r->exited, cap * sizeof(*n));
@@ -129,30 +131,6 @@ uint64_t tracking_slow_ns(const struct config *c)
 	return (uint64_t)(ms * 1e6);
 }
 
-/* Interpreters installed on the host are attached from the start, so that their processes
- * are counted from their first collection (one started after us would otherwise run
- * untraced until discovery has inspected it, a few milliseconds). */
-static void pin_installed(struct gctrace *g)
-{
-	static const char *const patterns[] = {
-		"/usr/bin/python3*",
-		"/usr/local/bin/python3*",
-		"/usr/lib/*/libpython3*.so*",
-		"/usr/lib/libpython3*.so*",
-		"/usr/local/lib/libpython3*.so*",
-	};
-	glob_t gl;
-	size_t i, k;
-
-	for (i = 0; i < sizeof(patterns) / sizeof(patterns[0]); i++) {
-		if (glob(patterns[i], GLOB_NOSORT, NULL, &gl))
-			continue;
-		for (k = 0; k < gl.gl_pathc; k++)
-			gctrace_pin_file(g, gl.gl_pathv[k]);
-		globfree(&gl);
-	}
-}
-
 int tracking_start_gc(struct run *r)
 {
 	struct gctrace_opts go = { .all = true,
@@ -172,6 +150,6 @@ int tracking_start_gc(struct run *r)
 		return err;
 	}
 	discover_for_each(d, track_existing, r); /* found by the scan before the tracer */
-	pin_installed(r->gc);
+	gctrace_pin_installed(r->gc);		 /* counted from their first collection */
 	return 0;
 }

@@ -39,6 +39,7 @@ static inline const char *export_service(const struct export_profile *e)
 #define EXPORT_KIND_CPU "process_cpu"
 #define EXPORT_KIND_CALLS "calls"
 #define EXPORT_KIND_OFF_CPU "off_cpu"
+#define EXPORT_KIND_IMPORT "import"
 
 static inline const char *export_kind(const struct export_profile *e)
 {

@@ -5,22 +5,28 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <sys/sysmacros.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "base/kernel.h"
 #include "base/bpfstats.h"
-#include "base/clock.h"
 #include "procs/discover.h"
-#include "python/elf_file.h"
 #include "gc.skel.h"
 #include "base/log.h"
-#include "base/rootfs.h"
-#include "gc/uprobes.h"
 #include "gc/gctrace_impl.h"
+
+/* gc__start's and gc__done's only argument (generation, collected) goes in the cookie. */
+static int new_bins(struct gctrace *g, uint64_t linger_ns)
+{
+	struct binattach_opts ao = {
+		.what = "GC",
+		.probes = { { "gc__start", 0, g->skel->progs.on_gc_start },
+			    { "gc__done", 0, g->skel->progs.on_gc_done } },
+		.nprobes = 2,
+		.max_uprobes = GC_MAX_UPROBES,
+		.linger_ns = linger_ns,
+	};
+
+	return binattach_new(&ao, &g->bins);
+}
 
 int gctrace_new(const struct gctrace_opts *o, struct gctrace **out)
 {
@@ -31,7 +37,6 @@ int gctrace_new(const struct gctrace_opts *o, struct gctrace **out)
 		return err;
 	if (!(g = calloc(1, sizeof(*g))))
 		return -ENOMEM;
-	g->linger_ns = o->linger_ns;
 	g->skel = gc_bpf__open();
 	if (!g->skel) {
 		err = -errno;
@@ -47,6 +52,8 @@ int gctrace_new(const struct gctrace_opts *o, struct gctrace **out)
 		kernel_refused(KERNEL_CAP_GC, err);
 		goto fail;
 	}
+	if ((err = new_bins(g, o->linger_ns)))
+		goto fail;
 	*out = g;
 	return 0;
 fail:
@@ -54,294 +61,62 @@ fail:
 	return err;
 }
 
-static void detach(struct gctrace *g, struct gc_binary *b)
-{
-	for (int i = 0; i < b->nlinks; i++)
-		bpf_link__destroy(b->links[i]);
-	g->stats.uprobes -= (uint64_t)b->nlinks;
-	b->nlinks = 0;
-}
-
 int gctrace_hand_over(struct gctrace *g)
 {
-	int fds[GC_MAX_UPROBES], n = 0, err;
-	struct gc_binary *b;
-
-	for (b = g->bins; b; b = b->next)
-		for (int i = 0; i < b->nlinks && n < GC_MAX_UPROBES; i++)
-			fds[n++] = bpf_link__fd(b->links[i]);
-	err = uprobes_hand_over(fds, n);
-	if (err)
-		return err;
-	/* the broker holds them now: ours are closed by our exit, which removes nothing */
-	for (b = g->bins; b; b = b->next)
-		for (int i = 0; i < b->nlinks; i++)
-			bpf_link__disconnect(b->links[i]);
-	return 0;
+	return binattach_hand_over(g->bins);
 }
 
 void gctrace_free(struct gctrace *g)
 {
 	if (!g)
 		return;
-	while (g->bins) {
-		struct gc_binary *b = g->bins;
-
-		g->bins = b->next;
-		detach(g, b);
-		free(b);
-	}
+	binattach_free(g->bins);
 	gc_bpf__destroy(g->skel);
 	free(g->ret);
 	free(g);
 }
 
-static struct gc_binary **find(struct gctrace *g, uint32_t major, uint32_t minor, uint64_t inode)
-{
-	struct gc_binary **pp = &g->bins;
-
-	for (; *pp; pp = &(*pp)->next)
-		if ((*pp)->inode == inode && (*pp)->dev_major == major && (*pp)->dev_minor == minor)
-			break;
-	return pp;
-}
-
-/* Makes room under GC_MAX_UPROBES by detaching the binary idle the longest. */
-static bool make_room(struct gctrace *g, int needed)
-{
-	while (g->stats.uprobes + (uint64_t)needed > GC_MAX_UPROBES) {
-		struct gc_binary *b, *oldest = NULL;
-
-		for (b = g->bins; b; b = b->next)
-			if (!b->refs && !b->pinned && b->nlinks &&
-			    (!oldest || b->idle_since < oldest->idle_since))
-				oldest = b;
-		if (!oldest)
-			return false;
-		detach(g, oldest);
-		oldest->err = -ENOSPC;
-		oldest->failed_at = 0; /* may come back at once if used again */
-		snprintf(oldest->why, sizeof(oldest->why), "detached to make room");
-	}
-	return true;
-}
-
-static int attach_probe(struct gctrace *g, struct gc_binary *b, int fd, const struct py_binary *bin,
-			const char *name, struct bpf_program *prog)
-{
-	int i, err;
-
-	for (i = 0; i < bin->nprobes; i++) {
-		const struct usdt_probe *site = &bin->probes[i];
-		uint64_t cookie;
-
-		if (strcmp(site->name, name))
-			continue;
-		if (b->nlinks == (int)(sizeof(b->links) / sizeof(b->links[0])))
-			return -E2BIG;
-		if ((err = uprobes_arg_cookie(site, 0, &cookie)))
-			return err;
-		if ((err = uprobes_attach(prog, fd, site, cookie, &b->links[b->nlinks])))
-			return err;
-		b->nlinks++;
-		g->stats.uprobes++;
-	}
-	return 0;
-}
-
-/* Attaches both probes at every site of the binary open as fd: one uprobe per site serves
- * every process of that file. */
-static int attach(struct gctrace *g, struct gc_binary *b, int fd, const struct py_binary *bin)
-{
-	int needed =
-		py_binary_probe_sites(bin, "gc__start") + py_binary_probe_sites(bin, "gc__done");
-	int err;
-
-	g->stats.sites_dropped +=
-		bin->sites.duplicate + bin->sites.outside_exec + bin->sites.over_limit;
-	if (!make_room(g, needed)) {
-		g->stats.refused++;
-		snprintf(b->why, sizeof(b->why), "the limit of %d GC uprobes is reached",
-			 GC_MAX_UPROBES);
-		return -ENOSPC;
-	}
-	err = attach_probe(g, b, fd, bin, "gc__start", g->skel->progs.on_gc_start);
-	if (!err)
-		err = attach_probe(g, b, fd, bin, "gc__done", g->skel->progs.on_gc_done);
-	if (err) {
-		detach(g, b);
-		snprintf(b->why, sizeof(b->why), "attaching gc__start/gc__done failed: %s",
-			 strerror(-err));
-	}
-	return err;
-}
-
-static struct gc_binary *binary_of(struct gctrace *g, uint32_t major, uint32_t minor,
-				   uint64_t inode)
-{
-	struct gc_binary **slot = find(g, major, minor, inode), *b = *slot;
-
-	if (b)
-		return b;
-	b = calloc(1, sizeof(*b));
-	if (!b)
-		return NULL;
-	b->dev_major = major;
-	b->dev_minor = minor;
-	b->inode = inode;
-	b->err = -EAGAIN; /* not attached yet */
-	*slot = b;
-	return b;
-}
-
-/* Does b need an attach attempt now (never tried, or failed long enough ago)? */
-static bool due(const struct gc_binary *b)
-{
-	return b->err &&
-	       (b->err == -EAGAIN || !b->failed_at || monotonic_ns() - b->failed_at >= GC_RETRY_NS);
-}
-
-/* Attaches b using the binary open as fd (or fd's negative errno). */
-static int ensure_attached(struct gctrace *g, struct gc_binary *b, const struct py_binary *bin,
-			   int fd)
-{
-	uint64_t now = monotonic_ns();
-
-	b->err = fd < 0 ? fd : attach(g, b, fd, bin);
-	if (fd < 0)
-		snprintf(b->why, sizeof(b->why), "its binary could not be opened: %s",
-			 strerror(-fd));
-	if (b->err) {
-		b->failed_at = now ? now : 1;
-		g->stats.attach_failed++;
-	} else {
-		g->stats.attached++;
-		b->why[0] = '\0';
-	}
-	return b->err;
-}
-
 int gctrace_track(struct gctrace *g, const struct py_process *p)
 {
-	struct gc_binary *b;
-	int fd = -1, err;
-
 	if (!p->bin->caps.gc)
 		return -ENOTSUP;
-	b = binary_of(g, p->dev_major, p->dev_minor, p->inode);
-	if (!b)
-		return -ENOMEM;
-	b->refs++;
-	if (!b->err)
-		return 0;
-	if (!due(b))
-		return b->err; /* said when it failed; not again for every process */
-	{
-		/* opened inside p's root and checked against the inode p maps; the kernel is
-		 * given /proc/self/fd/N, so nothing resolves the path again */
-		fd = rootfs_open_verified(p->pid, p->interp_path, p->dev_major, p->dev_minor,
-					  p->inode);
-		err = ensure_attached(g, b, p->bin, fd);
-		if (fd >= 0)
-			close(fd);
-		if (err) {
-			log_warn("pid %d: GC tracing unavailable for %s: %s", p->pid,
-				 p->interp_path, b->why);
-			return err;
-		}
-		log_debug("attached GC probes to %s (for pid %d)", p->interp_path, p->pid);
-	}
-	return 0;
+	return binattach_track(g->bins, p);
 }
 
 void gctrace_untrack(struct gctrace *g, const struct py_process *p)
 {
-	struct gc_binary *b = *find(g, p->dev_major, p->dev_minor, p->inode);
-
-	if (b && b->refs > 0 && --b->refs == 0)
-		b->idle_since = monotonic_ns();
+	binattach_untrack(g->bins, p);
 }
 
 void gctrace_expire(struct gctrace *g)
 {
-	uint64_t now = monotonic_ns();
-	struct gc_binary **pp = &g->bins, *b;
-
-	while ((b = *pp)) {
-		if (b->refs || b->pinned || (!b->err && now - b->idle_since < g->linger_ns)) {
-			pp = &b->next;
-			continue;
-		}
-		*pp = b->next;
-		detach(g, b);
-		free(b);
-	}
+	binattach_expire(g->bins);
 }
 
 int gctrace_status(struct gctrace *g, const struct py_process *p, const char **reason,
 		   const char **why)
 {
-	struct gc_binary *b;
-
 	if (!p->bin->caps.gc) {
 		*reason = p->bin->caps.no_gc_label;
 		*why = p->bin->caps.no_gc;
 		return 0;
 	}
-	b = *find(g, p->dev_major, p->dev_minor, p->inode);
-	if (b && !b->err)
-		return 1;
-	*reason = b && b->err == -ENOSPC ? "uprobe_limit" : "attach_failed";
-	*why = b && b->why[0] ? b->why : "not attached";
-	return 0;
+	return binattach_status(g->bins, p, reason, why);
 }
 
-int gctrace_pin_file(struct gctrace *g, const char *path)
+static bool has_gc(const struct py_binary *b)
 {
-	struct py_binary bin = { 0 };
-	struct elf_file *ef = NULL;
-	struct gc_binary *b;
-	struct stat st;
-	int fd, err;
+	return b->caps.gc;
+}
 
-	/* O_NONBLOCK: a FIFO planted at the path must not block us; only regular files */
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return -EBADF;
-	}
-	b = *find(g, major(st.st_dev), minor(st.st_dev), st.st_ino);
-	if (b && (!b->err || !due(b))) {
-		b->pinned = true;
-		close(fd);
-		return b->err;
-	}
-	err = elf_file_open_fd(fd, &ef);
-	if (!err)
-		err = py_binary_inspect(ef, &bin);
-	if (!err && !bin.caps.gc)
-		err = -ENOTSUP;
-	if (!err && !(b = binary_of(g, major(st.st_dev), minor(st.st_dev), st.st_ino)))
-		err = -ENOMEM;
-	if (!err) {
-		b->pinned = true;
-		err = ensure_attached(g, b, &bin, fd);
-		if (err)
-			log_warn("cannot attach the GC probes of %s: %s", path, b->why);
-		else
-			log_debug("attached GC probes to %s (installed)", path);
-	}
-	py_binary_clear(&bin);
-	elf_file_free(ef);
-	close(fd);
-	return err;
+void gctrace_pin_installed(struct gctrace *g)
+{
+	binattach_pin_installed(g->bins, has_gc);
 }
 
 void gctrace_set_linger_ns(struct gctrace *g, uint64_t linger_ns)
 {
-	g->linger_ns = linger_ns;
+	binattach_set_linger_ns(g->bins, linger_ns);
 }
 
 void gctrace_set_slow_ns(struct gctrace *g, uint64_t slow_ns)
@@ -440,12 +215,16 @@ int gctrace_histogram(struct gctrace *g, const struct pyro_gc_key *k, uint64_t *
 
 void gctrace_stats(struct gctrace *g, struct gctrace_stats *st)
 {
-	struct gc_binary *b;
+	struct binattach_stats a;
 
+	binattach_stats(g->bins, &a);
 	*st = g->stats;
-	st->binaries = 0;
-	for (b = g->bins; b; b = b->next)
-		st->binaries += !b->err;
+	st->attached = a.attached;
+	st->attach_failed = a.attach_failed;
+	st->binaries = a.binaries;
+	st->uprobes = a.uprobes;
+	st->refused = a.refused;
+	st->sites_dropped = a.sites_dropped;
 	bpfstats_percpu_sum(g->skel->maps.gc_counters, PYRO_GC_COUNTER_MAX, st->kernel);
 }
 

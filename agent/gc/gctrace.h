@@ -50,13 +50,13 @@ int gctrace_track(struct gctrace *g, const struct py_process *p);
 void gctrace_untrack(struct gctrace *g, const struct py_process *p);
 /* Detaches binaries idle for longer than the linger period, and forgets failed ones. */
 void gctrace_expire(struct gctrace *g);
-/* Attaches the GC probes of an interpreter installed at path (in our root) until the end,
- * so that its processes are counted from their first collection. -ENOTSUP if it has none. */
-int gctrace_pin_file(struct gctrace *g, const char *path);
+/* Attaches the GC probes of the interpreters installed on the host until the end, so that
+ * their processes are counted from their first collection. */
+void gctrace_pin_installed(struct gctrace *g);
 /* 1 if p's GC is traced; else 0 with a short label (reason) and a sentence (why). */
 int gctrace_status(struct gctrace *g, const struct py_process *p, const char **reason,
 		   const char **why);
-/* At exit: hands the uprobes to the broker (agent/gc/uprobes.h), so that removing them does
+/* At exit: hands the uprobes to the broker (agent/usdt/uprobes.h), so that removing them does
  * not hold up our exit. */
 int gctrace_hand_over(struct gctrace *g);
 /* Changes the linger period (SIGHUP). */

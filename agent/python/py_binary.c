@@ -241,6 +241,24 @@ static void decide_gc(struct py_binary *b)
 	}
 }
 
+static void decide_imports(struct py_binary *b)
+{
+	if (!b->has_usdt_notes)
+		b->caps.no_imports = "built without USDT probes (no .note.stapsdt)";
+	else if (b->notes_refused)
+		b->caps.no_imports = "its USDT note section is larger than 1 MiB: refused";
+	else if (!py_binary_probe_sites(b, "import__find__load__start") ||
+		 !py_binary_probe_sites(b, "import__find__load__done"))
+		b->caps.no_imports =
+			"import__find__load__start/done probes absent or not attachable";
+	else if (too_many_sites(b, "import__find__load__start", "import__find__load__done"))
+		b->caps.no_imports =
+			"more than 8 sites of import__find__load__start or __done (not "
+			"a real CPython build): refused";
+	else
+		b->caps.imports = true;
+}
+
 static void decide_calls(struct py_binary *b)
 {
 	uint32_t mm = b->hexversion & 0xFFFF0000;
@@ -273,6 +291,7 @@ void py_binary_caps_decide(struct py_binary *b)
 	memset(&b->caps, 0, sizeof(b->caps));
 	decide_cpu(b);
 	decide_gc(b);
+	decide_imports(b);
 	decide_calls(b);
 }
 

@@ -30,9 +30,11 @@ enum py_calls_mode {
 struct py_caps {
 	bool cpu;
 	bool gc;
+	bool imports;
 	enum py_calls_mode calls;
-	const char *no_cpu, *no_gc, *no_calls; /* why not, for people; NULL when available */
-	const char *no_gc_label;	       /* why not, as a metric label value */
+	/* why not, for people; NULL when available */
+	const char *no_cpu, *no_gc, *no_calls, *no_imports;
+	const char *no_gc_label; /* why not, as a metric label value */
 };
 
 struct py_binary {

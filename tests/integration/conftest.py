@@ -40,7 +40,7 @@ def pytest_configure(config):
 class Workload:
     """A Python process from the zoo running a script; it prints 'ready' once started."""
 
-    def __init__(self, entry, script, args=(), env=None):
+    def __init__(self, entry, script, args=(), env=None, stderr=None):
         self.entry = entry
         root = entry["root"]
         name = f"pyro-test-{uuid.uuid4().hex[:8]}.py"
@@ -53,7 +53,7 @@ class Workload:
         if root != "/":
             argv = ["chroot", root] + argv  # chroot execs the interpreter: same pid
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True, env={**os.environ, **(env or {})})
+                                     stderr=stderr, text=True, env={**os.environ, **(env or {})})
         self.pid = self.proc.pid
         line = self.proc.stdout.readline()
         if line.strip() != "ready":
@@ -102,8 +102,8 @@ def no_daemon_outlives_its_test():
 def workload():
     started = []
 
-    def start(entry, script=SLEEPER, args=(), env=None):
-        w = Workload(entry, script, args, env)
+    def start(entry, script=SLEEPER, args=(), env=None, stderr=None):
+        w = Workload(entry, script, args, env, stderr)
         started.append(w)
         return w
 

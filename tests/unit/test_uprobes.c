@@ -15,7 +15,7 @@
 #include <linux/types.h>
 
 #include "pyrometer.h"
-#include "gc/uprobes.h"
+#include "usdt/uprobes.h"
 #include "python/usdt_notes.h"
 
 static uint64_t cookie_of(const char *spec)

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
-#include "gc/uprobes.h"
+#include "usdt/uprobes.h"
 
 #include <bpf/libbpf.h>
 #include <errno.h>

@@ -1,0 +1,293 @@
+"""Imports: record --mode imports and the daemon's start-up import profiles. Every figure is
+checked twice on the same run: against the sleeps written into the modules' bodies, and
+against the interpreter's own -X importtime (which times the same C function the probes sit
+in, import_find_and_load)."""
+import json
+import re
+import signal
+import subprocess
+import threading
+import time
+import uuid
+
+import pytest
+
+from conftest import PYROMETER, ZOO, workload_script
+from daemon import Daemon
+from pprof_raw import RawProfile
+
+VERSIONS = ["py39", "py311", "py313", "py314", "py315"]
+# what each module's body sleeps, nested imports included (workloads/imports.py)
+EXPECTED = {"imp_root": 0.60, "imp_a": 0.50, "imp_c": 0.20, "imp_b": 0.10, "imp_bad": 0.05,
+            "imp_x": 0.06, "imp_y": 0.03, "imp_t1": 0.25, "imp_t1_sub": 0.15, "imp_t2": 0.20}
+PATHS = {"imp_root": ("imp_root",), "imp_a": ("imp_root", "imp_a"),
+         "imp_c": ("imp_root", "imp_a", "imp_c"), "imp_b": ("imp_root", "imp_b"),
+         "imp_bad": ("imp_bad [failed]",), "imp_x": ("imp_x",), "imp_y": ("imp_x", "imp_y"),
+         "imp_t1": ("imp_t1",), "imp_t1_sub": ("imp_t1", "imp_t1_sub"), "imp_t2": ("imp_t2",)}
+PY_FRAME = re.compile(r"(.+) \((.*):(\d+)\)$")
+
+
+def near(measured, expected, rel, abs_s):
+    return abs(measured - expected) <= rel * expected + abs_s
+
+
+def importtime(text):
+    """module -> cumulative seconds, from -X importtime's lines."""
+    out = {}
+    for m in re.finditer(r"^import time:\s+(\d+) \|\s+(\d+) \| *(\S+)$", text, re.M):
+        out[m.group(3)] = int(m.group(2)) / 1e6
+    return out
+
+
+class Recorded:
+    """`record --mode imports -p PID` over the imports of workloads/imports.py, which waits
+    ("hold") until the recorder is ready; its -X importtime output goes to a file."""
+
+    def __init__(self, name, workload, tmp_path, fmt="folded"):
+        entry = {**ZOO[name], "argv": ZOO[name]["argv"] + ["-X", "importtime"]}
+        self.importtime_path = tmp_path / f"importtime-{name}.txt"
+        self.out_path = tmp_path / f"imports-{name}.{fmt}"
+        with open(self.importtime_path, "w") as err:
+            w = workload(entry, workload_script("imports.py"), ["hold"], stderr=err)
+        self.proc = subprocess.Popen([PYROMETER, "record", "--mode", "imports", "-p",
+                                      str(w.pid), "-v", "--format", fmt, "-o",
+                                      str(self.out_path)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.err = []
+        started = threading.Event()
+
+        def read():
+            for line in self.proc.stderr:
+                self.err.append(line)
+                if "recording imports" in line:
+                    started.set()
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        assert started.wait(30), "record --mode imports did not start: " + "".join(self.err)
+        w.proc.stdin.write("go\n")
+        w.proc.stdin.flush()
+        self.workload = json.loads(w.proc.stdout.readline())
+        self.script = w.script_in_root
+        w.proc.stdin.close()  # it exits, and the recording ends with it
+        assert self.proc.wait(timeout=60) == 0, "".join(self.err)
+        reader.join(timeout=30)
+        self.stderr = "".join(self.err)
+        self.importtime = importtime(self.importtime_path.read_text())
+
+
+def folded(path):
+    """[(python frames root first, modules root first, microseconds)]."""
+    rows = []
+    for line in path.read_text().splitlines():
+        stack, value = line.rsplit(" ", 1)
+        frames = stack.split(";")[1:]  # after comm:pid
+        k = 0
+        while k < len(frames) and PY_FRAME.match(frames[k]):
+            k += 1
+        rows.append((frames[:k], tuple(frames[k:]), int(value)))
+    return rows
+
+
+def inclusive(rows, path):
+    """Seconds spent in the imports at this path of modules, nested ones included."""
+    return sum(us for _, mods, us in rows if mods[:len(path)] == path) / 1e6
+
+
+def importer(rows, module):
+    """(function, file, line) of the Python frame that made an outermost import."""
+    found = {PY_FRAME.match(py[-1]).groups() for py, mods, _ in rows
+             if mods[:1] == (module,) and py}
+    assert len(found) == 1, (module, found)
+    name, file, line = found.pop()
+    return name, file, int(line)
+
+
+@pytest.mark.parametrize("name", VERSIONS)
+def test_import_tree_and_times_match_importtime(name, workload, tmp_path):
+    """The package tree, a failing import, a circular import and imports from two threads:
+    each module at its place in the tree, its inclusive time within 10 % + 20 ms of the
+    sleeps in its body and within 3 % + 3 ms of -X importtime's on the same run, and the
+    line that made each outermost import."""
+    r = Recorded(name, workload, tmp_path)
+    rows = folded(r.out_path)
+    text = r.out_path.read_text()
+    assert ";imp_root;imp_a;imp_c " in text, text
+    for module, path in PATHS.items():
+        got = inclusive(rows, path)
+        assert near(got, EXPECTED[module], 0.10, 0.020), (module, got, text)
+        assert module in r.importtime, (module, r.importtime)
+        assert near(got, r.importtime[module], 0.03, 0.003), (module, got, r.importtime)
+    # each module once, in one place: imp_c only under imp_a, imp_x not again under imp_y
+    for module in ("imp_c", "imp_x", "imp_y", "imp_t1_sub"):
+        places = {mods[:mods.index(module) + 1] for _, mods, _ in rows if module in mods}
+        assert len(places) == 1, (module, places)
+    assert any(mods == ("imp_missing [failed]",) for _, mods, _ in rows), text
+    lines = r.workload["lines"]
+    for module, line in (("imp_root", lines["imp_root"]), ("imp_missing [failed]",
+                                                          lines["imp_missing"]),
+                         ("imp_bad [failed]", lines["imp_bad"]), ("imp_x", lines["imp_x"])):
+        assert importer(rows, module) == ("<module>", r.script, line), module
+    for module in ("imp_t1", "imp_t2"):
+        assert importer(rows, module) == ("in_thread", r.script, lines["in_thread"]), module
+    m = re.search(r"lost: (\d+) \(ring buffer full\), (\d+) deeper than \d+, (\d+) without "
+                  r"storage, (\d+) over the per-process limit", r.stderr)
+    assert m and m.groups() == ("0", "0", "0", "0"), r.stderr
+
+
+def test_table_shows_inclusive_and_exclusive_times(workload, tmp_path):
+    r = Recorded("py314", workload, tmp_path, fmt="table")
+    rows = {}
+    for line in r.out_path.read_text().splitlines():
+        m = re.match(r"\s*([\d.]+)\s+([\d.]+)  ( *)(\S+( \[failed\])?)(  <- (.*))?$", line)
+        if m:
+            rows.setdefault(m.group(4), (float(m.group(1)) / 1e3, float(m.group(2)) / 1e3,
+                                         len(m.group(3)) // 2, m.group(7)))
+    out = r.out_path.read_text()
+    incl, excl, depth, src = rows["imp_root"]
+    assert depth == 0 and src == f"<module> ({r.script}:{r.workload['lines']['imp_root']})"
+    assert near(incl, 0.60, 0.10, 0.020) and excl < 0.02, out
+    incl, excl, depth, _ = rows["imp_a"]
+    assert depth == 1 and near(excl, 0.30, 0.10, 0.020), out
+    assert rows["imp_c"][2] == 2 and rows["imp_b"][2] == 1, out
+    assert rows["imp_missing [failed]"][2] == 0, out
+
+
+def test_pprof_carries_exclusive_nanoseconds_per_module(workload, tmp_path):
+    """go tool pprof reads it; sample types modules/count and import/nanoseconds; the
+    values of the samples under imp_root add up to its inclusive time."""
+    r = Recorded("py311", workload, tmp_path, fmt="pprof")
+    prof = RawProfile(str(r.out_path))
+    assert "modules/count import/nanoseconds" in prof.text, prof.text[:400]
+    under = [(c, stack, ns) for (c, stack, _), ns in zip(prof.samples, prof.second)
+             if "imp_root" in stack]
+    assert sum(c for c, _, _ in under) == 4  # imp_root, imp_a, imp_c, imp_b: one import each
+    assert near(sum(ns for _, _, ns in under) / 1e9, r.importtime["imp_root"], 0.03, 0.003)
+    leafs = {stack[0]: stack for _, stack, _ in under}
+    assert leafs["imp_c"][:3] == ["imp_c", "imp_a", "imp_root"], leafs
+
+
+def test_a_python_without_probes_is_refused_clearly(workload):
+    w = workload(ZOO["py311-nousdt"])
+    r = subprocess.run([PYROMETER, "record", "--mode", "imports", "-p", str(w.pid), "-d", "1"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0
+    assert "without USDT" in r.stderr, r.stderr
+
+
+def stored_import_profiles(store, service):
+    return sorted((store / service).glob("*.import.pb.gz"))
+
+
+def wait_for(pred, timeout, what):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.2)
+    raise AssertionError(f"no {what} within {timeout} s")
+
+
+def daemon_with_store(tmp_path, *args):
+    store = tmp_path / "store"
+    return Daemon(tmp_path, "--store-enabled", "true", "--store", str(store), "--off-cpu",
+                  "false", *args), store
+
+
+def in_path(stack, path):
+    """Whether a sample (leaf first) lies at or under the modules' path (root first). `go
+    tool pprof -raw` cuts a name at its first space: "imp_bad [failed]" reads "imp_bad"."""
+    modules = [f for f in reversed(stack) if f.startswith("imp_")]
+    return tuple(modules[:len(path)]) == tuple(p.split(" ")[0] for p in path)
+
+
+def run_service(workload, entry, service):
+    """workloads/imports.py run to its end, its scenario right after start-up."""
+    w = workload(entry, workload_script("imports.py"), env={"PYROMETER_SERVICE": service})
+    json.loads(w.proc.stdout.readline())
+    w.proc.stdin.close()
+    w.proc.wait(timeout=30)
+
+
+def tree_times(path):
+    """module -> inclusive seconds, from a stored import profile (go tool pprof reads it)."""
+    prof = RawProfile(str(path))
+    assert "modules/count import/nanoseconds" in prof.text, prof.text[:400]
+    return prof, {module: sum(v for (_, stack, _), v in zip(prof.samples, prof.second)
+                              if in_path(stack, p)) / 1e9 for module, p in PATHS.items()}
+
+
+def test_the_daemon_exports_a_startup_profile_of_a_service_started_after_it(workload,
+                                                                            tmp_path):
+    """As deployed: the daemon first, then a service on the host's interpreter (attached at
+    the daemon's start, so seen from its first import). When the service exits, its start-up
+    import profile is in the store with the tree and its times, and /metrics has its
+    outermost imports in python_import_seconds{phase="startup"} (promtool checks it)."""
+    service = f"imptest-{uuid.uuid4().hex[:8]}"
+    d, store = daemon_with_store(tmp_path)
+    run_service(workload, ZOO["py311"], service)
+    stored = wait_for(lambda: stored_import_profiles(store, service), 30, "import profile")
+    pattern = re.compile(rf'^python_import_seconds_count{{service_name="{service}",'
+                         rf'phase="startup"}} (\d+)$', re.M)
+    metrics = wait_for(lambda: (lambda m: m if pattern.search(m) else None)(d.metrics()), 10,
+                       "python_import_seconds of the service")  # published each second
+    d.stop()
+    assert len(stored) == 1, stored
+    prof, times = tree_times(stored[0])
+    assert f"service_name={service}" in prof.text
+    for module, got in times.items():
+        assert near(got, EXPECTED[module], 0.10, 0.020), (module, got)
+    # the stdlib the workload loads first is in it too: seen from the first import
+    assert any("tempfile" in stack for _, stack, _ in prof.samples), prof.text[:2000]
+    assert int(pattern.search(metrics).group(1)) >= 6, metrics
+    r = subprocess.run(["promtool", "check", "metrics"], input=metrics, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_imports_after_the_startup_window_are_counted_as_runtime(workload, tmp_path):
+    """With a 1 s start-up window, the workload's scenario (held 2 s) runs after it: exactly
+    its six outermost imports land in phase="runtime", with their time as _sum."""
+    service = f"imprt-{uuid.uuid4().hex[:8]}"
+    d, store = daemon_with_store(tmp_path, "--import-startup", "1")
+    w = workload(ZOO["py314"], workload_script("imports.py"), ["hold"],
+                 env={"PYROMETER_SERVICE": service})
+    time.sleep(2)
+    w.proc.stdin.write("go\n")
+    w.proc.stdin.flush()
+    json.loads(w.proc.stdout.readline())
+
+    def runtime():
+        m = re.search(rf'^python_import_seconds_count{{service_name="{service}",'
+                      rf'phase="runtime"}} (\d+)$', d.metrics(), re.M)
+        return m and int(m.group(1)) >= 6 and m
+    wait_for(runtime, 30, "runtime imports in /metrics")
+    time.sleep(1.5)  # a tick more: nothing else comes
+    metrics = d.metrics()
+    d.stop()
+    count = re.search(rf'^python_import_seconds_count{{service_name="{service}",'
+                      rf'phase="runtime"}} (\d+)$', metrics, re.M)
+    total = re.search(rf'^python_import_seconds_sum{{service_name="{service}",'
+                      rf'phase="runtime"}} (\S+)$', metrics, re.M)
+    # imp_root, imp_missing, imp_bad, imp_x, imp_t1, imp_t2
+    assert int(count.group(1)) == 6, metrics
+    assert near(float(total.group(1)), 0.60 + 0.05 + 0.06 + 0.25 + 0.20, 0.10, 0.05), metrics
+    # its start-up (the stdlib before "ready") went out as a profile of its own
+    assert len(stored_import_profiles(store, service)) == 1
+
+
+def test_a_container_interpreter_is_seen_whole_from_its_second_process(workload, tmp_path):
+    """An interpreter in another root (a container's) is armed when discovery meets its
+    first process, which may lose its earliest imports; its start-up profile goes out all the
+    same. Every later process of that binary is seen from its first import."""
+    d, store = daemon_with_store(tmp_path)
+    first, second = (f"impct-{uuid.uuid4().hex[:8]}" for _ in range(2))
+    run_service(workload, ZOO["py313"], first)
+    wait_for(lambda: stored_import_profiles(store, first), 30, "first import profile")
+    run_service(workload, ZOO["py313"], second)
+    stored = wait_for(lambda: stored_import_profiles(store, second), 30, "second profile")
+    d.stop()
+    prof, times = tree_times(stored[0])
+    for module, got in times.items():
+        assert near(got, EXPECTED[module], 0.10, 0.020), (module, got)
+    assert any("tempfile" in stack for _, stack, _ in prof.samples), prof.text[:2000]
