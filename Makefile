@@ -156,6 +156,7 @@ bench: deps
 	PYROMETER=$(abspath $(BUILD)/pyrometer) $(PYTHON) tests/bench/bench_gc.py
 	PYROMETER=$(abspath $(BUILD)/pyrometer) $(PYTHON) tests/bench/bench_churn.py
 	PYROMETER=$(abspath $(BUILD)/pyrometer) $(PYTHON) tests/bench/bench_calls.py
+	PYROMETER=$(abspath $(BUILD)/pyrometer) $(PYTHON) tests/bench/bench_imports.py
 	PYROMETER=$(abspath $(BUILD)/pyrometer) PINGPONG=$(abspath $(BUILD)/bench_pingpong) \
 		$(PYTHON) tests/bench/bench_wall.py
 

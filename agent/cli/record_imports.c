@@ -65,6 +65,7 @@ struct imports_cmd {
 	const char *output;
 	enum options_format format;
 	bool format_set;
+	bool floor; /* make bench: --floor */
 
 	struct evloop *loop;
 	struct discover *disc;
@@ -83,6 +84,7 @@ struct imports_cmd {
 enum {
 	OPT_FORMAT = 256,
 	OPT_MODE,
+	OPT_FLOOR,
 };
 
 static int parse_args(int argc, char **argv, struct imports_cmd *c)
@@ -94,6 +96,8 @@ static int parse_args(int argc, char **argv, struct imports_cmd *c)
 		{ "output", required_argument, NULL, 'o' },
 		{ "format", required_argument, NULL, OPT_FORMAT },
 		{ "mode", required_argument, NULL, OPT_MODE },
+		/* make bench: the probes with a program that only counts hits */
+		{ "floor", no_argument, NULL, OPT_FLOOR },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
@@ -117,6 +121,9 @@ static int parse_args(int argc, char **argv, struct imports_cmd *c)
 			c->format_set = true;
 			break;
 		case OPT_MODE: /* imports: how we got here */
+			break;
+		case OPT_FLOOR:
+			c->floor = true;
 			break;
 		default:
 			if ((err = options_common(opt, imports_usage)))
@@ -327,7 +334,7 @@ static void summary(struct imports_cmd *c)
 static int start(struct imports_cmd *c)
 {
 	struct discover_ops ops = { .on_start = on_start, .on_exit = on_exit_, .ctx = c };
-	struct importtrace_opts io = { .all = c->all, .linger_ns = UINT64_MAX };
+	struct importtrace_opts io = { .all = c->all, .linger_ns = UINT64_MAX, .floor = c->floor };
 	int err, i;
 
 	if ((err = evloop_new(&c->loop)) || (err = discover_new(&ops, c->loop, &c->disc)) ||

@@ -140,8 +140,15 @@ struct imports_state {
 	struct import_hist *hists;
 	size_t nhists, hists_cap;
 	struct series_set series;
+	size_t held;	  /* imports kept in the trees of all processes */
+	uint64_t dropped; /* imports not kept: over IMPORT_MAX_HELD */
 	uint64_t profiles, partial, unattributed;
 };
+
+/* Most imports the start-up trees of all processes keep at once (about 200 bytes each): a
+ * host, or a hostile container, starting many processes that import without end cannot
+ * make the daemon grow past this. */
+#define IMPORT_MAX_HELD 131072
 
 struct exited {
 	uint64_t due_ns; /* CLOCK_MONOTONIC */

@@ -32,10 +32,18 @@ static struct import_proc *proc_of(struct run *r, pid_t pid, bool add)
 	return ip;
 }
 
+static void tree_clear(struct run *r, struct import_proc *ip)
+{
+	r->imports.held -= ip->tree.n;
+	importtree_free(&ip->tree);
+	importtree_init(&ip->tree);
+}
+
 static void proc_remove(struct run *r, struct import_proc *ip)
 {
 	struct imports_state *s = &r->imports;
 
+	tree_clear(r, ip);
 	importtree_free(&ip->tree);
 	*ip = s->procs[--s->nprocs];
 }
@@ -74,12 +82,41 @@ static const char *service_name_of(struct run *r, pid_t pid)
 	return p && p->service[0] ? p->service : "unknown";
 }
 
+/* What the import tracer lost, and where (the kernel's counters and ours). */
+static void losses_write(const struct run *r, FILE *f)
+{
+	const struct imports_state *s = &r->imports;
+	struct importtrace_stats st;
+	uint64_t *k = st.kernel;
+
+	importtrace_stats(s->it, &st);
+	fprintf(f,
+		"# HELP pyrometer_import_profiles_total Start-up import profiles exported, and "
+		"those of processes whose binary was armed after they started (imports missing).\n"
+		"# TYPE pyrometer_import_profiles_total counter\n"
+		"pyrometer_import_profiles_total{complete=\"true\"} %" PRIu64 "\n"
+		"pyrometer_import_profiles_total{complete=\"false\"} %" PRIu64 "\n",
+		s->profiles - s->partial, s->partial);
+	fprintf(f,
+		"# HELP pyrometer_imports_lost_total Imports not measured or not kept, by reason.\n"
+		"# TYPE pyrometer_imports_lost_total counter\n"
+		"pyrometer_imports_lost_total{reason=\"ring_full\"} %" PRIu64 "\n"
+		"pyrometer_imports_lost_total{reason=\"too_deep\"} %" PRIu64 "\n"
+		"pyrometer_imports_lost_total{reason=\"no_storage\"} %" PRIu64 "\n"
+		"pyrometer_imports_lost_total{reason=\"start_unseen\"} %" PRIu64 "\n"
+		"pyrometer_imports_lost_total{reason=\"memory_cap\"} %" PRIu64 "\n"
+		"pyrometer_imports_lost_total{reason=\"unattributed\"} %" PRIu64 "\n",
+		k[PYRO_IMP_EVENTS_LOST], k[PYRO_IMP_TOO_DEEP], k[PYRO_IMP_NO_STORAGE],
+		k[PYRO_IMP_NO_START], s->dropped, s->unattributed);
+}
+
 void importing_metrics_write(const struct run *r, FILE *f)
 {
 	const struct imports_state *s = &r->imports;
 
 	if (!s->it)
 		return;
+	losses_write(r, f);
 	fprintf(f, "# HELP python_import_seconds Wall time of outermost imports that loaded a "
 		   "module (the imports nested in one count within it), by phase: startup (the "
 		   "first import-startup seconds of a process) or runtime.\n"
@@ -144,8 +181,7 @@ static void finish_startup(struct run *r, struct import_proc *ip)
 	series_flush(r, &r->imports.series, wall - (mono - ip->start_ns), wall, EXPORT_KIND_IMPORT);
 	r->imports.profiles++;
 out:
-	importtree_free(&ip->tree);
-	importtree_init(&ip->tree);
+	tree_clear(r, ip);
 }
 
 static uint64_t window_ns(const struct run *r)
@@ -172,8 +208,7 @@ void importing_on_start(struct run *r, const struct py_process *p, uint64_t ktim
 	for (uint32_t n = ip->tree.first_root; n; n = ip->tree.nodes[n - 1].next)
 		observe(r, service_name_of(r, p->pid), true, ip->tree.nodes[n - 1].incl_ns);
 	ip->startup_over = true;
-	importtree_free(&ip->tree);
-	importtree_init(&ip->tree);
+	tree_clear(r, ip);
 }
 
 void importing_on_exit(struct run *r, const struct py_process *p)
@@ -235,10 +270,17 @@ static int on_import(void *ctx, void *data, size_t len)
 			observe(r, service_name_of(r, ip->pid), true, e->duration_ns);
 		return 0;
 	}
+	if (r->imports.held >= IMPORT_MAX_HELD) {
+		r->imports.dropped++;
+		return 0;
+	}
 	if (e->flags & PYRO_IMPORT_ROOT)
 		n = importtrace_importer(cpuprof_symbolizer(r->cpu),
 					 cpuprof_process(r->cpu, (pid_t)e->pid), data, frames);
-	importtree_add(&ip->tree, e, frames, n);
+	if (importtree_add(&ip->tree, e, frames, n))
+		r->imports.dropped++;
+	else
+		r->imports.held++;
 	return 0;
 }
 

@@ -50,6 +50,7 @@ int importtrace_new(const struct importtrace_opts *o, struct importtrace **out)
 		goto fail;
 	}
 	t->skel->rodata->imports_all = o->all;
+	t->skel->rodata->floor_only = o->floor;
 	err = bpf_map__reuse_fd(t->skel->maps.procs, o->procs_fd);
 	if (!err)
 		err = imports_bpf__load(t->skel);

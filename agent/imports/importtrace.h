@@ -28,6 +28,7 @@ struct importtrace_opts {
 	int procs_fd;	    /* discovery's pid map */
 	bool all;	    /* every process of an attached binary, not only flagged ones */
 	uint64_t linger_ns; /* a binary no process runs stays attached this long */
+	bool floor;	    /* make bench: programs that only count probe hits */
 };
 
 struct importtrace_stats {

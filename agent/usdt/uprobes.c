@@ -344,12 +344,17 @@ void uprobes_stop_broker(void)
 {
 	if (broker_fd < 0)
 		return;
+	/* With uprobes handed over, the broker must outlive our own references to them (the
+	 * perf event files libbpf keeps open beside each link): closed first, it would drop
+	 * its links while we still hold the events, and removing them (an RCU tasks-trace
+	 * grace period each, 50-80 ms here) would fall on our exit after all. So the socket
+	 * stays open, and our exit closes it after our other files: the broker then sees the
+	 * end of the stream, or our death, and the removals are its own wait. */
+	if (handed_over)
+		return;
 	close(broker_fd); /* it exits at end of stream */
 	broker_fd = -1;
-	/* With uprobes handed over, its exit removes them (one RCU grace period each):
-	 * that wait is its own, not ours. */
-	if (!handed_over)
-		waitpid(broker_pid, NULL, 0);
+	waitpid(broker_pid, NULL, 0);
 }
 
 static int broker_open(int file_fd, const struct broker_req *q)
