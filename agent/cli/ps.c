@@ -27,8 +27,9 @@ static const char ps_usage[] =
 	"\n"
 	"Lists the CPython processes on this host (containers and chroots included): pid, version\n"
 	"(read from the interpreter binary), where the interpreter lives, its USDT probes and\n"
-	"what pyrometer can do with it (cpu: stack sampling; gc: GC pause tracing; calls: exact\n"
-	"call counts and latency; call-counts: exact counts only).\n"
+	"what pyrometer can do with it (cpu: stack sampling; gc: GC pause tracing; imports:\n"
+	"import tree and times; calls: exact call counts and latency; call-counts: exact counts\n"
+	"only).\n"
 	"\n"
 	"  --json     one JSON object per line\n"
 	"  --watch    keep running; print a line when a Python process starts or exits\n"
@@ -80,8 +81,9 @@ static void print_json(const struct py_process *p, const char *event, uint64_t k
 
 static void caps_text(const struct py_caps *c, char *buf, size_t len)
 {
-	snprintf(buf, len, "%s%s%s%s", c->cpu ? "cpu," : "", c->gc ? "gc," : "",
-		 c->calls ? py_binary_calls_mode_name(c->calls) : "", c->calls ? "," : "");
+	snprintf(buf, len, "%s%s%s%s%s", c->cpu ? "cpu," : "", c->gc ? "gc," : "",
+		 c->imports ? "imports," : "", c->calls ? py_binary_calls_mode_name(c->calls) : "",
+		 c->calls ? "," : "");
 	if (buf[0])
 		buf[strlen(buf) - 1] = '\0';
 	else

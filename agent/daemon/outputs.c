@@ -87,6 +87,13 @@ static void capabilities_off(const struct run *r, const char **off)
 					     ?: "the GC tracer did not start (the log says why)";
 	off[KERNEL_CAP_CALLS] = r->cfg.calls_window > 0 ? kernel_lacks(KERNEL_CAP_CALLS)
 							: "off in the configuration";
+	off[KERNEL_CAP_IMPORTS] = NULL;
+	if (!r->cfg.imports)
+		off[KERNEL_CAP_IMPORTS] = "off in the configuration";
+	else if (!r->imports.it)
+		off[KERNEL_CAP_IMPORTS] =
+			kernel_lacks(KERNEL_CAP_IMPORTS)
+				?: "the import tracer did not start (the log says why)";
 }
 
 static void self_figures(struct run *r, struct self_figures *s)

@@ -42,6 +42,8 @@ static void json_caps(struct json *j, const struct py_caps *c)
 		json_str(j, NULL, "cpu");
 	if (c->gc)
 		json_str(j, NULL, "gc");
+	if (c->imports)
+		json_str(j, NULL, "imports");
 	if (c->calls)
 		json_str(j, NULL, py_binary_calls_mode_name(c->calls));
 	json_arr_close(j);
@@ -50,6 +52,8 @@ static void json_caps(struct json *j, const struct py_caps *c)
 		json_str(j, "cpu", c->no_cpu);
 	if (c->no_gc)
 		json_str(j, "gc", c->no_gc);
+	if (c->no_imports)
+		json_str(j, "imports", c->no_imports);
 	if (c->no_calls)
 		json_str(j, "calls", c->no_calls);
 	json_obj_close(j);
@@ -66,6 +70,10 @@ void describe_caps_here(const struct py_binary *b, struct py_caps *out)
 		out->gc = false;
 		out->no_gc = kernel_lacks(KERNEL_CAP_GC);
 		out->no_gc_label = "kernel";
+	}
+	if (kernel_lacks(KERNEL_CAP_IMPORTS)) {
+		out->imports = false;
+		out->no_imports = kernel_lacks(KERNEL_CAP_IMPORTS);
 	}
 	if (kernel_lacks(KERNEL_CAP_CALLS)) {
 		out->calls = PY_CALLS_NONE;

@@ -63,7 +63,12 @@ class Recorded:
                     started.set()
         reader = threading.Thread(target=read, daemon=True)
         reader.start()
-        assert started.wait(30), "record --mode imports did not start: " + "".join(self.err)
+        end = time.monotonic() + 30
+        while not started.wait(0.2) and self.proc.poll() is None and time.monotonic() < end:
+            pass
+        if not started.is_set():
+            reader.join(timeout=10)
+            raise AssertionError("record --mode imports did not start: " + "".join(self.err))
         w.proc.stdin.write("go\n")
         w.proc.stdin.flush()
         self.workload = json.loads(w.proc.stdout.readline())

@@ -18,13 +18,13 @@ from conftest import PYROMETER, SLEEPER, ZOO, ps_json, run_pyrometer
 
 # From DESIGN.md's table: which pyrometer capabilities each build supports.
 EXPECTED_CAPS = {
-    "py39": ["cpu", "gc", "calls"],
-    "py311": ["cpu", "gc", "call-counts"],          # entry never fires for Py->Py calls
-    "py311-embedded": ["cpu", "gc", "call-counts"],
-    "py311-nousdt": ["cpu"],                        # no USDT at all
-    "py313": ["cpu", "gc"],                         # function probes absent
-    "py314": ["cpu", "gc"],
-    "py315": ["cpu", "gc", "calls"],                # restored upstream
+    "py39": ["cpu", "gc", "imports", "calls"],
+    "py311": ["cpu", "gc", "imports", "call-counts"],  # entry never fires for Py->Py calls
+    "py311-embedded": ["cpu", "gc", "imports", "call-counts"],
+    "py311-nousdt": ["cpu"],                           # no USDT at all
+    "py313": ["cpu", "gc", "imports"],                 # function probes absent
+    "py314": ["cpu", "gc", "imports"],
+    "py315": ["cpu", "gc", "imports", "calls"],        # restored upstream
 }
 
 
@@ -82,7 +82,7 @@ def test_ps_describes_each_interpreter(name, workload):
     st = os.stat(host_file)
     assert p["inode"] == st.st_ino
     assert p["device"] == f"{os.major(st.st_dev):x}:{os.minor(st.st_dev):x}"
-    for cap in ("cpu", "gc"):
+    for cap in ("cpu", "gc", "imports"):
         assert (cap in p["unavailable"]) == (cap not in p["capabilities"])
 
 

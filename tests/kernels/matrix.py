@@ -196,7 +196,8 @@ def run_host():
     return os.uname().release, lines, time.monotonic() - start
 
 
-FEATURES = ["ps", "cpu", "cpu deep, [gc]", "gc", "calls", "daemon /metrics", "daemon profile"]
+FEATURES = ["ps", "cpu", "cpu deep, [gc]", "gc", "calls", "imports", "daemon /metrics",
+            "daemon profile"]
 # Every kernel from this release on must pass everything (the promise: 6.1 and later).
 FULL_FROM = (6, 1)
 

@@ -12,6 +12,7 @@ harness) and the environment they read: PYROMETER, PYROMETER_ZOO.
 import glob
 import json
 import os
+import pathlib
 import re
 import subprocess
 import sys
@@ -26,6 +27,8 @@ from daemon import Daemon, cpu_profiles  # noqa: E402
 from pprof_raw import RawProfile  # noqa: E402
 from test_calls import EXPECTED, Traced, table  # noqa: E402
 from test_gc import run_gc_workload  # noqa: E402
+from test_imports import EXPECTED as IMPORT_SECONDS, PATHS, Recorded, folded as folded_imports, \
+    inclusive, near  # noqa: E402
 from test_record import folded, record_held  # noqa: E402
 
 SPLIT_TOLERANCE_PP = 5.0  # sampled vs measured share of each function, percentage points
@@ -204,6 +207,31 @@ def check_calls(work):
     return f"{sum(EXPECTED.values())} calls of {len(EXPECTED)} functions, exact"
 
 
+def check_imports(work):
+    """record --mode imports on the host's 3.11: the package tree of workloads/imports.py,
+    each module where it belongs and its inclusive time within 10 % + 20 ms of its sleeps,
+    run as tests/integration/test_imports.py runs it (Recorded)."""
+    started = []
+
+    def workload(entry, script, args=(), stderr=None):
+        started.append(Workload(entry, script, args, None, stderr))
+        return started[-1]
+    try:
+        r = Recorded("py311", workload, pathlib.Path(work))
+    except AssertionError as e:
+        if reason_in(str(e)):
+            raise Unavailable(reason_in(str(e)))
+        raise
+    finally:
+        for w in started:
+            w.stop()
+    rows = folded_imports(r.out_path)
+    for module, path in PATHS.items():
+        got = inclusive(rows, path)
+        assert near(got, IMPORT_SECONDS[module], 0.10, 0.020), (module, got)
+    return f"{len(PATHS)} modules in place, times within 10 % + 20 ms"
+
+
 def capability_lines(metrics):
     return dict(re.findall(r'^pyrometer_capability_available\{capability="(\w+)",'
                            r'reason="([^"]*)"\} [01]$', metrics, re.M))
@@ -229,7 +257,7 @@ def check_daemon(work, results):
                               capture_output=True, text=True)
         assert lint.returncode == 0, lint.stdout + lint.stderr
         caps = capability_lines(metrics)
-        assert set(caps) == {"cpu", "gc", "calls"}, caps
+        assert set(caps) == {"cpu", "gc", "calls", "imports"}, caps
         for cap, why in caps.items():  # on, or off because the kernel lacks something
             assert not why or " lacks " in why, f"{cap} is off: {why}"
         results.append(("daemon /metrics", "pass", "promtool passes; capabilities: " + ", ".join(
@@ -274,14 +302,16 @@ def wait_profile(store, pid, timeout=120):
 
 
 CHECKS = [("ps", check_ps), ("cpu", check_cpu), ("cpu deep, [gc]", check_cpu_deep),
-          ("gc", check_gc), ("calls", check_calls)]
+          ("gc", check_gc), ("calls", check_calls), ("imports", check_imports)]
 
 
 def ps_agrees(results):
     """ps must say what the checks found: a capability it lists works, and one it calls
-    unavailable is unavailable for the same reason. (cpu and gc ran on 3.11, calls on 3.9.)"""
+    unavailable is unavailable for the same reason. (cpu, gc and imports ran on 3.11, calls on
+    3.9.)"""
     status = {name: (s, d) for name, s, d in results}
-    for cap, version in (("cpu", "3.11."), ("gc", "3.11."), ("calls", "3.9.")):
+    for cap, version in (("cpu", "3.11."), ("gc", "3.11."), ("imports", "3.11."),
+                         ("calls", "3.9.")):
         listed, unavailable = PS_SAID[version]
         s, detail = status[cap]
         if s == "unavailable":
