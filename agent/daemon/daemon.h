@@ -130,6 +130,7 @@ struct import_proc {
 	bool startup_over;   /* its start-up profile went out (or it ran before we started) */
 	uint64_t start_ns;   /* exec or fork, CLOCK_MONOTONIC (bpf_ktime_get_ns); 0 unknown */
 	uint64_t first_seen; /* CLOCK_MONOTONIC: an unknown pid is forgotten after a while */
+	uint64_t exited_at;  /* CLOCK_MONOTONIC; 0 while it runs */
 	struct importtree tree;
 };
 
@@ -226,6 +227,8 @@ void importing_on_exit(struct run *r, const struct py_process *p);
 /* Sends the start-up profiles whose window has closed; forgets pids discovery never named. */
 void importing_tick(struct run *r, uint64_t now);
 void importing_metrics_write(const struct run *r, FILE *f);
+/* Stopping: the start-up profiles of processes still starting go out as they are. */
+void importing_flush(struct run *r);
 void importing_stop(struct run *r);
 
 /* windows.c */

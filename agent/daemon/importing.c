@@ -9,6 +9,9 @@
 
 /* A pid discovery never names (gone before it looked) is forgotten after this long. */
 #define UNKNOWN_PID_NS (10 * 1000000000ull)
+/* An exited process's start-up profile waits this long for its last imports: they come
+ * through another ring buffer than its exit, read by the loop at least every 200 ms. */
+#define EXIT_SETTLE_NS (500 * 1000000ull)
 
 static const double bucket_le[IMPORT_BUCKETS] = { 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
 						  0.005,  0.01,	   0.025,  0.05,  0.1,
@@ -184,6 +187,14 @@ out:
 	tree_clear(r, ip);
 }
 
+/* An exited process: its start-up profile, if it still owes one, and it is forgotten. */
+static void settle(struct run *r, struct import_proc *ip)
+{
+	if (ip->known && !ip->startup_over)
+		finish_startup(r, ip);
+	proc_remove(r, ip);
+}
+
 static uint64_t window_ns(const struct run *r)
 {
 	return (uint64_t)(r->cfg.import_startup * 1e9);
@@ -197,7 +208,11 @@ void importing_on_start(struct run *r, const struct py_process *p, uint64_t ktim
 		return;
 	if (p->bin->caps.imports)
 		importtrace_track(r->imports.it, p);
-	if (!(ip = proc_of(r, p->pid, true)))
+	if ((ip = proc_of(r, p->pid, false)) && ip->exited_at) {
+		settle(r, ip); /* a pid reused before its last process was done with */
+		ip = NULL;
+	}
+	if (!ip && !(ip = proc_of(r, p->pid, true)))
 		return;
 	ip->known = true;
 	ip->start_ns = ktime;
@@ -219,12 +234,10 @@ void importing_on_exit(struct run *r, const struct py_process *p)
 		return;
 	if (p->bin->caps.imports)
 		importtrace_untrack(r->imports.it, p);
-	evloop_consume(cpuprof_loop(r->cpu)); /* its last imports */
-	if (!(ip = proc_of(r, p->pid, false)))
-		return;
-	if (ip->known && !ip->startup_over)
-		finish_startup(r, ip); /* a short-lived process: all of it was start-up */
-	proc_remove(r, ip);
+	/* finished by importing_tick once its last imports are read (a short-lived process:
+	 * all of it was start-up) */
+	if ((ip = proc_of(r, p->pid, false)) && !ip->exited_at)
+		ip->exited_at = monotonic_ns();
 }
 
 void importing_tick(struct run *r, uint64_t now)
@@ -236,6 +249,10 @@ void importing_tick(struct run *r, uint64_t now)
 	for (size_t i = 0; i < s->nprocs;) {
 		struct import_proc *ip = &s->procs[i];
 
+		if (ip->exited_at && now - ip->exited_at >= EXIT_SETTLE_NS) {
+			settle(r, ip);
+			continue;
+		}
 		if (ip->known && !ip->startup_over && now >= ip->start_ns + window_ns(r))
 			finish_startup(r, ip);
 		if (!ip->known && now - ip->first_seen >= UNKNOWN_PID_NS) {
@@ -313,6 +330,16 @@ int importing_start(struct run *r)
 	discover_for_each(cpuprof_discover(r->cpu), track_existing, r); /* found before us */
 	importtrace_pin_installed(r->imports.it); /* seen from their first import */
 	return 0;
+}
+
+void importing_flush(struct run *r)
+{
+	for (size_t i = 0; r->imports.it && i < r->imports.nprocs; i++) {
+		struct import_proc *ip = &r->imports.procs[i];
+
+		if (ip->known && !ip->startup_over)
+			finish_startup(r, ip);
+	}
 }
 
 void importing_stop(struct run *r)

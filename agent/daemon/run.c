@@ -140,9 +140,10 @@ static int loop(struct run *r)
 	/* Stopping: what was sampled or traced so far is an interval or a window too. */
 	if (r->calls.ct)
 		windows_end(r);
-	evloop_drain(cpuprof_loop(r->cpu)); /* the last pause events */
+	evloop_drain(cpuprof_loop(r->cpu)); /* the last pause and import events */
 	err = cpuprof_drain(r->cpu);
 	series_flush_interval(r);
+	importing_flush(r);
 	return err;
 }
 

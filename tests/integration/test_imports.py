@@ -296,3 +296,21 @@ def test_a_container_interpreter_is_seen_whole_from_its_second_process(workload,
     for module, got in times.items():
         assert near(got, EXPECTED[module], 0.10, 0.020), (module, got)
     assert any("tempfile" in stack for _, stack, _ in prof.samples), prof.text[:2000]
+
+
+def test_a_service_still_starting_when_the_daemon_stops_keeps_its_startup_profile(workload,
+                                                                                 tmp_path):
+    """SIGTERM within a service's start-up window: what it imported so far is stored."""
+    service = f"impst-{uuid.uuid4().hex[:8]}"
+    d, store = daemon_with_store(tmp_path)
+    workload(ZOO["py311"], workload_script("imports.py"), ["hold"],
+             env={"PYROMETER_SERVICE": service})
+    time.sleep(1)  # its first imports read by the daemon
+    assert not stored_import_profiles(store, service)  # its 30 s window is still open
+    rc, _ = d.stop()
+    assert rc == 0
+    stored = stored_import_profiles(store, service)
+    assert len(stored) == 1, sorted(store.rglob("*"))
+    prof = RawProfile(str(stored[0]))
+    assert any("tempfile" in stack for _, stack, _ in prof.samples), prof.text[:2000]
+    assert not any("imp_root" in stack for _, stack, _ in prof.samples)  # held: not yet
