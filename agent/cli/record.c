@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -256,15 +257,40 @@ static int write_output(struct record *r, FILE *f)
 	}
 }
 
-/* Writes to a temporary name and renames, so a reader never sees half a profile. */
+/* Writes into what is there already when that is not a regular file: renaming over a
+ * device or a FIFO would replace it (as root, `-o /dev/null` replaced /dev/null with a
+ * regular file, which then filled /dev). */
+static int save_into(struct record *r)
+{
+	FILE *f = fopen(r->output, "we");
+	int err;
+
+	if (!f) {
+		err = -errno;
+		log_error("record: cannot write %s: %s", r->output, strerror(errno));
+		return err;
+	}
+	err = write_output(r, f);
+	if (fclose(f) && !err)
+		err = -errno;
+	if (err)
+		log_error("record: cannot write %s: %s", r->output, strerror(-err));
+	return err;
+}
+
+/* Writes a regular file under a temporary name and renames it, so a reader never sees half
+ * a profile. */
 static int save(struct record *r)
 {
 	char tmp[4096];
+	struct stat st;
 	FILE *f;
 	int err;
 
 	if (!strcmp(r->output, "-"))
 		return write_output(r, stdout) || fflush(stdout) ? -EIO : 0;
+	if (!stat(r->output, &st) && !S_ISREG(st.st_mode))
+		return save_into(r);
 	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", r->output, getpid());
 	f = fopen(tmp, "we");
 	if (!f) {

@@ -1,4 +1,6 @@
 """The command line: help, version, bad input and missing privileges."""
+import os
+import stat
 import subprocess
 
 import pytest
@@ -68,3 +70,17 @@ def test_a_rate_above_the_kernels_limit_is_named(tmp_path):
             f.write(old)
     assert r.returncode == 1
     assert "5000 Hz is above this kernel's limit of 3000" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("mode", ["cpu", "imports"])
+def test_output_into_a_device_writes_into_it_and_keeps_it(tmp_path, mode):
+    """`-o /dev/null` as root: the profile goes into the device, which stays a device (a
+    rename over it once replaced /dev/null with a regular file). Checked on a null device of
+    the test's own."""
+    null = tmp_path / "null"
+    os.mknod(null, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    r = subprocess.run([PYROMETER, "record", "--mode", mode, "-a", "-d", "0.5", "-o", str(null),
+                        "--format", "folded"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert stat.S_ISCHR(os.stat(null).st_mode)
+    assert sorted(os.listdir(tmp_path)) == ["null"]  # no temporary file left beside it
