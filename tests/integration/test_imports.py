@@ -12,6 +12,7 @@ import uuid
 
 import pytest
 
+from collector import Collector, push_profiles
 from conftest import PYROMETER, ZOO, workload_script
 from daemon import Daemon
 from pprof_raw import RawProfile
@@ -226,24 +227,37 @@ def test_the_daemon_exports_a_startup_profile_of_a_service_started_after_it(work
                                                                             tmp_path):
     """As deployed: the daemon first, then a service on the host's interpreter (attached at
     the daemon's start, so seen from its first import). When the service exits, its start-up
-    import profile is in the store with the tree and its times, and /metrics has its
-    outermost imports in python_import_seconds{phase="startup"} (promtool checks it)."""
+    import profile is in the store and at a loopback Pyroscope (push, __name__=import) with
+    the tree and its times, and /metrics has its outermost imports in
+    python_import_seconds{phase="startup"} (promtool checks it)."""
     service = f"imptest-{uuid.uuid4().hex[:8]}"
-    d, store = daemon_with_store(tmp_path)
-    run_service(workload, ZOO["py311"], service)
-    stored = wait_for(lambda: stored_import_profiles(store, service), 30, "import profile")
-    pattern = re.compile(rf'^python_import_seconds_count{{service_name="{service}",'
-                         rf'phase="startup"}} (\d+)$', re.M)
-    metrics = wait_for(lambda: (lambda m: m if pattern.search(m) else None)(d.metrics()), 10,
-                       "python_import_seconds of the service")  # published each second
-    d.stop()
-    assert len(stored) == 1, stored
-    prof, times = tree_times(stored[0])
-    assert f"service_name={service}" in prof.text
-    for module, got in times.items():
-        assert near(got, EXPECTED[module], 0.10, 0.020), (module, got)
-    # the stdlib the workload loads first is in it too: seen from the first import
-    assert any("tempfile" in stack for _, stack, _ in prof.samples), prof.text[:2000]
+    collector = Collector()
+    try:
+        d, store = daemon_with_store(tmp_path, "--pyroscope", collector.url)
+        run_service(workload, ZOO["py311"], service)
+        stored = wait_for(lambda: stored_import_profiles(store, service), 30, "import profile")
+
+        def pushed():
+            return [raw for req in collector.accepted() for labels, _, raw in
+                    push_profiles(req.body) if labels.get("service_name") == service and
+                    labels.get("__name__") == "import"]
+        collector.wait_for(lambda: pushed(), 30, "an import profile pushed")
+        pattern = re.compile(rf'^python_import_seconds_count{{service_name="{service}",'
+                             rf'phase="startup"}} (\d+)$', re.M)
+        metrics = wait_for(lambda: (lambda m: m if pattern.search(m) else None)(d.metrics()),
+                           10, "python_import_seconds of the service")  # published each second
+        d.stop()
+    finally:
+        collector.down()
+    assert len(stored) == 1 and len(pushed()) == 1, (stored, len(pushed()))
+    (tmp_path / "pushed.pb.gz").write_bytes(pushed()[0])
+    for path in (stored[0], tmp_path / "pushed.pb.gz"):
+        prof, times = tree_times(path)
+        assert f"service_name={service}" in prof.text
+        for module, got in times.items():
+            assert near(got, EXPECTED[module], 0.10, 0.020), (path, module, got)
+        # the stdlib the workload loads first is in it too: seen from the first import
+        assert any("tempfile" in stack for _, stack, _ in prof.samples), prof.text[:2000]
     assert int(pattern.search(metrics).group(1)) >= 6, metrics
     r = subprocess.run(["promtool", "check", "metrics"], input=metrics, capture_output=True,
                        text=True, timeout=60)

@@ -14,6 +14,7 @@ import json
 import os
 import pathlib
 import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -98,9 +99,15 @@ def check_cpu(work):
     total = sum(in_fn.values())
     lost = re.search(r" samples from \d+ processes in [\d.]+ s, (\d+) lost,", stderr)
     assert lost and lost.group(1) == "0", stderr
-    # one sample per 1/FREQUENCY s of the functions' own CPU time (as test_record.py)
+    # one sample per 1/FREQUENCY s of the functions' own CPU time (as test_record.py). In a
+    # QEMU guest (TCG) the guest has no steal-time accounting: while the host runs something
+    # else (make test-load's hogs), the guest charges that time to the workload's CPU clock,
+    # and the cpu-clock timer fires once for all the periods it missed. Measured under
+    # make test-load: 58 % and 55 % of the guest's figure (6.1, 6.12), with 0 samples lost
+    # and the shares still within 5 pp; on the host, under the same load, above 60 %.
     cpu_samples = sum(measured.values()) * FREQUENCY
-    assert 0.6 * cpu_samples <= total <= 1.1 * cpu_samples, \
+    low = 0.4 if socket.gethostname() == "pyrometer-guest" else 0.6  # tests/kernels/init
+    assert low * cpu_samples <= total <= 1.1 * cpu_samples, \
         f"{total} samples for {sum(measured.values()):.2f} s of CPU at {FREQUENCY} Hz"
     shares = []
     for fn in measured:
