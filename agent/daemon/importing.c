@@ -47,7 +47,6 @@ static void proc_remove(struct run *r, struct import_proc *ip)
 	struct imports_state *s = &r->imports;
 
 	tree_clear(r, ip);
-	importtree_free(&ip->tree);
 	*ip = s->procs[--s->nprocs];
 }
 
@@ -152,10 +151,13 @@ void importing_metrics_write(const struct run *r, FILE *f)
 
 /* ---- start-up profiles ---- */
 
-static void observe_roots(struct run *r, const struct import_proc *ip, const char *service)
+/* The outermost imports of ip's tree into the histogram. */
+static void observe_roots(struct run *r, const struct import_proc *ip, bool runtime)
 {
+	const char *service = service_name_of(r, ip->pid);
+
 	for (uint32_t n = ip->tree.first_root; n; n = ip->tree.nodes[n - 1].next)
-		observe(r, service, false, ip->tree.nodes[n - 1].incl_ns);
+		observe(r, service, runtime, ip->tree.nodes[n - 1].incl_ns);
 }
 
 /* The start-up window of ip is over (or it exited): one profile of its imports, to every
@@ -170,7 +172,7 @@ static void finish_startup(struct run *r, struct import_proc *ip)
 	ip->startup_over = true;
 	if (!ip->tree.n)
 		goto out;
-	observe_roots(r, ip, service_name_of(r, ip->pid));
+	observe_roots(r, ip, false);
 	prof = series_imports_profile_for(p, r);
 	if (!prof || importtree_profile(&ip->tree, prof, ip->pid, p ? p->comm : "python")) {
 		log_warn("run: the start-up import profile of pid %d is incomplete (no memory)",
@@ -220,8 +222,7 @@ void importing_on_start(struct run *r, const struct py_process *p, uint64_t ktim
 		return;
 	/* running before we started (found by the first scan): not a start-up of ours to
 	 * profile; what it imported meanwhile counts as run time */
-	for (uint32_t n = ip->tree.first_root; n; n = ip->tree.nodes[n - 1].next)
-		observe(r, service_name_of(r, p->pid), true, ip->tree.nodes[n - 1].incl_ns);
+	observe_roots(r, ip, true);
 	ip->startup_over = true;
 	tree_clear(r, ip);
 }
