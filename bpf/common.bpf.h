@@ -42,4 +42,13 @@ static __always_inline void *lookup_or_init(void *map, const void *key, const vo
 	return bpf_map_lookup_elem(map, key);
 }
 
+/* The wake-up flag for a record of a ring buffer whose reader polls at least every 200 ms
+ * anyway: waking it costs more than the rest of the program, so only when records pile up
+ * (over 1 MiB unread). */
+static __always_inline __u64 lazy_wakeup(void *ringbuf)
+{
+	return bpf_ringbuf_query(ringbuf, BPF_RB_AVAIL_DATA) > (1 << 20) ? BPF_RB_FORCE_WAKEUP
+									 : BPF_RB_NO_WAKEUP;
+}
+
 #endif /* COMMON_BPF_H */

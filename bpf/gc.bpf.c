@@ -209,11 +209,7 @@ static __always_inline void send_slow(__u32 pid, __u32 tid, const struct infligh
 	if (info && info->layout.frames_kind != PYRO_FRAMES_NONE &&
 	    pystack_capture_head(&info->layout, &scratch_claims, tid, &e->stack))
 		count_in(&gc_counters, PYRO_GC_STACK_BUSY);
-	/* Waking the reader costs more than the rest of the program; it polls at least every
-	 * 200 ms anyway, so wake it only when events pile up. */
-	bpf_ringbuf_submit(e, bpf_ringbuf_query(&gc_events, BPF_RB_AVAIL_DATA) > (1 << 20)
-				      ? BPF_RB_FORCE_WAKEUP
-				      : BPF_RB_NO_WAKEUP);
+	bpf_ringbuf_submit(e, lazy_wakeup(&gc_events));
 }
 
 SEC("uprobe")

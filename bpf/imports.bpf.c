@@ -153,28 +153,21 @@ static __always_inline void fill(struct pyro_import_event *e, __u64 id, struct i
 	bpf_probe_read_kernel(e->name, PYRO_IMPORT_NAME, t->name[d]);
 }
 
-/* Waking the reader costs more than the rest of the program (about 10 us here); it polls at
- * least every 200 ms anyway, so nested imports wake it only when events pile up. */
-static __always_inline __u64 wakeup(void)
-{
-	return bpf_ringbuf_query(&import_events, BPF_RB_AVAIL_DATA) > (1 << 20)
-		       ? BPF_RB_FORCE_WAKEUP
-		       : BPF_RB_NO_WAKEUP;
-}
-
 /* When an outermost import last woke the reader (racy across CPUs: at worst one wake-up
  * more). */
 __u64 last_wakeup_ns = 0;
 
-/* An outermost import wakes the reader, at most once per ROOT_WAKEUP_NS: the importer's
- * frames are named from the process's memory, which a short script that exits right after
- * its imports takes away within milliseconds. A burst of imports pays one wake-up. */
+/* Waking the reader costs about 10 us here, more than the rest of the program; nested
+ * imports leave it to its 200 ms polls (lazy_wakeup). An outermost import wakes it, at most
+ * once per ROOT_WAKEUP_NS: the importer's frames are named from the process's memory, which
+ * a short script that exits right after its imports takes away within milliseconds. A
+ * burst of imports pays one wake-up. */
 #define ROOT_WAKEUP_NS 2000000
 
 static __always_inline __u64 root_wakeup(__u64 now)
 {
 	if (now - last_wakeup_ns < ROOT_WAKEUP_NS)
-		return wakeup();
+		return lazy_wakeup(&import_events);
 	last_wakeup_ns = now;
 	return BPF_RB_FORCE_WAKEUP;
 }
@@ -212,7 +205,7 @@ static __always_inline void send_nested(__u64 id, struct import_thread *t, __u32
 		return;
 	}
 	fill(e, id, t, d, now, found);
-	bpf_ringbuf_submit(e, wakeup());
+	bpf_ringbuf_submit(e, lazy_wakeup(&import_events));
 }
 
 SEC("uprobe")
