@@ -293,6 +293,22 @@ static __always_inline struct path_slot *path_slot_of(struct shadow *sh, const s
 	return sl;
 }
 
+/* Slot i's totals of either kind move to the shared maps. A global function: the verifier
+ * checks it once, on its own, where the static flush_fn/flush_path were verified again in
+ * each of flush_thread's 384 loop iterations (270,000 instructions per program on 6.18,
+ * 1.8 s each). */
+__noinline int flush_slot(struct shadow *sh, __u32 i)
+{
+	if (!sh)
+		return 0;
+	opaque(i);
+	if (i < FN_SLOTS)
+		flush_fn(sh->pid, &sh->fns[i & (FN_SLOTS - 1)]);
+	else
+		flush_path(sh->pid, &sh->paths[(i - FN_SLOTS) & (PATH_SLOTS - 1)]);
+	return 0;
+}
+
 /* Everything the thread holds moves to the shared maps: at its exit and when tracing ends.
  * The two can meet (a thread exiting while the end-of-tracing iterator runs); busy keeps the
  * second out, and the first flushes it all. The thread's own probes no longer run then. */
@@ -302,10 +318,8 @@ static __always_inline void flush_thread(struct shadow *sh)
 
 	if (__sync_lock_test_and_set(&sh->busy, 1))
 		return;
-	for (i = 0; i < FN_SLOTS; i++)
-		flush_fn(sh->pid, &sh->fns[i]);
-	for (i = 0; i < PATH_SLOTS; i++)
-		flush_path(sh->pid, &sh->paths[i]);
+	for (i = 0; i < FN_SLOTS + PATH_SLOTS; i++)
+		flush_slot(sh, i);
 	add_in(&calls_counters, PYRO_CALLS_ENTRIES, sh->entries);
 	add_in(&calls_counters, PYRO_CALLS_RETURNS, sh->returns);
 	sh->entries = sh->returns = 0;

@@ -10,6 +10,7 @@
 
 #include <bpf/bpf.h>
 
+#include "base/bpfload.h"
 #include "base/kernel.h"
 #include "base/bpfstats.h"
 #include "calls.skel.h"
@@ -48,7 +49,7 @@ int calltrace_new(const struct calltrace_opts *o, struct calltrace **out)
 	}
 	err = bpf_map__reuse_fd(c->skel->maps.procs, o->procs_fd);
 	if (!err)
-		err = calls_bpf__load(c->skel);
+		err = bpfload_done(c->skel->obj, "calls", calls_bpf__load(c->skel));
 	if (!err) {
 		c->exit_link = bpf_program__attach(c->skel->progs.on_thread_exit);
 		err = c->exit_link ? 0 : -errno;

@@ -11,6 +11,8 @@ int cmd_calls(int argc, char **argv);
 /* record --mode imports (agent/cli/record_imports.c) */
 int cmd_imports(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
+/* inspect --bpf (agent/cli/inspect_bpf.c) */
+int inspect_bpf(void);
 int cmd_gc(int argc, char **argv);
 
 #endif

@@ -17,10 +17,16 @@
 
 static const char inspect_usage[] =
 	"usage: pyrometer inspect FILE...\n"
+	"       pyrometer inspect --bpf\n"
 	"\n"
 	"Describes each python executable or libpython*.so as pyrometer sees it, one JSON object\n"
 	"per line: CPython version and where it was read from, USDT probes, capabilities and the\n"
-	"struct offsets used to walk and symbolize its stacks.\n";
+	"struct offsets used to walk and symbolize its stacks.\n"
+	"\n"
+	"With --bpf, loads every BPF program as the daemon does with every capability on, and\n"
+	"prints what each cost this kernel's verifier: one JSON object per program with\n"
+	"verified_insns and load_us, or per object the kernel lacks a feature for (status\n"
+	"unavailable) or refused (status refused, exit status 1). Needs root.\n";
 
 static int inspect_one(const char *path)
 {
@@ -78,6 +84,13 @@ int cmd_inspect(int argc, char **argv)
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
 		fputs(inspect_usage, stdout);
 		return 0;
+	}
+	if (!strcmp(argv[1], "--bpf")) {
+		if (argc > 2) {
+			log_error("inspect: --bpf takes no files");
+			return 2;
+		}
+		return inspect_bpf();
 	}
 	for (i = 1; i < argc; i++)
 		failed |= inspect_one(argv[i]) != 0;

@@ -11,6 +11,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "base/bpfload.h"
 #include "base/kernel.h"
 #include "base/bpfstats.h"
 #include "cpu.skel.h"
@@ -125,7 +126,7 @@ int sampler_new(const struct sampler_opts *o, struct sampler **out)
 	bpf_program__set_autoload(s->skel->progs.on_switch, o->wall);
 	err = bpf_map__reuse_fd(s->skel->maps.procs, o->procs_fd);
 	if (!err)
-		err = cpu_bpf__load(s->skel);
+		err = bpfload_done(s->skel->obj, "cpu", cpu_bpf__load(s->skel));
 	if (err) {
 		log_error("cannot load the CPU sampling BPF program: %s", strerror(-err));
 		kernel_refused(KERNEL_CAP_CPU, err);

@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "base/bpfload.h"
 #include "base/text.h"
 #include "base/version.h"
 
@@ -209,6 +210,25 @@ static void capabilities(const struct self_figures *s, FILE *f)
 	}
 }
 
+/* What each loaded BPF program cost the verifier on this kernel (base/bpfload.h). */
+static void bpf_programs(FILE *f)
+{
+	int i, n;
+	const struct bpfload_prog *p = bpfload_programs(&n);
+
+	head(f, "pyrometer_bpf_verified_insns", "gauge",
+	     "Instructions the kernel's verifier processed to load each BPF program "
+	     "(0: the kernel does not say).");
+	for (i = 0; i < n; i++)
+		fprintf(f, "pyrometer_bpf_verified_insns{program=\"%s/%s\"} %llu\n", p[i].object,
+			p[i].program, (unsigned long long)p[i].verified_insns);
+	head(f, "pyrometer_bpf_load_seconds", "gauge",
+	     "Time the kernel took to load each BPF program, most of it verification.");
+	for (i = 0; i < n; i++)
+		fprintf(f, "pyrometer_bpf_load_seconds{program=\"%s/%s\"} %.6f\n", p[i].object,
+			p[i].program, (double)p[i].load_ns / 1e9);
+}
+
 void selfmetrics_write(const struct self_figures *s, FILE *f)
 {
 	sampling(s, f);
@@ -216,5 +236,6 @@ void selfmetrics_write(const struct self_figures *s, FILE *f)
 	exports(s, f);
 	call_windows(s, f);
 	capabilities(s, f);
+	bpf_programs(f);
 	own_cost(f);
 }

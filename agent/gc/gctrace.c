@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/bpfload.h"
 #include "base/kernel.h"
 #include "base/bpfstats.h"
 #include "procs/discover.h"
@@ -46,7 +47,7 @@ int gctrace_new(const struct gctrace_opts *o, struct gctrace **out)
 	g->skel->data->slow_ns = o->slow_ns; /* initialised, so in .data */
 	err = bpf_map__reuse_fd(g->skel->maps.procs, o->procs_fd);
 	if (!err)
-		err = gc_bpf__load(g->skel);
+		err = bpfload_done(g->skel->obj, "gc", gc_bpf__load(g->skel));
 	if (err) {
 		log_error("cannot load the GC tracing BPF program: %s", strerror(-err));
 		kernel_refused(KERNEL_CAP_GC, err);

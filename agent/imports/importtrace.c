@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/bpfload.h"
 #include "base/bpfstats.h"
 #include "base/kernel.h"
 #include "base/log.h"
@@ -53,7 +54,7 @@ int importtrace_new(const struct importtrace_opts *o, struct importtrace **out)
 	t->skel->rodata->floor_only = o->floor;
 	err = bpf_map__reuse_fd(t->skel->maps.procs, o->procs_fd);
 	if (!err)
-		err = imports_bpf__load(t->skel);
+		err = bpfload_done(t->skel->obj, "imports", imports_bpf__load(t->skel));
 	if (err) {
 		log_error("cannot load the import tracing BPF program: %s", strerror(-err));
 		kernel_refused(KERNEL_CAP_IMPORTS, err);

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/bpfload.h"
 #include "base/bpfstats.h"
 #include "procs/bincache.h"
 #include "procs/cgroup_ids.h"
@@ -339,9 +340,10 @@ int discover_start_live(struct discover *d)
 {
 	int err;
 
-	d->skel = discover_bpf__open_and_load();
-	if (!d->skel) {
-		err = -errno;
+	d->skel = discover_bpf__open();
+	err = d->skel ? bpfload_done(d->skel->obj, "discover", discover_bpf__load(d->skel))
+		      : -errno;
+	if (err) {
 		log_error("cannot load the discovery BPF programs: %s (needs Linux 5.8+ with BTF)",
 			  strerror(-err));
 		return err;
