@@ -12,7 +12,7 @@ int cmd_calls(int argc, char **argv);
 int cmd_imports(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 /* inspect --bpf (agent/cli/inspect_bpf.c) */
-int inspect_bpf(void);
+int inspect_bpf_programs(void);
 int cmd_gc(int argc, char **argv);
 
 #endif

@@ -90,7 +90,7 @@ int cmd_inspect(int argc, char **argv)
 			log_error("inspect: --bpf takes no files");
 			return 2;
 		}
-		return inspect_bpf();
+		return inspect_bpf_programs();
 	}
 	for (i = 1; i < argc; i++)
 		failed |= inspect_one(argv[i]) != 0;

@@ -118,7 +118,7 @@ static void print_unloaded(const char *object, const char *status, const char *r
 }
 
 /* Exits 1 if the kernel refused an object it has every feature for. */
-int inspect_bpf(void)
+int inspect_bpf_programs(void)
 {
 	int failed = 0;
 
