@@ -18,7 +18,7 @@ CLANG      ?= clang
 BPFTOOL    ?= bpftool
 PYTHON     ?= /usr/bin/python3
 ZOO        ?= /var/cache/pyrometer-zoo
-KERNELS    ?= 5.10 6.1 6.12 host
+KERNELS    ?= 5.10 6.1 6.12 6.19 7.2 7.3 host
 FUZZ_SECONDS ?= 60
 
 ARCH_DEFINE := -D__TARGET_ARCH_x86

@@ -2,6 +2,7 @@
 /* Stop requests (SIGINT, SIGTERM) for the long-running commands, and reload requests
  * (SIGHUP) for the daemon. */
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "base/signals.h"
@@ -23,6 +24,33 @@ void signals_handle_stop(void)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+}
+
+static void stop_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGTERM);
+}
+
+void signals_hold_stop(bool hold)
+{
+	sigset_t set;
+
+	stop_signals(&set);
+	sigprocmask(hold ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL);
+}
+
+bool signals_stop_pending(void)
+{
+	sigset_t set, pending;
+
+	if (signals_stop_requested)
+		return true;
+	stop_signals(&set);
+	if (sigpending(&pending))
+		return false;
+	return sigismember(&pending, SIGINT) == 1 || sigismember(&pending, SIGTERM) == 1;
 }
 
 static void on_reload_signal(int sig)

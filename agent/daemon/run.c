@@ -147,6 +147,39 @@ static int loop(struct run *r)
 	return err;
 }
 
+/* True, and logged, when a stop was requested before the start-up step `next`. */
+static bool stop_before(const char *next)
+{
+	if (!signals_stop_pending())
+		return false;
+	log_info("run: stop requested during start-up, before %s", next);
+	return true;
+}
+
+/* Loads and attaches each capability's BPF programs. Each one that cannot start (a kernel
+ * without a BPF feature, a verifier that refuses a program) is logged and left off; the
+ * rest runs (/metrics says which). */
+static int start_capabilities(struct run *r, const struct cpuprof_ops *ops)
+{
+	int err;
+
+	if ((err = cpuprof_new(ops, &r->cpu)) || stop_before("GC pauses"))
+		return err;
+	if (tracking_start_gc(r))
+		log_warn("run: going on without GC pauses");
+	if (stop_before("CPU profiles"))
+		return 0;
+	if (cpuprof_sample(r->cpu, (int)r->cfg.frequency, true))
+		log_warn("run: going on without CPU profiles");
+	if (stop_before("imports"))
+		return 0;
+	if (importing_start(r))
+		log_warn("run: going on without import profiles");
+	if (r->cfg.calls_window > 0 && kernel_lacks(KERNEL_CAP_CALLS))
+		log_warn("run: going on without call windows: %s", kernel_lacks(KERNEL_CAP_CALLS));
+	return 0;
+}
+
 static int run(struct run *r)
 {
 	char url[sizeof(r->cfg.pyroscope)];
@@ -160,18 +193,15 @@ static int run(struct run *r)
 
 	if (gethostname(r->host, sizeof(r->host) - 1))
 		snprintf(r->host, sizeof(r->host), "unknown");
-	if ((err = outputs_open(r)) || (err = cpuprof_new(&ops, &r->cpu)))
+	if ((err = outputs_open(r)))
 		return err;
-	/* Each capability that cannot start (a kernel without a BPF feature, a verifier that
-	 * refuses a program) is logged and left off; the rest runs (/metrics says which). */
-	if (tracking_start_gc(r))
-		log_warn("run: going on without GC pauses");
-	if (cpuprof_sample(r->cpu, (int)r->cfg.frequency, true))
-		log_warn("run: going on without CPU profiles");
-	if (importing_start(r))
-		log_warn("run: going on without import profiles");
-	if (r->cfg.calls_window > 0 && kernel_lacks(KERNEL_CAP_CALLS))
-		log_warn("run: going on without call windows: %s", kernel_lacks(KERNEL_CAP_CALLS));
+	/* A stop during start-up is answered between the loads of the BPF programs, never in
+	 * the middle of one (signals_hold_stop). */
+	signals_hold_stop(true);
+	err = start_capabilities(r, &ops);
+	signals_hold_stop(false);
+	if (err || signals_stop_requested)
+		return err;
 	/* Interpreters first seen later get their uprobes through the broker, the one process
 	 * that keeps CAP_SYS_ADMIN (agent/usdt/uprobes.h). */
 	if ((r->gc || r->imports.it) && (err = uprobes_start_broker())) {

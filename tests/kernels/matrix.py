@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The kernel matrix: boot each Debian cloud kernel under QEMU and run the smoke suite in it.
 
-    matrix.py [SERIES ...]      default: 5.10 6.1 6.12 host
+    matrix.py [SERIES ...]      default: 5.10 6.1 6.12 6.19 7.2 7.3 host
 
 Each kernel comes from fetch.py (downloaded once, to /var/cache/pyrometer-kernels). The guest
 is a busybox initramfs with the kernel's own virtio and virtiofs modules; it mounts this
@@ -26,6 +26,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 import fetch  # noqa: E402
+from smoke_patterns import KERNEL_TROUBLE  # noqa: E402
 
 
 CACHE = os.environ.get("PYROMETER_KERNELS", "/var/cache/pyrometer-kernels")
@@ -41,15 +42,20 @@ MODULES = ["virtio_pci", "virtiofs", "overlay"]
 
 
 def kernel_parts(unpacked):
-    """(vmlinuz, release, modules dir) of an unpacked linux-image package."""
-    vmlinuz = glob.glob(os.path.join(unpacked, "boot", "vmlinuz-*"))
-    if len(vmlinuz) != 1:
-        raise SystemExit(f"matrix: {unpacked}: expected one boot/vmlinuz-*, found {vmlinuz}")
-    release = os.path.basename(vmlinuz[0])[len("vmlinuz-"):]
+    """(vmlinuz, release, modules dir) of an unpacked kernel: the image is boot/vmlinuz-REL
+    up to 6.19, and lib/modules/REL/vmlinuz (linux-binary's) from 7.0."""
+    found = [(path, os.path.basename(path)[len("vmlinuz-"):])
+             for path in glob.glob(os.path.join(unpacked, "boot", "vmlinuz-*"))]
+    found += [(path, os.path.basename(os.path.dirname(path)))
+              for path in glob.glob(os.path.join(unpacked, "usr", "lib", "modules", "*",
+                                                 "vmlinuz"))]
+    if len(found) != 1:
+        raise SystemExit(f"matrix: {unpacked}: expected one kernel image, found {found}")
+    vmlinuz, release = found[0]
     for moddir in ("lib/modules", "usr/lib/modules"):
         d = os.path.join(unpacked, moddir, release)
         if os.path.isdir(d):
-            return vmlinuz[0], release, d
+            return vmlinuz, release, d
     raise SystemExit(f"matrix: {unpacked}: no modules directory for {release}")
 
 
@@ -137,7 +143,7 @@ def boot(series, work):
     else:
         fsd.kill()
         raise SystemExit(f"matrix: virtiofsd did not start: {fsd.stderr.read().decode()}")
-    append = " ".join(["console=ttyS0", "panic=-1", "quiet", "loglevel=4",
+    append = " ".join(["console=ttyS0", "panic=-1", "quiet", "loglevel=5",
                        f"pyrometer.repo={REPO}", f"pyrometer.binary={PYROMETER}",
                        f"pyrometer.zoo={ZOO}"])
     argv = [QEMU, "-accel", "tcg,thread=multi", "-cpu", "max", "-smp", "2",
@@ -174,7 +180,7 @@ def results_in(lines):
         if line.startswith("SMOKE-RESULT "):
             r = json.loads(line[len("SMOKE-RESULT "):])
             results[r["feature"]] = (r["status"], r["detail"])
-        elif "KERNELS-GUEST-ERROR" in line or "Kernel panic" in line or "BUG:" in line:
+        elif "KERNELS-GUEST-ERROR" in line or KERNEL_TROUBLE.search(line):
             problems.append(line.strip())
         elif line.startswith("KERNELS-GUEST-DONE") and line.split()[1:] != ["0"]:
             problems.append("the smoke suite " + ("exited " + line.split()[1] if line.split()[1:]
@@ -196,8 +202,8 @@ def run_host():
     return os.uname().release, lines, time.monotonic() - start
 
 
-FEATURES = ["ps", "cpu", "cpu deep, [gc]", "gc", "calls", "imports", "daemon /metrics",
-            "daemon profile"]
+FEATURES = ["bpf budget", "ps", "cpu", "cpu deep, [gc]", "gc", "calls", "imports",
+            "daemon /metrics", "daemon profile", "stress", "kernel log"]
 # Every kernel from this release on must pass everything (the issue's promise: 6.1 and later).
 FULL_FROM = (6, 1)
 
@@ -251,7 +257,7 @@ def table(rows):
 
 
 def main():
-    wanted = sys.argv[1:] or ["5.10", "6.1", "6.12", "host"]
+    wanted = sys.argv[1:] or ["5.10", "6.1", "6.12", "6.19", "7.2", "7.3", "host"]
     for s in wanted:
         if s != "host" and s not in fetch.SERIES:
             raise SystemExit(f"matrix: unknown kernel {s!r} (known: {', '.join(fetch.SERIES)}, host)")
