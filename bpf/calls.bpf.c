@@ -545,13 +545,18 @@ int flush_threads(struct bpf_iter__task *ctx)
 }
 
 /* libbpf's USDT programs, for probes whose arguments are not plain registers. Its argument
- * fetching costs about 70 ns per argument here (a spec lookup and a probe read each). */
+ * fetching costs about 70 ns per argument here (a spec lookup and a probe read each). Each
+ * is a UPROBE_PROGRAM: a plain and a preemption-guarded variant (common.bpf.h). */
 #define USDT_PROGRAM(prog, body)                                                                   \
-	SEC("usdt")                                                                                \
-	int BPF_USDT(prog, __u64 file, __u64 name)                                                 \
+	static __noinline int prog##_run(struct pt_regs *ctx)                                      \
 	{                                                                                          \
+		long file = 0, name = 0;                                                           \
+                                                                                                   \
+		bpf_usdt_arg(ctx, 0, &file);                                                       \
+		bpf_usdt_arg(ctx, 1, &name);                                                       \
 		return body(file, name);                                                           \
-	}
+	}                                                                                          \
+	UPROBE_PROGRAM("usdt", prog, prog##_run)
 
 USDT_PROGRAM(on_entry, do_entry)
 
@@ -564,8 +569,7 @@ USDT_PROGRAM(on_return_count, do_count)
  * load from the saved registers. */
 /* The cookie holds the registers' numbers: the file's in bits 0-3, the name's in 4-7. */
 #define REGS_PROGRAM(prog, body)                                                                   \
-	SEC("uprobe")                                                                              \
-	int prog(struct pt_regs *ctx)                                                              \
+	static __noinline int prog##_run(struct pt_regs *ctx)                                      \
 	{                                                                                          \
 		__u64 c = bpf_get_attach_cookie(ctx), v[16];                                       \
 		__u32 f = c & 15, n = (c >> 4) & 15;                                               \
@@ -574,7 +578,8 @@ USDT_PROGRAM(on_return_count, do_count)
 		opaque(f);                                                                         \
 		opaque(n);                                                                         \
 		return body(v[f & 15], v[n & 15]);                                                 \
-	}
+	}                                                                                          \
+	UPROBE_PROGRAM("uprobe", prog, prog##_run)
 
 REGS_PROGRAM(on_entry_regs, do_entry)
 REGS_PROGRAM(on_return_regs, do_return)

@@ -51,4 +51,36 @@ static __always_inline __u64 lazy_wakeup(void *ringbuf)
 									 : BPF_RB_NO_WAKEUP;
 }
 
+/* Preemption off and on again (Linux 6.10+). Weak: an object that names them still loads
+ * on older kernels, as long as the programs calling them are not loaded (UPROBE_PROGRAM). */
+extern void bpf_preempt_disable(void) __weak __ksym;
+extern void bpf_preempt_enable(void) __weak __ksym;
+
+/* A uprobe program, twice: NAME runs body(ctx) as it is, NAME_nopreempt with preemption
+ * off around it. Uprobe programs run preemptible (only migration is off), and from Linux
+ * 7.x the JIT runs a program whose stack is 64 bytes or more on a per-CPU private stack
+ * (addressed by r9): a task preempted inside such a program and a second task entering it
+ * on that CPU share one stack, the second overwrites the first's spilled pointers, and
+ * the first then writes through them (sid's 7.2.13 oopsed in on_import_done within
+ * seconds of 100 short-lived Pythons a second). With preemption off no second task runs
+ * there. User space loads one of the two (agent/base/bpfload.c, bpfload_pick): the
+ * guarded one wherever the kernel has the kfuncs, which it has wherever it has private
+ * stacks. body is a subprogram, so nothing of it runs before preemption is off. */
+#define UPROBE_PROGRAM(sec, name, body)                                                            \
+	SEC(sec)                                                                                   \
+	int name(struct pt_regs *ctx)                                                              \
+	{                                                                                          \
+		return body(ctx);                                                                  \
+	}                                                                                          \
+	SEC(sec)                                                                                   \
+	int name##_nopreempt(struct pt_regs *ctx)                                                  \
+	{                                                                                          \
+		int ret;                                                                           \
+                                                                                                   \
+		bpf_preempt_disable();                                                             \
+		ret = body(ctx);                                                                   \
+		bpf_preempt_enable();                                                              \
+		return ret;                                                                        \
+	}
+
 #endif /* COMMON_BPF_H */

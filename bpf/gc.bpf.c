@@ -135,8 +135,7 @@ static __always_inline __u32 histogram_bucket(__u64 d)
 	return (b + (__u32)((d >> (msb - PYRO_GC_SUB_BITS)) & 7)) & (PYRO_GC_BUCKETS - 1);
 }
 
-SEC("uprobe")
-int on_gc_start(struct pt_regs *ctx)
+static __noinline int gc_start(struct pt_regs *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct inflight *f;
@@ -212,8 +211,7 @@ static __always_inline void send_slow(__u32 pid, __u32 tid, const struct infligh
 	bpf_ringbuf_submit(e, lazy_wakeup(&gc_events));
 }
 
-SEC("uprobe")
-int on_gc_done(struct pt_regs *ctx)
+static __noinline int gc_done(struct pt_regs *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid(), now = bpf_ktime_get_ns(), d;
 	__u32 pid = id >> 32, tid = (__u32)id;
@@ -242,3 +240,7 @@ int on_gc_done(struct pt_regs *ctx)
 	f->start_ns = 0; /* done: a gc__done without a new start is not measured */
 	return 0;
 }
+
+UPROBE_PROGRAM("uprobe", on_gc_start, gc_start)
+
+UPROBE_PROGRAM("uprobe", on_gc_done, gc_done)

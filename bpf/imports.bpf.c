@@ -89,8 +89,7 @@ static __always_inline __u64 current_mm(void)
 	return (__u64)BPF_CORE_READ(bpf_get_current_task_btf(), mm);
 }
 
-SEC("uprobe")
-int on_import_start(struct pt_regs *ctx)
+static __noinline int import_start(struct pt_regs *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid(), mm = current_mm();
 	struct import_thread *t;
@@ -208,8 +207,7 @@ static __always_inline void send_nested(__u64 id, struct import_thread *t, __u32
 	bpf_ringbuf_submit(e, lazy_wakeup(&import_events));
 }
 
-SEC("uprobe")
-int on_import_done(struct pt_regs *ctx)
+static __noinline int import_done(struct pt_regs *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid(), now = bpf_ktime_get_ns();
 	struct import_thread *t;
@@ -241,3 +239,7 @@ int on_import_done(struct pt_regs *ctx)
 		send_nested(id, t, d, now, found);
 	return 0;
 }
+
+UPROBE_PROGRAM("uprobe", on_import_start, import_start)
+
+UPROBE_PROGRAM("uprobe", on_import_done, import_done)

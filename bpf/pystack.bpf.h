@@ -383,6 +383,15 @@ static long walk_step(__u64 index, void *unused)
 	return 0;
 }
 
+/* bpf_loop's flags: 0, but loaded from a map value, which the verifier cannot read ahead.
+ * With flags it knows to be 0 it inlines the loop, keeping the caller's r6-r8 in three
+ * stack slots past the program's own stack depth. Linux 7.2's JIT runs uprobe programs on
+ * a per-CPU private stack (addressed by r9) that those slots overrun: the stores land in
+ * whatever lies below it, and 7.2.13 oopsed in on_import_done, bpf_ringbuf_submit and
+ * bpf_task_storage_free beside 100 short-lived Pythons a second. Not inlined, the loop is
+ * a helper call and the program's stack is exactly what the verifier measured. */
+__u64 pystack_loop_flags = 0;
+
 /* Up to twice PYRO_MAX_FRAMES frames: shims are skipped without being counted. */
 static __always_inline void walk(struct tstate_entry *e, const struct tstate_view *v, __u64 frame,
 				 struct scratch *s)
@@ -395,7 +404,7 @@ static __always_inline void walk(struct tstate_entry *e, const struct tstate_vie
 	w->span = w->L.frame_span && w->L.frame_span <= PYRO_FRAME_READ ? w->L.frame_span
 									: PYRO_FRAME_READ;
 	find_chunk(e, v, w);
-	bpf_loop(PYRO_MAX_FRAMES * 2 / FRAMES_PER_STEP + 1, walk_step, NULL, 0);
+	bpf_loop(PYRO_MAX_FRAMES * 2 / FRAMES_PER_STEP + 1, walk_step, NULL, pystack_loop_flags);
 	s->hash = w->hash;
 }
 

@@ -2,10 +2,12 @@
 #include "base/bpfload.h"
 
 #include <bpf/bpf.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "base/kernel.h"
 #include "base/log.h"
 
 static struct bpfload_prog progs[BPFLOAD_MAX_PROGS];
@@ -18,6 +20,43 @@ static uint64_t boottime_ns(void)
 
 	clock_gettime(CLOCK_BOOTTIME, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
+}
+
+struct bpf_program *bpfload_pick(struct bpf_program *plain, struct bpf_program *guarded)
+{
+	/* Looked up once: every kernel with per-CPU private stacks (7.x) has these kfuncs
+	 * (6.10+), so the guarded variant runs wherever the plain one could be re-entered
+	 * on a shared stack. */
+	static int guard = -1;
+
+	if (guard < 0) {
+		guard = kernel_has_kfunc("bpf_preempt_disable") &&
+			kernel_has_kfunc("bpf_preempt_enable");
+		log_debug("uprobe programs run %s",
+			  guard ? "with preemption off (bpf_preempt_disable)"
+				: "preemptible (no bpf_preempt_disable)");
+	}
+	bpf_program__set_autoload(plain, !guard);
+	bpf_program__set_autoload(guarded, guard);
+	return guard ? guarded : plain;
+}
+
+void bpfload_pick_all(struct bpf_object *obj)
+{
+	static const char suffix[] = "_nopreempt";
+	struct bpf_program *prog;
+
+	bpf_object__for_each_program(prog, obj)
+	{
+		const char *name = bpf_program__name(prog);
+		size_t n = strlen(name), k = sizeof(suffix) - 1;
+		char plain[64];
+
+		if (n <= k || n - k >= sizeof(plain) || strcmp(name + n - k, suffix))
+			continue;
+		snprintf(plain, sizeof(plain), "%.*s", (int)(n - k), name);
+		bpfload_pick(bpf_object__find_program_by_name(obj, plain), prog);
+	}
 }
 
 struct loaded {

@@ -19,6 +19,12 @@ struct bpfload_prog {
 	uint64_t load_ns;	 /* from the start of its load to the start of the next one's */
 };
 
+/* Of a uprobe program's two variants (UPROBE_PROGRAM in bpf/common.bpf.h), the one to load:
+ * `guarded` (preemption off around its body) where the kernel has bpf_preempt_disable,
+ * else `plain`. Sets the other one not to load; call before the object's load. */
+struct bpf_program *bpfload_pick(struct bpf_program *plain, struct bpf_program *guarded);
+/* bpfload_pick for every such pair of obj's programs (NAME and NAME_nopreempt). */
+void bpfload_pick_all(struct bpf_object *obj);
 /* After an object's load (err: what the load returned): records each loaded program of obj under the object's name (replacing an
  * earlier record of the same object), logs the object's cost, and returns err. */
 int bpfload_done(struct bpf_object *obj, const char *object, int err);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 #include "base/kernel.h"
 
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
 #include <stdbool.h>
@@ -123,6 +124,18 @@ int kernel_require(enum kernel_cap cap, const char *what)
 		return 0;
 	log_error("%s are unavailable: %s", what, why);
 	return -EOPNOTSUPP;
+}
+
+bool kernel_has_kfunc(const char *name)
+{
+	struct btf *vmlinux = btf__load_vmlinux_btf();
+	bool found;
+
+	if (!vmlinux)
+		return false;
+	found = btf__find_by_name_kind(vmlinux, name, BTF_KIND_FUNC) > 0;
+	btf__free(vmlinux);
+	return found;
 }
 
 void kernel_refused(enum kernel_cap cap, int err)

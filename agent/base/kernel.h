@@ -6,6 +6,8 @@
 #ifndef PYRO_KERNEL_H
 #define PYRO_KERNEL_H
 
+#include <stdbool.h>
+
 enum kernel_cap {
 	KERNEL_CAP_CPU,	    /* stack sampling (bpf/cpu.bpf.c) */
 	KERNEL_CAP_GC,	    /* GC pauses (bpf/gc.bpf.c) */
@@ -26,6 +28,8 @@ const char *kernel_lacks(enum kernel_cap cap);
 /* 0 when this kernel can run the capability; else logs "WHAT are unavailable: REASON"
  * and returns -EOPNOTSUPP. What each loader calls before anything else. */
 int kernel_require(enum kernel_cap cap, const char *what);
+/* Whether the kernel's BTF has the kfunc `name` (false when BTF cannot be read). */
+bool kernel_has_kfunc(const char *name);
 /* The kernel refused the capability's programs although the probes passed (a verifier
  * older than ours expects): from now on kernel_lacks() says so, with the error. */
 void kernel_refused(enum kernel_cap cap, int err);

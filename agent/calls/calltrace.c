@@ -25,12 +25,36 @@ struct link_node {
 	struct bpf_link *link;
 };
 
+/* The variants of the call programs loaded (bpfload_pick: preemption-guarded or not). */
+struct calls_progs {
+	struct bpf_program *on_entry, *on_return, *on_return_count, *on_entry_regs, *on_return_regs,
+		*on_return_count_regs, *timer_entry_usdt, *timer_return_usdt, *timer_entry_regs,
+		*timer_return_regs;
+};
+
 struct calltrace {
+	struct calls_progs p;
 	struct calls_bpf *skel;
 	enum calltrace_floor floor;
 	struct link_node *links;
 	struct bpf_link *exit_link; /* flushes an exiting thread's totals (on_thread_exit) */
 };
+
+static void pick_programs(struct calltrace *c)
+{
+#define PICK(name) (c->p.name = bpfload_pick(c->skel->progs.name, c->skel->progs.name##_nopreempt))
+	PICK(on_entry);
+	PICK(on_return);
+	PICK(on_return_count);
+	PICK(on_entry_regs);
+	PICK(on_return_regs);
+	PICK(on_return_count_regs);
+	PICK(timer_entry_usdt);
+	PICK(timer_return_usdt);
+	PICK(timer_entry_regs);
+	PICK(timer_return_regs);
+#undef PICK
+}
 
 int calltrace_new(const struct calltrace_opts *o, struct calltrace **out)
 {
@@ -47,6 +71,7 @@ int calltrace_new(const struct calltrace_opts *o, struct calltrace **out)
 		free(c);
 		return -errno;
 	}
+	pick_programs(c);
 	err = bpf_map__reuse_fd(c->skel->maps.procs, o->procs_fd);
 	if (!err)
 		err = bpfload_done(c->skel->obj, "calls", calls_bpf__load(c->skel));
@@ -221,9 +246,9 @@ static bool jit_enabled(pid_t pid)
 int calltrace_attach(struct calltrace *c, const struct py_process *p, const char **why)
 {
 	enum py_calls_mode mode = p->bin->caps.calls;
-	struct bpf_program *entry = c->skel->progs.on_entry, *ret = c->skel->progs.on_return;
-	struct bpf_program *entry_regs = c->skel->progs.on_entry_regs;
-	struct bpf_program *ret_regs = c->skel->progs.on_return_regs;
+	struct bpf_program *entry = c->p.on_entry, *ret = c->p.on_return;
+	struct bpf_program *entry_regs = c->p.on_entry_regs;
+	struct bpf_program *ret_regs = c->p.on_return_regs;
 	char path[64];
 	int fd, err;
 
@@ -236,14 +261,14 @@ int calltrace_attach(struct calltrace *c, const struct py_process *p, const char
 	}
 	if (mode == PY_CALLS_COUNTS) { /* 3.11: entry does not fire for Python calls */
 		entry = entry_regs = NULL;
-		ret = c->skel->progs.on_return_count;
-		ret_regs = c->skel->progs.on_return_count_regs;
+		ret = c->p.on_return_count;
+		ret_regs = c->p.on_return_count_regs;
 	}
 	if (c->floor == FLOOR_TIMER && entry) {
-		entry = c->skel->progs.timer_entry_usdt;
-		entry_regs = c->skel->progs.timer_entry_regs;
-		ret = c->skel->progs.timer_return_usdt;
-		ret_regs = c->skel->progs.timer_return_regs;
+		entry = c->p.timer_entry_usdt;
+		entry_regs = c->p.timer_entry_regs;
+		ret = c->p.timer_return_usdt;
+		ret_regs = c->p.timer_return_regs;
 	} else if (c->floor) { /* no entry to time from (3.11): count */
 		entry = entry ? c->skel->progs.floor_count : NULL;
 		ret = c->skel->progs.floor_count;
@@ -452,17 +477,17 @@ int calltrace_calibrate(struct calltrace *c, double *ns_per_hit)
 void calltrace_prog_stats(struct calltrace *c, uint64_t *run_ns, uint64_t *run_cnt)
 {
 	struct bpf_program *progs[] = {
-		c->skel->progs.on_entry,
-		c->skel->progs.on_return,
-		c->skel->progs.on_return_count,
+		c->p.on_entry,
+		c->p.on_return,
+		c->p.on_return_count,
 		c->skel->progs.floor_count,
-		c->skel->progs.on_entry_regs,
-		c->skel->progs.on_return_regs,
-		c->skel->progs.on_return_count_regs,
-		c->skel->progs.timer_entry_regs,
-		c->skel->progs.timer_return_regs,
-		c->skel->progs.timer_entry_usdt,
-		c->skel->progs.timer_return_usdt,
+		c->p.on_entry_regs,
+		c->p.on_return_regs,
+		c->p.on_return_count_regs,
+		c->p.timer_entry_regs,
+		c->p.timer_return_regs,
+		c->p.timer_entry_usdt,
+		c->p.timer_return_usdt,
 	};
 
 	*run_ns = *run_cnt = 0;

@@ -23,7 +23,8 @@
 #include "imports.skel.h"
 
 /* Each object's load, its programs' autoload set as the daemon sets them with everything
- * on (the off-CPU program included). */
+ * on (the off-CPU program included, each uprobe program's variant picked as the tracers
+ * pick it). */
 static int load_discover(void)
 {
 	struct discover_bpf *s = discover_bpf__open();
@@ -49,8 +50,12 @@ static int load_cpu(void)
 static int load_gc(void)
 {
 	struct gc_bpf *s = gc_bpf__open();
-	int err = s ? bpfload_done(s->obj, "gc", gc_bpf__load(s)) : -errno;
+	int err;
 
+	if (!s)
+		return -errno;
+	bpfload_pick_all(s->obj);
+	err = bpfload_done(s->obj, "gc", gc_bpf__load(s));
 	gc_bpf__destroy(s);
 	return err;
 }
@@ -58,8 +63,12 @@ static int load_gc(void)
 static int load_imports(void)
 {
 	struct imports_bpf *s = imports_bpf__open();
-	int err = s ? bpfload_done(s->obj, "imports", imports_bpf__load(s)) : -errno;
+	int err;
 
+	if (!s)
+		return -errno;
+	bpfload_pick_all(s->obj);
+	err = bpfload_done(s->obj, "imports", imports_bpf__load(s));
 	imports_bpf__destroy(s);
 	return err;
 }
@@ -67,8 +76,12 @@ static int load_imports(void)
 static int load_calls(void)
 {
 	struct calls_bpf *s = calls_bpf__open();
-	int err = s ? bpfload_done(s->obj, "calls", calls_bpf__load(s)) : -errno;
+	int err;
 
+	if (!s)
+		return -errno;
+	bpfload_pick_all(s->obj);
+	err = bpfload_done(s->obj, "calls", calls_bpf__load(s));
 	calls_bpf__destroy(s);
 	return err;
 }

@@ -19,8 +19,7 @@ static int new_bins(struct gctrace *g, uint64_t linger_ns)
 {
 	struct binattach_opts ao = {
 		.what = "GC",
-		.probes = { { "gc__start", 0, g->skel->progs.on_gc_start },
-			    { "gc__done", 0, g->skel->progs.on_gc_done } },
+		.probes = { { "gc__start", 0, g->start }, { "gc__done", 0, g->done } },
 		.nprobes = 2,
 		.max_uprobes = GC_MAX_UPROBES,
 		.linger_ns = linger_ns,
@@ -44,6 +43,8 @@ int gctrace_new(const struct gctrace_opts *o, struct gctrace **out)
 		goto fail;
 	}
 	g->skel->rodata->gc_all = o->all;
+	g->start = bpfload_pick(g->skel->progs.on_gc_start, g->skel->progs.on_gc_start_nopreempt);
+	g->done = bpfload_pick(g->skel->progs.on_gc_done, g->skel->progs.on_gc_done_nopreempt);
 	g->skel->data->slow_ns = o->slow_ns; /* initialised, so in .data */
 	err = bpf_map__reuse_fd(g->skel->maps.procs, o->procs_fd);
 	if (!err)
@@ -232,6 +233,6 @@ void gctrace_stats(struct gctrace *g, struct gctrace_stats *st)
 void gctrace_prog_stats(struct gctrace *g, uint64_t *run_ns, uint64_t *run_cnt)
 {
 	*run_ns = *run_cnt = 0;
-	bpfstats_prog_runs(g->skel->progs.on_gc_start, run_ns, run_cnt);
-	bpfstats_prog_runs(g->skel->progs.on_gc_done, run_ns, run_cnt);
+	bpfstats_prog_runs(g->start, run_ns, run_cnt);
+	bpfstats_prog_runs(g->done, run_ns, run_cnt);
 }

@@ -22,6 +22,7 @@ struct retired {
 
 struct gctrace {
 	struct gc_bpf *skel;
+	struct bpf_program *start, *done; /* the variants loaded (bpfload_pick) */
 	struct binattach *bins;
 	struct gctrace_stats stats;
 	struct retired *ret;

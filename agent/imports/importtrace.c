@@ -17,6 +17,7 @@
 
 struct importtrace {
 	struct imports_bpf *skel;
+	struct bpf_program *start, *done; /* the variants loaded (bpfload_pick) */
 	struct binattach *bins;
 };
 
@@ -26,8 +27,8 @@ static int new_bins(struct importtrace *t, uint64_t linger_ns)
 {
 	struct binattach_opts ao = {
 		.what = "import",
-		.probes = { { "import__find__load__start", 0, t->skel->progs.on_import_start },
-			    { "import__find__load__done", 1, t->skel->progs.on_import_done } },
+		.probes = { { "import__find__load__start", 0, t->start },
+			    { "import__find__load__done", 1, t->done } },
 		.nprobes = 2,
 		.max_uprobes = IMPORT_MAX_UPROBES,
 		.linger_ns = linger_ns,
@@ -52,6 +53,10 @@ int importtrace_new(const struct importtrace_opts *o, struct importtrace **out)
 	}
 	t->skel->rodata->imports_all = o->all;
 	t->skel->rodata->floor_only = o->floor;
+	t->start = bpfload_pick(t->skel->progs.on_import_start,
+				t->skel->progs.on_import_start_nopreempt);
+	t->done = bpfload_pick(t->skel->progs.on_import_done,
+			       t->skel->progs.on_import_done_nopreempt);
 	err = bpf_map__reuse_fd(t->skel->maps.procs, o->procs_fd);
 	if (!err)
 		err = bpfload_done(t->skel->obj, "imports", imports_bpf__load(t->skel));
@@ -131,8 +136,8 @@ void importtrace_stats(struct importtrace *t, struct importtrace_stats *st)
 void importtrace_prog_stats(struct importtrace *t, uint64_t *run_ns, uint64_t *run_cnt)
 {
 	*run_ns = *run_cnt = 0;
-	bpfstats_prog_runs(t->skel->progs.on_import_start, run_ns, run_cnt);
-	bpfstats_prog_runs(t->skel->progs.on_import_done, run_ns, run_cnt);
+	bpfstats_prog_runs(t->start, run_ns, run_cnt);
+	bpfstats_prog_runs(t->done, run_ns, run_cnt);
 }
 
 uint32_t importtrace_importer(struct symbolizer *sym, const struct py_process *p,

@@ -274,7 +274,9 @@ int symbolizer_frame(struct symbolizer *s, const struct py_target *p, uint64_t c
 	out->name = "[unreadable code object]";
 	out->file = "";
 	out->line = out->firstlineno = 0;
-	if (e && e->generation == s->generation) {
+	/* An entry whose read failed in this generation has no name yet: read it again (a
+	 * cache hit on it handed out NULL names, and the profile writer crashed on them). */
+	if (e && e->generation == s->generation && e->name && e->file) {
 		s->stats.cache_hits++;
 		goto found;
 	}
