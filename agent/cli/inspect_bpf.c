@@ -41,6 +41,7 @@ static int load_cpu(void)
 
 	if (!s)
 		return -errno;
+	s->rodata->sample_all = true; /* as the daemon's rodata, so the same code verifies */
 	bpf_program__set_autoload(s->progs.on_switch, true);
 	err = bpfload_done(s->obj, "cpu", cpu_bpf__load(s));
 	cpu_bpf__destroy(s);
@@ -54,6 +55,7 @@ static int load_gc(void)
 
 	if (!s)
 		return -errno;
+	s->rodata->gc_all = true;
 	bpfload_pick_all(s->obj);
 	err = bpfload_done(s->obj, "gc", gc_bpf__load(s));
 	gc_bpf__destroy(s);
@@ -67,6 +69,7 @@ static int load_imports(void)
 
 	if (!s)
 		return -errno;
+	s->rodata->imports_all = true;
 	bpfload_pick_all(s->obj);
 	err = bpfload_done(s->obj, "imports", imports_bpf__load(s));
 	imports_bpf__destroy(s);

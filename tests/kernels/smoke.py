@@ -44,7 +44,7 @@ BUDGET_LOAD_S = 1.0
 # every capability on (the 7.2 oops came within 30 s of 100 a second).
 STRESS_RATE = 100
 STRESS_SECONDS = 60
-STRESS_MAX_ALIVE = 200
+STRESS_MAX_ALIVE = 32
 
 
 class Unavailable(Exception):
