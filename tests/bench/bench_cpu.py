@@ -2,7 +2,7 @@
 """make bench (CPU sampling): pyrometer's costs, measured side by side in one run.
 
 - BPF run time per Python sample by stack depth, 16 to 1,000 frames, on every zoo
-  interpreter (BENCH_ONLY=sweep runs only this);
+  interpreter (BENCH_ONLY=sweep runs only this; BENCH_DEPTHS=60,64,150 only those depths);
 - BPF run time per Python sample at 64 frames (kernel.bpf_stats_enabled), with the cost of
   the filter path for other tasks measured in the same run and taken out;
 - the target's slowdown at 99 Hz on CPU-bound workloads: runs with and without the agent,
@@ -126,7 +126,9 @@ def filter_cost():
     return num(r"bpf: \d+ runs, (\d+) ns", idle) / max(1, num(r"bpf: (\d+) runs", idle))
 
 
-SWEEP_DEPTHS = (16, 60, 64, 128, 150, 256, 512, 1000)
+# BENCH_DEPTHS=60,64,150 measures only those columns (minutes instead of 12).
+SWEEP_DEPTHS = tuple(int(d) for d in os.environ.get("BENCH_DEPTHS",
+                                                    "16,60,64,128,150,256,512,1000").split(","))
 SWEEP_RUNS = 3
 
 

@@ -26,7 +26,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 import fetch  # noqa: E402
-from smoke_patterns import KERNEL_TROUBLE  # noqa: E402
+from smoke_patterns import KERNEL_TROUBLE, reference_seconds  # noqa: E402
 
 
 CACHE = os.environ.get("PYROMETER_KERNELS", "/var/cache/pyrometer-kernels")
@@ -123,6 +123,11 @@ def build_initramfs(unpacked, out):
                            input=files.encode(), stdout=f, check=True)
 
 
+# The host's speed on smoke.reference_seconds()'s task, for the guests' load-time budget
+# (set by main before the first boot).
+HOST_REF = 0.0
+
+
 def boot(series, work):
     """Boots the kernel with the smoke suite; returns (console lines, seconds)."""
     unpacked = fetch.fetch(series, CACHE)
@@ -145,7 +150,7 @@ def boot(series, work):
         raise SystemExit(f"matrix: virtiofsd did not start: {fsd.stderr.read().decode()}")
     append = " ".join(["console=ttyS0", "panic=-1", "quiet", "loglevel=5",
                        f"pyrometer.repo={REPO}", f"pyrometer.binary={PYROMETER}",
-                       f"pyrometer.zoo={ZOO}"])
+                       f"pyrometer.zoo={ZOO}", f"pyrometer.hostref={HOST_REF:.4f}"])
     argv = [QEMU, "-accel", "tcg,thread=multi", "-cpu", "max", "-smp", "2",
             "-m", GUEST_MEMORY, "-nodefaults", "-no-reboot", "-display", "none",
             "-kernel", vmlinuz, "-initrd", initrd, "-append", append,
@@ -272,6 +277,8 @@ def main():
     for path in (REPO, PYROMETER, ZOO):
         if re.search(r"\s", path):  # they travel on the kernel command line
             raise SystemExit(f"matrix: {path!r} contains white space; the guest cannot be told it")
+    global HOST_REF
+    HOST_REF = reference_seconds()
     rows, failed = [], []
     with tempfile.TemporaryDirectory(prefix="pyrometer-kernels-") as work:
         for s in wanted:
