@@ -5,7 +5,8 @@
 #
 # Other targets: deps, all (default), lint, fuzz, zoo, unit, integration, test-load (the
 # integration suite beside two CPU hogs), test-kernels (the smoke suite on Debian's 5.10,
-# 6.1 and 6.12 kernels under QEMU and on this host's; KERNELS="6.1" for one), bench, clean.
+# 6.1, 6.12, 6.19, 7.2 and 7.3 kernels under QEMU and on this host's; KERNELS="6.1" for
+# one), bench, clean.
 
 .DELETE_ON_ERROR:
 .SUFFIXES:
