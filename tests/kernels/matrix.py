@@ -233,6 +233,15 @@ def verdict(release, results, problems):
     return wrong
 
 
+def budget_figures(detail):
+    """' (LARGEST insns, SECONDS s)' from the bpf budget's detail: the figures the budget
+    holds, in the table itself (SECONDS at the host's speed inside a guest)."""
+    most = re.search(r"largest (\d+) insns", detail)
+    load = re.search(r"\(([\d.]+) s at the host's speed", detail) or \
+        re.search(r"all loaded in ([\d.]+) s", detail)
+    return f" ({most.group(1)} insns, {load.group(1)} s)" if most and load else ""
+
+
 def table(rows):
     """rows: (release, results, seconds). Cells say pass / fail / unavailable [n]; the
     notes under the table give each n's reason and each failure's detail."""
@@ -242,7 +251,7 @@ def table(rows):
         for f in FEATURES:
             status, detail = results.get(f, ("missing", "no result"))
             if status == "pass":
-                col.append("pass")
+                col.append("pass" + budget_figures(detail) if f == "bpf budget" else "pass")
                 continue
             if detail not in notes:
                 notes.append(detail)
