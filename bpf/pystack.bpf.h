@@ -365,10 +365,10 @@ static __always_inline int walk_one(struct scratch *s)
  * thousand instructions on every kernel of the matrix. */
 #define FRAMES_PER_STEP 8
 
-/* A bpf_loop callback that takes no context: it finds this CPU's scratch itself, so the
- * caller keeps no pointer on its stack for the callback to load (a spilled pointer carried
- * across a callback is what verifiers have mis-tracked). The program runs with migration
- * off, so the lookup returns the caller's scratch. */
+/* A bpf_loop callback that takes no context: it finds this CPU's scratch itself, so it
+ * reads nothing from its caller's stack and the verifier tracks no pointer across the
+ * callback. The program runs with migration off, so the lookup returns the caller's
+ * scratch. */
 static long walk_step(__u64 index, void *unused)
 {
 	__u32 zero = 0;
@@ -384,12 +384,12 @@ static long walk_step(__u64 index, void *unused)
 }
 
 /* bpf_loop's flags: 0, but loaded from a map value, which the verifier cannot read ahead.
- * With flags it knows to be 0 it inlines the loop, keeping the caller's r6-r8 in three
- * stack slots past the program's own stack depth. Linux 7.2's JIT runs uprobe programs on
- * a per-CPU private stack (addressed by r9) that those slots overrun: the stores land in
- * whatever lies below it, and 7.2.13 oopsed in on_import_done, bpf_ringbuf_submit and
- * bpf_task_storage_free beside 100 short-lived Pythons a second. Not inlined, the loop is
- * a helper call and the program's stack is exactly what the verifier measured. */
+ * With flags it knows to be 0 it inlines the loop and keeps the caller's r6-r8 in three
+ * stack slots past the stack depth it verified; whether the JIT's frame (or, on 7.x, its
+ * per-CPU private stack) covers them is the kernel's business, and not relied on here.
+ * Not inlined, the loop is one helper call and the program's stack is exactly what the
+ * verifier measured. The cost is within this machine's noise (README, Benchmarks). (The
+ * 7.2 oops was not this: it persisted with the loop not inlined; see UPROBE_PROGRAM.) */
 __u64 pystack_loop_flags = 0;
 
 /* Up to twice PYRO_MAX_FRAMES frames: shims are skipped without being counted. */

@@ -43,11 +43,10 @@ void signals_hold_stop(bool hold)
 
 bool signals_stop_pending(void)
 {
-	sigset_t set, pending;
+	sigset_t pending;
 
 	if (signals_stop_requested)
 		return true;
-	stop_signals(&set);
 	if (sigpending(&pending))
 		return false;
 	return sigismember(&pending, SIGINT) == 1 || sigismember(&pending, SIGTERM) == 1;
