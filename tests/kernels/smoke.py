@@ -28,8 +28,8 @@ from daemon import Daemon, cpu_profiles  # noqa: E402
 from pprof_raw import RawProfile  # noqa: E402
 from test_calls import EXPECTED, Traced, table  # noqa: E402
 from test_gc import run_gc_workload  # noqa: E402
-from test_imports import EXPECTED as IMPORT_SECONDS, PATHS, Recorded, folded as folded_imports, \
-    inclusive, near  # noqa: E402
+from test_imports import PATHS, Recorded, folded as folded_imports, inclusive, \
+    near  # noqa: E402
 from test_record import folded, record_held  # noqa: E402
 from smoke_patterns import KERNEL_TROUBLE, reference_seconds  # noqa: E402
 
@@ -227,8 +227,11 @@ def check_calls(work):
 
 def check_imports(work):
     """record --mode imports on the host's 3.11: the package tree of workloads/imports.py,
-    each module where it belongs and its inclusive time within 10 % + 20 ms of its sleeps,
-    run as tests/integration/test_imports.py runs it (Recorded)."""
+    each module where it belongs and its inclusive time within 10 % + 20 ms of what the same
+    run's -X importtime measured, run as tests/integration/test_imports.py runs it
+    (Recorded). Not against the modules' sleeps: in a TCG guest beside busy host CPUs the
+    interpreter's own import work takes long enough to push imp_root (0.60 s of sleeps) to
+    0.70 s, in both measurements alike."""
     started = []
 
     def workload(entry, script, args=(), stderr=None):
@@ -246,8 +249,9 @@ def check_imports(work):
     rows = folded_imports(r.out_path)
     for module, path in PATHS.items():
         got = inclusive(rows, path)
-        assert near(got, IMPORT_SECONDS[module], 0.10, 0.020), (module, got)
-    return f"{len(PATHS)} modules in place, times within 10 % + 20 ms"
+        assert module in r.importtime, (module, r.importtime)
+        assert near(got, r.importtime[module], 0.10, 0.020), (module, got, r.importtime[module])
+    return f"{len(PATHS)} modules in place, times within 10 % + 20 ms of -X importtime's"
 
 
 def check_bpf_budget(work):
