@@ -242,6 +242,15 @@ def budget_figures(detail):
     return f" ({most.group(1)} insns, {load.group(1)} s)" if most and load else ""
 
 
+def keep_console(release, lines):
+    """A failed guest's whole console goes beside the binary (build/console-RELEASE.log): an
+    oops's first lines say what happened, its last forty rarely do."""
+    path = os.path.join(os.path.dirname(PYROMETER), f"console-{release}.log")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print(f"matrix: {release}: the whole console is in {path}", file=sys.stderr)
+
+
 def table(rows):
     """rows: (release, results, seconds). Cells say pass / fail / unavailable [n]; the
     notes under the table give each n's reason and each failure's detail."""
@@ -302,6 +311,7 @@ def main():
                 if s != "host":
                     print(f"matrix: {release}: console tail:\n  " + "\n  ".join(lines[-40:]),
                           file=sys.stderr)
+                    keep_console(release, lines)
     print(table(rows))
     with open(os.path.join(os.path.dirname(PYROMETER), "kernels.json"), "w") as f:
         json.dump([{"release": r, "seconds": round(t), "results": res} for r, res, t in rows],
