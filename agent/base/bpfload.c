@@ -27,11 +27,11 @@ struct bpf_program *bpfload_pick(struct bpf_program *plain, struct bpf_program *
 	/* Looked up once: every kernel with per-CPU private stacks (7.x) has these kfuncs
 	 * (6.10+), so the guarded variant runs wherever the plain one could be re-entered
 	 * on a shared stack. */
+	static const char *const kfuncs[] = { "bpf_preempt_disable", "bpf_preempt_enable", NULL };
 	static int guard = -1;
 
 	if (guard < 0) {
-		guard = kernel_has_kfunc("bpf_preempt_disable") &&
-			kernel_has_kfunc("bpf_preempt_enable");
+		guard = kernel_has_kfuncs(kfuncs);
 		log_debug("uprobe programs run %s",
 			  guard ? "with preemption off (bpf_preempt_disable)"
 				: "preemptible (no bpf_preempt_disable)");

@@ -126,14 +126,14 @@ int kernel_require(enum kernel_cap cap, const char *what)
 	return -EOPNOTSUPP;
 }
 
-bool kernel_has_kfunc(const char *name)
+bool kernel_has_kfuncs(const char *const names[])
 {
+	/* one parse of the kernel's BTF for them all: each costs 40-60 ms here */
 	struct btf *vmlinux = btf__load_vmlinux_btf();
-	bool found;
+	bool found = vmlinux != NULL;
 
-	if (!vmlinux)
-		return false;
-	found = btf__find_by_name_kind(vmlinux, name, BTF_KIND_FUNC) > 0;
+	for (int i = 0; found && names[i]; i++)
+		found = btf__find_by_name_kind(vmlinux, names[i], BTF_KIND_FUNC) > 0;
 	btf__free(vmlinux);
 	return found;
 }

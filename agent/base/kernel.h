@@ -28,8 +28,9 @@ const char *kernel_lacks(enum kernel_cap cap);
 /* 0 when this kernel can run the capability; else logs "WHAT are unavailable: REASON"
  * and returns -EOPNOTSUPP. What each loader calls before anything else. */
 int kernel_require(enum kernel_cap cap, const char *what);
-/* Whether the kernel's BTF has the kfunc `name` (false when BTF cannot be read). */
-bool kernel_has_kfunc(const char *name);
+/* Whether the kernel's BTF has every kfunc of `names` (NULL-terminated; false when BTF
+ * cannot be read). */
+bool kernel_has_kfuncs(const char *const names[]);
 /* The kernel refused the capability's programs although the probes passed (a verifier
  * older than ours expects): from now on kernel_lacks() says so, with the error. */
 void kernel_refused(enum kernel_cap cap, int err);
