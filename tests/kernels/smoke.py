@@ -494,11 +494,11 @@ def main():
             results.append(("daemon", "fail", failure(e)))
         run_one("stress", check_stress, work, results)
     run_one("kernel log", lambda _: kernel_log_since(seq), None, results)
-    if [r for r in results if r[0] == "ps"][0][1] == "pass":
+    i = [r[0] for r in results].index("ps")
+    if results[i][1] == "pass":
         try:
             ps_agrees(results)
         except AssertionError as e:
-            i = [r[0] for r in results].index("ps")
             results[i] = ("ps", "fail", "ps disagrees with the checks: " + str(e))
     for name, status, detail in results:
         print("SMOKE-RESULT " + json.dumps({"feature": name, "status": status,
