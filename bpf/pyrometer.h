@@ -11,9 +11,11 @@
 
 /* Process lifecycle events from the sched tracepoints, sent through a ring buffer. */
 enum pyro_proc_event_kind {
-	PYRO_PROC_EXEC = 1, /* any process called execve(); user space decides if it is Python */
-	PYRO_PROC_FORK = 2, /* a tracked (Python) process forked a new process */
-	PYRO_PROC_EXIT = 3, /* the last thread of a tracked process exited */
+	PYRO_PROC_EXEC = 1,   /* any process called execve(); user space decides if it is Python */
+	PYRO_PROC_FORK = 2,   /* a tracked (Python) process forked a new process */
+	PYRO_PROC_EXIT = 3,   /* the last thread of a tracked process exited */
+	PYRO_PROC_DLOPEN = 4, /* an untracked process's ld.so changed its link map (dlopen,
+			       * dlclose, start-up): it may have mapped libpython just now */
 };
 
 struct pyro_proc_event {
@@ -216,7 +218,8 @@ enum pyro_discover_counter {
 	PYRO_DISC_RINGBUF_FULL_EXEC, /* an exec event could not be reserved: user space may miss it */
 	PYRO_DISC_RINGBUF_FULL_FORK,
 	PYRO_DISC_RINGBUF_FULL_EXIT,
-	PYRO_DISC_PIDMAP_FULL, /* a forked Python child could not be added to the pid map */
+	PYRO_DISC_PIDMAP_FULL,	       /* a forked Python child could not be added to the pid map */
+	PYRO_DISC_RINGBUF_FULL_DLOPEN, /* a link-map change could not be reported */
 	PYRO_DISC_COUNTER_MAX,
 };
 

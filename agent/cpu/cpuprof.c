@@ -12,6 +12,7 @@
 #include "procs/seen.h"
 #include "python/symbolizer.h"
 #include "base/text.h"
+#include "usdt/ldso_hook.h"
 
 struct cpuprof {
 	struct cpuprof_ops ops;
@@ -21,6 +22,7 @@ struct cpuprof {
 	struct symbolizer *sym;
 	struct seen seen;
 	struct cpuprof_totals totals;
+	struct ldso_hook *ldso; /* NULL if ld.so cannot be watched */
 };
 
 static void on_start(const struct py_process *p, uint64_t ktime, void *ctx)
@@ -55,7 +57,8 @@ int cpuprof_new(const struct cpuprof_ops *ops, struct cpuprof **out)
 	seen_init(&c->seen);
 	if ((err = symbolizer_new(&c->sym)) || (err = evloop_new(&c->loop)) ||
 	    (err = discover_new(&dops, c->loop, &c->disc)) ||
-	    (err = discover_start_live(c->disc)) || (err = discover_scan(c->disc))) {
+	    (err = discover_start_live(c->disc)) || (ldso_hook_new(c->disc, &c->ldso), 0) ||
+	    (err = discover_scan(c->disc))) {
 		cpuprof_free(c);
 		return err;
 	}
@@ -68,6 +71,7 @@ void cpuprof_free(struct cpuprof *c)
 	if (!c)
 		return;
 	sampler_free(c->sampler);
+	ldso_hook_free(c->ldso);
 	discover_free(c->disc);
 	evloop_free(c->loop);
 	symbolizer_free(c->sym);
@@ -78,6 +82,11 @@ void cpuprof_free(struct cpuprof *c)
 struct evloop *cpuprof_loop(struct cpuprof *c)
 {
 	return c->loop;
+}
+
+struct ldso_hook *cpuprof_ldso(struct cpuprof *c)
+{
+	return c->ldso;
 }
 
 struct discover *cpuprof_discover(struct cpuprof *c)

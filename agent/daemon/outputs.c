@@ -103,6 +103,8 @@ static void self_figures(struct run *r, struct self_figures *s)
 	cpuprof_totals(r->cpu, &s->cpu);
 	sampler_stats(cpuprof_sampler(r->cpu), &s->sampler);
 	discover_stats(cpuprof_discover(r->cpu), &s->disc);
+	if (cpuprof_ldso(r->cpu))
+		ldso_hook_stats(cpuprof_ldso(r->cpu), &s->ldso);
 	s->processes = s->disc.tracked;
 	if ((s->have_gc = r->gc != NULL))
 		gctrace_stats(r->gc, &s->gc);

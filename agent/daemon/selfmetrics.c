@@ -84,7 +84,7 @@ static void failures(const struct self_figures *s, FILE *f)
 	labelled(f, "pyrometer_map_full_total", "map", "procs", d[PYRO_DISC_PIDMAP_FULL]);
 	labelled(f, "pyrometer_map_full_total", "map", "proc_events",
 		 d[PYRO_DISC_RINGBUF_FULL_EXEC] + d[PYRO_DISC_RINGBUF_FULL_FORK] +
-			 d[PYRO_DISC_RINGBUF_FULL_EXIT]);
+			 d[PYRO_DISC_RINGBUF_FULL_EXIT] + d[PYRO_DISC_RINGBUF_FULL_DLOPEN]);
 	if (s->have_gc) {
 		labelled(f, "pyrometer_map_full_total", "map", "gc_inflight",
 			 s->gc.kernel[PYRO_GC_INFLIGHT_FULL]);
@@ -100,6 +100,17 @@ static void failures(const struct self_figures *s, FILE *f)
 	one(f, "pyrometer_discovery_swept_total", "counter",
 	    "Pid map entries of gone processes removed by the periodic sweep.",
 	    (double)s->disc.swept);
+	one(f, "pyrometer_discovery_dlopen_events_total", "counter",
+	    "Link-map changes (dlopen, dlclose, start-up) of processes not known as Python.",
+	    (double)s->disc.dlopen_events);
+	one(f, "pyrometer_discovery_dlopen_found_total", "counter",
+	    "Python processes found when their ld.so changed the link map.",
+	    (double)s->disc.dlopen_found);
+	one(f, "pyrometer_discovery_ldso_watched", "gauge",
+	    "ld.so files whose debugger hook is watched for dlopen.", (double)s->ldso.attached);
+	one(f, "pyrometer_discovery_ldso_failed", "gauge",
+	    "ld.so files that could not be watched: dlopen seen only by the exec re-checks.",
+	    (double)(s->ldso.failed + s->ldso.refused));
 }
 
 static void exports(const struct self_figures *s, FILE *f)

@@ -32,6 +32,10 @@
  * again at these delays (ms after the exec event). */
 static const int retry_delays_ms[] = { 2, 10, 30, 80, 180 };
 #define RETRIES_MAX 1024
+/* A process whose link map keeps changing (a plugin host loading hundreds of libraries) is
+ * looked at no more than once per DLOPEN_DEBOUNCE_MS; the last change is always looked at. */
+#define DLOPEN_DEBOUNCE_MS 10
+#define DLOPEN_SLOTS 256
 
 struct proc_node {
 	struct proc_node *next;
@@ -58,6 +62,15 @@ struct discover {
 	uint64_t lost_seen; /* ring-buffer-full counts already recovered from */
 	int handled;	    /* events handled in the current poll */
 	uint64_t next_sweep_ms;
+	struct bpf_program *dl_hook; /* on_dl_debug_state, as loaded */
+	discover_ldso_cb on_ldso;    /* NULL: interpreters that arrive by dlopen are seen by
+				      * the exec re-checks only */
+	void *ldso_ctx;
+	struct {
+		pid_t pid;
+		uint64_t ms;
+	} dl_seen[DLOPEN_SLOTS];    /* when a link-map change last made us look, by pid % slots */
+	struct map_entry ldso_seen; /* scratch: the ld.so of the process inspected last */
 };
 
 static uint64_t now_ms(void)
@@ -102,8 +115,14 @@ void discover_free(struct discover *d)
 
 int discover_inspect(struct discover *d, pid_t pid, struct py_process **out)
 {
+	struct map_entry *ldso = d->on_ldso ? &d->ldso_seen : NULL;
+	int err;
+
 	d->stats.inspected++;
-	return inspect_process(d->bins, pid, out, &d->stats.inspect_failed);
+	err = inspect_process(d->bins, pid, out, &d->stats.inspect_failed, ldso);
+	if (ldso && ldso->path[0])
+		d->on_ldso(pid, ldso, d->ldso_ctx);
+	return err;
 }
 
 /* ---- the process table ---- */
@@ -256,12 +275,12 @@ int discover_scan(struct discover *d)
 
 /* ---- live events ---- */
 
-static void retry_schedule(struct discover *d, pid_t pid, int attempt, uint64_t ktime)
+#define RETRY_ATTEMPTS ((int)(sizeof(retry_delays_ms) / sizeof(retry_delays_ms[0])))
+
+static void retry_add(struct discover *d, pid_t pid, int attempt, uint64_t ktime, uint64_t due)
 {
 	struct retry *r;
 
-	if (attempt >= (int)(sizeof(retry_delays_ms) / sizeof(retry_delays_ms[0])))
-		return;
 	if (d->nretries == RETRIES_MAX) {
 		d->stats.retries_dropped++;
 		return;
@@ -270,7 +289,21 @@ static void retry_schedule(struct discover *d, pid_t pid, int attempt, uint64_t 
 	r->pid = pid;
 	r->attempt = attempt;
 	r->exec_ktime = ktime;
-	r->due_ms = now_ms() + (uint64_t)retry_delays_ms[attempt];
+	r->due_ms = due;
+}
+
+static void retry_schedule(struct discover *d, pid_t pid, int attempt, uint64_t ktime)
+{
+	if (attempt < RETRY_ATTEMPTS)
+		retry_add(d, pid, attempt, ktime, now_ms() + (uint64_t)retry_delays_ms[attempt]);
+}
+
+static bool retry_pending(const struct discover *d, pid_t pid)
+{
+	for (int i = 0; i < d->nretries; i++)
+		if (d->retries[i].pid == pid)
+			return true;
+	return false;
 }
 
 static void examine_exec(struct discover *d, pid_t pid, uint64_t ktime, int attempt)
@@ -308,6 +341,29 @@ static void on_fork(struct discover *d, const struct pyro_proc_event *e)
 	proc_add(d, &child, e->ktime_ns, true);
 }
 
+/* ld.so changed an untracked process's link map: look at it now, or once the debounce
+ * period is over. ld.so calls the hook before and after each change; the call after it has
+ * mapped the library is the one that finds libpython, so no change goes unexamined. */
+static void on_dlopen(struct discover *d, const struct pyro_proc_event *e)
+{
+	pid_t pid = (pid_t)e->pid;
+	uint64_t now = now_ms(), tracked_before = d->stats.tracked;
+	typeof(d->dl_seen[0]) *seen = &d->dl_seen[(uint32_t)pid % DLOPEN_SLOTS];
+
+	d->stats.dlopen_events++;
+	if (*proc_slot(d, pid) || retry_pending(d, pid))
+		return; /* Python already, or a look is due: it comes after this change */
+	if (seen->pid == pid && now < seen->ms + DLOPEN_DEBOUNCE_MS) {
+		retry_add(d, pid, RETRY_ATTEMPTS - 1, e->ktime_ns, seen->ms + DLOPEN_DEBOUNCE_MS);
+		return;
+	}
+	seen->pid = pid;
+	seen->ms = now;
+	examine_exec(d, pid, e->ktime_ns, RETRY_ATTEMPTS);
+	if (d->stats.tracked > tracked_before)
+		d->stats.dlopen_found++;
+}
+
 static int handle_event(void *ctx, void *data, size_t len)
 {
 	struct discover *d = ctx;
@@ -332,6 +388,9 @@ static int handle_event(void *ctx, void *data, size_t len)
 	case PYRO_PROC_EXIT:
 		proc_remove(d, (pid_t)e->pid, DISCOVER_EXITED, e->exit_code, e->ktime_ns);
 		break;
+	case PYRO_PROC_DLOPEN:
+		on_dlopen(d, e);
+		break;
 	}
 	return 0;
 }
@@ -341,6 +400,9 @@ int discover_start_live(struct discover *d)
 	int err;
 
 	d->skel = discover_bpf__open();
+	if (d->skel)
+		d->dl_hook = bpfload_pick(d->skel->progs.on_dl_debug_state,
+					  d->skel->progs.on_dl_debug_state_nopreempt);
 	err = d->skel ? bpfload_done(d->skel->obj, "discover", discover_bpf__load(d->skel))
 		      : -errno;
 	if (err) {
@@ -399,7 +461,8 @@ static uint64_t kernel_lost(struct discover *d)
 
 	discover_stats(d, &st);
 	return st.kernel[PYRO_DISC_RINGBUF_FULL_EXEC] + st.kernel[PYRO_DISC_RINGBUF_FULL_FORK] +
-	       st.kernel[PYRO_DISC_RINGBUF_FULL_EXIT] + st.kernel[PYRO_DISC_PIDMAP_FULL];
+	       st.kernel[PYRO_DISC_RINGBUF_FULL_EXIT] + st.kernel[PYRO_DISC_PIDMAP_FULL] +
+	       st.kernel[PYRO_DISC_RINGBUF_FULL_DLOPEN];
 }
 
 static int drop_if_gone(const struct py_process *p, void *ctx)
@@ -502,6 +565,17 @@ int discover_set_flags(struct discover *d, pid_t pid, uint32_t flags)
 	info.flags = flags;
 	return bpf_map__update_elem(d->skel->maps.procs, &pid, sizeof(pid), &info, sizeof(info),
 				    BPF_EXIST);
+}
+
+void discover_watch_ldso(struct discover *d, discover_ldso_cb cb, void *ctx)
+{
+	d->on_ldso = cb;
+	d->ldso_ctx = ctx;
+}
+
+struct bpf_program *discover_dl_hook(const struct discover *d)
+{
+	return d->dl_hook;
 }
 
 int discover_procs_map_fd(const struct discover *d)

@@ -52,6 +52,21 @@ make_embedded() {
 	rm -rf "$dir" && mv "$dir.tmp" "$dir"
 }
 
+# The interpreter that arrives by dlopen: a host that links nothing of Python and dlopens
+# Debian's libpython3.11.so after PYDLOPEN_DELAY_MS, long after exec.
+make_dlopen() {
+	local dir=$ZOO/dlopen311 src=$HERE/dlopen.c
+	local stamp; stamp="dlopen $(sha256sum "$src" | cut -c1-16)"
+	if stamp_ok "$dir" "$stamp"; then log "$dir is up to date"; return; fi
+	rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
+	cc -O2 -Wall -Werror -o "$dir.tmp/pydlopen" "$src" -ldl
+	if readelf -d "$dir.tmp/pydlopen" | grep -q 'NEEDED.*libpython'; then
+		log "pydlopen links libpython: it must arrive by dlopen"; exit 1
+	fi
+	echo "$stamp" >"$dir.tmp/.zoo-stamp"
+	rm -rf "$dir" && mv "$dir.tmp" "$dir"
+}
+
 # The build without USDT: the host's python3.11 with .note.stapsdt removed. It finds its
 # standard library through the compiled-in prefix (/usr), like the original.
 make_nousdt() {
@@ -70,6 +85,7 @@ make_nousdt() {
 make_chroot bullseye "$BULLSEYE_PKGS" "$ZOO/bullseye"
 make_chroot sid "$SID_PKGS" "$ZOO/sid"
 make_embedded
+make_dlopen
 make_nousdt
 
 # zoo.json: one entry per interpreter. "argv" starts a script given after it; "root" is the
@@ -89,6 +105,9 @@ entry() { # name root argv-json interpreter-command...
 	entry py39 "$ZOO/bullseye" '["/usr/bin/python3.9"]' /usr/bin/python3.9; echo ","
 	entry py311 / '["/usr/bin/python3.11"]' /usr/bin/python3.11; echo ","
 	entry py311-embedded / "[\"$ZOO/embed311/pyembed\"]" "$ZOO/embed311/pyembed"; echo ","
+	# (PYDLOPEN_DELAY_MS=0: the version check need not wait)
+	PYDLOPEN_DELAY_MS=0 entry py311-dlopen / "[\"$ZOO/dlopen311/pydlopen\", \"libpython3.11.so.1.0\"]" \
+		"$ZOO/dlopen311/pydlopen" libpython3.11.so.1.0; echo ","
 	entry py311-nousdt / "[\"$ZOO/nousdt311/python3.11\"]" "$ZOO/nousdt311/python3.11"; echo ","
 	entry py313 "$ZOO/sid" '["/usr/bin/python3.13"]' /usr/bin/python3.13; echo ","
 	entry py314 "$ZOO/sid" '["/usr/bin/python3.14"]' /usr/bin/python3.14; echo ","
