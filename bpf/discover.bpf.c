@@ -35,7 +35,7 @@ static __always_inline void count(__u32 which)
 }
 
 static __always_inline int emit(__u32 kind, __u32 pid, __u32 ppid, __s32 code,
-				struct task_struct *task, __u32 full_counter)
+				struct task_struct *task, __u64 start_stack, __u32 full_counter)
 {
 	struct pyro_proc_event *e = bpf_ringbuf_reserve(&proc_events, sizeof(*e), 0);
 
@@ -48,6 +48,7 @@ static __always_inline int emit(__u32 kind, __u32 pid, __u32 ppid, __s32 code,
 	e->ppid = ppid;
 	e->exit_code = code;
 	e->ktime_ns = bpf_ktime_get_ns();
+	e->start_stack = start_stack;
 	BPF_CORE_READ_STR_INTO(&e->comm, task, comm);
 	bpf_ringbuf_submit(e, 0);
 	return 0;
@@ -62,7 +63,9 @@ int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 	/* A tracked process that execs something else is no longer the Python we knew: user
 	 * space re-inspects it on this event, so the old entry must not filter for it meanwhile. */
 	bpf_map_delete_elem(&procs, &pid);
-	return emit(PYRO_PROC_EXEC, pid, ppid, 0, task, PYRO_DISC_RINGBUF_FULL_EXEC);
+	/* which image: user space may have read this one already, while the exec was under way */
+	return emit(PYRO_PROC_EXEC, pid, ppid, 0, task, BPF_CORE_READ(task, mm, start_stack),
+		    PYRO_DISC_RINGBUF_FULL_EXEC);
 }
 
 SEC("tp_btf/sched_process_fork")
@@ -82,7 +85,7 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 	 * workers): it is sampled from its first instruction, before user space looks at it. */
 	if (bpf_map_update_elem(&procs, &pid, info, BPF_NOEXIST))
 		count(PYRO_DISC_PIDMAP_FULL);
-	return emit(PYRO_PROC_FORK, pid, ppid, 0, child, PYRO_DISC_RINGBUF_FULL_FORK);
+	return emit(PYRO_PROC_FORK, pid, ppid, 0, child, 0, PYRO_DISC_RINGBUF_FULL_FORK);
 }
 
 SEC("tp_btf/sched_process_exit")
@@ -96,7 +99,7 @@ int BPF_PROG(on_exit, struct task_struct *task)
 	if (live != 0 || !bpf_map_lookup_elem(&procs, &pid))
 		return 0;
 	bpf_map_delete_elem(&procs, &pid);
-	return emit(PYRO_PROC_EXIT, pid, 0, BPF_CORE_READ(task, exit_code), task,
+	return emit(PYRO_PROC_EXIT, pid, 0, BPF_CORE_READ(task, exit_code), task, 0,
 		    PYRO_DISC_RINGBUF_FULL_EXIT);
 }
 
@@ -112,7 +115,7 @@ static __noinline int dl_debug_state(struct pt_regs *ctx)
 
 	if (bpf_map_lookup_elem(&procs, &pid))
 		return 0;
-	return emit(PYRO_PROC_DLOPEN, pid, 0, 0, task, PYRO_DISC_RINGBUF_FULL_DLOPEN);
+	return emit(PYRO_PROC_DLOPEN, pid, 0, 0, task, 0, PYRO_DISC_RINGBUF_FULL_DLOPEN);
 }
 
 UPROBE_PROGRAM("uprobe", on_dl_debug_state, dl_debug_state)

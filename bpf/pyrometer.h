@@ -25,8 +25,10 @@ struct pyro_proc_event {
 	__s32 exit_code; /* task->exit_code for EXIT (wait(2) encoding), 0 otherwise */
 	__u64 ktime_ns;	 /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) when it happened */
 	char comm[PYRO_COMM_LEN];
+	/* EXEC: mm->start_stack of the new image (as /proc/PID/stat shows it), 0 otherwise */
+	__u64 start_stack;
 };
-_Static_assert(sizeof(struct pyro_proc_event) == 40, "proc_event layout");
+_Static_assert(sizeof(struct pyro_proc_event) == 48, "proc_event layout");
 
 /* ---- CPython layouts: where the frame walker finds things, per process ----
  * Filled by user space (agent/python/py_layout.c) from per-version tables (3.9, 3.11) or from the

@@ -131,6 +131,9 @@ int procfs_parse_stat(const char *buf, struct proc_stat *st)
 	if (!p)
 		return -EINVAL;
 	st->starttime = strtoull(p + 1, NULL, 10);
+	for (; field < 28 && p; field++)
+		p = strchr(p + 1, ' ');
+	st->startstack = p ? strtoull(p + 1, NULL, 10) : 0;
 	return 0;
 }
 

@@ -42,6 +42,10 @@ struct proc_stat {
 	char state; /* R, S, D, Z (zombie), X (dead), ... */
 	pid_t ppid;
 	uint64_t starttime;
+	/* Top of the stack its image started with (0 if not shown: another process's is shown
+	 * only to who may ptrace it). Each exec sets it anew, at a random place under ASLR: it
+	 * tells which image of a process a reading saw. */
+	uint64_t startstack;
 };
 int procfs_read_stat(pid_t pid, struct proc_stat *st);
 /* Parses the contents of /proc/PID/stat. */

@@ -95,17 +95,19 @@ static void print_text(const struct py_process *p, const char *event)
 {
 	/* comm and paths are the target's to choose: escaped, so that no byte of theirs moves
 	 * the terminal's cursor or starts a row */
-	char caps[64], comm[4 * sizeof(p->comm)], root[256], path[512];
+	char caps[64], comm[4 * sizeof(p->comm)], service[4 * sizeof(p->service)], root[256],
+		path[512];
 	struct py_caps here;
 
 	describe_caps_here(p->bin, &here);
 	caps_text(&here, caps, sizeof(caps));
 	text_escape(comm, sizeof(comm), p->comm);
+	text_escape(service, sizeof(service), p->service);
 	text_escape(root, sizeof(root), strcmp(p->root, "/") ? p->root : "");
 	text_escape(path, sizeof(path), p->interp_path);
 	if (event)
 		printf("%-6s ", event);
-	printf("%7d %-15s %-9s %-17s %s%s%s\n", p->pid, comm,
+	printf("%7d %7d %-15s %-15s %-9s %-17s %s%s%s\n", p->pid, p->ppid, comm, service,
 	       p->bin->version[0] ? p->bin->version : "?", caps, root, root[0] ? ":" : "", path);
 }
 
@@ -115,8 +117,8 @@ static void print_header(const struct ps_ctx *c)
 		return;
 	if (c->watch)
 		printf("%-6s ", "EVENT");
-	printf("%7s %-15s %-9s %-17s %s\n", "PID", "COMM", "VERSION", "CAPABILITIES",
-	       "[ROOT:]INTERPRETER");
+	printf("%7s %7s %-15s %-15s %-9s %-17s %s\n", "PID", "PPID", "COMM", "SERVICE", "VERSION",
+	       "CAPABILITIES", "[ROOT:]INTERPRETER");
 }
 
 static int print_one(const struct py_process *p, void *ctx)

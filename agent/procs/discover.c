@@ -375,9 +375,12 @@ static int handle_event(void *ctx, void *data, size_t len)
 	d->handled++;
 	switch (e->kind) {
 	case PYRO_PROC_EXEC:
-		/* Queued before a scan that already saw the new image: nothing changed. */
+		/* Queued before a look that already saw the new image: nothing changed. A look
+		 * can see it before the exec's event is stamped (the exec switches the image,
+		 * then finishes): the image's stack top tells it too. */
 		known = *proc_slot(d, (pid_t)e->pid);
-		if (known && known->p.seen_ns > e->ktime_ns)
+		if (known && (known->p.seen_ns > e->ktime_ns ||
+			      (e->start_stack && known->p.startstack == e->start_stack)))
 			break;
 		proc_remove(d, (pid_t)e->pid, DISCOVER_EXECED, 0, e->ktime_ns);
 		examine_exec(d, (pid_t)e->pid, e->ktime_ns, 0);

@@ -17,8 +17,9 @@
 struct py_process {
 	pid_t pid;
 	pid_t ppid;
-	uint64_t starttime; /* clock ticks since boot; (pid, starttime) names a process */
-	uint64_t seen_ns;   /* CLOCK_MONOTONIC when we inspected it */
+	uint64_t starttime;  /* clock ticks since boot; (pid, starttime) names a process */
+	uint64_t startstack; /* of the image we inspected (struct proc_stat), 0 if unknown */
+	uint64_t seen_ns;    /* CLOCK_MONOTONIC when we inspected it */
 	char comm[16];
 	char service[64];	    /* service_name label (agent/procs/service.c) */
 	char container_id[65];	    /* from its cgroup, "" outside containers (cgroup_ids.c) */

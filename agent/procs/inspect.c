@@ -76,6 +76,13 @@ static int collect_candidate(const struct map_entry *m, void *arg)
 	return 0;
 }
 
+static bool mid_exec(pid_t pid)
+{
+	char arg0[2];
+
+	return procfs_read_file(pid, "cmdline", arg0, sizeof(arg0)) == 0;
+}
+
 static void fill_process(struct py_process *p, const struct candidate *c,
 			 const struct py_binary *bin, int64_t load_delta)
 {
@@ -159,8 +166,13 @@ int inspect_process(struct bincache *bins, pid_t pid, struct py_process **out, u
 	if (!err &&
 	    (procfs_read_comm(pid, p->comm, sizeof(p->comm)) || procfs_read_stat(pid, &pst)))
 		err = -ENOENT;
+	/* Caught in the middle of its exec: the new image is mapped, but its arguments (and
+	 * stack top) are not set yet, so its service cannot be told. Its exec event follows. */
+	if (!err && mid_exec(pid))
+		err = -EAGAIN;
 	p->ppid = pst.ppid;
 	p->starttime = pst.starttime;
+	p->startstack = pst.startstack;
 	if (!err) {
 		service_of(pid, p->comm, p->service, sizeof(p->service));
 		cgroup_ids_of(pid, p->container_id, p->pod_uid);

@@ -103,15 +103,88 @@ static bool server_app(char *const *argv, int argc, int i, char *out, size_t len
 	return true;
 }
 
-void service_from_argv(char *const *argv, int argc, const char *fallback, char *out, size_t len)
+/* The value of option `name` (given as "NAME VALUE" or "NAME=VALUE") in argv[i], or NULL. */
+static const char *option_value(char *const *argv, int argc, int i, const char *name)
+{
+	size_t n = strlen(name);
+
+	if (strncmp(argv[i], name, n))
+		return NULL;
+	if (!argv[i][n])
+		return i + 1 < argc ? argv[i + 1] : NULL;
+	return argv[i][n] == '=' ? argv[i] + n + 1 : NULL;
+}
+
+/* Copies a file's base name without its extension (".py", ".ini", ...). */
+static void put_file_stem(char *out, size_t len, const char *path)
+{
+	put(out, len, basename_of(path), "");
+	if (strrchr(out, '.') && strrchr(out, '.') != out)
+		*strrchr(out, '.') = '\0';
+}
+
+/* uWSGI: its application (--module/-w/--wsgi pkg.mod:app, --mount /=pkg.mod:app), else the
+ * file it loads (--wsgi-file, --file, --ini). */
+static void uwsgi_app(char *const *argv, int argc, char *out, size_t len)
+{
+	static const char *const modules[] = { "--module", "--wsgi", "-w", "--callable-module" };
+	static const char *const files[] = { "--wsgi-file", "--file", "--ini", "--yaml", "--xml" };
+	const char *v;
+	int i;
+
+	for (i = 1; i < argc; i++) {
+		for (size_t k = 0; k < sizeof(modules) / sizeof(modules[0]); k++)
+			if ((v = option_value(argv, argc, i, modules[k]))) {
+				put(out, len, v, ".:");
+				return;
+			}
+		if ((v = option_value(argv, argc, i, "--mount")) && strchr(v, '=')) {
+			put(out, len, strchr(v, '=') + 1, ".:");
+			return;
+		}
+	}
+	for (size_t k = 0; k < sizeof(files) / sizeof(files[0]); k++)
+		for (i = 1; i < argc; i++)
+			if ((v = option_value(argv, argc, i, files[k]))) {
+				put_file_stem(out, len, v);
+				return;
+			}
+	put(out, len, "uwsgi", "");
+}
+
+/* mod_wsgi's daemon processes show "(wsgi:GROUP)" as their name (display-name=%{GROUP}). */
+static bool mod_wsgi_group(const char *arg0, char *out, size_t len)
+{
+	if (strncmp(arg0, "(wsgi:", 6) || !strchr(arg0, ')'))
+		return false;
+	put(out, len, arg0 + 6, ")");
+	return out[0] != '\0';
+}
+
+enum service_source service_from_argv(char *const *argv, int argc, const char *fallback, char *out,
+				      size_t len)
 {
 	int i = 0;
 
+	if (argc > 0 && mod_wsgi_group(argv[0], out, len))
+		return SERVICE_OWN;
+	if (argc > 0 && (!strcmp(basename_of(argv[0]), "uwsgi") ||
+			 !strcmp(basename_of(argv[0]), "uwsgi-core"))) {
+		uwsgi_app(argv, argc, out, len);
+		return SERVICE_OWN;
+	}
 	if (argc > 0 && is_python(argv[0])) {
 		for (i = 1; i < argc && argv[i][0] == '-'; i++) {
 			if (!strcmp(argv[i], "-m") && i + 1 < argc) {
 				put(out, len, argv[i + 1], ".");
-				return;
+				return SERVICE_OWN;
+			}
+			/* multiprocessing's spawn, forkserver and resource tracker: a part of
+			 * the program that started them */
+			if (!strcmp(argv[i], "-c") && i + 1 < argc &&
+			    !strncmp(argv[i + 1], "from multiprocessing.", 21)) {
+				put(out, len, fallback, "");
+				return SERVICE_PARENT;
 			}
 			if (!strcmp(argv[i], "-c"))
 				goto fallback;
@@ -126,18 +199,19 @@ void service_from_argv(char *const *argv, int argc, const char *fallback, char *
 
 		if (asgi_wsgi_server(base) || !strcmp(base, "celery")) {
 			server_app(argv, argc, i, out, len);
-			return;
+			return SERVICE_OWN;
 		}
 		if (i > 0 || !is_python(argv[0])) {
 			put(out, len, base, "");
 			if (strlen(out) > 3 && !strcmp(out + strlen(out) - 3, ".py"))
 				out[strlen(out) - 3] = '\0';
 			if (out[0])
-				return;
+				return SERVICE_OWN;
 		}
 	}
 fallback:
 	put(out, len, fallback, "");
+	return SERVICE_OWN;
 }
 
 static char env_keys[1024] = SERVICE_ENV; /* comma-separated */
@@ -176,10 +250,15 @@ static const char *allowed_env(const char *buf, size_t n)
 	return best;
 }
 
-void service_of(pid_t pid, const char *comm, char *out, size_t len)
+/* Parents looked through for a process that is part of its parent's program. */
+#define PARENT_DEPTH 3
+
+static void service_at(pid_t pid, const char *comm, char *out, size_t len, int depth)
 {
 	static char buf[64 * 1024];
-	char *argv[MAX_ARGS], *p, *end;
+	char *argv[MAX_ARGS], *p, *end, parent_comm[16];
+	struct proc_stat st;
+	enum service_source from;
 	const char *named;
 	ssize_t n;
 	int argc = 0;
@@ -196,6 +275,15 @@ void service_of(pid_t pid, const char *comm, char *out, size_t len)
 	n = procfs_read_file(pid, "cmdline", buf, sizeof(buf));
 	for (p = buf, end = buf + (n > 0 ? n : 0); p < end && argc < MAX_ARGS; p += strlen(p) + 1)
 		argv[argc++] = p;
-	service_from_argv(argv, argc, comm, out, len);
+	from = service_from_argv(argv, argc, comm, out, len);
 	memset(buf, 0, sizeof(buf));
+	/* out holds the fallback if the parent cannot be read */
+	if (from == SERVICE_PARENT && depth < PARENT_DEPTH && !procfs_read_stat(pid, &st) &&
+	    st.ppid > 1 && !procfs_read_comm(st.ppid, parent_comm, sizeof(parent_comm)))
+		service_at(st.ppid, parent_comm, out, len, depth + 1);
+}
+
+void service_of(pid_t pid, const char *comm, char *out, size_t len)
+{
+	service_at(pid, comm, out, len, 0);
 }

@@ -76,6 +76,14 @@ static void stat_survives_hostile_comm(void **state)
 	assert_int_equal(st.state, 'S');
 	assert_int_equal(st.ppid, 77);
 	assert_int_equal(st.starttime, 98765);
+	assert_int_equal(st.startstack, 0); /* not shown */
+	assert_int_equal(procfs_parse_stat("9 (p y) R 1 9 9 0 -1 4194304 98 0 0 0 0 0 0 0 20 0 1 0 "
+					   "4321 5000 300 18446744073709551615 94 95 "
+					   "140737488346112 0 0",
+					   &st),
+			 0);
+	assert_int_equal(st.starttime, 4321);
+	assert_int_equal(st.startstack, 140737488346112ull);
 	assert_int_equal(procfs_parse_stat("123 (x) S 1 2", &st), -EINVAL);
 	assert_int_equal(procfs_parse_stat("no parenthesis", &st), -EINVAL);
 }

@@ -8,6 +8,8 @@
 
 #include "procs/service.h"
 
+static enum service_source source;
+
 static const char *name(const char *fallback, int argc, ...)
 {
 	static char out[SERVICE_NAME_MAX];
@@ -19,7 +21,7 @@ static const char *name(const char *fallback, int argc, ...)
 	for (i = 0; i < argc; i++)
 		argv[i] = va_arg(ap, char *);
 	va_end(ap);
-	service_from_argv(argv, argc, fallback, out, sizeof(out));
+	source = service_from_argv(argv, argc, fallback, out, sizeof(out));
 	return out;
 }
 
@@ -49,6 +51,51 @@ static void derives_names(void **state)
 	assert_string_equal(name("myapp", 2, "/opt/myapp", "serve"), "myapp");
 }
 
+/* uWSGI by its application or the file it loads; mod_wsgi by its process group. */
+static void names_uwsgi_and_mod_wsgi(void **state)
+{
+	(void)state;
+	assert_string_equal(name("uwsgi", 6, "uwsgi", "--plugin", "python3", "--module",
+				 "shop.wsgi:app", "--master"),
+			    "shop");
+	assert_string_equal(name("uwsgi", 3, "/usr/bin/uwsgi", "--module=blog:app", "-p4"), "blog");
+	assert_string_equal(name("uwsgi", 3, "uwsgi-core", "-w", "api.main:application"), "api");
+	assert_string_equal(name("uwsgi", 3, "uwsgi", "--wsgi-file", "/srv/www/billing.py"),
+			    "billing");
+	assert_string_equal(name("uwsgi", 2, "uwsgi", "--ini=/etc/uwsgi/apps-enabled/wiki.ini"),
+			    "wiki");
+	assert_string_equal(name("uwsgi", 3, "uwsgi", "--mount", "/app=store.web:app"), "store");
+	/* an application option wins over the configuration file, wherever it stands */
+	assert_string_equal(name("uwsgi", 5, "uwsgi", "--ini", "base.ini", "--module", "crm:app"),
+			    "crm");
+	assert_string_equal(name("uwsgi", 3, "uwsgi", "--http-socket", ":8000"), "uwsgi");
+	/* a prefix of an option is not that option */
+	assert_string_equal(name("uwsgi", 3, "uwsgi", "--modulex", "x:app"), "uwsgi");
+	assert_string_equal(name("apache2", 1, "(wsgi:intranet)"), "intranet");
+	assert_string_equal(name("apache2", 3, "/usr/sbin/apache2", "-k", "start"), "apache2");
+	assert_int_equal(source, SERVICE_OWN);
+}
+
+/* multiprocessing's children (uvicorn --workers, ProcessPoolExecutor) belong to the program
+ * that started them. */
+static void multiprocessing_children_are_their_parents(void **state)
+{
+	(void)state;
+	name("python3", 4, "/usr/bin/python3", "-c",
+	     "from multiprocessing.spawn import spawn_main; spawn_main(tracker_fd=5, "
+	     "pipe_handle=7)",
+	     "--multiprocessing-fork");
+	assert_int_equal(source, SERVICE_PARENT);
+	name("python3", 3, "python3", "-c",
+	     "from multiprocessing.resource_tracker import main;main(6)");
+	assert_int_equal(source, SERVICE_PARENT);
+	name("python3", 3, "python3", "-c", "from multiprocessingx import y");
+	assert_int_equal(source, SERVICE_OWN);
+	assert_string_equal(name("python3", 3, "python3", "-c", "import multiprocessing"),
+			    "python3");
+	assert_int_equal(source, SERVICE_OWN);
+}
+
 static void falls_back_to_comm(void **state)
 {
 	(void)state;
@@ -63,6 +110,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(derives_names),
+		cmocka_unit_test(names_uwsgi_and_mod_wsgi),
+		cmocka_unit_test(multiprocessing_children_are_their_parents),
 		cmocka_unit_test(falls_back_to_comm),
 	};
 
