@@ -20,6 +20,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* Set before load: profile every tracked process, not only those flagged PYRO_PROC_SAMPLE. */
 const volatile bool sample_all = false;
+/* Set before load when user space shares discovery's ring: note untracked processes. */
+const volatile bool note_all = false;
 /* Flipped by user space between drains (see struct pyro_sample_key). */
 __u32 epoch = 0;
 
@@ -66,6 +68,63 @@ struct {
 static __always_inline void count(__u32 which)
 {
 	count_in(&cpu_counters, which);
+}
+
+/* ---- interpreters that arrive by dlopen ----
+ * A process that is not Python at exec may become Python later: uWSGI's python3 plugin,
+ * mod_wsgi, plpython3u dlopen libpython after start-up, at any time. The sampler sees every
+ * task that runs; for an untracked process it tells discovery when the process is new to it
+ * or has a different number of mappings (mm->map_count: a dlopen adds several) than when last
+ * noted, at most once per PYRO_NOTE_INTERVAL_NS a process. Discovery then looks at its maps.
+ * Nothing is attached to the processes themselves. */
+
+struct untracked_note {
+	__u64 noted_ns;
+	__s32 map_count;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u32);
+	__type(value, struct untracked_note);
+} untracked SEC(".maps");
+
+/* Discovery's ring (user space hands us its fd: bpf_map__reuse_fd). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, PYRO_PROC_EVENTS_SIZE);
+} proc_events SEC(".maps");
+
+static __always_inline void note_untracked(__u32 pid)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct untracked_note *n, fresh = {};
+	struct pyro_proc_event *e;
+	__u64 now = bpf_ktime_get_ns();
+	int maps = BPF_CORE_READ(task, mm, map_count);
+
+	if (!pid || maps <= 0) /* the idle task, kernel threads */
+		return;
+	n = bpf_map_lookup_elem(&untracked, &pid);
+	if (n && (n->map_count == maps || now - n->noted_ns < PYRO_NOTE_INTERVAL_NS))
+		return;
+	e = bpf_ringbuf_reserve(&proc_events, sizeof(*e), 0);
+	if (!e) {
+		count(PYRO_CPU_NOTES_LOST); /* not recorded as noted: the next sample tries again */
+		return;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->kind = PYRO_PROC_NOTE;
+	e->pid = pid;
+	e->ktime_ns = now;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	bpf_ringbuf_submit(e, 0);
+	count(PYRO_CPU_NOTES);
+	fresh.noted_ns = now;
+	fresh.map_count = maps;
+	bpf_map_update_elem(&untracked, &pid, &fresh, BPF_ANY);
 }
 
 #define pystack_count(which) count(which)
@@ -147,7 +206,13 @@ int on_cpu_sample(struct bpf_perf_event_data *ctx)
 	struct scratch *s;
 
 	info = bpf_map_lookup_elem(&procs, &pid);
-	if (!info || (!sample_all && !(info->flags & PYRO_PROC_SAMPLE))) {
+	if (!info) {
+		count(PYRO_CPU_OTHER);
+		if (note_all)
+			note_untracked(pid);
+		return 0;
+	}
+	if (!sample_all && !(info->flags & PYRO_PROC_SAMPLE)) {
 		count(PYRO_CPU_OTHER);
 		return 0;
 	}

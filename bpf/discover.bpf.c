@@ -18,7 +18,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* Lifecycle events for user space; sized for bursts of thousands of execs per second. */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1 << 20);
+	__uint(max_entries, PYRO_PROC_EVENTS_SIZE);
 } proc_events SEC(".maps");
 
 /* One counter per failure path (enum pyro_discover_counter). */
@@ -102,20 +102,3 @@ int BPF_PROG(on_exit, struct task_struct *task)
 	return emit(PYRO_PROC_EXIT, pid, 0, BPF_CORE_READ(task, exit_code), task, 0,
 		    PYRO_DISC_RINGBUF_FULL_EXIT);
 }
-
-/* ld.so calls _dl_debug_state() (its debugger hook) before and after it changes the link
- * map: at start-up and on every dlopen and dlclose. User space attaches this to each ld.so
- * it meets, so that an interpreter that arrives by dlopen (uWSGI's python3 plugin, mod_wsgi,
- * plpython3u) is looked at when it arrives, however late, without polling. Tracked
- * processes are left out: they are Python already. */
-static __noinline int dl_debug_state(struct pt_regs *ctx)
-{
-	__u32 pid = bpf_get_current_pid_tgid() >> 32;
-	struct task_struct *task = bpf_get_current_task_btf();
-
-	if (bpf_map_lookup_elem(&procs, &pid))
-		return 0;
-	return emit(PYRO_PROC_DLOPEN, pid, 0, 0, task, 0, PYRO_DISC_RINGBUF_FULL_DLOPEN);
-}
-
-UPROBE_PROGRAM("uprobe", on_dl_debug_state, dl_debug_state)

@@ -8,14 +8,18 @@
 #define PYRO_COMM_LEN 16
 /* Upper bound on Python processes tracked at once (sizes the pid filter map). */
 #define PYRO_MAX_PROCS 16384
+/* Process events (discovery's ring buffer, which the sampler's notes share). */
+#define PYRO_PROC_EVENTS_SIZE (1 << 20)
+/* An untracked process is noted for discovery at most this often (bpf/cpu.bpf.c). */
+#define PYRO_NOTE_INTERVAL_NS 1000000000ull
 
 /* Process lifecycle events from the sched tracepoints, sent through a ring buffer. */
 enum pyro_proc_event_kind {
-	PYRO_PROC_EXEC = 1,   /* any process called execve(); user space decides if it is Python */
-	PYRO_PROC_FORK = 2,   /* a tracked (Python) process forked a new process */
-	PYRO_PROC_EXIT = 3,   /* the last thread of a tracked process exited */
-	PYRO_PROC_DLOPEN = 4, /* an untracked process's ld.so changed its link map (dlopen,
-			       * dlclose, start-up): it may have mapped libpython just now */
+	PYRO_PROC_EXEC = 1, /* any process called execve(); user space decides if it is Python */
+	PYRO_PROC_FORK = 2, /* a tracked (Python) process forked a new process */
+	PYRO_PROC_EXIT = 3, /* the last thread of a tracked process exited */
+	PYRO_PROC_NOTE = 4, /* the sampler saw an untracked process on a CPU with mappings
+			       * it did not have before: it may have dlopen'd libpython */
 };
 
 struct pyro_proc_event {
@@ -212,6 +216,8 @@ enum pyro_cpu_counter {
 	PYRO_CPU_WAITS_FULL,	  /* the waits map was full: an off-CPU stretch lost */
 	PYRO_CPU_WAIT_NO_STORAGE, /* no task storage for a thread's stretch: lost */
 	PYRO_CPU_WAIT_NO_STACK,	  /* the stack of a switch-out could not be stored: lost */
+	PYRO_CPU_NOTES,		  /* untracked processes noted for discovery (note_untracked) */
+	PYRO_CPU_NOTES_LOST,	  /* a note did not fit the ring buffer: sent again later */
 	PYRO_CPU_COUNTER_MAX,
 };
 
@@ -220,8 +226,7 @@ enum pyro_discover_counter {
 	PYRO_DISC_RINGBUF_FULL_EXEC, /* an exec event could not be reserved: user space may miss it */
 	PYRO_DISC_RINGBUF_FULL_FORK,
 	PYRO_DISC_RINGBUF_FULL_EXIT,
-	PYRO_DISC_PIDMAP_FULL,	       /* a forked Python child could not be added to the pid map */
-	PYRO_DISC_RINGBUF_FULL_DLOPEN, /* a link-map change could not be reported */
+	PYRO_DISC_PIDMAP_FULL, /* a forked Python child could not be added to the pid map */
 	PYRO_DISC_COUNTER_MAX,
 };
 

@@ -161,11 +161,3 @@ bool procfs_is_pid(const char *name, pid_t *pid)
 	*pid = (pid_t)v;
 	return true;
 }
-
-bool procfs_is_ldso(const char *path)
-{
-	const char *base = strrchr(path, '/');
-
-	base = base ? base + 1 : path;
-	return !strncmp(base, "ld-linux", 8) || !strncmp(base, "ld-musl", 7);
-}

@@ -26,8 +26,6 @@ int procfs_parse_maps_line(const char *line, struct map_entry *out);
  * (-ENOENT: the process is gone). */
 typedef int (*maps_cb)(const struct map_entry *m, void *ctx);
 int procfs_for_each_map(pid_t pid, maps_cb cb, void *ctx);
-/* Does this mapped path name a dynamic linker (ld-linux*, ld-musl*)? */
-bool procfs_is_ldso(const char *path);
 
 /* /proc/PID/WHAT (comm, stat, cgroup, environ, cmdline...), at most len - 1 bytes and
  * NUL-terminated after them. Returns the bytes read or -errno. */

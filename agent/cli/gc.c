@@ -14,7 +14,6 @@
 #include "cli/commands.h"
 #include "base/signals.h"
 #include "procs/discover.h"
-#include "usdt/ldso_hook.h"
 #include "gc/gctrace.h"
 #include "gc/gcwatch.h"
 #include "profile/intern.h"
@@ -383,7 +382,7 @@ static int run(struct gc_cmd *c)
 
 	if ((err = symbolizer_new(&c->sym)) || (err = evloop_new(&c->loop)) ||
 	    (err = discover_new(&ops, c->loop, &c->disc)) || (err = discover_start_live(c->disc)) ||
-	    (ldso_hook_new(c->disc, &c->ldso), 0) || (err = discover_scan(c->disc)) ||
+	    (err = discover_scan(c->disc)) ||
 	    (err = targets_check(&c->targets, c->disc, "gc", "GC tracing", gc_capable)))
 		return err;
 	go.procs_fd = discover_procs_map_fd(c->disc);
@@ -436,7 +435,6 @@ int cmd_gc(int argc, char **argv)
 	alerter_free(c.alerter);
 	http_server_free(c.metrics);
 	gctrace_free(c.gc);
-	ldso_hook_free(c.ldso);
 	discover_free(c.disc);
 	evloop_free(c.loop);
 	symbolizer_free(c.sym);

@@ -38,7 +38,6 @@ struct gc_cmd {
 
 	struct evloop *loop;
 	struct discover *disc;
-	struct ldso_hook *ldso; /* interpreters that arrive by dlopen; NULL without */
 	struct gctrace *gc;
 	struct symbolizer *sym;
 	struct seen seen;

@@ -15,7 +15,6 @@
 #include "base/signals.h"
 #include "base/text.h"
 #include "procs/discover.h"
-#include "usdt/ldso_hook.h"
 #include "base/json.h"
 #include "base/log.h"
 #include "base/privs.h"
@@ -235,7 +234,6 @@ int cmd_ps(int argc, char **argv)
 	struct ps_ctx c = {};
 	struct discover_ops ops = { .on_start = on_start, .on_exit = on_exit_, .ctx = &c };
 	struct discover *d = NULL;
-	struct ldso_hook *ldso = NULL;
 	struct evloop *loop = NULL;
 	uint64_t needed;
 	int err;
@@ -254,8 +252,6 @@ int cmd_ps(int argc, char **argv)
 		goto cleanup;
 	if (c.watch && (err = discover_start_live(d)))
 		goto cleanup;
-	if (c.watch)
-		ldso_hook_new(d, &ldso); /* interpreters that arrive by dlopen */
 	err = discover_scan(d);
 	if (err) {
 		log_error("cannot scan /proc: %s", strerror(-err));
@@ -273,7 +269,6 @@ int cmd_ps(int argc, char **argv)
 		err = watch_loop(d);
 	}
 cleanup:
-	ldso_hook_free(ldso);
 	discover_free(d);
 	evloop_free(loop);
 	return err && err != -EPIPE ? 1 : 0;

@@ -21,7 +21,6 @@
 #include "base/version.h"
 #include "base/signals.h"
 #include "procs/discover.h"
-#include "usdt/ldso_hook.h"
 #include "profile/folded.h"
 #include "profile/intern.h"
 #include "base/log.h"
@@ -67,7 +66,6 @@ struct calls_cmd {
 
 	struct evloop *loop;
 	struct discover *disc;
-	struct ldso_hook *ldso; /* interpreters that arrive by dlopen; NULL without */
 	struct calltrace *ct;
 	struct seen seen;
 	int attached, unavailable;
@@ -434,8 +432,7 @@ static int run(struct calls_cmd *c)
 	int err, i;
 
 	if ((err = evloop_new(&c->loop)) || (err = discover_new(&ops, c->loop, &c->disc)) ||
-	    (err = discover_start_live(c->disc)) || (ldso_hook_new(c->disc, &c->ldso), 0) ||
-	    (err = discover_scan(c->disc)) ||
+	    (err = discover_start_live(c->disc)) || (err = discover_scan(c->disc)) ||
 	    (err = targets_check(&c->targets, c->disc, "record", "function tracing",
 				 calls_capable)))
 		return err;
@@ -498,7 +495,6 @@ int cmd_calls(int argc, char **argv)
 	seen_init(&c->seen);
 	err = run(c);
 	calltrace_free(c->ct);
-	ldso_hook_free(c->ldso);
 	discover_free(c->disc);
 	evloop_free(c->loop);
 	seen_free(&c->seen);

@@ -22,7 +22,6 @@
 #include "imports/importtrace.h"
 #include "imports/importtree.h"
 #include "procs/discover.h"
-#include "usdt/ldso_hook.h"
 #include "procs/seen.h"
 #include "profile/folded.h"
 #include "profile/pprof.h"
@@ -70,7 +69,6 @@ struct imports_cmd {
 
 	struct evloop *loop;
 	struct discover *disc;
-	struct ldso_hook *ldso; /* interpreters that arrive by dlopen; NULL without */
 	struct symbolizer *sym;
 	struct importtrace *it;
 	struct seen seen;
@@ -340,8 +338,7 @@ static int start(struct imports_cmd *c)
 	int err, i;
 
 	if ((err = evloop_new(&c->loop)) || (err = discover_new(&ops, c->loop, &c->disc)) ||
-	    (err = discover_start_live(c->disc)) || (ldso_hook_new(c->disc, &c->ldso), 0) ||
-	    (err = discover_scan(c->disc)) ||
+	    (err = discover_start_live(c->disc)) || (err = discover_scan(c->disc)) ||
 	    (err = targets_check(&c->targets, c->disc, "record", "import tracing",
 				 imports_capable)) ||
 	    (err = symbolizer_new(&c->sym)))
@@ -418,7 +415,6 @@ int cmd_imports(int argc, char **argv)
 	err = run(c);
 	importtrace_free(c->it);
 	symbolizer_free(c->sym);
-	ldso_hook_free(c->ldso);
 	discover_free(c->disc);
 	evloop_free(c->loop);
 	seen_free(&c->seen);

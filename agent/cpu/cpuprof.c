@@ -12,7 +12,6 @@
 #include "procs/seen.h"
 #include "python/symbolizer.h"
 #include "base/text.h"
-#include "usdt/ldso_hook.h"
 
 struct cpuprof {
 	struct cpuprof_ops ops;
@@ -22,7 +21,6 @@ struct cpuprof {
 	struct symbolizer *sym;
 	struct seen seen;
 	struct cpuprof_totals totals;
-	struct ldso_hook *ldso; /* NULL if ld.so cannot be watched */
 };
 
 static void on_start(const struct py_process *p, uint64_t ktime, void *ctx)
@@ -57,8 +55,7 @@ int cpuprof_new(const struct cpuprof_ops *ops, struct cpuprof **out)
 	seen_init(&c->seen);
 	if ((err = symbolizer_new(&c->sym)) || (err = evloop_new(&c->loop)) ||
 	    (err = discover_new(&dops, c->loop, &c->disc)) ||
-	    (err = discover_start_live(c->disc)) || (ldso_hook_new(c->disc, &c->ldso), 0) ||
-	    (err = discover_scan(c->disc))) {
+	    (err = discover_start_live(c->disc)) || (err = discover_scan(c->disc))) {
 		cpuprof_free(c);
 		return err;
 	}
@@ -71,7 +68,6 @@ void cpuprof_free(struct cpuprof *c)
 	if (!c)
 		return;
 	sampler_free(c->sampler);
-	ldso_hook_free(c->ldso);
 	discover_free(c->disc);
 	evloop_free(c->loop);
 	symbolizer_free(c->sym);
@@ -82,11 +78,6 @@ void cpuprof_free(struct cpuprof *c)
 struct evloop *cpuprof_loop(struct cpuprof *c)
 {
 	return c->loop;
-}
-
-struct ldso_hook *cpuprof_ldso(struct cpuprof *c)
-{
-	return c->ldso;
 }
 
 struct discover *cpuprof_discover(struct cpuprof *c)
@@ -153,6 +144,7 @@ int cpuprof_sample(struct cpuprof *c, int frequency, bool sample_all)
 				   .wall = c->ops.wait_profile_for != NULL };
 
 	so.procs_fd = discover_procs_map_fd(c->disc);
+	so.events_fd = discover_events_fd(c->disc);
 	return sampler_new(&so, &c->sampler)
 		       ?: evloop_add_ring(c->loop, sampler_new_stacks_fd(c->sampler), on_new_stack,
 					  c);

@@ -42,8 +42,6 @@ struct cpuprof_totals {
 int cpuprof_new(const struct cpuprof_ops *ops, struct cpuprof **out);
 void cpuprof_free(struct cpuprof *c);
 struct discover *cpuprof_discover(struct cpuprof *c);
-/* The watch on ld.so for interpreters that arrive by dlopen; NULL if there is none. */
-struct ldso_hook *cpuprof_ldso(struct cpuprof *c);
 /* The event loop its rings are served from; other rings may join it (GC pauses). */
 struct evloop *cpuprof_loop(struct cpuprof *c);
 /* Attaches the perf events (and the off-CPU program, with ops.wait_profile_for).

@@ -123,8 +123,14 @@ int sampler_new(const struct sampler_opts *o, struct sampler **out)
 		goto fail;
 	}
 	s->skel->rodata->sample_all = o->sample_all;
+	s->skel->rodata->note_all = o->events_fd >= 0;
 	bpf_program__set_autoload(s->skel->progs.on_switch, o->wall);
 	err = bpf_map__reuse_fd(s->skel->maps.procs, o->procs_fd);
+	if (!err)
+		err = o->events_fd >= 0 ? bpf_map__reuse_fd(s->skel->maps.proc_events, o->events_fd)
+					/* unused: the smallest ring there is */
+					: bpf_map__set_max_entries(s->skel->maps.proc_events,
+								   (uint32_t)getpagesize());
 	if (!err)
 		err = bpfload_done(s->skel->obj, "cpu", cpu_bpf__load(s->skel));
 	if (err) {

@@ -16,6 +16,7 @@ struct sampler_opts {
 	int frequency;	 /* samples per second per CPU */
 	bool sample_all; /* every tracked process, not only those flagged PYRO_PROC_SAMPLE */
 	int procs_fd;	 /* discovery's pid map */
+	int events_fd;	 /* discovery's event ring, for notes of untracked processes; -1: none */
 	bool wall;	 /* time off the CPU too (sched_switch), drained as waits */
 };
 

@@ -103,8 +103,7 @@ static void self_figures(struct run *r, struct self_figures *s)
 	cpuprof_totals(r->cpu, &s->cpu);
 	sampler_stats(cpuprof_sampler(r->cpu), &s->sampler);
 	discover_stats(cpuprof_discover(r->cpu), &s->disc);
-	if (cpuprof_ldso(r->cpu))
-		ldso_hook_stats(cpuprof_ldso(r->cpu), &s->ldso);
+	symbolizer_stats(cpuprof_symbolizer(r->cpu), &s->sym);
 	s->processes = s->disc.tracked;
 	if ((s->have_gc = r->gc != NULL))
 		gctrace_stats(r->gc, &s->gc);

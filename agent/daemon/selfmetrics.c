@@ -61,6 +61,12 @@ static void sampling(const struct self_figures *s, FILE *f)
 	one(f, "pyrometer_stacks_resolved_total", "counter",
 	    "Samples whose stack was walked and symbolized without a failure.",
 	    (double)s->cpu.resolved);
+	head(f, "pyrometer_symbolize_failures_total", "counter",
+	     "Frames (CPU, off-CPU, GC, import stacks) that could not be named, by reason; each "
+	     "shows as a pseudo-frame.");
+	for (int i = 0; i < SYM_FAIL_MAX; i++)
+		labelled(f, "pyrometer_symbolize_failures_total", "reason",
+			 symbolizer_failure_label(i), s->sym.failed[i]);
 }
 
 static void failures(const struct self_figures *s, FILE *f)
@@ -84,7 +90,7 @@ static void failures(const struct self_figures *s, FILE *f)
 	labelled(f, "pyrometer_map_full_total", "map", "procs", d[PYRO_DISC_PIDMAP_FULL]);
 	labelled(f, "pyrometer_map_full_total", "map", "proc_events",
 		 d[PYRO_DISC_RINGBUF_FULL_EXEC] + d[PYRO_DISC_RINGBUF_FULL_FORK] +
-			 d[PYRO_DISC_RINGBUF_FULL_EXIT] + d[PYRO_DISC_RINGBUF_FULL_DLOPEN]);
+			 d[PYRO_DISC_RINGBUF_FULL_EXIT]);
 	if (s->have_gc) {
 		labelled(f, "pyrometer_map_full_total", "map", "gc_inflight",
 			 s->gc.kernel[PYRO_GC_INFLIGHT_FULL]);
@@ -100,17 +106,12 @@ static void failures(const struct self_figures *s, FILE *f)
 	one(f, "pyrometer_discovery_swept_total", "counter",
 	    "Pid map entries of gone processes removed by the periodic sweep.",
 	    (double)s->disc.swept);
-	one(f, "pyrometer_discovery_dlopen_events_total", "counter",
-	    "Link-map changes (dlopen, dlclose, start-up) of processes not known as Python.",
-	    (double)s->disc.dlopen_events);
-	one(f, "pyrometer_discovery_dlopen_found_total", "counter",
-	    "Python processes found when their ld.so changed the link map.",
-	    (double)s->disc.dlopen_found);
-	one(f, "pyrometer_discovery_ldso_watched", "gauge",
-	    "ld.so files whose debugger hook is watched for dlopen.", (double)s->ldso.attached);
-	one(f, "pyrometer_discovery_ldso_failed", "gauge",
-	    "ld.so files that could not be watched: dlopen seen only by the exec re-checks.",
-	    (double)(s->ldso.failed + s->ldso.refused));
+	one(f, "pyrometer_discovery_notes_total", "counter",
+	    "Processes not known as Python, seen on a CPU with new mappings, looked at again.",
+	    (double)s->disc.notes);
+	one(f, "pyrometer_discovery_notes_found_total", "counter",
+	    "Python processes found so: interpreters that arrived by dlopen.",
+	    (double)s->disc.notes_found);
 }
 
 static void exports(const struct self_figures *s, FILE *f)

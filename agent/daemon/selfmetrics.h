@@ -10,7 +10,6 @@
 #include "base/kernel.h"
 #include "cpu/cpuprof.h"
 #include "procs/discover.h"
-#include "usdt/ldso_hook.h"
 #include "gc/gctrace.h"
 #include "cpu/sampler.h"
 #include "delivery/shipper.h"
@@ -33,7 +32,7 @@ struct self_figures {
 	struct cpuprof_totals cpu;
 	struct sampler_stats sampler;
 	struct discover_stats disc;
-	struct ldso_hook_stats ldso;
+	struct symbolizer_stats sym;
 	bool have_gc, have_shipper, have_store, have_calls;
 	struct call_window_stats calls;
 	struct gctrace_stats gc;

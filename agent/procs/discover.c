@@ -32,10 +32,6 @@
  * again at these delays (ms after the exec event). */
 static const int retry_delays_ms[] = { 2, 10, 30, 80, 180 };
 #define RETRIES_MAX 1024
-/* A process whose link map keeps changing (a plugin host loading hundreds of libraries) is
- * looked at no more than once per DLOPEN_DEBOUNCE_MS; the last change is always looked at. */
-#define DLOPEN_DEBOUNCE_MS 10
-#define DLOPEN_SLOTS 256
 
 struct proc_node {
 	struct proc_node *next;
@@ -62,15 +58,6 @@ struct discover {
 	uint64_t lost_seen; /* ring-buffer-full counts already recovered from */
 	int handled;	    /* events handled in the current poll */
 	uint64_t next_sweep_ms;
-	struct bpf_program *dl_hook; /* on_dl_debug_state, as loaded */
-	discover_ldso_cb on_ldso;    /* NULL: interpreters that arrive by dlopen are seen by
-				      * the exec re-checks only */
-	void *ldso_ctx;
-	struct {
-		pid_t pid;
-		uint64_t ms;
-	} dl_seen[DLOPEN_SLOTS];    /* when a link-map change last made us look, by pid % slots */
-	struct map_entry ldso_seen; /* scratch: the ld.so of the process inspected last */
 };
 
 static uint64_t now_ms(void)
@@ -115,14 +102,8 @@ void discover_free(struct discover *d)
 
 int discover_inspect(struct discover *d, pid_t pid, struct py_process **out)
 {
-	struct map_entry *ldso = d->on_ldso ? &d->ldso_seen : NULL;
-	int err;
-
 	d->stats.inspected++;
-	err = inspect_process(d->bins, pid, out, &d->stats.inspect_failed, ldso);
-	if (ldso && ldso->path[0])
-		d->on_ldso(pid, ldso, d->ldso_ctx);
-	return err;
+	return inspect_process(d->bins, pid, out, &d->stats.inspect_failed);
 }
 
 /* ---- the process table ---- */
@@ -341,27 +322,19 @@ static void on_fork(struct discover *d, const struct pyro_proc_event *e)
 	proc_add(d, &child, e->ktime_ns, true);
 }
 
-/* ld.so changed an untracked process's link map: look at it now, or once the debounce
- * period is over. ld.so calls the hook before and after each change; the call after it has
- * mapped the library is the one that finds libpython, so no change goes unexamined. */
-static void on_dlopen(struct discover *d, const struct pyro_proc_event *e)
+/* The sampler saw an untracked process on a CPU, new to it or with mappings it did not have
+ * when last noted (bpf/cpu.bpf.c, note_untracked; at most once a second a process): it may
+ * have mapped libpython by dlopen since we looked. */
+static void on_note(struct discover *d, const struct pyro_proc_event *e)
 {
-	pid_t pid = (pid_t)e->pid;
-	uint64_t now = now_ms(), tracked_before = d->stats.tracked;
-	typeof(d->dl_seen[0]) *seen = &d->dl_seen[(uint32_t)pid % DLOPEN_SLOTS];
+	uint64_t tracked_before = d->stats.tracked;
 
-	d->stats.dlopen_events++;
-	if (*proc_slot(d, pid) || retry_pending(d, pid))
-		return; /* Python already, or a look is due: it comes after this change */
-	if (seen->pid == pid && now < seen->ms + DLOPEN_DEBOUNCE_MS) {
-		retry_add(d, pid, RETRY_ATTEMPTS - 1, e->ktime_ns, seen->ms + DLOPEN_DEBOUNCE_MS);
-		return;
-	}
-	seen->pid = pid;
-	seen->ms = now;
-	examine_exec(d, pid, e->ktime_ns, RETRY_ATTEMPTS);
+	d->stats.notes++;
+	if (*proc_slot(d, (pid_t)e->pid) || retry_pending(d, (pid_t)e->pid))
+		return; /* Python already, or a look is due */
+	examine_exec(d, (pid_t)e->pid, e->ktime_ns, RETRY_ATTEMPTS);
 	if (d->stats.tracked > tracked_before)
-		d->stats.dlopen_found++;
+		d->stats.notes_found++;
 }
 
 static int handle_event(void *ctx, void *data, size_t len)
@@ -391,8 +364,8 @@ static int handle_event(void *ctx, void *data, size_t len)
 	case PYRO_PROC_EXIT:
 		proc_remove(d, (pid_t)e->pid, DISCOVER_EXITED, e->exit_code, e->ktime_ns);
 		break;
-	case PYRO_PROC_DLOPEN:
-		on_dlopen(d, e);
+	case PYRO_PROC_NOTE:
+		on_note(d, e);
 		break;
 	}
 	return 0;
@@ -403,9 +376,6 @@ int discover_start_live(struct discover *d)
 	int err;
 
 	d->skel = discover_bpf__open();
-	if (d->skel)
-		d->dl_hook = bpfload_pick(d->skel->progs.on_dl_debug_state,
-					  d->skel->progs.on_dl_debug_state_nopreempt);
 	err = d->skel ? bpfload_done(d->skel->obj, "discover", discover_bpf__load(d->skel))
 		      : -errno;
 	if (err) {
@@ -464,8 +434,7 @@ static uint64_t kernel_lost(struct discover *d)
 
 	discover_stats(d, &st);
 	return st.kernel[PYRO_DISC_RINGBUF_FULL_EXEC] + st.kernel[PYRO_DISC_RINGBUF_FULL_FORK] +
-	       st.kernel[PYRO_DISC_RINGBUF_FULL_EXIT] + st.kernel[PYRO_DISC_PIDMAP_FULL] +
-	       st.kernel[PYRO_DISC_RINGBUF_FULL_DLOPEN];
+	       st.kernel[PYRO_DISC_RINGBUF_FULL_EXIT] + st.kernel[PYRO_DISC_PIDMAP_FULL];
 }
 
 static int drop_if_gone(const struct py_process *p, void *ctx)
@@ -570,15 +539,9 @@ int discover_set_flags(struct discover *d, pid_t pid, uint32_t flags)
 				    BPF_EXIST);
 }
 
-void discover_watch_ldso(struct discover *d, discover_ldso_cb cb, void *ctx)
+int discover_events_fd(const struct discover *d)
 {
-	d->on_ldso = cb;
-	d->ldso_ctx = ctx;
-}
-
-struct bpf_program *discover_dl_hook(const struct discover *d)
-{
-	return d->dl_hook;
+	return d->skel ? bpf_map__fd(d->skel->maps.proc_events) : -1;
 }
 
 int discover_procs_map_fd(const struct discover *d)

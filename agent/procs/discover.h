@@ -9,8 +9,6 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "base/procfs.h"
-
 #include "python/py_binary.h"
 #include "python/symbolizer.h"
 
@@ -64,12 +62,11 @@ struct discover_stats {
 	uint64_t resyncs;	  /* /proc rescans after the kernel lost events */
 	uint64_t swept;		  /* pid map entries of gone processes found by the sweep */
 	uint64_t tracked;	  /* Python processes tracked now */
-	uint64_t dlopen_events;	  /* link-map changes of untracked processes (ld.so's hook) */
-	uint64_t dlopen_found;	  /* Python processes found on such a change */
+	uint64_t notes;		  /* untracked processes the sampler saw with new mappings */
+	uint64_t notes_found;	  /* Python processes found so (arrived by dlopen) */
 	uint64_t kernel[8];	  /* enum pyro_discover_counter, summed over CPUs */
 };
 
-struct bpf_program;
 struct discover;
 
 struct evloop;
@@ -92,12 +89,9 @@ const struct py_process *discover_get(struct discover *d, pid_t pid);
 /* Sets the pid map flags (enum pyro_proc_flags) of a tracked process. Children it forks
  * later inherit them in the kernel. */
 int discover_set_flags(struct discover *d, pid_t pid, uint32_t flags);
-/* Called with the dynamic linker's mapping of each process inspected (Python or not), for
- * usdt/ldso_hook.h, which watches ld.so for interpreters that arrive by dlopen. */
-typedef void (*discover_ldso_cb)(pid_t pid, const struct map_entry *m, void *ctx);
-void discover_watch_ldso(struct discover *d, discover_ldso_cb cb, void *ctx);
-/* The program to attach at ld.so's debugger hook (valid after start_live). */
-struct bpf_program *discover_dl_hook(const struct discover *d);
+/* Fd of the process event ring, which the CPU sampler shares for its notes of untracked
+ * processes (valid after start_live). */
+int discover_events_fd(const struct discover *d);
 /* Fd of the BPF pid map the other programs filter on (valid after start_live). */
 int discover_procs_map_fd(const struct discover *d);
 void discover_stats(const struct discover *d, struct discover_stats *st);

@@ -32,7 +32,6 @@ struct scan_ctx {
 	ino_t exe_ino;
 	int n;
 	struct candidate c[MAX_CANDIDATES];
-	struct map_entry *ldso; /* where to put the dynamic linker's first mapping, or NULL */
 };
 
 static bool is_libpython(const char *path)
@@ -49,10 +48,6 @@ static int collect_candidate(const struct map_entry *m, void *arg)
 	bool is_exe = m->inode == s->exe_ino;
 	int i;
 
-	if (s->ldso && !s->ldso->path[0] && procfs_is_ldso(m->path)) {
-		*s->ldso = *m;
-		return 0;
-	}
 	if (!is_exe && !is_libpython(m->path))
 		return 0;
 	for (i = 0; i < s->n; i++) {
@@ -95,8 +90,7 @@ static void fill_process(struct py_process *p, const struct candidate *c,
 	p->bin = bin;
 }
 
-int inspect_process(struct bincache *bins, pid_t pid, struct py_process **out, uint64_t *failed,
-		    struct map_entry *ldso)
+int inspect_process(struct bincache *bins, pid_t pid, struct py_process **out, uint64_t *failed)
 {
 	char exe[64];
 	struct stat st;
@@ -117,9 +111,6 @@ int inspect_process(struct bincache *bins, pid_t pid, struct py_process **out, u
 	}
 	s->exe_dev = st.st_dev;
 	s->exe_ino = st.st_ino;
-	s->ldso = ldso;
-	if (ldso)
-		ldso->path[0] = '\0';
 	p->pid = pid;
 	p->seen_ns = monotonic_ns();
 	if (procfs_read_root(pid, p->root, sizeof(p->root)) ||

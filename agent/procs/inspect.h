@@ -8,15 +8,12 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "base/procfs.h"
 #include "procs/bincache.h"
 #include "procs/discover.h"
 
 /* 0 and *out filled if pid is Python (caller frees *out with free()), -ENOENT if not Python
  * or gone, -EAGAIN if it links libpython that is not mapped yet. *failed counts binaries
- * that could not be opened or parsed. ldso (optional) gets the mapping of the process's
- * dynamic linker, Python or not (path "" if none was seen). */
-int inspect_process(struct bincache *bins, pid_t pid, struct py_process **out, uint64_t *failed,
-		    struct map_entry *ldso);
+ * that could not be opened or parsed. */
+int inspect_process(struct bincache *bins, pid_t pid, struct py_process **out, uint64_t *failed);
 
 #endif

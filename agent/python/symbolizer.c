@@ -233,7 +233,8 @@ static int fill_entry(const struct py_target *p, struct entry *e)
 	e->file = read_str(p->pid, L, e->ident.filename);
 	e->lines = read_bytes(p->pid, L, e->ident.linetable, &e->nlines);
 	e->kind = L->lines;
-	e->firstlineno = e->ident.firstlineno;
+	/* read from the target: a line number is never negative in a profile */
+	e->firstlineno = e->ident.firstlineno > 0 ? e->ident.firstlineno : 0;
 	if (!e->name || !e->file)
 		return -EFAULT;
 	return 0;
@@ -264,6 +265,41 @@ static int line_of(const struct entry *e, uint32_t instr)
 	return line > 0 ? line : e->firstlineno;
 }
 
+static const char *const failure_frames[SYM_FAIL_MAX] = {
+	[SYM_FAIL_UNREADABLE] = "[unreadable code object]",
+	[SYM_FAIL_NOT_CODE] = "[not a code object]",
+	[SYM_FAIL_NAME] = "[unreadable name]",
+	[SYM_FAIL_NO_MEMORY] = "[out of memory]",
+};
+
+static const char *const failure_labels[SYM_FAIL_MAX] = {
+	[SYM_FAIL_UNREADABLE] = "unreadable_code_object",
+	[SYM_FAIL_NOT_CODE] = "not_a_code_object",
+	[SYM_FAIL_NAME] = "unreadable_name",
+	[SYM_FAIL_NO_MEMORY] = "no_memory",
+};
+
+const char *symbolizer_failure_frame(enum symbolizer_failure why)
+{
+	return why < SYM_FAIL_MAX ? failure_frames[why] : "[unknown]";
+}
+
+const char *symbolizer_failure_label(enum symbolizer_failure why)
+{
+	return why < SYM_FAIL_MAX ? failure_labels[why] : "unknown";
+}
+
+/* A frame that could not be named: its pseudo-frame, counted by reason. */
+static int failed(struct symbolizer *s, enum symbolizer_failure why, int err,
+		  struct py_frame_sym *out)
+{
+	s->stats.failed[why]++;
+	out->name = failure_frames[why];
+	out->file = "";
+	out->line = out->firstlineno = 0;
+	return err;
+}
+
 int symbolizer_frame(struct symbolizer *s, const struct py_target *p, uint64_t code, uint32_t instr,
 		     struct py_frame_sym *out)
 {
@@ -289,12 +325,9 @@ int symbolizer_frame(struct symbolizer *s, const struct py_target *p, uint64_t c
 		s->stats.cache_hits++;
 		goto found;
 	}
-	if (err) {
-		s->stats.failed++;
-		if (err == -EINVAL)
-			out->name = "[not a code object]";
-		return err;
-	}
+	if (err)
+		return failed(s, err == -EINVAL ? SYM_FAIL_NOT_CODE : SYM_FAIL_UNREADABLE, err,
+			      out);
 	if (e && e->name && e->file && memcmp(&now, &e->ident, sizeof(now)) == 0) {
 		e->generation = s->generation;
 		s->stats.cache_hits++;
@@ -306,17 +339,15 @@ int symbolizer_frame(struct symbolizer *s, const struct py_target *p, uint64_t c
 	} else {
 		e = calloc(1, sizeof(*e));
 		if (!e)
-			return -ENOMEM;
+			return failed(s, SYM_FAIL_NO_MEMORY, -ENOMEM, out);
 		e->pid = p->pid;
 		e->code = code;
 		*slot = e;
 	}
 	e->ident = now;
 	e->generation = s->generation;
-	if (fill_entry(p, e)) {
-		s->stats.failed++;
-		return -EFAULT; /* name or file NULL: read again on the next use */
-	}
+	if (fill_entry(p, e)) /* name or file NULL: read again on the next use */
+		return failed(s, SYM_FAIL_NAME, -EFAULT, out);
 	s->stats.resolved++;
 found:
 	out->name = e->name;

@@ -216,19 +216,24 @@ static ssize_t recv_with_fd(int sock, void *buf, size_t len, int *fd)
 	return n;
 }
 
-/* The broker's check, first kind: the offset must be a USDT site of this very file, in its
- * code, with the file's own semaphore, and the site must not be one of more than
- * USDT_MAX_SITES of its probe. A daemon that has been taken over can therefore arm only what
- * the binary's builder marked as probe sites, never the middle of an instruction (the reason
- * the kernel asks for CAP_SYS_ADMIN). */
-static int check_usdt_site(struct elf_file *ef, const struct broker_req *q)
+/* The broker's check: the offset must be a USDT site of this very file, in its code, with
+ * the file's own semaphore, and the site must not be one of more than USDT_MAX_SITES of its
+ * probe. A daemon that has been taken over can therefore arm only what the binary's
+ * builder marked as probe sites, never the middle of an instruction (the reason the kernel
+ * asks for CAP_SYS_ADMIN). */
+static int check_site(int file_fd, const struct broker_req *q)
 {
 	struct usdt_site_stats st;
 	struct usdt_probe *sites = NULL;
+	struct elf_file *ef = NULL;
+	struct stat sb;
 	int n = 0, err, i;
 
-	if ((err = usdt_sites_read(ef, "python", &sites, &n, &st)))
-		return err;
+	if (fstat(file_fd, &sb) || !S_ISREG(sb.st_mode))
+		return -EBADF;
+	if ((err = elf_file_open_fd(file_fd, &ef)) ||
+	    (err = usdt_sites_read(ef, "python", &sites, &n, &st)))
+		goto out;
 	err = -EPERM;
 	for (i = 0; i < n; i++)
 		if (sites[i].pc_offset == q->offset &&
@@ -236,40 +241,8 @@ static int check_usdt_site(struct elf_file *ef, const struct broker_req *q)
 		    usdt_notes_attachable(&sites[i]) &&
 		    usdt_sites_count(sites, n, sites[i].name) <= USDT_MAX_SITES)
 			err = 0;
+out:
 	free(sites);
-	return err;
-}
-
-/* Second kind: the entry of a function on a short allow-list, found by its symbol. Only
- * ld.so's debugger hook, which discovery watches for interpreters loaded by dlopen
- * (agent/procs/ldso_hook.h). */
-static int check_function_entry(struct elf_file *ef, const struct broker_req *q)
-{
-	static const char *const allowed[] = { UPROBES_DL_DEBUG_STATE };
-	uint64_t addr, size, off;
-
-	if (q->ref_ctr_offset)
-		return -EPERM;
-	for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)
-		if (!elf_file_symbol(ef, allowed[i], &addr, &size) &&
-		    !elf_file_vaddr_to_exec_offset(ef, addr, &off) && off == q->offset)
-			return 0;
-	return -EPERM;
-}
-
-static int check_site(int file_fd, const struct broker_req *q)
-{
-	struct elf_file *ef = NULL;
-	struct stat sb;
-	int err;
-
-	if (fstat(file_fd, &sb) || !S_ISREG(sb.st_mode))
-		return -EBADF;
-	if ((err = elf_file_open_fd(file_fd, &ef)))
-		return err;
-	err = check_usdt_site(ef, q);
-	if (err)
-		err = check_function_entry(ef, q);
 	elf_file_free(ef);
 	return err;
 }

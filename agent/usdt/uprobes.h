@@ -9,8 +9,7 @@
  * from the network or from targets' memory, and does one thing: given an open binary and a
  * file offset, it checks that the offset is a USDT site of that binary inside its code
  * (parsing the notes itself) and returns a uprobe perf event for it over a socket. The
- * daemon, which parses untrusted input, never holds CAP_SYS_ADMIN again. Besides USDT sites
- * it arms one function entry, ld.so's debugger hook (UPROBES_DL_DEBUG_STATE). */
+ * daemon, which parses untrusted input, never holds CAP_SYS_ADMIN again. */
 #ifndef PYRO_UPROBES_H
 #define PYRO_UPROBES_H
 
@@ -42,10 +41,6 @@ void uprobes_stop_broker(void);
  * directly with CAP_SYS_ADMIN, else through the broker. Returns the perf event fd or a
  * negative errno. */
 int uprobes_open(int file_fd, const struct usdt_probe *site);
-
-/* The one function, besides USDT sites, that the broker arms a uprobe at: ld.so's debugger
- * hook (glibc and musl both have it). */
-#define UPROBES_DL_DEBUG_STATE "_dl_debug_state"
 
 /* Opens the event for site and attaches prog to it with cookie. The link owns the event. */
 int uprobes_attach(struct bpf_program *prog, int file_fd, const struct usdt_probe *site,

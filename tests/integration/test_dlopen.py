@@ -1,7 +1,8 @@
 """Interpreters that arrive by dlopen, long after exec (uWSGI's python3 plugin, mod_wsgi,
 plpython3u): the zoo's pydlopen links nothing of Python and dlopens Debian's libpython3.11
 PYDLOPEN_DELAY_MS after it starts, far past discovery's exec re-checks (the last at 180 ms).
-The daemon, started first, must see it through ld.so's debugger hook within a second."""
+The daemon, started first, must see it once it runs: the CPU sampler notes untracked
+processes whose mappings changed (bpf/cpu.bpf.c, note_untracked)."""
 import glob
 import json
 import os
@@ -13,12 +14,15 @@ from conftest import ZOO
 from daemon import Daemon, cpu_profiles
 from pprof_raw import RawProfile
 
-# Waits a second after Python is up (discovery has that long), then collects each generation
-# a known number of times, burns CPU in hot_in_plugin, and reports gc.get_stats().
+# Runs a second after Python is up (discovery has that long to see it on a CPU), then
+# collects each generation a known number of times, burns CPU in hot_in_plugin, and reports
+# gc.get_stats().
 LATE = """
 import gc, json, sys, time
 print("ready", flush=True)
-time.sleep(1.0)
+end = time.monotonic() + 1.0
+while time.monotonic() < end:
+    pass
 for gen, n in ((0, 7), (1, 5), (2, 3)):
     for _ in range(n):
         gc.collect(gen)
@@ -47,10 +51,6 @@ def test_interpreter_loaded_by_dlopen_late_is_profiled_from_its_first_second(tmp
     service = f"plugin-{uuid.uuid4().hex[:6]}"
     store = str(tmp_path / "store")
     d = Daemon(tmp_path, "--store", store)
-    end = time.monotonic() + 10
-    while d.metric("pyrometer_discovery_ldso_watched") is None and time.monotonic() < end:
-        time.sleep(0.2)  # the figures are first published after the first interval
-    assert d.metric("pyrometer_discovery_ldso_watched") >= 1, d.metrics()
     w = workload(ZOO["py311-dlopen"], LATE,
                  env={"PYROMETER_SERVICE": service, "PYDLOPEN_DELAY_MS": "2500"})
     report = json.loads(w.proc.stdout.readline())
@@ -60,7 +60,7 @@ def test_interpreter_loaded_by_dlopen_late_is_profiled_from_its_first_second(tmp
     while gc_counts(d, service) != want and time.monotonic() < end:
         time.sleep(0.2)
     assert gc_counts(d, service) == want
-    assert d.metric("pyrometer_discovery_dlopen_found_total") >= 1
+    assert d.metric("pyrometer_discovery_notes_found_total") >= 1
     profiles = []
     end = time.monotonic() + 10
     while not profiles and time.monotonic() < end:
@@ -74,4 +74,6 @@ def test_interpreter_loaded_by_dlopen_late_is_profiled_from_its_first_second(tmp
     samples = [s for p in profiles for s in RawProfile(p).samples]
     hot = sum(c for c, stack, _ in samples if "hot_in_plugin" in stack)
     cpu = report["hot_cpu"]  # the thread's own CPU time in hot_in_plugin: 99 samples a second
-    assert 0.75 * 99 * cpu - 5 <= hot <= 1.1 * 99 * cpu + 5, (hot, cpu)
+    # (up to a quarter more beside other busy tasks: the sampling timer's tick also ends
+    # time slices, and a slice that ends at it is sampled in the task that had it)
+    assert 0.75 * 99 * cpu - 5 <= hot <= 1.25 * 99 * cpu + 5, (hot, cpu)

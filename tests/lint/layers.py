@@ -12,7 +12,7 @@ import re
 import sys
 
 # Lower first. A folder may include its own files and folders of a lower rank.
-RANK = {"base": 0, "python": 1, "procs": 2, "profile": 2, "usdt": 3, "cpu": 4, "calls": 3,
+RANK = {"base": 0, "python": 1, "procs": 2, "profile": 2, "usdt": 3, "cpu": 3, "calls": 3,
         "delivery": 3, "gc": 4, "imports": 4, "daemon": 5, "cli": 5}
 MAX_LINES = 600
 
