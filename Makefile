@@ -58,7 +58,7 @@ FUZZ_BINS  := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
 LINT_FILES := $(wildcard agent/*.[ch] agent/*/*.[ch] bpf/*.[ch] tests/unit/*.[ch] tests/fuzz/*.[ch] tests/zoo/*.c \
 	tests/bench/*.c)
 
-.PHONY: all deps run test test-load test-kernels kernels lint fuzz zoo unit integration bench clean
+.PHONY: all deps run test test-load test-kernels kernels lint fuzz zoo unit integration bench soak clean
 
 all: $(BUILD)/pyrometer
 
@@ -149,6 +149,12 @@ zoo:
 integration: all
 	PYROMETER=$(abspath $(BUILD)/pyrometer) PYROMETER_ZOO=$(ZOO) \
 		$(PYTHON) -m pytest -v -p no:cacheprovider tests/integration
+
+# The daemon beside the server zoo under mixed traffic for SOAK_SECONDS (1800): memory and
+# file descriptors must stay flat, the daemon alive (tests/soak/soak.py).
+soak: deps
+	$(MAKE) all zoo
+	PYROMETER=$(abspath $(BUILD)/pyrometer) PYROMETER_ZOO=$(ZOO) $(PYTHON) tests/soak/soak.py
 
 # Costs measured side by side in one run; figures go to the README.
 bench: deps

@@ -131,6 +131,8 @@ struct import_proc {
 	uint64_t start_ns;   /* exec or fork, CLOCK_MONOTONIC (bpf_ktime_get_ns); 0 unknown */
 	uint64_t first_seen; /* CLOCK_MONOTONIC: an unknown pid is forgotten after a while */
 	uint64_t exited_at;  /* CLOCK_MONOTONIC; 0 while it runs */
+	uint64_t ended_ns;   /* its exit or exec (bpf_ktime_get_ns), 0 unknown: later imports
+			      * in this pid are another image's (a Python that exec'd Python) */
 	struct importtree tree;
 };
 
@@ -223,7 +225,8 @@ int tracking_start_gc(struct run *r);
 /* importing.c: start-up import profiles and python_import_seconds */
 int importing_start(struct run *r);
 void importing_on_start(struct run *r, const struct py_process *p, uint64_t ktime);
-void importing_on_exit(struct run *r, const struct py_process *p);
+/* ktime: when it exited or exec'd (CLOCK_MONOTONIC), 0 if not known */
+void importing_on_exit(struct run *r, const struct py_process *p, uint64_t ktime);
 /* Sends the start-up profiles whose window has closed; forgets pids discovery never named. */
 void importing_tick(struct run *r, uint64_t now);
 void importing_metrics_write(const struct run *r, FILE *f);

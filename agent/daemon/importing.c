@@ -227,7 +227,7 @@ void importing_on_start(struct run *r, const struct py_process *p, uint64_t ktim
 	tree_clear(r, ip);
 }
 
-void importing_on_exit(struct run *r, const struct py_process *p)
+void importing_on_exit(struct run *r, const struct py_process *p, uint64_t ktime)
 {
 	struct import_proc *ip;
 
@@ -237,8 +237,10 @@ void importing_on_exit(struct run *r, const struct py_process *p)
 		importtrace_untrack(r->imports.it, p);
 	/* finished by importing_tick once its last imports are read (a short-lived process:
 	 * all of it was start-up) */
-	if ((ip = proc_of(r, p->pid, false)) && !ip->exited_at)
+	if ((ip = proc_of(r, p->pid, false)) && !ip->exited_at) {
 		ip->exited_at = monotonic_ns();
+		ip->ended_ns = ktime;
+	}
 }
 
 void importing_tick(struct run *r, uint64_t now)
@@ -281,6 +283,14 @@ static int on_import(void *ctx, void *data, size_t len)
 		return 0;
 	if (!(ip = proc_of(r, (pid_t)e->pid, true)))
 		return 0;
+	if (ip->ended_ns && e->start_ns > ip->ended_ns) {
+		/* the image it exec'd: the old one is done, this is a new process to us */
+		settle(r, ip);
+		if (!(ip = proc_of(r, (pid_t)e->pid, true)))
+			return 0;
+	}
+	if (!ip->known) /* importing, so Python: one that arrived by dlopen, not yet found */
+		discover_look(cpuprof_discover(r->cpu), (pid_t)e->pid, e->start_ns);
 	if (ip->known && !ip->startup_over && e->start_ns >= ip->start_ns + window_ns(r))
 		finish_startup(r, ip); /* the first import after the window ends it */
 	if (ip->startup_over) {

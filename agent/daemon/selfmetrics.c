@@ -107,7 +107,8 @@ static void failures(const struct self_figures *s, FILE *f)
 	    "Pid map entries of gone processes removed by the periodic sweep.",
 	    (double)s->disc.swept);
 	one(f, "pyrometer_discovery_notes_total", "counter",
-	    "Processes not known as Python, seen on a CPU with new mappings, looked at again.",
+	    "Processes not known as Python looked at again on a hint: seen on a CPU with new "
+	    "mappings, or running an installed interpreter's GC or import probes.",
 	    (double)s->disc.notes);
 	one(f, "pyrometer_discovery_notes_found_total", "counter",
 	    "Python processes found so: interpreters that arrived by dlopen.",

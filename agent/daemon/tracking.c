@@ -35,10 +35,10 @@ void tracking_on_exit(const struct py_process *p, enum discover_exit_why why, in
 {
 	struct run *r = ctx;
 
-	(void)code, (void)ktime;
+	(void)code;
 	if (r->gc && p->bin->caps.gc)
 		gctrace_untrack(r->gc, p);
-	importing_on_exit(r, p);
+	importing_on_exit(r, p, why == DISCOVER_VANISHED ? 0 : ktime);
 	if (r->nexited == r->exited_cap) {
 		size_t cap = r->exited_cap ? r->exited_cap * 2 : 256;
 		struct exited *n = realloc(r->exited, cap * sizeof(*n));
@@ -89,8 +89,14 @@ bool tracking_claimed(uint32_t pid, void *ctx)
 {
 	struct run *r = ctx;
 
-	return seen_get(cpuprof_seen(r->cpu), (pid_t)pid) || kill((pid_t)pid, 0) == 0 ||
-	       errno != ESRCH;
+	if (seen_get(cpuprof_seen(r->cpu), (pid_t)pid))
+		return true;
+	if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) {
+		/* collecting, so Python: one that arrived by dlopen, not yet found */
+		discover_look(cpuprof_discover(r->cpu), (pid_t)pid, monotonic_ns());
+		return true;
+	}
+	return false;
 }
 
 static int track_existing(const struct py_process *p, void *ctx)

@@ -32,6 +32,9 @@
  * again at these delays (ms after the exec event). */
 static const int retry_delays_ms[] = { 2, 10, 30, 80, 180 };
 #define RETRIES_MAX 1024
+/* A pid is looked at on a hint (discover_look) at most once per LOOK_INTERVAL_MS. */
+#define LOOK_INTERVAL_MS 1000
+#define LOOK_SLOTS 256
 
 struct proc_node {
 	struct proc_node *next;
@@ -58,6 +61,10 @@ struct discover {
 	uint64_t lost_seen; /* ring-buffer-full counts already recovered from */
 	int handled;	    /* events handled in the current poll */
 	uint64_t next_sweep_ms;
+	struct {
+		pid_t pid;
+		uint64_t ms;
+	} looked[LOOK_SLOTS]; /* when a hint last made us look at a pid, by pid % slots */
 };
 
 static uint64_t now_ms(void)
@@ -322,19 +329,29 @@ static void on_fork(struct discover *d, const struct pyro_proc_event *e)
 	proc_add(d, &child, e->ktime_ns, true);
 }
 
+void discover_look(struct discover *d, pid_t pid, uint64_t ktime)
+{
+	uint64_t tracked_before = d->stats.tracked, now = now_ms();
+	typeof(d->looked[0]) *slot = &d->looked[(uint32_t)pid % LOOK_SLOTS];
+
+	if (*proc_slot(d, pid) || retry_pending(d, pid))
+		return; /* Python already, or a look is due */
+	if (slot->pid == pid && now < slot->ms + LOOK_INTERVAL_MS)
+		return;
+	slot->pid = pid;
+	slot->ms = now;
+	d->stats.notes++;
+	examine_exec(d, pid, ktime, RETRY_ATTEMPTS);
+	if (d->stats.tracked > tracked_before)
+		d->stats.notes_found++;
+}
+
 /* The sampler saw an untracked process on a CPU, new to it or with mappings it did not have
  * when last noted (bpf/cpu.bpf.c, note_untracked; at most once a second a process): it may
  * have mapped libpython by dlopen since we looked. */
 static void on_note(struct discover *d, const struct pyro_proc_event *e)
 {
-	uint64_t tracked_before = d->stats.tracked;
-
-	d->stats.notes++;
-	if (*proc_slot(d, (pid_t)e->pid) || retry_pending(d, (pid_t)e->pid))
-		return; /* Python already, or a look is due */
-	examine_exec(d, (pid_t)e->pid, e->ktime_ns, RETRY_ATTEMPTS);
-	if (d->stats.tracked > tracked_before)
-		d->stats.notes_found++;
+	discover_look(d, (pid_t)e->pid, e->ktime_ns);
 }
 
 static int handle_event(void *ctx, void *data, size_t len)

@@ -62,7 +62,7 @@ struct discover_stats {
 	uint64_t resyncs;	  /* /proc rescans after the kernel lost events */
 	uint64_t swept;		  /* pid map entries of gone processes found by the sweep */
 	uint64_t tracked;	  /* Python processes tracked now */
-	uint64_t notes;		  /* untracked processes the sampler saw with new mappings */
+	uint64_t notes;		  /* looks on a hint (discover_look) */
 	uint64_t notes_found;	  /* Python processes found so (arrived by dlopen) */
 	uint64_t kernel[8];	  /* enum pyro_discover_counter, summed over CPUs */
 };
@@ -89,6 +89,10 @@ const struct py_process *discover_get(struct discover *d, pid_t pid);
 /* Sets the pid map flags (enum pyro_proc_flags) of a tracked process. Children it forks
  * later inherit them in the kernel. */
 int discover_set_flags(struct discover *d, pid_t pid, uint32_t flags);
+/* A hint that pid may be Python now (the sampler saw it with new mappings; the GC or import
+ * probes of an installed interpreter fired in it): it is looked at, at most once a second,
+ * and reported with ktime_ns if it is. How interpreters that arrive by dlopen are found. */
+void discover_look(struct discover *d, pid_t pid, uint64_t ktime_ns);
 /* Fd of the process event ring, which the CPU sampler shares for its notes of untracked
  * processes (valid after start_live). */
 int discover_events_fd(const struct discover *d);
