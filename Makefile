@@ -163,6 +163,7 @@ bench: deps
 		$(PYTHON) tests/bench/bench_cpu.py
 	PYROMETER=$(abspath $(BUILD)/pyrometer) $(PYTHON) tests/bench/bench_gc.py
 	PYROMETER=$(abspath $(BUILD)/pyrometer) $(PYTHON) tests/bench/bench_churn.py
+	PYROMETER=$(abspath $(BUILD)/pyrometer) PYROMETER_ZOO=$(ZOO) $(PYTHON) tests/bench/bench_notes.py
 	PYROMETER=$(abspath $(BUILD)/pyrometer) $(PYTHON) tests/bench/bench_calls.py
 	PYROMETER=$(abspath $(BUILD)/pyrometer) $(PYTHON) tests/bench/bench_imports.py
 	PYROMETER=$(abspath $(BUILD)/pyrometer) PINGPONG=$(abspath $(BUILD)/bench_pingpong) \
