@@ -42,6 +42,7 @@ static int load_cpu(void)
 	if (!s)
 		return -errno;
 	s->rodata->sample_all = true; /* as the daemon's rodata, so the same code verifies */
+	s->rodata->note_all = true;
 	bpf_program__set_autoload(s->progs.on_switch, true);
 	err = bpfload_done(s->obj, "cpu", cpu_bpf__load(s));
 	cpu_bpf__destroy(s);

@@ -89,14 +89,14 @@ bool tracking_claimed(uint32_t pid, void *ctx)
 {
 	struct run *r = ctx;
 
-	if (seen_get(cpuprof_seen(r->cpu), (pid_t)pid))
+	if (discover_get(cpuprof_discover(r->cpu), (pid_t)pid))
 		return true;
 	if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) {
-		/* collecting, so Python: one that arrived by dlopen, not yet found */
+		/* collecting, so Python: one that arrived by dlopen or exec'd since, not found */
 		discover_look(cpuprof_discover(r->cpu), (pid_t)pid, monotonic_ns());
 		return true;
 	}
-	return false;
+	return seen_get(cpuprof_seen(r->cpu), (pid_t)pid) != NULL; /* exited, not yet retired */
 }
 
 static int track_existing(const struct py_process *p, void *ctx)

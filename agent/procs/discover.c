@@ -333,9 +333,18 @@ void discover_look(struct discover *d, pid_t pid, uint64_t ktime)
 {
 	uint64_t tracked_before = d->stats.tracked, now = now_ms();
 	typeof(d->looked[0]) *slot = &d->looked[(uint32_t)pid % LOOK_SLOTS];
+	struct proc_node *parent;
+	struct proc_stat st;
 
 	if (*proc_slot(d, pid) || retry_pending(d, pid))
 		return; /* Python already, or a look is due */
+	/* A tracked process's child still running its parent's image (same stack top: it has
+	 * not exec'd) is reported by its fork event, which may be behind this hint (another
+	 * ring): taken from its parent there, it keeps its GC figures whole (a uWSGI worker
+	 * looked at on an import before its fork event lost collections). */
+	if (!procfs_read_stat(pid, &st) && (parent = *proc_slot(d, st.ppid)) && st.startstack &&
+	    st.startstack == parent->p.startstack)
+		return;
 	if (slot->pid == pid && now < slot->ms + LOOK_INTERVAL_MS)
 		return;
 	slot->pid = pid;

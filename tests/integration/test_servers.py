@@ -69,8 +69,12 @@ class Server:
             self.broker = subprocess.Popen(
                 ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                  "--appendonly", "no"], stdout=self.log, stderr=subprocess.STDOUT)
+        # Started by a shell, as a service manager starts it: the server's pid never ran a
+        # Python before (a Python that execs a server is another case: see the README's
+        # Status).
         self.proc = subprocess.Popen(
-            SERVERS[kind](self.module, self.port), cwd=self.dir, stdout=self.log,
+            ["/bin/sh", "-c", 'trap \'kill -TERM $pid; wait $pid\' TERM; "$@" & pid=$!; wait $pid',
+             "sh", *SERVERS[kind](self.module, self.port)], cwd=self.dir, stdout=self.log,
             stderr=subprocess.STDOUT, env={**self.env, "SRV_STATS": str(self.stats)})
         end = time.monotonic() + 60
         while time.monotonic() < end:
