@@ -124,7 +124,8 @@ def test_metrics_endpoint_answers_only_metrics(gc_metrics):
 def test_alert_rules_pass_promtool():
     r = subprocess.run(["promtool", "check", "rules", RULES], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "4 rules found" in r.stdout
+    # the whole line: "14 rules found" must not pass for 4
+    assert "\n  SUCCESS: 4 rules found\n" in r.stdout, r.stdout
 
 
 def test_prometheus_scrapes_and_answers_a_quantile(gc_metrics, workload, tmp_path):
