@@ -216,7 +216,7 @@ def run_host():
 
 
 FEATURES = ["bpf budget", "ps", "cpu", "cpu deep, [gc]", "gc", "calls", "imports",
-            "daemon /metrics", "daemon profile", "stress", "kernel log"]
+            "daemon /metrics", "daemon profile", "daemon stop", "stress", "kernel log"]
 # Every kernel from this release on must pass everything (the promise: 6.1 and later).
 FULL_FROM = (6, 1)
 

@@ -402,7 +402,10 @@ def check_daemon(work, results):
         finally:
             w.stop()
     finally:
-        d.stop()
+        rc, took = d.stop()
+        results.append(("daemon stop", "pass" if rc == 0 else "fail",
+                        f"SIGTERM: exit {rc} after {took:.1f} s" +
+                        ("" if rc == 0 else "\n" + d.log()[-2000:])))
 
 
 def wait_metrics(d, timeout=60):
@@ -490,8 +493,8 @@ def main():
             run_one(name, fn, work, results)
         try:
             check_daemon(work, results)
-        except Exception as e:
-            results.append(("daemon", "fail", failure(e)))
+        except Exception as e:  # after its results: filed where the matrix looks
+            results.append(("daemon stop", "fail", failure(e)))
         run_one("stress", check_stress, work, results)
     run_one("kernel log", lambda _: kernel_log_since(seq), None, results)
     i = [r[0] for r in results].index("ps")
