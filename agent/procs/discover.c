@@ -39,6 +39,7 @@ static const int retry_delays_ms[] = { 2, 10, 30, 80, 180 };
 struct proc_node {
 	struct proc_node *next;
 	struct py_process p;
+	uint32_t flags; /* what its pid map entry carries (discover_set_flags) */
 };
 
 struct retry {
@@ -177,6 +178,7 @@ static void proc_add(struct discover *d, struct py_process *p, uint64_t ktime, b
 						  &old, sizeof(old), 0);
 	if (in_map) /* a forked child's entry, copied in the kernel: keep its flags */
 		info.flags = old.flags;
+	n->flags = info.flags;
 	n->next = d->procs[(uint32_t)p->pid % PROC_BUCKETS];
 	d->procs[(uint32_t)p->pid % PROC_BUCKETS] = n;
 	d->stats.tracked++;
@@ -355,12 +357,19 @@ void discover_look(struct discover *d, pid_t pid, uint64_t ktime)
 		d->stats.notes_found++;
 }
 
-/* The sampler saw an untracked process on a CPU, new to it or with mappings it did not have
- * when last noted (bpf/cpu.bpf.c, note_untracked; at most once a second a process): it may
- * have mapped libpython by dlopen since we looked. */
-static void on_note(struct discover *d, const struct pyro_proc_event *e)
+/* The exec tracepoint deletes a pid's map entry (bpf/discover.bpf.c); a look that already
+ * saw the exec's image keeps it tracked, so its entry is put back. */
+static void restore_entry(struct discover *d, struct proc_node *n)
 {
-	discover_look(d, (pid_t)e->pid, e->ktime_ns);
+	struct pyro_proc_info info;
+
+	if (!d->skel)
+		return;
+	proc_info_of(&n->p, &info);
+	info.flags = n->flags;
+	if (bpf_map__update_elem(d->skel->maps.procs, &n->p.pid, sizeof(n->p.pid), &info,
+				 sizeof(info), BPF_ANY))
+		log_warn("pid %d: pid map full: it is not filtered in", n->p.pid);
 }
 
 static int handle_event(void *ctx, void *data, size_t len)
@@ -379,8 +388,10 @@ static int handle_event(void *ctx, void *data, size_t len)
 		 * then finishes): the image's stack top tells it too. */
 		known = *proc_slot(d, (pid_t)e->pid);
 		if (known && (known->p.seen_ns > e->ktime_ns ||
-			      (e->start_stack && known->p.startstack == e->start_stack)))
+			      (e->start_stack && known->p.startstack == e->start_stack))) {
+			restore_entry(d, known);
 			break;
+		}
 		proc_remove(d, (pid_t)e->pid, DISCOVER_EXECED, 0, e->ktime_ns);
 		examine_exec(d, (pid_t)e->pid, e->ktime_ns, 0);
 		break;
@@ -390,8 +401,8 @@ static int handle_event(void *ctx, void *data, size_t len)
 	case PYRO_PROC_EXIT:
 		proc_remove(d, (pid_t)e->pid, DISCOVER_EXITED, e->exit_code, e->ktime_ns);
 		break;
-	case PYRO_PROC_NOTE:
-		on_note(d, e);
+	case PYRO_PROC_NOTE: /* bpf/cpu.bpf.c, note_untracked: new mappings, maybe libpython */
+		discover_look(d, (pid_t)e->pid, e->ktime_ns);
 		break;
 	}
 	return 0;
@@ -561,6 +572,8 @@ int discover_set_flags(struct discover *d, pid_t pid, uint32_t flags)
 	if (bpf_map__lookup_elem(d->skel->maps.procs, &pid, sizeof(pid), &info, sizeof(info), 0))
 		return -ENOENT;
 	info.flags = flags;
+	if (*proc_slot(d, pid))
+		(*proc_slot(d, pid))->flags = flags;
 	return bpf_map__update_elem(d->skel->maps.procs, &pid, sizeof(pid), &info, sizeof(info),
 				    BPF_EXIST);
 }
