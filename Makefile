@@ -39,7 +39,8 @@ DEB_PACKAGES := make gcc clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg
 	libclang-rt-14-dev python3 python3-pytest python3.11-dev debootstrap binutils \
 	clang-format cppcheck util-linux procps gdb python3.11-dbg \
 	qemu-system-x86 busybox-static cpio gpgv \
-	gunicorn uwsgi-core uwsgi-plugin-python3 uvicorn python3-flask celery python3-celery wrk
+	gunicorn uwsgi-core uwsgi-plugin-python3 uvicorn python3-flask celery python3-celery wrk \
+	redis-server redis-tools python3-redis
 
 BPF_SRCS   := $(wildcard bpf/*.bpf.c)
 BPF_OBJS   := $(patsubst bpf/%.bpf.c,$(BUILD)/%.bpf.o,$(BPF_SRCS))
