@@ -160,12 +160,27 @@ static void proc_info_of(const struct py_process *p, struct pyro_proc_info *info
 	info->layout.runtime_addr += (uint64_t)p->bias;
 }
 
+/* Puts n's pid map entry: its layout, with the flags it carries. */
+static void put_entry(struct discover *d, const struct proc_node *n)
+{
+	struct pyro_proc_info info;
+
+	if (!d->skel)
+		return;
+	proc_info_of(&n->p, &info);
+	info.flags = n->flags;
+	if (bpf_map__update_elem(d->skel->maps.procs, &n->p.pid, sizeof(n->p.pid), &info,
+				 sizeof(info), BPF_ANY))
+		log_warn("pid %d: pid map full (%d processes): it is not filtered in", n->p.pid,
+			 PYRO_MAX_PROCS);
+}
+
 /* Tracks p. forked: p is a child whose pid map entry the kernel copied from its parent at
  * fork. */
 static void proc_add(struct discover *d, struct py_process *p, uint64_t ktime, bool forked)
 {
 	struct proc_node *n = calloc(1, sizeof(*n));
-	struct pyro_proc_info info, old;
+	struct pyro_proc_info old;
 	bool in_map, gone;
 
 	if (!n) {
@@ -173,12 +188,10 @@ static void proc_add(struct discover *d, struct py_process *p, uint64_t ktime, b
 		return;
 	}
 	n->p = *p;
-	proc_info_of(p, &info);
 	in_map = d->skel && !bpf_map__lookup_elem(d->skel->maps.procs, &p->pid, sizeof(p->pid),
 						  &old, sizeof(old), 0);
 	if (in_map) /* a forked child's entry, copied in the kernel: keep its flags */
-		info.flags = old.flags;
-	n->flags = info.flags;
+		n->flags = old.flags;
 	n->next = d->procs[(uint32_t)p->pid % PROC_BUCKETS];
 	d->procs[(uint32_t)p->pid % PROC_BUCKETS] = n;
 	d->stats.tracked++;
@@ -188,11 +201,8 @@ static void proc_add(struct discover *d, struct py_process *p, uint64_t ktime, b
 	 * was reported "vanished"). If the map was full at its fork, that is counted and the
 	 * resync it starts drops the child. */
 	gone = forked && !in_map;
-	if (d->skel && !gone &&
-	    bpf_map__update_elem(d->skel->maps.procs, &p->pid, sizeof(p->pid), &info, sizeof(info),
-				 BPF_ANY))
-		log_warn("pid %d: pid map full (%d processes): it is not filtered in", p->pid,
-			 PYRO_MAX_PROCS);
+	if (!gone)
+		put_entry(d, n);
 	if (d->ops.on_start)
 		d->ops.on_start(&n->p, ktime, d->ops.ctx);
 	/* If it exited before it was in the pid map, the kernel sent no exit event: look. */
@@ -340,6 +350,10 @@ void discover_look(struct discover *d, pid_t pid, uint64_t ktime)
 
 	if (*proc_slot(d, pid) || retry_pending(d, pid))
 		return; /* Python already, or a look is due */
+	if (slot->pid == pid && now < slot->ms + LOOK_INTERVAL_MS)
+		return; /* the hints of a busy pid (each of its imports) cost one read a second */
+	slot->pid = pid;
+	slot->ms = now;
 	/* A tracked process's child still running its parent's image (same stack top: it has
 	 * not exec'd) is reported by its fork event, which may be behind this hint (another
 	 * ring): taken from its parent there, it keeps its GC figures whole (a uWSGI worker
@@ -347,29 +361,10 @@ void discover_look(struct discover *d, pid_t pid, uint64_t ktime)
 	if (!procfs_read_stat(pid, &st) && (parent = *proc_slot(d, st.ppid)) && st.startstack &&
 	    st.startstack == parent->p.startstack)
 		return;
-	if (slot->pid == pid && now < slot->ms + LOOK_INTERVAL_MS)
-		return;
-	slot->pid = pid;
-	slot->ms = now;
 	d->stats.notes++;
 	examine_exec(d, pid, ktime, RETRY_ATTEMPTS);
 	if (d->stats.tracked > tracked_before)
 		d->stats.notes_found++;
-}
-
-/* The exec tracepoint deletes a pid's map entry (bpf/discover.bpf.c); a look that already
- * saw the exec's image keeps it tracked, so its entry is put back. */
-static void restore_entry(struct discover *d, struct proc_node *n)
-{
-	struct pyro_proc_info info;
-
-	if (!d->skel)
-		return;
-	proc_info_of(&n->p, &info);
-	info.flags = n->flags;
-	if (bpf_map__update_elem(d->skel->maps.procs, &n->p.pid, sizeof(n->p.pid), &info,
-				 sizeof(info), BPF_ANY))
-		log_warn("pid %d: pid map full: it is not filtered in", n->p.pid);
 }
 
 static int handle_event(void *ctx, void *data, size_t len)
@@ -389,7 +384,7 @@ static int handle_event(void *ctx, void *data, size_t len)
 		known = *proc_slot(d, (pid_t)e->pid);
 		if (known && (known->p.seen_ns > e->ktime_ns ||
 			      (e->start_stack && known->p.startstack == e->start_stack))) {
-			restore_entry(d, known);
+			put_entry(d, known); /* the exec tracepoint deleted it */
 			break;
 		}
 		proc_remove(d, (pid_t)e->pid, DISCOVER_EXECED, 0, e->ktime_ns);
@@ -566,14 +561,15 @@ const struct py_process *discover_get(struct discover *d, pid_t pid)
 int discover_set_flags(struct discover *d, pid_t pid, uint32_t flags)
 {
 	struct pyro_proc_info info;
+	struct proc_node *n;
 
 	if (!d->skel)
 		return -EINVAL;
 	if (bpf_map__lookup_elem(d->skel->maps.procs, &pid, sizeof(pid), &info, sizeof(info), 0))
 		return -ENOENT;
 	info.flags = flags;
-	if (*proc_slot(d, pid))
-		(*proc_slot(d, pid))->flags = flags;
+	if ((n = *proc_slot(d, pid)))
+		n->flags = flags;
 	return bpf_map__update_elem(d->skel->maps.procs, &pid, sizeof(pid), &info, sizeof(info),
 				    BPF_EXIST);
 }

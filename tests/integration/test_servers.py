@@ -56,7 +56,8 @@ class Server:
         self.dir.mkdir()
         self.stats.mkdir()
         source = "tasks.py" if kind == "celery" else "app.py"
-        for src, dst in ((source, f"{self.module}.py"), ("sitecustomize.py", "sitecustomize.py")):
+        for src, dst in ((source, f"{self.module}.py"), ("handlers.py", "handlers.py"),
+                         ("sitecustomize.py", "sitecustomize.py")):
             with open(os.path.join(HERE, src)) as f:
                 (self.dir / dst).write_text(f.read())
         self.port = free_port()
