@@ -27,12 +27,26 @@ def gctrace():
             t.proc.kill()
 
 
+def wait_attached(trace, w):
+    """Waits until pyrometer traces w's own interpreter. Each workload is first pytest's
+    fork child, a Python that -a traces too (a "tracking" event for the same pid, with our
+    comm); the interpreter w execs is attached after that event, and a second process
+    started before the attach is counted from later (right after another daemon's exit,
+    whose uprobe removals the kernel serialises with ours, 100-200 ms later)."""
+    with open(f"/proc/{w.pid}/comm") as f:
+        comm = f.read().strip()
+    with open("/proc/self/comm") as f:
+        assert comm != f.read().strip(), "the workload's comm must differ from pytest's"
+    trace.wait_for(lambda e: e["event"] == "tracking" and e["pid"] == w.pid and
+                   e["comm"] == comm)
+
+
 def run_gc_workload(name, workload, gctrace, threshold="1000"):
     trace = gctrace("--threshold", threshold)
     # A first process of the same binary makes pyrometer attach to it; every process
     # started after that is counted from its first collection.
     warm = workload(ZOO[name])
-    trace.wait_for(lambda e: e["event"] == "tracking" and e["pid"] == warm.pid)
+    wait_attached(trace, warm)
     w = workload(ZOO[name], workload_script("gc_heavy.py"), ["2"])
     w.proc.stdin.write("go\n")
     w.proc.stdin.flush()
@@ -163,7 +177,7 @@ def test_stacks_are_named_after_their_code_is_freed(workload, gctrace):
     pauses came out so: the CI failure of test_slow_pauses_come_with_their_stack)."""
     trace = gctrace("--threshold", "0")
     warm = workload(ZOO["py311"])
-    trace.wait_for(lambda e: e["event"] == "tracking" and e["pid"] == warm.pid)
+    wait_attached(trace, warm)
     w = workload(ZOO["py311"], workload_script("gc_freed_code.py"), ["1"])
     w.proc.stdin.write("go\n")
     w.proc.stdin.flush()
