@@ -163,7 +163,7 @@ static __always_inline void account(struct pyro_gc_key *key, __u64 d, __s64 coll
 {
 	static const struct pyro_gc_stats zero_stats;
 	static const __u64 zero;
-	struct pyro_gc_hist_key hk = { .pid = key->pid, .generation = key->generation };
+	struct pyro_gc_hist_key hk = { .k = *key };
 	struct pyro_gc_stats *st = lookup_or_init(&gc_stats, key, &zero_stats);
 	__u64 *n;
 
@@ -234,6 +234,7 @@ static __noinline int gc_done(struct pt_regs *ctx)
 	d = now - f->start_ns;
 	key.pid = pid;
 	key.generation = f->generation;
+	key.image = BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), mm, start_stack);
 	account(&key, d, collected);
 	if (d >= slow_ns)
 		send_slow(pid, tid, f, d, collected);

@@ -237,11 +237,16 @@ enum pyro_discover_counter {
 #define PYRO_GC_SUB_BITS 3
 #define PYRO_GC_BUCKETS (8 * 64)
 
+/* image: mm->start_stack of the process image that collected (as /proc/PID/stat and exec
+ * events give it; 0 if unread). A pid that execs one Python from another (a launcher, a
+ * supervisor's fork child) collects under two images: their figures stay apart, so that
+ * each is counted for its own service however late discovery names the new one. */
 struct pyro_gc_key {
 	__u32 pid;
 	__s32 generation; /* gc__start's argument (3.14.0-3.14.4: young/increment/full) */
+	__u64 image;
 };
-_Static_assert(sizeof(struct pyro_gc_key) == 8, "pyro_gc_key layout");
+_Static_assert(sizeof(struct pyro_gc_key) == 16, "pyro_gc_key layout");
 
 struct pyro_gc_stats {
 	__u64 count;
@@ -252,12 +257,11 @@ struct pyro_gc_stats {
 _Static_assert(sizeof(struct pyro_gc_stats) == 32, "pyro_gc_stats layout");
 
 struct pyro_gc_hist_key {
-	__u32 pid;
-	__s32 generation;
+	struct pyro_gc_key k; /* first: code folding either map reads it at offset 0 */
 	__u32 bucket;
 	__u32 pad;
 };
-_Static_assert(sizeof(struct pyro_gc_hist_key) == 16, "pyro_gc_hist_key layout");
+_Static_assert(sizeof(struct pyro_gc_hist_key) == 24, "pyro_gc_hist_key layout");
 
 /* A pause at or above the threshold, with the Python stack that triggered it. */
 struct pyro_gc_event {

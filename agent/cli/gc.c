@@ -241,8 +241,12 @@ static void on_exit_(const struct py_process *p, enum discover_exit_why why, int
 	(void)ktime;
 	if (c->gc && seen_get(&c->traced, p->pid))
 		gctrace_untrack(c->gc, p);
-	if (c->gc && why != DISCOVER_EXECED) /* after an exec the pid is still that process */
-		gc_cmd_finish_process(c, p);
+	/* an exec ends an image, not the process: the rows of each image it ran are its own
+	 * (an image unread is left to the process's end) */
+	if (c->gc && why != DISCOVER_EXECED)
+		gc_cmd_finish_process(c, p, 0);
+	else if (c->gc && p->startstack)
+		gc_cmd_finish_process(c, p, p->startstack);
 	targets_exited(&c->targets, p->pid);
 }
 

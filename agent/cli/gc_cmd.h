@@ -19,6 +19,7 @@
 struct summary {
 	struct pyro_gc_key key;
 	uint64_t starttime; /* the process's, so that a reused pid gets rows of its own */
+	uint64_t block;	    /* rows read together (one image of a process) share one */
 	char comm[16];
 	struct pyro_gc_stats st;
 	uint64_t p50, p99, p999; /* from its histogram */
@@ -47,10 +48,12 @@ struct gc_cmd {
 	 * process, with rows of its own (kept apart by start time) */
 	struct summary *finished;
 	size_t nfinished, finished_cap;
+	uint64_t block; /* the last struct summary.block given */
 };
 
-/* A process has exited: its rows are kept for the summary and its kernel entries retired. */
-void gc_cmd_finish_process(struct gc_cmd *c, const struct py_process *p);
+/* A process has exited (image 0), or exec'd away from image: its rows are kept for the
+ * summary and its kernel entries retired. */
+void gc_cmd_finish_process(struct gc_cmd *c, const struct py_process *p, uint64_t image);
 void gc_cmd_print_summary(struct gc_cmd *c);
 /* Events received and lost, in the log (and as an "accounting" event with --json). */
 void gc_cmd_print_losses(struct gc_cmd *c);

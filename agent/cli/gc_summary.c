@@ -25,6 +25,7 @@ static void fill_row(struct summary *r, struct gc_cmd *c, const struct pyro_gc_k
 	const struct py_process *p = seen_get(&c->seen, (pid_t)k->pid);
 
 	r->key = *k;
+	r->block = c->block;
 	r->st = *st;
 	r->starttime = p ? p->starttime : 0;
 	snprintf(r->comm, sizeof(r->comm), "%s", p ? p->comm : "?");
@@ -33,14 +34,102 @@ static void fill_row(struct summary *r, struct gc_cmd *c, const struct pyro_gc_k
 	r->p999 = gchist_quantile(hist, 0.999, st->max_ns);
 }
 
-static void collect(const struct pyro_gc_key *k, const struct pyro_gc_stats *st, void *ctx)
-{
-	struct summaries *all = ctx;
-	uint64_t hist[PYRO_GC_BUCKETS];
+/* A live pid's figures for one generation, summed over the images it has exec'd through
+ * (one process here), built from one walk of each map. */
+struct live {
+	struct pyro_gc_key key; /* image 0 */
+	struct pyro_gc_stats st;
+};
 
-	if (all->n >= MAX_SUMMARIES || gctrace_histogram(all->c->gc, k, hist))
-		return;
-	fill_row(&all->s[all->n++], all->c, k, st, hist);
+struct lives {
+	struct live *v;
+	uint64_t (*hist)[PYRO_GC_BUCKETS]; /* v[i]'s */
+	size_t n, cap;
+	bool oom;
+};
+
+static int by_pid_gen(const void *a, const void *b)
+{
+	const struct pyro_gc_key *x = a, *y = b;
+
+	if (x->pid != y->pid)
+		return x->pid < y->pid ? -1 : 1;
+	return (x->generation > y->generation) - (x->generation < y->generation);
+}
+
+static void add_live(const struct pyro_gc_key *k, const struct pyro_gc_stats *st, void *ctx)
+{
+	struct lives *l = ctx;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		struct live *v = realloc(l->v, cap * sizeof(*v));
+
+		if (!v) {
+			l->oom = true;
+			return;
+		}
+		l->v = v;
+		l->cap = cap;
+	}
+	l->v[l->n].key = (struct pyro_gc_key){ .pid = k->pid, .generation = k->generation };
+	l->v[l->n++].st = *st;
+}
+
+static void add_live_bucket(const struct pyro_gc_hist_key *k, uint64_t n, void *ctx)
+{
+	struct lives *l = ctx;
+	struct pyro_gc_key key = { .pid = k->k.pid, .generation = k->k.generation };
+	struct live *v = bsearch(&key, l->v, l->n, sizeof(*l->v), by_pid_gen);
+
+	if (v && k->bucket < PYRO_GC_BUCKETS)
+		l->hist[v - l->v][k->bucket] += n;
+}
+
+/* Folds rows of the same (pid, generation), l->v sorted by it. */
+static void merge_images(struct lives *l)
+{
+	size_t out = 0;
+
+	for (size_t i = 0; i < l->n; i++) {
+		struct live *o = out ? &l->v[out - 1] : NULL;
+		const struct pyro_gc_stats *st = &l->v[i].st;
+
+		if (!o || by_pid_gen(&o->key, &l->v[i].key)) {
+			l->v[out++] = l->v[i];
+			continue;
+		}
+		o->st.count += st->count;
+		o->st.total_ns += st->total_ns;
+		o->st.collected += st->collected;
+		if (st->max_ns > o->st.max_ns)
+			o->st.max_ns = st->max_ns;
+	}
+	l->n = out;
+}
+
+/* The rows of the processes still running. */
+static void collect_live(struct summaries *all)
+{
+	struct lives l = { 0 };
+
+	gctrace_for_each(all->c->gc, add_live, &l);
+	qsort(l.v, l.n, sizeof(*l.v), by_pid_gen);
+	merge_images(&l);
+	if (l.n > (size_t)(MAX_SUMMARIES - all->n))
+		l.n = (size_t)(MAX_SUMMARIES - all->n);
+	if (l.n && !(l.hist = calloc(l.n, sizeof(*l.hist)))) {
+		l.oom = true;
+		l.n = 0;
+	}
+	gctrace_for_each_bucket(all->c->gc, add_live_bucket, &l);
+	if (l.oom)
+		log_warn("out of memory: the summary lacks some processes");
+	all->c->block++;
+	for (size_t i = 0; i < l.n; i++)
+		fill_row(&all->s[all->n++], all->c, &l.v[i].key, &l.v[i].st, l.hist[i]);
+	free(l.hist);
+	free(l.v);
 }
 
 /* At a process's exit: its rows are kept here, and its kernel entries folded into its
@@ -63,12 +152,13 @@ static void keep_row(const struct pyro_gc_key *k, const struct pyro_gc_stats *st
 	fill_row(&c->finished[c->nfinished++], c, k, st, hist);
 }
 
-void gc_cmd_finish_process(struct gc_cmd *c, const struct py_process *p)
+void gc_cmd_finish_process(struct gc_cmd *c, const struct py_process *p, uint64_t image)
 {
-	struct gc_retiree r = { .pid = (uint32_t)p->pid };
+	struct gc_retiree r = { .pid = (uint32_t)p->pid, .image = image };
 
 	snprintf(r.service, sizeof(r.service), "%s", p->service);
-	gctrace_process(c->gc, (uint32_t)p->pid, keep_row, c);
+	c->block++;
+	gctrace_process(c->gc, (uint32_t)p->pid, image, keep_row, c);
 	gctrace_retire(c->gc, &r, 1);
 }
 
@@ -80,6 +170,8 @@ static int by_pid_start_gen(const void *a, const void *b)
 		return x->key.pid < y->key.pid ? -1 : 1;
 	if (x->starttime != y->starttime)
 		return x->starttime < y->starttime ? -1 : 1;
+	if (x->block != y->block) /* the images a pid exec'd through, in order */
+		return x->block < y->block ? -1 : 1;
 	return (x->key.generation > y->key.generation) - (x->key.generation < y->key.generation);
 }
 
@@ -93,7 +185,7 @@ void gc_cmd_print_summary(struct gc_cmd *c)
 	all.c = c;
 	for (size_t k = 0; k < c->nfinished && all.n < MAX_SUMMARIES; k++)
 		all.s[all.n++] = c->finished[k];
-	gctrace_for_each(c->gc, collect, &all);
+	collect_live(&all);
 	qsort(all.s, all.n, sizeof(all.s[0]), by_pid_start_gen);
 	if (!c->json)
 		printf("%7s %-15s %3s %8s %12s %10s %10s %10s %12s\n", "PID", "COMM", "GEN",
@@ -117,6 +209,7 @@ void gc_cmd_print_summary(struct gc_cmd *c)
 		json_str(&j, "event", "summary");
 		json_i64(&j, "pid", s->key.pid);
 		json_u64(&j, "start_time", s->starttime);
+		json_str(&j, "comm", s->comm);
 		json_i64(&j, "generation", s->key.generation);
 		json_u64(&j, "count", s->st.count);
 		json_u64(&j, "total_ns", s->st.total_ns);

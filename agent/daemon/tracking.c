@@ -4,9 +4,8 @@
  * symbols forgotten. */
 #include "daemon/daemon.h"
 
-/* A pid that exec'd a Python again keeps its kernel GC entries: they are the new image's
- * from now on (keyed by pid), so the old image's pending retirement must not fold them into
- * the old service and delete them. */
+/* A pid that exec'd a Python again is that Python from now on: the pending retirement of
+ * the image it left (whose GC figures went at the exec) must not forget its symbols. */
 static void keep_execed(struct run *r, pid_t pid)
 {
 	for (size_t i = 0; i < r->nexited; i++) {
@@ -38,6 +37,14 @@ void tracking_on_exit(const struct py_process *p, enum discover_exit_why why, in
 	(void)code;
 	if (r->gc && p->bin->caps.gc)
 		gctrace_untrack(r->gc, p);
+	if (r->gc && why == DISCOVER_EXECED && p->startstack) {
+		/* the image it left collects no more: its figures go to its service now, before
+		 * the new image's first figures can be read under the same pid */
+		struct gc_retiree old = { .pid = (uint32_t)p->pid, .image = p->startstack };
+
+		snprintf(old.service, sizeof(old.service), "%s", p->service);
+		gctrace_retire(r->gc, &old, 1);
+	}
 	importing_on_exit(r, p, why == DISCOVER_VANISHED ? 0 : ktime);
 	if (r->nexited == r->exited_cap) {
 		size_t cap = r->exited_cap ? r->exited_cap * 2 : 256;
@@ -48,10 +55,12 @@ void tracking_on_exit(const struct py_process *p, enum discover_exit_why why, in
 		r->exited = n;
 		r->exited_cap = cap;
 	}
-	r->exited[r->nexited] = (struct exited){ .due_ns = monotonic_ns() + RETIRE_AFTER_NS,
-						 .starttime = p->starttime,
-						 .execed = why == DISCOVER_EXECED,
-						 .gc = { .pid = (uint32_t)p->pid } };
+	r->exited[r->nexited] =
+		(struct exited){ .due_ns = monotonic_ns() + RETIRE_AFTER_NS,
+				 .starttime = p->starttime,
+				 .execed = why == DISCOVER_EXECED,
+				 .gc = { .pid = (uint32_t)p->pid,
+					 .image = why == DISCOVER_EXECED ? p->startstack : 0 } };
 	snprintf(r->exited[r->nexited].gc.service, sizeof(r->exited[r->nexited].gc.service), "%s",
 		 p->service);
 	r->nexited++;

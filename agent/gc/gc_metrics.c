@@ -59,22 +59,37 @@ static struct series *series_of(struct agg *a, const char *service, int generati
 	return &a->s[id];
 }
 
-static const char *service_of_pid(const struct agg *a, uint32_t pid)
+const struct py_process *gc_metrics_key_owner(const struct seen *seen, const struct pyro_gc_key *k,
+					      bool *later)
 {
-	const struct py_process *p = seen_get(a->seen, (pid_t)pid);
+	const struct py_process *p = seen_get(seen, (pid_t)k->pid);
 
-	return p ? p->service : "unknown";
+	/* an image unknown on either side (unread) is taken for the one seen */
+	*later = p && p->startstack && k->image && k->image != p->startstack;
+	return *later ? NULL : p;
+}
+
+/* The series k's figures go to, or NULL (a->err set if out of memory) */
+static struct series *series_of_key(struct agg *a, const struct pyro_gc_key *k)
+{
+	bool later;
+	const struct py_process *p = gc_metrics_key_owner(a->seen, k, &later);
+	struct series *s;
+
+	if (later)
+		return NULL;
+	s = series_of(a, p ? p->service : "unknown", k->generation, k->pid);
+	if (!s)
+		a->err = -ENOMEM;
+	return s;
 }
 
 static void add_stats(const struct pyro_gc_key *k, const struct pyro_gc_stats *st, void *ctx)
 {
-	struct agg *a = ctx;
-	struct series *s = series_of(a, service_of_pid(a, k->pid), k->generation, k->pid);
+	struct series *s = series_of_key(ctx, k);
 
-	if (!s) {
-		a->err = -ENOMEM;
+	if (!s)
 		return;
-	}
 	s->sum_ns += st->total_ns;
 	s->collected += st->collected;
 }
@@ -92,14 +107,10 @@ static void add_count(struct series *s, uint32_t bucket, uint64_t n)
 
 static void add_bucket(const struct pyro_gc_hist_key *k, uint64_t n, void *ctx)
 {
-	struct agg *a = ctx;
-	struct series *s = series_of(a, service_of_pid(a, k->pid), k->generation, k->pid);
+	struct series *s = series_of_key(ctx, &k->k);
 
-	if (!s) {
-		a->err = -ENOMEM;
-		return;
-	}
-	add_count(s, k->bucket, n);
+	if (s)
+		add_count(s, k->bucket, n);
 }
 
 /* Processes that have exited still count: counters never go back. */

@@ -170,28 +170,48 @@ int gctrace_for_each_bucket(struct gctrace *g,
 	return err == -ENOENT ? 0 : err;
 }
 
-int gctrace_process(struct gctrace *g, uint32_t pid,
+/* Adds st into sum (a process's figures over its images). */
+static void add_up(struct pyro_gc_stats *sum, const struct pyro_gc_stats *st)
+{
+	sum->count += st->count;
+	sum->total_ns += st->total_ns;
+	sum->collected += st->collected;
+	if (st->max_ns > sum->max_ns)
+		sum->max_ns = st->max_ns;
+}
+
+int gctrace_process(struct gctrace *g, uint32_t pid, uint64_t image,
 		    void (*cb)(const struct pyro_gc_key *k, const struct pyro_gc_stats *st,
 			       const uint64_t *hist, void *ctx),
 		    void *ctx)
 {
 	struct pyro_gc_key key, next, mine[PYRO_GC_MAX_GENERATIONS];
+	struct pyro_gc_stats st, sum[PYRO_GC_MAX_GENERATIONS] = { 0 };
 	uint64_t hist[PYRO_GC_BUCKETS];
-	struct pyro_gc_stats st;
-	int n = 0, err;
+	int n = 0, i, err;
 
-	/* the keys first: the histogram walks below would restart this walk */
+	/* the figures first, summed over the images asked for: the histogram walks below
+	 * would restart this walk */
 	for (err = bpf_map__get_next_key(g->skel->maps.gc_stats, NULL, &next, sizeof(next)); !err;
 	     err = bpf_map__get_next_key(g->skel->maps.gc_stats, &key, &next, sizeof(next))) {
 		key = next;
-		if (key.pid == pid && n < PYRO_GC_MAX_GENERATIONS)
-			mine[n++] = key;
+		if (key.pid != pid || (image && key.image != image) ||
+		    bpf_map__lookup_elem(g->skel->maps.gc_stats, &key, sizeof(key), &st, sizeof(st),
+					 0))
+			continue;
+		for (i = 0; i < n && mine[i].generation != key.generation; i++)
+			;
+		if (i == n && n == PYRO_GC_MAX_GENERATIONS)
+			continue;
+		if (i == n)
+			mine[n++] = (struct pyro_gc_key){ .pid = pid,
+							  .generation = key.generation,
+							  .image = image };
+		add_up(&sum[i], &st);
 	}
-	for (int i = 0; i < n; i++)
-		if (!bpf_map__lookup_elem(g->skel->maps.gc_stats, &mine[i], sizeof(mine[i]), &st,
-					  sizeof(st), 0) &&
-		    !gctrace_histogram(g, &mine[i], hist))
-			cb(&mine[i], &st, hist, ctx);
+	for (i = 0; i < n; i++)
+		if (!gctrace_histogram(g, &mine[i], hist))
+			cb(&mine[i], &sum[i], hist, ctx);
 	return err == -ENOENT ? 0 : err;
 }
 
@@ -205,12 +225,12 @@ int gctrace_histogram(struct gctrace *g, const struct pyro_gc_key *k, uint64_t *
 	for (err = bpf_map__get_next_key(g->skel->maps.gc_hist, NULL, &next, sizeof(next)); !err;
 	     err = bpf_map__get_next_key(g->skel->maps.gc_hist, &key, &next, sizeof(next))) {
 		key = next;
-		if (key.pid != k->pid || key.generation != k->generation ||
-		    key.bucket >= PYRO_GC_BUCKETS)
+		if (key.k.pid != k->pid || key.k.generation != k->generation ||
+		    (k->image && key.k.image != k->image) || key.bucket >= PYRO_GC_BUCKETS)
 			continue;
 		if (!bpf_map__lookup_elem(g->skel->maps.gc_hist, &key, sizeof(key), &n, sizeof(n),
 					  0))
-			counts[key.bucket] = n;
+			counts[key.bucket] += n;
 	}
 	return err == -ENOENT ? 0 : err;
 }

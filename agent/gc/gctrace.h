@@ -65,31 +65,35 @@ void gctrace_set_linger_ns(struct gctrace *g, uint64_t linger_ns);
 void gctrace_set_slow_ns(struct gctrace *g, uint64_t slow_ns);
 /* Ring buffer of struct pyro_gc_event. */
 int gctrace_events_fd(const struct gctrace *g);
-/* Calls cb for each (pid, generation) counted so far. */
+/* Calls cb for each (pid, generation, image) counted so far. */
 int gctrace_for_each(struct gctrace *g,
 		     void (*cb)(const struct pyro_gc_key *k, const struct pyro_gc_stats *st,
 				void *ctx),
 		     void *ctx);
-/* Calls cb for every non-empty histogram bucket of every (pid, generation). */
+/* Calls cb for every non-empty histogram bucket of every (pid, generation, image). */
 int gctrace_for_each_bucket(struct gctrace *g,
 			    void (*cb)(const struct pyro_gc_hist_key *k, uint64_t n, void *ctx),
 			    void *ctx);
 /* Most generations one process reports (0-2; 3.14.0-3.14.4's young/increment/full). */
 #define PYRO_GC_MAX_GENERATIONS 8
-/* Calls cb for each generation of one process, with its histogram (PYRO_GC_BUCKETS). */
-int gctrace_process(struct gctrace *g, uint32_t pid,
+/* Calls cb for each generation of one pid in one image (0: summed over its images), with
+ * its histogram (PYRO_GC_BUCKETS). */
+int gctrace_process(struct gctrace *g, uint32_t pid, uint64_t image,
 		    void (*cb)(const struct pyro_gc_key *k, const struct pyro_gc_stats *st,
 			       const uint64_t *hist, void *ctx),
 		    void *ctx);
-/* The pause histogram of (pid, generation): counts[PYRO_GC_BUCKETS]. */
+/* The pause histogram of (pid, generation) in image k->image, or in all of the pid's images
+ * if that is 0: counts[PYRO_GC_BUCKETS]. */
 int gctrace_histogram(struct gctrace *g, const struct pyro_gc_key *k, uint64_t *counts);
 void gctrace_stats(struct gctrace *g, struct gctrace_stats *st);
 /* Run time and runs of both probe programs (kernel.bpf_stats_enabled). */
 void gctrace_prog_stats(struct gctrace *g, uint64_t *run_ns, uint64_t *run_cnt);
 
-/* A process that has exited, and the service its figures count for. */
+/* A process that has exited (image 0: every image of the pid) or an image a pid exec'd
+ * away from, and the service its figures count for. */
 struct gc_retiree {
 	uint32_t pid;
+	uint64_t image;
 	char service[64];
 };
 

@@ -3,6 +3,7 @@
  * so the maps hold live processes only; entries of processes discovery never named are
  * folded into service "unknown". */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,21 +29,20 @@ static struct retired *retired_of(struct gctrace *g, const char *service, int32_
 	return r;
 }
 
-static const struct gc_retiree *retiree(const struct gc_retiree *list, size_t n, uint32_t pid)
+/* The first of list's entries for pid (list is sorted by pid), or n. */
+static size_t first_of(const struct gc_retiree *list, size_t n, uint32_t pid)
 {
 	size_t lo = 0, hi = n;
 
-	while (lo < hi) { /* list is sorted by pid */
+	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
 
-		if (list[mid].pid == pid)
-			return &list[mid];
 		if (list[mid].pid < pid)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return NULL;
+	return lo;
 }
 
 static int by_pid(const void *a, const void *b)
@@ -52,22 +52,40 @@ static int by_pid(const void *a, const void *b)
 	return x->pid < y->pid ? -1 : x->pid > y->pid;
 }
 
-/* Collects the keys of one map whose pid is retiring (the pid is the key's first field),
+/* The retiree a key belongs to, if any: its pid's for the key's image, else its pid's for
+ * every image (an image the pid exec'd away from, then the process's exit). */
+static const struct gc_retiree *retiree_of(const struct gc_retiree *list, size_t n,
+					   const struct pyro_gc_key *k)
+{
+	const struct gc_retiree *any = NULL;
+
+	for (size_t i = first_of(list, n, k->pid); i < n && list[i].pid == k->pid; i++) {
+		if (list[i].image == k->image)
+			return &list[i];
+		if (!list[i].image && !any)
+			any = &list[i];
+	}
+	return any;
+}
+
+/* Collects the keys of one map that are retiring (a struct pyro_gc_key leads every key),
  * then folds and deletes them: deleting while walking would restart the walk. */
 static int retire_map(struct gctrace *g, struct bpf_map *map, size_t key_size,
 		      const struct gc_retiree *list, size_t n, bool hist)
 {
 	uint8_t key[sizeof(struct pyro_gc_hist_key)], next[sizeof(key)], *keys = NULL;
+
+	_Static_assert(offsetof(struct pyro_gc_hist_key, k) == 0, "a gc key leads each key");
 	size_t nkeys = 0, cap = 0, i;
 	int err;
 
 	for (err = bpf_map__get_next_key(map, NULL, next, key_size); !err;
 	     err = bpf_map__get_next_key(map, key, next, key_size)) {
-		uint32_t pid;
+		struct pyro_gc_key k;
 
 		memcpy(key, next, key_size);
-		memcpy(&pid, key, sizeof(pid));
-		if (!retiree(list, n, pid))
+		memcpy(&k, key, sizeof(k));
+		if (!retiree_of(list, n, &k))
 			continue;
 		if (nkeys == cap) {
 			uint8_t *k = realloc(keys, (cap = cap ? cap * 2 : 64) * key_size);
@@ -80,13 +98,11 @@ static int retire_map(struct gctrace *g, struct bpf_map *map, size_t key_size,
 	}
 	for (i = 0; i < nkeys; i++) {
 		const uint8_t *k = keys + i * key_size;
-		uint32_t pid;
-		int32_t gen;
+		struct pyro_gc_key gk;
 		struct retired *r;
 
-		memcpy(&pid, k, sizeof(pid));
-		memcpy(&gen, k + sizeof(pid), sizeof(gen));
-		r = retired_of(g, retiree(list, n, pid)->service, gen);
+		memcpy(&gk, k, sizeof(gk));
+		r = retired_of(g, retiree_of(list, n, &gk)->service, gk.generation);
 		if (hist) {
 			const struct pyro_gc_hist_key *hk = (const void *)k;
 			uint64_t v;
@@ -153,6 +169,7 @@ static int unclaimed(struct bpf_map *map, size_t key_size, bool (*keep)(uint32_t
 			*cap = c;
 		}
 		(*list)[*n].pid = pid;
+		(*list)[*n].image = 0;
 		snprintf((*list)[*n].service, sizeof((*list)[*n].service), "unknown");
 		(*n)++;
 	}

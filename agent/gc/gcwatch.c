@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "gc/alerter.h"
+#include "gc/gc_metrics.h"
 #include "gc/gctrace.h"
 #include "profile/intern.h"
 #include "procs/seen.h"
@@ -58,8 +59,9 @@ static uint64_t *counts_of(struct alert_hists *h, const char *service, int gener
 static void alert_bucket(const struct pyro_gc_hist_key *k, uint64_t n, void *ctx)
 {
 	struct alert_hists *h = ctx;
-	const struct py_process *p = seen_get(h->seen, (pid_t)k->pid);
-	uint64_t *c = counts_of(h, p ? p->service : "unknown", k->generation);
+	bool later;
+	const struct py_process *p = gc_metrics_key_owner(h->seen, &k->k, &later);
+	uint64_t *c = later ? NULL : counts_of(h, p ? p->service : "unknown", k->k.generation);
 
 	if (c)
 		c[k->bucket] += n;

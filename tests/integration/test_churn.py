@@ -53,6 +53,8 @@ def key_pids(map_id):
     pids = []
     for e in dump:
         key = e["formatted"]["key"] if "formatted" in e else e["key"]
+        if isinstance(key, dict) and "pid" not in key:
+            key = key["k"]  # gc_hist: the gc key leads it
         pids.append(key["pid"] if isinstance(key, dict) else
                     key if isinstance(key, int) else int.from_bytes(bytes(int(b, 16) for b in key[:4]), "little"))
     return pids

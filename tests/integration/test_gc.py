@@ -117,7 +117,12 @@ def test_gc_pause_times_agree_with_gc_callbacks(name, workload, gctrace):
     for gen in (0, 1, 2):
         mine = [p["duration_ns"] for p in pauses if p["generation"] == gen]
         theirs = report["callback_each_ns"].get(str(gen), [])
-        assert len(mine) == len(theirs), f"gen {gen}: {len(mine)} pauses, {len(theirs)} callbacks"
+        starts = [p["start_ns"] for p in pauses if p["generation"] == gen]
+        assert len(mine) == len(theirs), (
+            f"gen {gen}: {len(mine)} pauses, {len(theirs)} callbacks; first pause "
+            f"{(starts[0] - report['from_ns']) / 1e3 if starts else None} us after the "
+            f"callbacks began, last {(report['at_ns'] - starts[-1]) / 1e3 if starts else None}"
+            f" us before they ended", accounting)
         outside = [(i, m, t) for i, (m, t) in enumerate(zip(mine, theirs)) if m >= t]
         assert not outside, f"gen {gen}: pauses longer than their callbacks: {outside[:5]}"
     for gen in (0, 1):

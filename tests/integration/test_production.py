@@ -274,26 +274,59 @@ GONE_AT_ONCE = ("import gc, os; gc.collect(); "
                 "print(sum(s['collections'] for s in gc.get_stats()), flush=True); os._exit(0)")
 
 
-def test_processes_gone_before_discovery_are_counted_as_unknown(tmp_path):
+# A tracked Python that runs GONE_AT_ONCE 30 times (its children are tracked from their
+# fork, under its service, until each execs the new interpreter), then reports what those
+# made and, its collector off, its own collections.
+GONE_PARENT = f"""
+import gc, subprocess, sys
+print("ready", flush=True)
+sys.stdin.readline()
+outs = [subprocess.run(["/usr/bin/python3.11", "-S", "-c", {GONE_AT_ONCE!r}],
+                       capture_output=True, text=True, check=True).stdout for _ in range(30)]
+gc.disable()
+print(" ".join(o.strip() for o in outs), flush=True)
+print(sum(s["collections"] for s in gc.get_stats()), flush=True)
+sys.stdin.readline()
+"""
+
+
+@pytest.mark.parametrize("parent", ["shell", "python"])
+def test_processes_gone_before_discovery_are_counted_as_unknown(tmp_path, parent):
     """Processes of an attached interpreter that exit before discovery reads them (here:
     while the daemon is stopped): their collections are counted, exactly, under service
     "unknown", and their entries leave the kernel maps (they used to stay for good, filling
-    the maps a host with churn needs)."""
+    the maps a host with churn needs). Started by a tracked Python, each is its parent's
+    fork child first: the image it execs into is still not named, so not its parent's
+    service either (it used to be credited so)."""
     from test_churn import daemon_maps, key_pids
     d = daemon_as_deployed(tmp_path)
+    spawner = None
     try:
         maps = daemon_maps(d.proc.pid)
         base = gc_count(d, "unknown")
         base_unattributed = wait_for(
             lambda: d.metric("pyrometer_gc_unattributed_processes_total") is not None and
             [d.metric("pyrometer_gc_unattributed_processes_total")])[0]
+        if parent == "python":
+            service = service_name("spawner")
+            (tmp_path / "spawner.py").write_text(GONE_PARENT)
+            spawner = subprocess.Popen(["/usr/bin/python3.11", str(tmp_path / "spawner.py")],
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                       env={**os.environ, "PYROMETER_SERVICE": service})
+            assert spawner.stdout.readline().strip() == "ready"
+            assert wait_for(lambda: availability(d, service) == (1, None)), d.metrics()
         os.kill(d.proc.pid, signal.SIGSTOP)
         try:
-            # from a shell: a child forked by a Python (pytest) would be tracked from its
-            # fork, under its parent's service (README)
-            out = subprocess.run(["sh", "-c", 'for i in $(seq 30); do '
-                                  f'/usr/bin/python3.11 -S -c "{GONE_AT_ONCE}"; done'],
-                                 capture_output=True, text=True, check=True, timeout=60).stdout
+            if parent == "python":
+                spawner.stdin.write("go\n")
+                spawner.stdin.flush()
+                out = spawner.stdout.readline()
+                own = int(spawner.stdout.readline())
+            else:
+                out = subprocess.run(["sh", "-c", 'for i in $(seq 30); do '
+                                      f'/usr/bin/python3.11 -S -c "{GONE_AT_ONCE}"; done'],
+                                     capture_output=True, text=True, check=True,
+                                     timeout=60).stdout
         finally:
             os.kill(d.proc.pid, signal.SIGCONT)
         assert len(out.split()) == 30, out
@@ -304,9 +337,61 @@ def test_processes_gone_before_discovery_are_counted_as_unknown(tmp_path):
         assert wait_for(lambda: d.metric("pyrometer_gc_unattributed_processes_total") -
                         base_unattributed == 30, 20), d.metrics()
         assert gc_count(d, "unknown") - base == theirs
+        if parent == "python":
+            assert gc_count(d, service) == own, (gc_count(d, service), own)
         for name in ("gc_stats", "gc_hist"):
             left = {p for p in key_pids(maps[name]) if not os.path.exists(f"/proc/{p}")}
             assert not left, f"{name} keeps entries of exited processes {sorted(left)}"
+    finally:
+        if spawner:
+            spawner.kill()
+            spawner.wait()
+        stop_leaving_no_trace(d)
+
+
+EXEC_LAUNCHER = """
+import gc, os, sys
+for g in (0, 1, 2, 0, 0, 1, 0):
+    gc.collect(g)
+print(sum(s["collections"] for s in gc.get_stats()), flush=True)
+os.execve(sys.executable, [sys.executable, sys.argv[1]],
+          dict(os.environ, PYROMETER_SERVICE=sys.argv[2]))
+"""
+
+# collects at once, in the milliseconds discovery takes to name the new image
+EXEC_SERVER = """
+import gc, os, time
+for i in range(3000):
+    gc.collect(i % 3 == 2)
+time.sleep(0.5)
+print(sum(s["collections"] for s in gc.get_stats()), flush=True)
+os._exit(0)  # no collections at finalization: the line above is the whole truth
+"""
+
+
+def test_a_python_that_execs_a_python_counts_each_image_for_its_own_service(tmp_path):
+    """A launcher (a supervisor's fork child, an entry-point script) that execs a Python
+    server: one pid, two images, two services. Each image's collections count for its own
+    service, exactly, however soon after the exec the server collects (the launcher's
+    service used to get the server's first collections, or the server the launcher's)."""
+    (tmp_path / "launcher.py").write_text(EXEC_LAUNCHER)
+    (tmp_path / "server.py").write_text(EXEC_SERVER)
+    d = daemon_as_deployed(tmp_path)
+    try:
+        launcher, server = service_name("launcher"), service_name("server")
+        want = [0, 0]
+        for _ in range(3):
+            out = subprocess.run(["/usr/bin/python3.11", str(tmp_path / "launcher.py"),
+                                  str(tmp_path / "server.py"), server],
+                                 capture_output=True, text=True, timeout=60, check=True,
+                                 env={**os.environ, "PYROMETER_SERVICE": launcher}).stdout
+            counts = [int(x) for x in out.split()]
+            assert len(counts) == 2 and counts[1] >= 3000, out
+            want = [want[0] + counts[0], want[1] + counts[1]]
+        want = tuple(want)
+        got = wait_for(lambda: (gc_count(d, launcher), gc_count(d, server)) == want and
+                       (gc_count(d, launcher), gc_count(d, server)), 20)
+        assert got == want, ((gc_count(d, launcher), gc_count(d, server)), want, d.log()[-3000:])
     finally:
         stop_leaving_no_trace(d)
 
