@@ -156,7 +156,9 @@ struct imports_state {
 struct exited {
 	uint64_t due_ns; /* CLOCK_MONOTONIC */
 	uint64_t starttime;
-	bool execed; /* the pid lives on in a new image */
+	bool execed;	 /* the pid lives on in a new image */
+	bool gc_retired; /* its GC figures are folded already (an image left, at the next tick) */
+	bool keep;	 /* exec'd into a Python we track: its symbols are not forgotten */
 	struct gc_retiree gc;
 };
 

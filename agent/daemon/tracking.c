@@ -4,18 +4,13 @@
  * symbols forgotten. */
 #include "daemon/daemon.h"
 
-/* A pid that exec'd a Python again is that Python from now on: the pending retirement of
- * the image it left (whose GC figures went at the exec) must not forget its symbols. */
+/* A pid that exec'd a Python again is that Python from now on: the retirement of the image
+ * it left must not forget its symbols. */
 static void keep_execed(struct run *r, pid_t pid)
 {
-	for (size_t i = 0; i < r->nexited; i++) {
-		if (r->exited[i].gc.pid != (uint32_t)pid || !r->exited[i].execed)
-			continue;
-		memmove(&r->exited[i], &r->exited[i + 1],
-			(r->nexited - i - 1) * sizeof(*r->exited));
-		r->nexited--;
-		return;
-	}
+	for (size_t i = 0; i < r->nexited; i++)
+		if (r->exited[i].gc.pid == (uint32_t)pid && r->exited[i].execed)
+			r->exited[i].keep = true;
 }
 
 void tracking_on_start(const struct py_process *p, uint64_t ktime, void *ctx)
@@ -37,14 +32,6 @@ void tracking_on_exit(const struct py_process *p, enum discover_exit_why why, in
 	(void)code;
 	if (r->gc && p->bin->caps.gc)
 		gctrace_untrack(r->gc, p);
-	if (r->gc && why == DISCOVER_EXECED && p->startstack) {
-		/* the image it left collects no more: its figures go to its service now, before
-		 * the new image's first figures can be read under the same pid */
-		struct gc_retiree old = { .pid = (uint32_t)p->pid, .image = p->startstack };
-
-		snprintf(old.service, sizeof(old.service), "%s", p->service);
-		gctrace_retire(r->gc, &old, 1);
-	}
 	importing_on_exit(r, p, why == DISCOVER_VANISHED ? 0 : ktime);
 	if (r->nexited == r->exited_cap) {
 		size_t cap = r->exited_cap ? r->exited_cap * 2 : 256;
@@ -66,30 +53,37 @@ void tracking_on_exit(const struct py_process *p, enum discover_exit_why why, in
 	r->nexited++;
 }
 
-/* Folds the GC figures of processes that exited a while ago into per-service totals and
- * forgets them, so that a host with process churn keeps a flat footprint. */
+/* Folds GC figures into per-service totals, in one walk of the maps per tick: those of
+ * processes that exited a while ago, and at once those of the images pids exec'd away from
+ * (they collect no more, and the new image's figures, under the same pid, must never be
+ * read as theirs: the metrics published after this see them folded). Then forgets what
+ * exited a while ago, so that a host with process churn keeps a flat footprint. */
 void tracking_retire_exited(struct run *r)
 {
 	uint64_t now = monotonic_ns();
-	size_t n = 0, i;
+	size_t due = 0, n = 0, i;
 	struct gc_retiree *list;
 
-	while (n < r->nexited && r->exited[n].due_ns <= now)
-		n++;
-	if (!n)
-		return;
-	list = malloc(n * sizeof(*list));
-	if (list) {
-		for (i = 0; i < n; i++)
-			list[i] = r->exited[i].gc;
-		if (r->gc)
-			gctrace_retire(r->gc, list, n);
-		free(list);
+	while (due < r->nexited && r->exited[due].due_ns <= now)
+		due++;
+	list = malloc((r->nexited ? r->nexited : 1) * sizeof(*list));
+	for (i = 0; list && i < r->nexited; i++) {
+		struct exited *e = &r->exited[i];
+
+		if (e->gc_retired || (i >= due && !(e->execed && e->gc.image)) ||
+		    (e->keep && !e->gc.image)) /* image unread: the pid's figures go on as its */
+			continue;
+		list[n++] = e->gc;
+		e->gc_retired = true;
 	}
-	for (i = 0; i < n; i++)
-		cpuprof_forget(r->cpu, (pid_t)r->exited[i].gc.pid, r->exited[i].starttime);
-	memmove(r->exited, r->exited + n, (r->nexited - n) * sizeof(*r->exited));
-	r->nexited -= n;
+	if (list && n && r->gc)
+		gctrace_retire(r->gc, list, n);
+	free(list);
+	for (i = 0; i < due; i++)
+		if (!r->exited[i].keep)
+			cpuprof_forget(r->cpu, (pid_t)r->exited[i].gc.pid, r->exited[i].starttime);
+	memmove(r->exited, r->exited + due, (r->nexited - due) * sizeof(*r->exited));
+	r->nexited -= due;
 }
 
 /* Is pid's GC figures someone's: a process discovery named (alive, or exited and not yet

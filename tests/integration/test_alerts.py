@@ -104,7 +104,7 @@ def test_the_daemon_alerts_on_gc_pauses(alertmanager, workload, tmp_path):
         w = workload(ZOO["py311"], workload_script("gc_pauses.py"), ["6"])
         service = os.path.basename(w.script_in_root)[:-3]
         # tracked (its GC series exist) before the pauses start
-        assert wait_for(lambda: f'python_gc_tracing_available{{service_name="{service}"}} 1'
+        assert wait_for(lambda: f'\npython_gc_tracing_available{{service_name="{service}"}} 1\n'
                         in d.metrics(), 20), d.metrics()
         fire_and_resolve(alertmanager, w, service)
     finally:

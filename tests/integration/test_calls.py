@@ -151,10 +151,11 @@ def test_duration_is_required_and_capped(workload):
     w = workload(ZOO["py315"])
     r = subprocess.run([PYROMETER, "record", "--mode", "calls", "-p", str(w.pid)],
                        capture_output=True, text=True, timeout=60)
-    assert r.returncode == 2 and "-d" in r.stderr
+    assert r.returncode == 2 and "record: --mode calls needs -d SECONDS" in r.stderr, r.stderr
     r = subprocess.run([PYROMETER, "record", "--mode", "calls", "-p", str(w.pid), "-d", "100",
                         "--max-duration", "10"], capture_output=True, text=True, timeout=60)
-    assert r.returncode == 2 and "max-duration" in r.stderr
+    assert r.returncode == 2 and "record: -d 100 is longer than --max-duration 10" in r.stderr, \
+        r.stderr
 
 
 def test_bench_floor_names_its_choices():

@@ -77,7 +77,7 @@ def test_churn_leaves_no_trace_and_keeps_profiling(tmp_path, workload):
                      env={"PYROMETER_SERVICE": "churn"})
     # Children inherit tracking from their parent: churn only once the parent is tracked.
     end = time.monotonic() + 30
-    while 'python_gc_tracing_available{service_name="churn"} 1' not in d.metrics():
+    while '\npython_gc_tracing_available{service_name="churn"} 1\n' not in d.metrics():
         assert time.monotonic() < end, "the churn parent was never tracked:\n" + d.log()
         time.sleep(0.2)
     churn.proc.stdin.write("go\n")

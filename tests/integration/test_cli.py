@@ -11,7 +11,9 @@ NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-
 
 
 def test_help_and_version():
-    assert "ps" in run_pyrometer("--help").stdout
+    commands = [l.split()[0] for l in run_pyrometer("--help").stdout.splitlines()
+                if l.startswith("  ") and not l.startswith("   ")]
+    assert commands == ["run", "ps", "record", "gc", "inspect", "version", "help"], commands
     assert "--watch" in run_pyrometer("ps", "--help").stdout
     assert run_pyrometer("version").stdout.startswith("pyrometer ")
 

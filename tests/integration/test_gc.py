@@ -126,13 +126,18 @@ def test_gc_pause_times_agree_with_gc_callbacks(name, workload, gctrace):
         outside = [(i, m, t) for i, (m, t) in enumerate(zip(mine, theirs)) if m >= t]
         assert not outside, f"gen {gen}: pauses longer than their callbacks: {outside[:5]}"
     for gen in (0, 1):
-        mine = sorted(p["duration_ns"] for p in pauses if p["generation"] == gen)
-        p50, median = mine[len(mine) // 2], report["callback_median_ns"][str(gen)]
-        print(f"gen {gen}: median {p50} ns, callbacks' median {median} ns")
-        # gen 1 collections last milliseconds, a scheduler slice beside CPU hogs: a slice
-        # lost in the callbacks' own part moved their median from 2.3 to 6.0 ms (3.4 ms ours)
-        floor = median - max(25_000, median / 4) if gen == 0 else median / 4
-        assert p50 >= floor, f"gen {gen}: median {p50} ns << callbacks' median {median} ns"
+        # Collection by collection, the callbacks' pause less ours: their dispatch and the
+        # traps, unless a slice was lost in their part (gen 1 collections last milliseconds,
+        # a scheduler slice beside CPU hogs: that moved the callbacks' own median from 2.3 to
+        # 6.0 ms once). The median gap is robust to such a collection; the README promises
+        # 25 us or a quarter of the callbacks' median.
+        mine = [p["duration_ns"] for p in pauses if p["generation"] == gen]
+        theirs = report["callback_each_ns"][str(gen)]
+        gaps = sorted(t - m for m, t in zip(mine, theirs))
+        gap, median = gaps[len(gaps) // 2], report["callback_median_ns"][str(gen)]
+        print(f"gen {gen}: median gap {gap} ns, callbacks' median {median} ns")
+        assert gap <= max(25_000, median / 4), \
+            f"gen {gen}: median gap {gap} ns to the callbacks' pauses (median {median} ns)"
 
 
 def assert_rooted_in_loop(w, pauses):
@@ -212,7 +217,9 @@ def test_gc_refuses_a_no_usdt_target(workload):
     w = workload(ZOO["py311-nousdt"])
     r = run_pyrometer("gc", "-p", str(w.pid), "-d", "1", check=False)
     assert r.returncode == 1
-    assert "unavailable" in r.stderr and "USDT" in r.stderr
+    version = ZOO["py311-nousdt"]["version"]
+    assert (f"gc: pid {w.pid} (CPython {version}): GC tracing unavailable: built without USDT "
+            "probes (no .note.stapsdt)") in r.stderr, r.stderr
 
 
 RUN_AND_EXIT = """

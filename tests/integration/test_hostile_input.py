@@ -149,8 +149,9 @@ def test_a_device_or_fifo_planted_at_the_interpreter_path_is_not_opened(planted,
     if planted == "fifo":
         over = str(tmp_path / "fifo")
         os.mkfifo(over)
-    script = (f"{py} -c 'import time; print(\"ready\", flush=True); time.sleep(60)' & "
-              f"sleep 0.3; mount --bind {over} {py} && echo mounted; wait")
+    # mounted once the interpreter runs (it has said "ready" through the pipe), not before
+    script = (f"{py} -c 'import time; print(\"ready\", flush=True); time.sleep(60)' | "
+              f"{{ read line; echo $line; mount --bind {over} {py} && echo mounted; cat; }}")
     p = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
                          stdout=subprocess.PIPE, text=True)
     try:

@@ -67,9 +67,10 @@ def test_metrics_pass_promtool_and_label_services(gc_metrics, workload):
     r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
                        text=True)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert f'python_gc_tracing_available{{service_name="{service}"}} 1' in text
-    assert (f'python_gc_tracing_available{{service_name="{nousdt_service}",reason="no_usdt"}} 0'
-            in text)
+    # whole lines: "} 1" must not pass for "} 10"
+    assert f'\npython_gc_tracing_available{{service_name="{service}"}} 1\n' in text
+    assert (f'\npython_gc_tracing_available{{service_name="{nousdt_service}",'
+            'reason="no_usdt"} 0\n' in text)
     assert f'service_name="{nousdt_service}",generation' not in text  # unavailable, not zero
     # buckets are cumulative and end with the count
     buckets = [int(l.rsplit(" ", 1)[1]) for l in text.splitlines()
@@ -147,13 +148,17 @@ scrape_configs:
                              f"--web.listen-address=127.0.0.1:{prom_port}"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        # runs well past the query; the fixture kills it at the end
-        w = workload(ZOO["py313"], workload_script("gc_heavy.py"), ["30"])
+        w = workload(ZOO["py313"], workload_script("gc_heavy.py"), ["10"])
         service = os.path.basename(w.script_in_root)[:-3]
         w.proc.stdin.write("go\n")
         w.proc.stdin.flush()
-        query = ("histogram_quantile(0.99, sum by (le) (rate(python_gc_pause_seconds_bucket"
-                 f'{{service_name="{service}",generation="0"}}[5s])))')
+        report = json.loads(w.proc.stdout.readline())  # its own timing of every collection
+        # the median young pause over the whole run, as Prometheus computes it from the
+        # buckets pyrometer served, against the workload's own median (in seconds): a unit
+        # slip (ms for s) is a factor of 1000; the buckets' interpolation and the callbacks'
+        # overhead are well within the factor of 3 allowed
+        query = ("histogram_quantile(0.5, sum by (le) (increase(python_gc_pause_seconds_bucket"
+                 f'{{service_name="{service}",generation="0"}}[1m])))')
         url = (f"http://127.0.0.1:{prom_port}/api/v1/query?"
                + urllib.parse.urlencode({"query": query}))
         value, end = None, time.monotonic() + 40
@@ -172,7 +177,8 @@ scrape_configs:
             raise AssertionError(f"Prometheus never answered {query}; pyrometer served:\n"
                                  + "\n".join(l for l in served.splitlines()
                                               if "collections_total" in l))
-        assert 0 < value < 1.0  # a young collection's p99 is far below a second
+        theirs = report["callback_median_ns"]["0"] / 1e9
+        assert theirs / 3 <= value <= theirs * 3, (value, theirs)
         _, body = get(f"http://127.0.0.1:{prom_port}/api/v1/targets")
         assert json.loads(body)["data"]["activeTargets"][0]["health"] == "up"
     finally:

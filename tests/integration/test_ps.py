@@ -102,10 +102,12 @@ def test_ps_text_output_lists_the_process(workload):
     assert ZOO["py313"]["root"] + ":/usr/bin/python3.13" in line
 
 
-def test_non_python_processes_are_not_listed():
+def test_non_python_processes_are_not_listed(workload):
+    w = workload(ZOO["py311"])  # a listing that holds nothing must not pass
     sleeper = subprocess.Popen(["sleep", "30"])
     try:
-        assert sleeper.pid not in ps_json()
+        listed = ps_json()
+        assert w.pid in listed and sleeper.pid not in listed, sorted(listed)
     finally:
         sleeper.kill()
         sleeper.wait()

@@ -4,7 +4,9 @@ waits for stdin to close (off the CPU, so nothing after the recording counts).
 - sleep: the main thread alternates 20 ms of computing (compute_slice) with 20 ms of
   time.sleep (sleep_slice); prints the wall seconds spent in each.
 - gil: two threads (named contender-1, contender-2) run pure-Python loops in contend(); each
-  waits for the GIL while the other holds it. Prints the thread ids.
+  waits for the GIL while the other holds it. Prints the thread ids, and (where /proc is
+  mounted) the nanoseconds both spent blocked (neither on a CPU nor runnable, from
+  /proc/thread-self/schedstat) and runnable.
 - socket: a thread (wait_on_socket) blocks in recv() on a socket that stays silent until the
   end; the main thread sleeps. Prints that thread's id and its wall seconds in recv."""
 import json, socket, sys, threading, time
@@ -18,10 +20,25 @@ def compute_slice(seconds):
 def sleep_slice(seconds):
     time.sleep(seconds)
 
-def contend(end):
+def schedstat():
+    """This thread's (ns on a CPU, ns runnable waiting for one) so far; None without /proc
+    (a chroot)."""
+    try:
+        with open("/proc/thread-self/schedstat") as f:
+            run, wait, _ = map(int, f.read().split())
+    except OSError:
+        return None
+    return run, wait
+
+def contend(end, out):
+    start, before = time.monotonic_ns(), schedstat()
     x = 0
     while time.monotonic() < end:
         x += 1
+    after = schedstat()
+    if before and after:  # blocked: neither running nor runnable (waiting for the GIL)
+        run, wait = after[0] - before[0], after[1] - before[1]
+        out.append({"blocked": time.monotonic_ns() - start - run - wait, "runnable": wait})
 
 def wait_on_socket(sock, out):
     t = time.perf_counter()
@@ -43,13 +60,17 @@ def main():
                 spent[name] += time.perf_counter() - t
         result = spent
     elif scenario == "gil":
-        threads = [threading.Thread(target=contend, args=(end,), name=f"contender-{i}")
+        spent = []
+        threads = [threading.Thread(target=contend, args=(end, spent), name=f"contender-{i}")
                    for i in (1, 2)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         result = {"tids": [t.native_id for t in threads]}
+        if len(spent) == 2:
+            result["blocked_ns"] = sum(s["blocked"] for s in spent)
+            result["runnable_ns"] = sum(s["runnable"] for s in spent)
     else:
         a, b = socket.socketpair()
         out = {}
