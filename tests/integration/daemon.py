@@ -22,9 +22,15 @@ def cpu_profiles(paths):
 
 
 def perf_fds(pid):
-    """Perf-event fds (CPU sampling, uprobes) the process holds."""
-    return sum(os.readlink(f) == "anon_inode:[perf_event]"
-               for f in glob.glob(f"/proc/{pid}/fd/*") if os.path.islink(f))
+    """Perf-event fds (CPU sampling, uprobes) the process holds. An fd closed between the
+    listing and its readlink (the daemon reads files all along) is not one."""
+    n = 0
+    for f in glob.glob(f"/proc/{pid}/fd/*"):
+        try:
+            n += os.readlink(f) == "anon_inode:[perf_event]"
+        except FileNotFoundError:
+            pass
+    return n
 
 
 def free_port():
