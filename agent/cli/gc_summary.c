@@ -99,11 +99,7 @@ static void merge_images(struct lives *l)
 			l->v[out++] = l->v[i];
 			continue;
 		}
-		o->st.count += st->count;
-		o->st.total_ns += st->total_ns;
-		o->st.collected += st->collected;
-		if (st->max_ns > o->st.max_ns)
-			o->st.max_ns = st->max_ns;
+		gctrace_stats_add(&o->st, st);
 	}
 	l->n = out;
 }

@@ -170,8 +170,7 @@ int gctrace_for_each_bucket(struct gctrace *g,
 	return err == -ENOENT ? 0 : err;
 }
 
-/* Adds st into sum (a process's figures over its images). */
-static void add_up(struct pyro_gc_stats *sum, const struct pyro_gc_stats *st)
+void gctrace_stats_add(struct pyro_gc_stats *sum, const struct pyro_gc_stats *st)
 {
 	sum->count += st->count;
 	sum->total_ns += st->total_ns;
@@ -207,7 +206,7 @@ int gctrace_process(struct gctrace *g, uint32_t pid, uint64_t image,
 			mine[n++] = (struct pyro_gc_key){ .pid = pid,
 							  .generation = key.generation,
 							  .image = image };
-		add_up(&sum[i], &st);
+		gctrace_stats_add(&sum[i], &st);
 	}
 	for (i = 0; i < n; i++)
 		if (!gctrace_histogram(g, &mine[i], hist))

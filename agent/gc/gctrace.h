@@ -82,6 +82,8 @@ int gctrace_process(struct gctrace *g, uint32_t pid, uint64_t image,
 		    void (*cb)(const struct pyro_gc_key *k, const struct pyro_gc_stats *st,
 			       const uint64_t *hist, void *ctx),
 		    void *ctx);
+/* Adds st's figures into sum: counts, times and objects summed, the longest pause kept. */
+void gctrace_stats_add(struct pyro_gc_stats *sum, const struct pyro_gc_stats *st);
 /* The pause histogram of (pid, generation) in image k->image, or in all of the pid's images
  * if that is 0: counts[PYRO_GC_BUCKETS]. */
 int gctrace_histogram(struct gctrace *g, const struct pyro_gc_key *k, uint64_t *counts);

@@ -29,6 +29,8 @@ static struct retired *retired_of(struct gctrace *g, const char *service, int32_
 	return r;
 }
 
+_Static_assert(offsetof(struct pyro_gc_hist_key, k) == 0, "a gc key leads each key");
+
 /* The first of list's entries for pid (list is sorted by pid), or n. */
 static size_t first_of(const struct gc_retiree *list, size_t n, uint32_t pid)
 {
@@ -74,8 +76,6 @@ static int retire_map(struct gctrace *g, struct bpf_map *map, size_t key_size,
 		      const struct gc_retiree *list, size_t n, bool hist)
 {
 	uint8_t key[sizeof(struct pyro_gc_hist_key)], next[sizeof(key)], *keys = NULL;
-
-	_Static_assert(offsetof(struct pyro_gc_hist_key, k) == 0, "a gc key leads each key");
 	size_t nkeys = 0, cap = 0, i;
 	int err;
 
@@ -113,13 +113,8 @@ static int retire_map(struct gctrace *g, struct bpf_map *map, size_t key_size,
 		} else {
 			struct pyro_gc_stats st;
 
-			if (r && !bpf_map__lookup_elem(map, k, key_size, &st, sizeof(st), 0)) {
-				r->st.count += st.count;
-				r->st.total_ns += st.total_ns;
-				r->st.collected += st.collected;
-				if (st.max_ns > r->st.max_ns)
-					r->st.max_ns = st.max_ns;
-			}
+			if (r && !bpf_map__lookup_elem(map, k, key_size, &st, sizeof(st), 0))
+				gctrace_stats_add(&r->st, &st);
 		}
 		bpf_map__delete_elem(map, k, key_size, 0);
 	}
