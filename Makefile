@@ -3,8 +3,9 @@
 #   make run    install what is missing, build, start pyrometer on its local default
 #   make test   install what is missing, build, build the CPython zoo, run every test
 #
-# Other targets: deps, all (default), lint, fuzz, zoo, unit, integration, test-load (the
-# integration suite beside two CPU hogs), test-kernels (the smoke suite on Debian's 5.10,
+# Other targets: deps, all (default), lint, fuzz (timed fuzzing), fuzz-replay (the fuzz corpora,
+# as make test runs them), zoo, unit, integration, test-load (the integration suite beside two
+# CPU hogs), test-kernels (the smoke suite on Debian's 5.10,
 # 6.1, 6.12, 6.19, 7.2 and 7.3 kernels under QEMU and on this host's; KERNELS="6.1" for
 # one), bench, clean.
 
@@ -59,7 +60,7 @@ FUZZ_BINS  := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
 LINT_FILES := $(wildcard agent/*.[ch] agent/*/*.[ch] bpf/*.[ch] tests/unit/*.[ch] tests/fuzz/*.[ch] tests/zoo/*.c \
 	tests/bench/*.c)
 
-.PHONY: all deps run test test-load test-kernels kernels lint fuzz zoo unit integration bench soak clean
+.PHONY: all deps run test test-load test-kernels kernels lint fuzz fuzz-replay zoo unit integration bench soak clean
 
 all: $(BUILD)/pyrometer
 
@@ -82,7 +83,7 @@ run: deps
 	$(BUILD)/pyrometer run $(RUN_ARGS)
 
 test: deps
-	$(MAKE) all unit zoo lint fuzz
+	$(MAKE) all unit zoo lint fuzz-replay
 	$(MAKE) integration
 	$(MAKE) kernels
 
@@ -176,20 +177,43 @@ $(BUILD)/bench_gaps: tests/bench/gaps.c | $(BUILD)
 $(BUILD)/bench_pingpong: tests/bench/pingpong.c | $(BUILD)
 	$(CC) $(CFLAGS) $(WARNINGS) -o $@ $<
 
-# libFuzzer with ASan and UBSan over the parsers of untrusted input.
+# libFuzzer with ASan and UBSan over the parsers of untrusted input and the writers that carry
+# it into other formats. Each target names the agent sources it links.
 FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-	-D_GNU_SOURCE -Iagent $(WARNINGS)
-$(BUILD)/fuzz/fuzz_usdt_notes: tests/fuzz/fuzz_usdt_notes.c agent/python/usdt_notes.c | $(BUILD)/fuzz
-	$(CLANG) $(FUZZ_CFLAGS) -o $@ $^
-$(BUILD)/fuzz/fuzz_linetable: tests/fuzz/fuzz_linetable.c agent/python/linetable.c | $(BUILD)/fuzz
-	$(CLANG) $(FUZZ_CFLAGS) -o $@ $^
+	-D_GNU_SOURCE -I$(BUILD) -Ibpf -Iagent $(WARNINGS)
+FUZZ_SRCS_fuzz_usdt_notes := agent/python/usdt_notes.c
+FUZZ_SRCS_fuzz_linetable  := agent/python/linetable.c
+FUZZ_SRCS_fuzz_spool      := agent/delivery/spool.c agent/base/files.c agent/base/log.c \
+	agent/base/text.c
+FUZZ_SRCS_fuzz_procfs     := agent/base/procfs.c agent/base/text.c agent/procs/cgroup_ids.c \
+	agent/procs/service.c
+FUZZ_SRCS_fuzz_config     := agent/daemon/config.c agent/base/files.c agent/base/log.c \
+	agent/base/text.c
+FUZZ_SRCS_fuzz_text       := agent/delivery/pyroscope.c agent/base/json.c agent/base/text.c \
+	agent/base/log.c agent/base/files.c $(BUILD)/push.pb-c.c
+.SECONDEXPANSION:
+$(BUILD)/fuzz/%: tests/fuzz/%.c $$(FUZZ_SRCS_$$*) | $(BUILD)/fuzz $(PROTO_HS)
+	$(CLANG) $(FUZZ_CFLAGS) -o $@ $^ $(LDLIBS)
 
+# Timed fuzzing: FUZZ_SECONDS per target, from the committed corpus; what it finds new is kept
+# in build/fuzz/NAME.corpus (merge it into tests/fuzz/corpus/NAME with -merge=1), crashes in
+# build/fuzz/. Logging goes to a closed stderr (-close_fd_mask=2): the config target logs
+# every refused file.
 fuzz: $(FUZZ_BINS)
 	@set -e; for f in $(FUZZ_BINS); do \
 		name=$$(basename $$f); mkdir -p $(BUILD)/fuzz/$$name.corpus; \
 		echo "== $$name for $(FUZZ_SECONDS) s"; \
-		$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=$(BUILD)/fuzz/ \
-			$(BUILD)/fuzz/$$name.corpus tests/fuzz/corpus/$$name; \
+		$$f -max_total_time=$(FUZZ_SECONDS) -timeout=5 -close_fd_mask=2 -print_final_stats=1 \
+			-artifact_prefix=$(BUILD)/fuzz/ $(BUILD)/fuzz/$$name.corpus tests/fuzz/corpus/$$name; \
+	done
+
+# The committed corpora, each input run once under ASan and UBSan (seconds): every crash and
+# hang fuzzing ever found stays found.
+fuzz-replay: $(FUZZ_BINS)
+	@set -e; for f in $(FUZZ_BINS); do \
+		name=$$(basename $$f); \
+		echo "== $$name: $$(ls tests/fuzz/corpus/$$name | wc -l) inputs"; \
+		$$f -runs=0 -timeout=5 -close_fd_mask=2 tests/fuzz/corpus/$$name; \
 	done
 
 lint:

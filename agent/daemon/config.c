@@ -131,13 +131,17 @@ static const struct setting *find(const char *key)
 	return NULL;
 }
 
+/* Is word one of the space-separated words? (An empty word is not: strstr finds "" at
+ * every place, and the loop would not move.) */
 static bool word_in(const char *word, const char *words)
 {
 	size_t n = strlen(word);
 
+	if (!n)
+		return false;
 	for (const char *p = words; (p = strstr(p, word)); p += n)
 		if ((p == words || p[-1] == ' ') && (p[n] == ' ' || !p[n]))
-			return n > 0;
+			return true;
 	return false;
 }
 
@@ -208,6 +212,7 @@ static int set(struct config *c, const struct setting *s, const char *value, cha
 struct ini_state {
 	struct config *c;
 	char first_error[512]; /* the first error, without its line (libinih returns that) */
+	bool seen[NSETTINGS];
 };
 
 static int on_ini(void *user, const char *section, const char *name, const char *value)
@@ -230,6 +235,14 @@ static int on_ini(void *user, const char *section, const char *name, const char 
 		snprintf(st->first_error, sizeof(st->first_error), "unknown key '%s'", name);
 		return 0;
 	}
+	/* libinih hands an indented line to the key before it as a second value: refused like
+	 * any key given twice, rather than the earlier value silently replaced. */
+	if (st->seen[s - settings]) {
+		snprintf(st->first_error, sizeof(st->first_error),
+			 "'%s' is set twice (an indented line continues the key above it)", name);
+		return 0;
+	}
+	st->seen[s - settings] = true;
 	if (set(st->c, s, value, why, sizeof(why))) {
 		snprintf(st->first_error, sizeof(st->first_error), "%s: %s", name, why);
 		return 0;
@@ -240,13 +253,30 @@ static int on_ini(void *user, const char *section, const char *name, const char 
 /* A config file is small; anything larger (or /dev/zero) is a mistake, not a config. */
 #define CONFIG_MAX (1 << 20)
 
-int config_load(struct config *c, const char *path)
+int config_load_text(struct config *c, const char *name, const char *text)
 {
 	struct config next = *c;
 	struct ini_state st = { .c = &next };
+	int line = ini_parse_string(text, on_ini, &st);
+
+	if (line < 0) {
+		log_error("config: cannot parse %s", name);
+		return -EINVAL;
+	}
+	if (line > 0) {
+		log_error("config: %s:%d: %s", name, line,
+			  st.first_error[0] ? st.first_error : "not a 'key = value' line");
+		return -EINVAL;
+	}
+	*c = next;
+	return 0;
+}
+
+int config_load(struct config *c, const char *path)
+{
 	unsigned char *text = NULL;
 	size_t len;
-	int line, err = files_read_regular(path, CONFIG_MAX, true, &text, &len);
+	int err = files_read_regular(path, CONFIG_MAX, true, &text, &len);
 
 	if (err) {
 		log_error("config: cannot read %s: %s", path, files_why(err));
@@ -257,19 +287,9 @@ int config_load(struct config *c, const char *path)
 		free(text);
 		return -EINVAL;
 	}
-	line = ini_parse_string((const char *)text, on_ini, &st);
+	err = config_load_text(c, path, (const char *)text);
 	free(text);
-	if (line < 0) {
-		log_error("config: cannot parse %s", path);
-		return -EINVAL;
-	}
-	if (line > 0) {
-		log_error("config: %s:%d: %s", path, line,
-			  st.first_error[0] ? st.first_error : "not a 'key = value' line");
-		return -EINVAL;
-	}
-	*c = next;
-	return 0;
+	return err;
 }
 
 /* ---- flags ---- */

@@ -52,6 +52,8 @@ void config_defaults(struct config *c);
 /* Reads an INI file over c. Unknown keys and bad values are errors naming the file, line and
  * key (logged); c is left unchanged then. */
 int config_load(struct config *c, const char *path);
+/* The same for a file's NUL-terminated text; name is the file's name, for the errors. */
+int config_load_text(struct config *c, const char *name, const char *text);
 /* Applies `pyrometer run` flags over c (argv as main gets it). Sets *config_path to -c's
  * argument and *check_only for --check-config. Returns 1 after --help, -EINVAL on errors. */
 int config_flags(struct config *c, int argc, char **argv, const char **config_path,

@@ -172,29 +172,39 @@ static void ingest_safe(char *s)
 			*s = '_';
 }
 
-/* /ingest?name=SERVICE{label=value,...}&from=..&until=..&format=pprof */
-static int ingest_url(struct pyroscope *p, const struct export_profile *e, char *out, size_t size)
+int pyroscope_ingest_name(const struct export_profile *e, char *name, size_t size)
 {
-	char name[1024], part[EXPORT_LABEL_VALUE];
+	char part[EXPORT_LABEL_VALUE];
 	size_t at;
-	char *esc;
 	unsigned i;
 
 	snprintf(part, sizeof(part), "%s", export_service(e));
 	ingest_safe(part);
-	at = (size_t)snprintf(name, sizeof(name), "%s{", part);
+	at = (size_t)snprintf(name, size, "%s{", part);
 	/* the kind is not a label here: ingest reads the sample types from the pprof */
-	for (i = 1; i < e->n_labels && at < sizeof(name); i++) {
+	for (i = 1; i < e->n_labels && at < size; i++) {
 		if (!strcmp(e->labels[i].name, EXPORT_KIND_LABEL))
 			continue;
 		snprintf(part, sizeof(part), "%s", e->labels[i].value);
 		ingest_safe(part);
-		at += (size_t)snprintf(name + at, sizeof(name) - at, "%s%s=%s",
+		at += (size_t)snprintf(name + at, size - at, "%s%s=%s",
 				       name[at - 1] == '{' ? "" : ",", e->labels[i].name, part);
 	}
-	if (at + 2 > sizeof(name))
+	if (at + 2 > size)
 		return -ENAMETOOLONG;
-	snprintf(name + at, sizeof(name) - at, "}");
+	snprintf(name + at, size - at, "}");
+	return 0;
+}
+
+/* /ingest?name=SERVICE{label=value,...}&from=..&until=..&format=pprof */
+static int ingest_url(struct pyroscope *p, const struct export_profile *e, char *out, size_t size)
+{
+	char name[1024];
+	char *esc;
+	int err = pyroscope_ingest_name(e, name, sizeof(name));
+
+	if (err)
+		return err;
 	esc = curl_easy_escape(p->curl, name, 0);
 	if (!esc)
 		return -ENOMEM;

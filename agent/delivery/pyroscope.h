@@ -43,6 +43,9 @@ void pyroscope_free(struct pyroscope *p);
 #define PYROSCOPE_STALL_SEC 30
 enum ship_result pyroscope_send(struct pyroscope *p, const struct export_profile *e,
 				volatile int *abort, struct pyroscope_reply *r);
+/* The ingest API's name= for e: SERVICE{label=value,...}, with the characters that would end
+ * the name or add a label written as '_'. -ENAMETOOLONG if it does not fit in size. */
+int pyroscope_ingest_name(const struct export_profile *e, char *name, size_t size);
 /* The request body for the push API (for tests and debugging); *out is malloc'd. */
 int pyroscope_push_body(const struct export_profile *e, const char *id, uint8_t **out, size_t *len);
 

@@ -30,6 +30,7 @@
 
 #include "base/files.h"
 #include "base/log.h"
+#include "base/text.h"
 
 #define MAGIC "PYROSPL1"
 #define HEADER (40 + EXPORT_ID_LEN)
@@ -122,6 +123,31 @@ static int take_str(const uint8_t *buf, size_t *at, size_t end, char *out, size_
 	return 0;
 }
 
+static bool name_char(char c, bool first)
+{
+	return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (!first && c >= '0' && c <= '9');
+}
+
+/* What export.h promises of a label, which the sinks rely on: a name [a-zA-Z_][a-zA-Z0-9_]*
+ * and a value of valid UTF-8. A file that passed its CRC yet breaks this was not written by
+ * spool_put: it is refused as corrupt. */
+static bool label_ok(const struct export_label *l)
+{
+	const char *s;
+	int n;
+
+	for (s = l->name; *s; s++)
+		if (!name_char(*s, s == l->name))
+			return false;
+	if (s == l->name)
+		return false;
+	for (s = l->value; *s; s += n)
+		if ((n = text_utf8_len((const unsigned char *)s)) <= 0)
+			return false;
+	return true;
+}
+
 int spool_decode(const uint8_t *buf, size_t len, struct export_profile *e)
 {
 	uint64_t labels, payload;
@@ -145,7 +171,7 @@ int spool_decode(const uint8_t *buf, size_t len, struct export_profile *e)
 
 		if (e->n_labels == EXPORT_MAX_LABELS ||
 		    take_str(buf, &at, end, l->name, sizeof(l->name)) ||
-		    take_str(buf, &at, end, l->value, sizeof(l->value)))
+		    take_str(buf, &at, end, l->value, sizeof(l->value)) || !label_ok(l))
 			return -EBADMSG;
 		e->n_labels++;
 	}

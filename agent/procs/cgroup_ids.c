@@ -56,20 +56,20 @@ void cgroup_ids_parse(const char *text, char container[CONTAINER_ID_LEN + 1],
 		      char pod[POD_UID_LEN + 1])
 {
 	container[0] = pod[0] = '\0';
-	for (const char *line = text; line && *line;) {
-		const char *nl = strchr(line, '\n'), *path = strchr(line, ':');
-		size_t len;
+	/* Lines are "ID:CONTROLLERS:PATH". A cgroup's name may hold ':' and '\n' (a container
+	 * names its own cgroups), so every search stays within its line. */
+	for (const char *line = text; *line;) {
+		size_t n = strcspn(line, "\n");
+		const char *end = line + n, *path = memchr(line, ':', n);
 
 		if (path)
-			path = memchr(path + 1, ':',
-				      (size_t)((nl ? nl : line + strlen(line)) - path - 1));
-		if (path && (!nl || path < nl)) {
+			path = memchr(path + 1, ':', (size_t)(end - path - 1));
+		if (path) {
 			path++;
-			len = (size_t)((nl ? nl : path + strlen(path)) - path);
-			find_container(path, len, container);
-			find_pod(path, len, pod);
+			find_container(path, (size_t)(end - path), container);
+			find_pod(path, (size_t)(end - path), pod);
 		}
-		line = nl ? nl + 1 : NULL;
+		line = *end ? end + 1 : end;
 	}
 }
 

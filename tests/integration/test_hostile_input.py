@@ -39,30 +39,87 @@ def refused(r, reason):
     ("config-dev-zero", "not a regular file"),
     ("config-fifo", "not a regular file"),
     ("config-directory", "not a regular file"),
+    ("config-over-1MiB", "config: cannot read {tmp}/big.ini: too large"),
+    ("config-with-NUL", "config: {tmp}/nul.ini is not text (it holds a NUL byte)"),
+    ("config-empty-choice", "config: {tmp}/c.ini:1: log-level: must be one of: error warn info debug"),
+    ("config-key-twice", "config: {tmp}/c.ini:3: 'spool' is set twice (an indented line "
+                         "continues the key above it)"),
+    ("config-interval-range", "config: {tmp}/c.ini:1: interval: must be a number from 1 to 3600"),
+    ("flag-log-level", "run: --log-level verbose: must be one of: error warn info debug"),
     ("tenant-crlf", "control characters"),
+    ("user-crlf", "config: tenant, basic-auth-user and service-env must not hold control "
+                  "characters"),
+    ("service-env-newline", "config: tenant, basic-auth-user and service-env must not hold "
+                            "control characters"),
     ("url-crlf", "control characters"),
     ("url-without-host", "no host"),
     ("metrics-port-99999", "port from 1 to 65535"),
     ("token-file-fifo", "not a regular file"),
     ("token-file-10mb", "too large"),
+    ("password-file-over-4KiB", "config: password-file {tmp}/pw-4097: too large"),
+    ("password-file-readable-by-others",
+     "config: password-file {tmp}/pw-open: readable by others (chmod 600 it)"),
 ])
 def test_run_refuses_hostile_settings(case, reason, fifo, tmp_path):
+    """Each refusal the README lists, with the line a user reads (check() times out on a
+    file that is waited on or a loader that loops)."""
     big = tmp_path / "token"
     big.write_text("t" * (10 << 20))
     big.chmod(0o600)
+    (tmp_path / "big.ini").write_text("#" * (1 << 20) + "\n")  # 1 MiB and a byte
+    (tmp_path / "nul.ini").write_bytes(b"frequency = 49\0\n")
+    (tmp_path / "c.ini").write_text({
+        "config-empty-choice": "log-level =\n",
+        "config-key-twice": "frequency = 49\nspool = /var/tmp/a\n  store = /var/tmp/b\n",
+        "config-interval-range": "interval = 0.5\n",
+    }.get(case, ""))
+    secret(tmp_path / "pw-4097", 4097, 0o600)
+    secret(tmp_path / "pw-open", 8, 0o644)
+    pyroscope = ["--pyroscope", "http://127.0.0.1:1"]
     args = {
         "config-dev-zero": ["-c", "/dev/zero"],
         "config-fifo": ["-c", fifo],
         "config-directory": ["-c", str(tmp_path)],
-        "tenant-crlf": ["--pyroscope", "http://127.0.0.1:1", "--tenant",
-                        "t\r\nX-Injected: yes"],
+        "config-over-1MiB": ["-c", str(tmp_path / "big.ini")],
+        "config-with-NUL": ["-c", str(tmp_path / "nul.ini")],
+        "config-empty-choice": ["-c", str(tmp_path / "c.ini")],
+        "config-key-twice": ["-c", str(tmp_path / "c.ini")],
+        "config-interval-range": ["-c", str(tmp_path / "c.ini")],
+        "flag-log-level": ["--log-level", "verbose"],
+        "tenant-crlf": [*pyroscope, "--tenant", "t\r\nX-Injected: yes"],
+        "user-crlf": [*pyroscope, "--basic-auth-user", "u\r\nX-Injected: yes",
+                      "--password-file", str(tmp_path / "pw-open")],
+        "service-env-newline": ["--service-env", "PYROMETER_SERVICE\nX-Injected"],
         "url-crlf": ["--pyroscope", "http://127.0.0.1:1/\r\nX-Injected: yes"],
         "url-without-host": ["--pyroscope", "http://"],
         "metrics-port-99999": ["--metrics-addr", "127.0.0.1:99999"],
-        "token-file-fifo": ["--pyroscope", "http://127.0.0.1:1", "--token-file", fifo],
-        "token-file-10mb": ["--pyroscope", "http://127.0.0.1:1", "--token-file", str(big)],
+        "token-file-fifo": [*pyroscope, "--token-file", fifo],
+        "token-file-10mb": [*pyroscope, "--token-file", str(big)],
+        "password-file-over-4KiB": [*pyroscope, "--basic-auth-user", "u", "--password-file",
+                                    str(tmp_path / "pw-4097")],
+        "password-file-readable-by-others": [*pyroscope, "--basic-auth-user", "u",
+                                             "--password-file", str(tmp_path / "pw-open")],
     }[case]
-    refused(check(*args), reason)
+    refused(check(*args), reason.format(tmp=tmp_path))
+
+
+def secret(path, size, mode):
+    path.write_text("p" * size)
+    path.chmod(mode)
+
+
+def test_the_limits_themselves_are_accepted(tmp_path):
+    """The other side of each limit: a config of exactly 1 MiB and a password file of exactly
+    4 KiB load (a limit off by one would refuse a file the README allows)."""
+    ini = tmp_path / "full.ini"
+    body = "frequency = 49\n"
+    ini.write_text(body + "#" * ((1 << 20) - len(body) - 1) + "\n")
+    assert ini.stat().st_size == 1 << 20
+    secret(tmp_path / "pw-4096", 4096, 0o600)
+    r = check("-c", str(ini), "--pyroscope", "http://127.0.0.1:1", "--basic-auth-user", "u",
+              "--password-file", str(tmp_path / "pw-4096"))
+    assert r.returncode == 0, r.stderr
+    assert "frequency = 49\n" in r.stdout
 
 
 @pytest.mark.parametrize("what", ["fifo", "/dev/zero", "directory"])

@@ -47,11 +47,23 @@ static void finds_nothing_where_there_is_nothing(void **state)
 	check("", "", "");
 }
 
+/* A container names its own cgroups, newlines included. A line without the two colons must
+ * not borrow them from the next line. (The old code did, and then read past the end of the
+ * text; only ASan sees that read, so the input that showed it is in fuzz_procfs's corpus.) */
+static void a_line_without_colons_stays_within_itself(void **state)
+{
+	(void)state;
+	check("0::/a\nno colons here\n0::/docker/" CID "\n", CID, "");
+	check("0::/a\nno colons\n0:x", "", "");
+	check("0:x\n0::/" CID, CID, "");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(finds_ids),
 		cmocka_unit_test(finds_nothing_where_there_is_nothing),
+		cmocka_unit_test(a_line_without_colons_stays_within_itself),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
