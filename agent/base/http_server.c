@@ -49,8 +49,13 @@ static enum MHD_Result handle(void *ctx, struct MHD_Connection *conn, const char
 	if (strcmp(url, "/metrics"))
 		return reply(conn, MHD_HTTP_NOT_FOUND, "text/plain", "see /metrics\n", 13);
 	pthread_mutex_lock(&m->lock);
-	ret = reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8",
-		    m->text ? m->text : "", m->text ? m->len : 0);
+	/* Before the first figures (the daemon is still starting): not an empty page, which a
+	 * scraper would take for a target without series. */
+	if (m->text)
+		ret = reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", m->text,
+			    m->len);
+	else
+		ret = reply(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain", "starting\n", 9);
 	pthread_mutex_unlock(&m->lock);
 	return ret;
 }

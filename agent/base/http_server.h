@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
 /* The Prometheus endpoint: GET /metrics serves the latest text exposition published by the
  * main loop (libmicrohttpd, its own thread; the text is swapped under a mutex, so a scrape
- * never sees half an update and never waits on BPF map reads). */
+ * never sees half an update and never waits on BPF map reads). Until the first text is
+ * published, while the daemon starts, it answers 503 "starting". */
 #ifndef PYRO_METRICS_H
 #define PYRO_METRICS_H
 

@@ -78,6 +78,8 @@ static void reload(struct run *r)
 	r->calls.next_mono = monotonic_ns() + windows_every_ns(r);
 	outputs_close(r);
 	outputs_reopen(r);
+	if (r->metrics) /* a new endpoint serves figures from its first scrape */
+		outputs_publish_metrics(r);
 	if (r->gc) {
 		gctrace_set_slow_ns(r->gc, tracking_slow_ns(&r->cfg));
 		gctrace_set_linger_ns(r->gc, (uint64_t)(r->cfg.gc_linger * 1e9));
@@ -214,6 +216,8 @@ static int run(struct run *r)
 	r->interval_start_ns = realtime_ns();
 	r->interval_start_mono = monotonic_ns();
 	r->calls.next_mono = r->interval_start_mono + windows_every_ns(r);
+	if (r->metrics) /* until now it answered 503: starting */
+		outputs_publish_metrics(r);
 	config_redact_url(r->cfg.pyroscope, url, sizeof(url));
 	log_info("run: ready: %s %" PRId64 " Hz; a profile per service every %g s to %s%s%s; "
 		 "metrics on %s",

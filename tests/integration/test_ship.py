@@ -100,7 +100,11 @@ def test_push_bodies_decode_and_carry_the_workload(tmp_path, collector, busy):
         assert req.path == "/push.v1.PusherService/Push"
         assert req.headers["Content-Type"] == "application/proto"
         for labels, samples in push_request_checked(req.body):
-            assert labels["__name__"] == "process_cpu" and samples == 1, labels
+            # Other Pythons on the host are profiled too: one started meanwhile (a fork of
+            # pytest's, beside two CPU hogs) gets its start-up import profile.
+            kinds = {"process_cpu"} if labels["service_name"] == service else \
+                {"process_cpu", "import"}
+            assert labels["__name__"] in kinds and samples == 1, labels
         for labels, pid, raw in push_profiles(req.body):
             assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-"
                                 r"[0-9a-f]{12}", pid)
