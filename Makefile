@@ -160,7 +160,9 @@ soak: deps
 
 # Costs measured side by side in one run; figures go to the README.
 bench: deps
-	$(MAKE) all $(BUILD)/bench_gaps $(BUILD)/bench_pingpong
+	$(MAKE) all $(BUILD)/bench_gaps $(BUILD)/bench_pingpong $(BUILD)/bench_store
+	@d=$$(mktemp -d); echo "== Store: 20,000 writes of 1 KiB into one service"; \
+		$(BUILD)/bench_store $$d 20000; rm -rf $$d
 	PYROMETER=$(abspath $(BUILD)/pyrometer) GAPS=$(abspath $(BUILD)/bench_gaps) \
 		$(PYTHON) tests/bench/bench_cpu.py
 	PYROMETER=$(abspath $(BUILD)/pyrometer) $(PYTHON) tests/bench/bench_gc.py
@@ -173,6 +175,9 @@ bench: deps
 
 $(BUILD)/bench_gaps: tests/bench/gaps.c | $(BUILD)
 	$(CC) $(CFLAGS) $(WARNINGS) -o $@ $<
+
+$(BUILD)/bench_store: tests/bench/store_bench.c $(LIB_OBJS) | $(BUILD)
+	$(CC) $(AGENT_CFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
 
 $(BUILD)/bench_pingpong: tests/bench/pingpong.c | $(BUILD)
 	$(CC) $(CFLAGS) $(WARNINGS) -o $@ $<

@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
-/* See store.h. The store is scanned after each write to apply the cap and the age limit:
- * a day of 15 s intervals is about 6,000 files per service, a few milliseconds to list. */
+/* See store.h. The files are listed once, at open, into an index ordered by age; each write
+ * adds its file to the index and prunes from the index's old end. (Listing the store after
+ * each write, as before, cost a scan of every file per write: beside five short-lived
+ * Pythons a second, each with its start-up import profile, thousands of files and a 64 MB
+ * list every second within 20 minutes, and more with each file.) */
 #include "delivery/store.h"
 
 #include <dirent.h>
@@ -18,17 +21,172 @@
 #include "base/files.h"
 #include "base/log.h"
 
+/* A stored profile: DIR/SERVICE/FROM-UNTIL[.KIND].pb.gz, its path rebuilt from these. */
+struct stored {
+	uint64_t from_ms, until_ms; /* from: the order of removal */
+	uint64_t size;
+	uint32_t svc;  /* index into services */
+	uint32_t kind; /* index into kinds; "" for CPU profiles */
+};
+
+/* Names seen, each kept once (services' directory names, kinds). */
+struct names {
+	char **v;
+	uint32_t n;
+};
+
 struct store {
 	struct store_opts o;
 	char dir[PATH_MAX];
 	struct store_stats st;
+	struct names services, kinds;
+	struct stored *e; /* e[head..n) in order of from_ms */
+	size_t head, n, cap;
+	uint64_t total; /* bytes of e[head..n) */
 };
 
-struct stored {
-	char path[2 * PATH_MAX];
-	uint64_t from_ms; /* from the name: the order of removal */
-	uint64_t size;
-};
+static void names_free(struct names *t)
+{
+	for (uint32_t i = 0; i < t->n; i++)
+		free(t->v[i]);
+	free(t->v);
+}
+
+/* The index of name in t, added if new; UINT32_MAX without memory. */
+static uint32_t names_id(struct names *t, const char *name)
+{
+	char **nv, *copy;
+	uint32_t i;
+
+	for (i = 0; i < t->n; i++) /* services and kinds are few */
+		if (!strcmp(t->v[i], name))
+			return i;
+	if (!(copy = strdup(name)) || !(nv = realloc(t->v, (t->n + 1) * sizeof(*nv)))) {
+		free(copy);
+		return UINT32_MAX;
+	}
+	t->v = nv;
+	t->v[t->n] = copy;
+	return t->n++;
+}
+
+static void stored_path(const struct store *s, const struct stored *it, char *out, size_t size)
+{
+	const char *kind = s->kinds.v[it->kind];
+
+	snprintf(out, size, "%s/%s/%llu-%llu%s%s.pb.gz", s->dir, s->services.v[it->svc],
+		 (unsigned long long)it->from_ms, (unsigned long long)it->until_ms,
+		 kind[0] ? "." : "", kind);
+}
+
+/* Room for one more entry at the end of the index. */
+static int index_room(struct store *s)
+{
+	if (s->head && s->head >= s->n / 2) { /* reuse the room the pruned ones left */
+		memmove(s->e, s->e + s->head, (s->n - s->head) * sizeof(*s->e));
+		s->n -= s->head;
+		s->head = 0;
+	}
+	if (s->n == s->cap) {
+		size_t nc = s->cap ? s->cap * 2 : 256;
+		struct stored *ne = realloc(s->e, nc * sizeof(*ne));
+
+		if (!ne)
+			return -ENOMEM;
+		s->e = ne;
+		s->cap = nc;
+	}
+	return 0;
+}
+
+/* Adds it to the index at its place by age: writes come in order of time, give or take a
+ * start-up import profile, which begins when its process did, so the place is near the end. */
+static int index_add(struct store *s, const struct stored *it)
+{
+	size_t at;
+
+	if (index_room(s))
+		return -ENOMEM;
+	for (at = s->n; at > s->head && s->e[at - 1].from_ms > it->from_ms; at--)
+		;
+	memmove(s->e + at + 1, s->e + at, (s->n - at) * sizeof(*s->e));
+	s->e[at] = *it;
+	s->n++;
+	s->total += it->size;
+	return 0;
+}
+
+static int by_age(const void *a, const void *b)
+{
+	const struct stored *x = a, *y = b;
+
+	return x->from_ms < y->from_ms ? -1 : x->from_ms > y->from_ms;
+}
+
+/* FROM-UNTIL.pb.gz (CPU) or FROM-UNTIL.KIND.pb.gz, KIND in [a-z_]: a stored profile. */
+static bool stored_name(const char *name, unsigned long long *from, unsigned long long *until,
+			char kind[32])
+{
+	int at = 0;
+	size_t k = 0;
+
+	if (sscanf(name, "%llu-%llu%n", from, until, &at) != 2 || !at)
+		return false;
+	name += at;
+	if (name[0] == '.' && strcmp(name, ".pb.gz"))
+		for (name++; ((*name >= 'a' && *name <= 'z') || *name == '_') && k < 31; name++)
+			kind[k++] = *name;
+	kind[k] = '\0';
+	return !strcmp(name, ".pb.gz");
+}
+
+/* Adds the profiles of one service directory to the index. */
+static void scan_service(struct store *s, const char *svc)
+{
+	char dir[PATH_MAX + 256], path[sizeof(dir) + 256], kind[32];
+	unsigned long long from, until;
+	struct dirent *de;
+	struct stored it;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "%s/%s", s->dir, svc);
+	if (!(d = opendir(dir)))
+		return;
+	while ((de = readdir(d))) {
+		struct stat st;
+
+		if (!stored_name(de->d_name, &from, &until, kind))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (stat(path, &st) || !S_ISREG(st.st_mode))
+			continue;
+		it = (struct stored){ .from_ms = from,
+				      .until_ms = until,
+				      .size = (uint64_t)st.st_size,
+				      .svc = names_id(&s->services, svc),
+				      .kind = names_id(&s->kinds, kind) };
+		if (it.svc == UINT32_MAX || it.kind == UINT32_MAX || index_room(s))
+			break;	   /* out of memory: what is not indexed is not pruned */
+		s->e[s->n++] = it; /* in directory order: scan() sorts them all once */
+		s->total += it.size;
+	}
+	closedir(d);
+}
+
+/* What the store holds from earlier runs. */
+static void scan(struct store *s)
+{
+	struct dirent *de;
+	DIR *d = opendir(s->dir);
+
+	if (!d)
+		return;
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.')
+			scan_service(s, de->d_name);
+	closedir(d);
+	qsort(s->e, s->n, sizeof(*s->e), by_age);
+}
 
 int store_open(const struct store_opts *o, struct store **out)
 {
@@ -45,12 +203,20 @@ int store_open(const struct store_opts *o, struct store **out)
 		free(s);
 		return err;
 	}
+	scan(s);
+	s->st.files = s->n - s->head;
+	s->st.bytes = s->total;
 	*out = s;
 	return 0;
 }
 
 void store_close(struct store *s)
 {
+	if (!s)
+		return;
+	names_free(&s->services);
+	names_free(&s->kinds);
+	free(s->e);
 	free(s);
 }
 
@@ -78,102 +244,28 @@ static void dir_name(const char *service, char *out, size_t size)
 	out[at] = '\0';
 }
 
-/* FROM-UNTIL.pb.gz (CPU) or FROM-UNTIL.KIND.pb.gz, KIND in [a-z_]: a stored profile. */
-static bool stored_name(const char *name, unsigned long long *from)
-{
-	unsigned long long until;
-	int at = 0;
-
-	if (sscanf(name, "%llu-%llu%n", from, &until, &at) != 2 || !at)
-		return false;
-	name += at;
-	if (name[0] == '.' && strcmp(name, ".pb.gz"))
-		for (name++; (*name >= 'a' && *name <= 'z') || *name == '_'; name++)
-			;
-	return !strcmp(name, ".pb.gz");
-}
-
-/* Adds the profiles of one service directory to *list. */
-static int list_service(const char *dir, struct stored **list, size_t *n, size_t *cap)
-{
-	DIR *d = opendir(dir);
-	struct dirent *de;
-	unsigned long long from;
-
-	if (!d)
-		return 0;
-	while ((de = readdir(d))) {
-		struct stat st;
-		struct stored *it;
-
-		if (!stored_name(de->d_name, &from))
-			continue;
-		if (*n == *cap) {
-			size_t nc = *cap ? *cap * 2 : 256;
-			struct stored *nl = realloc(*list, nc * sizeof(**list));
-
-			if (!nl)
-				break;
-			*list = nl;
-			*cap = nc;
-		}
-		it = &(*list)[*n];
-		snprintf(it->path, sizeof(it->path), "%s/%s", dir, de->d_name);
-		if (stat(it->path, &st) || !S_ISREG(st.st_mode))
-			continue;
-		it->from_ms = from;
-		it->size = (uint64_t)st.st_size;
-		(*n)++;
-	}
-	closedir(d);
-	return 0;
-}
-
-static int by_age(const void *a, const void *b)
-{
-	const struct stored *x = a, *y = b;
-
-	return x->from_ms < y->from_ms ? -1 : x->from_ms > y->from_ms;
-}
-
 /* Applies the age limit, then removes the oldest profiles until the store fits its cap. */
 static void store_prune(struct store *s)
 {
-	struct stored *list = NULL;
-	size_t n = 0, cap = 0, i;
-	uint64_t total = 0, now_ms = (uint64_t)time(NULL) * 1000;
-	struct dirent *de;
-	DIR *d = opendir(s->dir);
+	uint64_t now_ms = (uint64_t)time(NULL) * 1000;
+	char path[2 * PATH_MAX];
 
-	if (!d)
-		return;
-	while ((de = readdir(d))) {
-		char sub[PATH_MAX + 256];
+	while (s->head < s->n) {
+		const struct stored *it = &s->e[s->head];
+		bool too_old = s->o.max_age_sec && it->from_ms + s->o.max_age_sec * 1000 < now_ms;
 
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(sub, sizeof(sub), "%s/%s", s->dir, de->d_name);
-		list_service(sub, &list, &n, &cap);
-	}
-	closedir(d);
-	qsort(list, n, sizeof(*list), by_age);
-	for (i = 0; i < n; i++)
-		total += list[i].size;
-	for (i = 0; i < n; i++) {
-		bool too_old =
-			s->o.max_age_sec && list[i].from_ms + s->o.max_age_sec * 1000 < now_ms;
-
-		if (!too_old && (!s->o.cap_bytes || total <= s->o.cap_bytes))
+		if (!too_old && (!s->o.cap_bytes || s->total <= s->o.cap_bytes))
 			break;
-		if (unlink(list[i].path) == 0) {
+		stored_path(s, it, path, sizeof(path));
+		if (unlink(path) == 0) {
 			s->st.removed++;
-			log_debug("store: removed %s (%s)", list[i].path, too_old ? "age" : "cap");
+			log_debug("store: removed %s (%s)", path, too_old ? "age" : "cap");
 		}
-		total -= list[i].size;
+		s->total -= it->size;
+		s->head++;
 	}
-	s->st.files = n - i;
-	s->st.bytes = total;
-	free(list);
+	s->st.files = s->n - s->head;
+	s->st.bytes = s->total;
 }
 
 void store_stats(const struct store *s, struct store_stats *st)
@@ -188,6 +280,7 @@ int store_put(struct store *s, const struct export_profile *e)
 	struct iovec iov = { .iov_base = e->data, .iov_len = e->len };
 	const char *kind = export_kind(e);
 	bool cpu = !strcmp(kind, EXPORT_KIND_CPU);
+	struct stored it;
 	int err;
 
 	dir_name(export_service(e), name, sizeof(name));
@@ -203,6 +296,13 @@ int store_put(struct store *s, const struct export_profile *e)
 	}
 	s->st.written++;
 	log_debug("store: wrote %s (%zu bytes)", path, e->len);
+	it = (struct stored){ .from_ms = e->from_ns / 1000000,
+			      .until_ms = e->until_ns / 1000000,
+			      .size = e->len,
+			      .svc = names_id(&s->services, name),
+			      .kind = names_id(&s->kinds, cpu ? "" : kind) };
+	if (it.svc == UINT32_MAX || it.kind == UINT32_MAX || index_add(s, &it))
+		log_warn("store: no memory to index %s: it is kept past the cap and age", path);
 	store_prune(s);
 	return 0;
 }
