@@ -21,8 +21,8 @@ int options_number(const char *cmd, const char *what, const char *s, double min,
 	errno = 0;
 	v = strtod(s, &end);
 	if (errno || end == s || *end || !isfinite(v) || v < min || v > max) {
-		log_error("%s: %s must be a number from %g to %g, not '%s'", cmd, what, min, max,
-			  s);
+		log_error("%s: %s must be a number from %.16g to %.16g, not '%s'", cmd, what, min,
+			  max, s);
 		return -EINVAL;
 	}
 	*out = v;

@@ -195,7 +195,7 @@ static int set(struct config *c, const struct setting *s, const char *value, cha
 	}
 	if (end == value || *end || errno || !isfinite(d) || d < s->min || d > s->max ||
 	    (s->kind != K_DOUBLE && d != floor(d))) {
-		snprintf(why, wlen, "must be %s from %g to %g%s",
+		snprintf(why, wlen, "must be %s from %.16g to %.16g%s",
 			 s->kind == K_DOUBLE ? "a number" : "a whole number", s->min, s->max,
 			 s->kind == K_BYTES ? " (K, M, G suffixes allowed)" : "");
 		return -EINVAL;

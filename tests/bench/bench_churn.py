@@ -8,7 +8,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -48,7 +47,8 @@ def main():
         base_rss, base_cpu = rss_kib(agent.pid), metric(addr, "pyrometer_cpu_seconds_total")
         print(f"== Churn: {RATE} Python processes/s for {SECONDS} s beside 2 long-lived ones")
         print(f"   agent RSS before: {base_rss / 1024:.1f} MiB")
-        churn = subprocess.Popen([PY, CHURN, str(RATE), str(SECONDS)], stdin=subprocess.PIPE,
+        churn = subprocess.Popen([PY, CHURN, str(RATE), str(RATE * SECONDS), str(SECONDS)],
+                                 stdin=subprocess.PIPE,
                                  stdout=subprocess.PIPE, text=True)
         churn.stdout.readline()
         time.sleep(1)  # tracked before it forks: its children inherit that

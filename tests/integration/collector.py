@@ -28,7 +28,8 @@ class Collector:
     def __init__(self, tls=None):
         """tls: (certificate file, key file) to serve HTTPS with."""
         self.tls = tls
-        self.requests = []
+        self.requests = []  # answered, in the order of their answers
+        self.received = 0   # read, whether answered yet or not
         self.lock = threading.Lock()
         self.answer = lambda req: (200, {}, b"")
         self.server = None
@@ -53,6 +54,8 @@ class Collector:
 
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with collector.lock:
+                    collector.received += 1
                 req = Request(self.path, dict(self.headers), body, None)
                 status, headers, reply = collector.answer(req)
                 req.status = status
@@ -95,14 +98,6 @@ class Collector:
     def accepted(self):
         with self.lock:
             return [r for r in self.requests if r.status == 200]
-
-    def wait_for(self, pred, timeout, what):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if pred():
-                return
-            time.sleep(0.1)
-        raise AssertionError(f"timed out waiting for {what}")
 
 
 # ---- protobuf ----

@@ -2,20 +2,15 @@
 are re-sent while pauses keep exceeding the rule, and are resolved after they stop."""
 import json
 import os
+import re
 import socket
 import subprocess
-import time
 import urllib.request
 
 import pytest
 
-from conftest import PYROMETER, ZOO, GcTrace, workload_script
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from conftest import PYROMETER, ZOO, GcTrace, free_port, wait_for, workload_script
+from daemon import daemon_as_deployed, stop_leaving_no_trace
 
 
 @pytest.fixture
@@ -27,32 +22,33 @@ def alertmanager(tmp_path):
                              f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
+    try:
         try:
-            urllib.request.urlopen(url + "/-/ready", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.1)
-    else:
-        raise AssertionError("Alertmanager did not start: " + proc.stderr.read())
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
+            wait_for(lambda: answers(url + "/-/ready"), 10, "answer from Alertmanager")
+        except AssertionError as e:
+            proc.kill()  # its stderr is whole only once it is gone
+            raise AssertionError(f"{e}: {proc.communicate(timeout=30)[1]}") from None
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=30)
+
+
+def answers(url):
+    try:
+        with urllib.request.urlopen(url, timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 def active_alerts(url):
     with urllib.request.urlopen(url + "/api/v2/alerts", timeout=5) as r:
         return [a for a in json.load(r) if a["status"]["state"] == "active"]
-
-
-def wait_for(pred, timeout):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        got = pred()
-        if got:
-            return got
-        time.sleep(0.3)
-    return None
 
 
 def fire_and_resolve(alertmanager, w, service):
@@ -63,20 +59,32 @@ def fire_and_resolve(alertmanager, w, service):
     w.proc.stdin.flush()
     mine = lambda: {a["labels"]["alertname"]: a for a in active_alerts(alertmanager)
                     if a["labels"]["service_name"] == service}
-    firing = wait_for(lambda: len(mine()) == 2 and mine(), 20)
-    assert firing, f"alerts never fired: {active_alerts(alertmanager)}"
+    firing = wait_for(lambda: len(mine()) == 2 and mine(), 20,
+                      lambda: f"alerts firing: {active_alerts(alertmanager)}")
     pause = firing["PythonGCPause"]
     assert pause["labels"]["generation"] == "2"
     assert pause["labels"]["host"] == socket.gethostname()
     assert float(pause["annotations"]["pause_ms"]) >= 20
     assert w.script_in_root in pause["annotations"]["stack"]
     assert float(firing["PythonGCPauseP99"]["annotations"]["pause_ms"]) >= 20
+    # the README's labels and annotations, each summary naming its figure
+    host = socket.gethostname()
+    for name, alert in firing.items():
+        assert alert["labels"]["severity"] == "warning", alert
+        what = "GC pause of" if name == "PythonGCPause" else "p99 GC pause"
+        window = "" if name == "PythonGCPause" else " over 3 s"
+        m = re.fullmatch(rf"{re.escape(service)} on {re.escape(host)}: {what} ([\d.]+) ms"
+                         rf"{window} \(generation {alert['labels']['generation']}\)",
+                         alert["annotations"]["summary"])
+        assert m, alert
+        assert abs(float(m.group(1)) - float(alert["annotations"]["pause_ms"])) <= 0.051, alert
     # re-sent while firing: Alertmanager records each update
     updated = pause["updatedAt"]
-    assert wait_for(lambda: mine().get("PythonGCPause", {}).get("updatedAt", updated) != updated, 10)
+    wait_for(lambda: mine().get("PythonGCPause", {}).get("updatedAt", updated) != updated, 10,
+             "re-sent PythonGCPause")
 
     assert w.proc.stdout.readline().strip() == "done"  # pauses stop; the process lives on
-    assert wait_for(lambda: not mine(), 20), f"alerts not resolved: {mine()}"
+    wait_for(lambda: not mine(), 20, lambda: f"resolution of the alerts: {mine()}")
     assert w.proc.poll() is None
 
 
@@ -97,18 +105,45 @@ def test_gc_pause_alerts_fire_repeat_and_resolve(alertmanager, workload):
 def test_the_daemon_alerts_on_gc_pauses(alertmanager, workload, tmp_path):
     """The daemon's own alert path (not pyrometer gc's), as deployed: started first, with
     the unit's capabilities."""
-    from test_production import daemon_as_deployed, stop_leaving_no_trace
     d = daemon_as_deployed(tmp_path, "--alertmanager", alertmanager, "--alert-pause", "0.02",
                            "--alert-p99", "0.02", "--alert-window", "3", "--alert-resend", "1")
     try:
         w = workload(ZOO["py311"], workload_script("gc_pauses.py"), ["6"])
         service = os.path.basename(w.script_in_root)[:-3]
         # tracked (its GC series exist) before the pauses start
-        assert wait_for(lambda: f'\npython_gc_tracing_available{{service_name="{service}"}} 1\n'
-                        in d.metrics(), 20), d.metrics()
+        wait_for(lambda: f'\npython_gc_tracing_available{{service_name="{service}"}} 1\n'
+                 in d.metrics(), 20, lambda: f"GC tracing of {service}: {d.metrics()}")
         fire_and_resolve(alertmanager, w, service)
     finally:
         stop_leaving_no_trace(d)
+
+
+def test_delivery_failures_are_logged_once_per_streak(workload):
+    """An Alertmanager that fails for a while is named once per streak of failures, not at
+    every retry, and its recovery once (README); alerts are retried at every tick."""
+    from collector import Collector
+    am = Collector()
+    am.answer = lambda req: (503, {}, b"")
+    w = workload(ZOO["py311"], workload_script("gc_pauses.py"), ["30"])
+    trace = GcTrace("-v", "-p", str(w.pid), "--threshold", "1000", "--alertmanager", am.url,
+                    "--alert-pause", "20", "--alert-window", "3", "--alert-resend", "1")
+    try:
+        w.proc.stdin.write("go\n")
+        w.proc.stdin.flush()
+        answered = lambda status: sum(r.status == status for r in am.requests)
+        wait_for(lambda: answered(503) >= 3, 30, "three refused deliveries")
+        am.answer = lambda req: (200, {}, b"")
+        wait_for(lambda: answered(200) >= 1, 30, "a delivery after the recovery")
+        refused = answered(503)
+        am.answer = lambda req: (503, {}, b"")
+        wait_for(lambda: answered(503) >= refused + 3, 30, "three more refused deliveries")
+        trace.stop()
+    finally:
+        am.down()
+    err = trace.stderr()
+    assert err.count("cannot send alerts to Alertmanager: unexpected HTTP status "
+                     "(will retry)") == 2, err
+    assert err.count("Alertmanager reachable again") == 1, err
 
 
 def test_alert_options_need_an_alertmanager():

@@ -8,12 +8,10 @@ import glob
 import json
 import os
 import re
-import subprocess
-import time
 import uuid
 
-from conftest import ZOO, workload_script
-from daemon import Daemon, cpu_profiles, perf_fds
+from conftest import ZOO, wait_for, workload_script
+from daemon import Daemon, cpu_profiles, daemon_maps, key_pids, perf_fds
 
 LONG = """
 import gc, sys, time
@@ -26,38 +24,7 @@ while True:  # about 20 % of a CPU, and a collection now and then
     time.sleep(0.04)
 """
 
-RATE, SECONDS = 200, 60
-
-
-def daemon_maps(pid):
-    """name -> map id of the BPF maps the daemon holds."""
-    ids = set()
-    for info in glob.glob(f"/proc/{pid}/fdinfo/*"):
-        try:
-            m = re.search(r"^map_id:\s+(\d+)$", open(info).read(), re.M)
-        except OSError:
-            continue
-        if m:
-            ids.add(int(m.group(1)))
-    out = {}
-    for i in ids:
-        show = json.loads(subprocess.run(["bpftool", "-j", "map", "show", "id", str(i)],
-                                         capture_output=True, text=True, check=True).stdout)
-        out[show["name"]] = i
-    return out
-
-
-def key_pids(map_id):
-    dump = json.loads(subprocess.run(["bpftool", "-j", "map", "dump", "id", str(map_id)],
-                                     capture_output=True, text=True, check=True).stdout)
-    pids = []
-    for e in dump:
-        key = e["formatted"]["key"] if "formatted" in e else e["key"]
-        if isinstance(key, dict) and "pid" not in key:
-            key = key["k"]  # gc_hist: the gc key leads it
-        pids.append(key["pid"] if isinstance(key, dict) else
-                    key if isinstance(key, int) else int.from_bytes(bytes(int(b, 16) for b in key[:4]), "little"))
-    return pids
+RATE, TOTAL = 200, 12_000  # 60 s on an idle machine (README)
 
 
 def alive(pid):
@@ -69,40 +36,39 @@ def test_churn_leaves_no_trace_and_keeps_profiling(tmp_path, workload):
     longs = [workload(ZOO["py311"], LONG, env={"PYROMETER_SERVICE": s}) for s in services]
     store = str(tmp_path / "store")
     d = Daemon(tmp_path, "--store", store, "--interval", "2")
-    time.sleep(3)
+    for s in services:  # both tracked: the baseline below is the daemon's steady state
+        wait_for(lambda: f'\npython_gc_tracing_available{{service_name="{s}"}} 1\n'
+                 in d.metrics(), 30, f"GC tracing of {s}")
     maps = daemon_maps(d.proc.pid)
     assert {"procs", "gc_stats", "gc_hist"} <= set(maps), maps
     base_perf = perf_fds(d.proc.pid)
-    churn = workload(ZOO["py311"], workload_script("churn.py"), [str(RATE), str(SECONDS)],
+    churn = workload(ZOO["py311"], workload_script("churn.py"), [str(RATE), str(TOTAL)],
                      env={"PYROMETER_SERVICE": "churn"})
     # Children inherit tracking from their parent: churn only once the parent is tracked.
-    end = time.monotonic() + 30
-    while '\npython_gc_tracing_available{service_name="churn"} 1\n' not in d.metrics():
-        assert time.monotonic() < end, "the churn parent was never tracked:\n" + d.log()
-        time.sleep(0.2)
+    wait_for(lambda: '\npython_gc_tracing_available{service_name="churn"} 1\n' in d.metrics(),
+             30, lambda: f"tracking of the churn parent: {d.log()}")
     churn.proc.stdin.write("go\n")
     churn.proc.stdin.flush()
     summary = json.loads(churn.proc.stdout.readline())
-    # on a loaded machine the workload makes fewer than RATE a second: what it made is the
-    # truth below, but it must be churn
-    assert summary["forked"] + summary["execed"] >= 1000, summary
+    # on a loaded machine it makes fewer than RATE a second, and takes longer
+    assert summary["forked"] + summary["execed"] == TOTAL, summary
     churn.stop()
     assert d.proc.poll() is None, "the daemon died under churn:\n" + d.log()
     # The long-lived processes are still profiled after the churn.
-    before = {s: len(cpu_profiles(glob.glob(f"{store}/{s}/*.pb.gz"))) for s in services}
-    time.sleep(5)  # exits are retired 3 s after they happen
+    profiles = lambda s: len(cpu_profiles(glob.glob(f"{store}/{s}/*.pb.gz")))
+    before = {s: profiles(s) for s in services}
     for s in services:
-        assert len(cpu_profiles(glob.glob(f"{store}/{s}/*.pb.gz"))) > before[s], f"{s} no longer profiled"
+        wait_for(lambda: profiles(s) > before[s], 30, f"a new profile of {s}")
     # Back to baseline in the kernel: CPU sampling's perf events (the GC uprobes are the
     # installed interpreter's, attached from the start; test_production covers a binary
     # first seen during churn).
-    assert perf_fds(d.proc.pid) == base_perf
+    wait_for(lambda: perf_fds(d.proc.pid) == base_perf, 30,
+             lambda: f"{base_perf} perf fds (held {perf_fds(d.proc.pid)})")
+    # exits are retired 3 s after they happen, those never named within the 5 s sweep
     for name in ("procs", "gc_stats", "gc_hist"):
-        stale = {p for p in key_pids(maps[name]) if not alive(p)}
-        if stale:  # other tests' processes may be exiting right now: look again later
-            time.sleep(5)
-            stale &= set(key_pids(maps[name]))
-        assert not stale, f"{name} still holds entries of exited processes {sorted(stale)}"
+        wait_for(lambda: not {p for p in key_pids(maps[name]) if not alive(p)}, 30,
+                 lambda: f"{name} without entries of exited processes "
+                 f"({sorted(p for p in key_pids(maps[name]) if not alive(p))[:20]})")
     metrics = d.metrics()
     rc, _ = d.stop()
     assert rc == 0

@@ -5,7 +5,6 @@ hierarchy). The daemon is started first, under the unit's capabilities, and must
 process by its host pid, give it its container id and pod uid, read its files inside its
 root, sample it, and count its collections. Also: how the command lines of ASGI/WSGI
 servers and Celery name services, and the service-env key."""
-import json
 import os
 import re
 import subprocess
@@ -14,11 +13,9 @@ import uuid
 
 import pytest
 
-from conftest import PYROMETER, ZOO
+from conftest import ZOO, ps_json, run_storm, service_name, wait_for
+from daemon import cpu_profiles, daemon_as_deployed, gc_count, stop_leaving_no_trace
 from pprof_raw import RawProfile
-from daemon import cpu_profiles
-from test_production import (daemon_as_deployed, gc_count, run_storm, service_name,
-                             stop_leaving_no_trace, wait_for)
 
 CGROUP2 = next((line.split()[1] for line in open("/proc/mounts")
                 if line.split()[2] == "cgroup2"), None)  # unified, or hybrid's unified/
@@ -34,12 +31,6 @@ spin()
 """
 
 
-def ps_json():
-    out = subprocess.run([PYROMETER, "ps", "--json"], capture_output=True, text=True,
-                         timeout=30, check=True).stdout
-    return [json.loads(l) for l in out.splitlines()]
-
-
 class Container:
     """argv run in new pid and mount namespaces, chrooted into root, inside the cgroup
     `cgroup` (a path under the v2 hierarchy, made here), with PYROMETER_SERVICE=service."""
@@ -47,7 +38,13 @@ class Container:
     def __init__(self, cgroup, root, argv, service, script=None):
         assert CGROUP2, "no cgroup v2 hierarchy mounted: the container tests need one"
         self.cgroup = os.path.join(CGROUP2, cgroup)
-        os.makedirs(self.cgroup, exist_ok=True)
+        # the directories made here, deepest last: stop() removes them all, parents included
+        self.made = []
+        for i in range(1, len(cgroup.split("/")) + 1):
+            path = os.path.join(CGROUP2, *cgroup.split("/")[:i])
+            if not os.path.isdir(path):
+                os.mkdir(path)
+                self.made.append(path)
         self.script = None
         if script:
             self.script = f"/tmp/ctr-{uuid.uuid4().hex[:8]}.py"
@@ -59,22 +56,24 @@ class Container:
         self.proc = subprocess.Popen(
             ["sh", "-c", f'echo $$ > {self.cgroup}/cgroup.procs && {inner}'],
             stdout=subprocess.PIPE, text=True, env={**os.environ, "PYROMETER_SERVICE": service})
-        self.root, self.service = root, service
-        assert self.proc.stdout.readline().strip() == "ready"
-        self.pid = wait_for(lambda: next((e["pid"] for e in ps_json()
-                                          if e["service_name"] == service), None), 15)
-        assert self.pid, f"{service} not listed by pyrometer ps"
+        self.root, self.service, self.pid = root, service, None
+        try:
+            assert self.proc.stdout.readline().strip() == "ready"
+            self.pid = wait_for(lambda: next((pid for pid, e in ps_json().items()
+                                              if e["service_name"] == service), None), 15,
+                                f"{service} listed by pyrometer ps")
+        except BaseException:  # the caller never gets an object to stop()
+            self.stop()
+            raise
 
     def stop(self):
         self.proc.kill()  # unshare --kill-child takes the namespace's pid 1 with it
         self.proc.wait()
         end = time.monotonic() + 10
-        while os.path.exists(f"/proc/{self.pid}") and time.monotonic() < end:
+        while self.pid and os.path.exists(f"/proc/{self.pid}") and time.monotonic() < end:
             time.sleep(0.1)
-        try:
-            os.rmdir(self.cgroup)
-        except OSError:
-            pass
+        for path in reversed(self.made):
+            remove_cgroup(path)
         if self.script:
             os.unlink(os.path.join(self.root, self.script.lstrip("/")))
 
@@ -93,6 +92,18 @@ CGROUPS = {
 }
 
 
+def remove_cgroup(path):
+    """rmdir of a cgroup whose last process is exiting: busy until the kernel has let it go."""
+    end = time.monotonic() + 10
+    while True:
+        try:
+            return os.rmdir(path)
+        except OSError:
+            if time.monotonic() > end:
+                raise
+            time.sleep(0.1)
+
+
 class OverlayRoot:
     """The zoo's sid root as a container runtime assembles one: an overlay whose lower layer
     is the image and whose upper layer is on another filesystem (a tmpfs here; layers on
@@ -105,11 +116,15 @@ class OverlayRoot:
         self.layer.mkdir()
         self.path.mkdir()
         subprocess.run(["mount", "-t", "tmpfs", "layer", str(self.layer)], check=True)
-        (self.layer / "upper").mkdir()
-        (self.layer / "work").mkdir()
-        subprocess.run(["mount", "-t", "overlay", "-o",
-                        f"lowerdir={ZOO['py314']['root']},upperdir={self.layer}/upper,"
-                        f"workdir={self.layer}/work", "overlay", str(self.path)], check=True)
+        try:
+            (self.layer / "upper").mkdir()
+            (self.layer / "work").mkdir()
+            subprocess.run(["mount", "-t", "overlay", "-o",
+                            f"lowerdir={ZOO['py314']['root']},upperdir={self.layer}/upper,"
+                            f"workdir={self.layer}/work", "overlay", str(self.path)], check=True)
+        except BaseException:  # the caller never gets an object to remove()
+            subprocess.run(["umount", "-l", str(self.layer)], check=True)
+            raise
 
     def remove(self):
         subprocess.run(["umount", "-l", str(self.path)], check=True)
@@ -126,14 +141,14 @@ def test_a_container_is_named_sampled_and_gc_counted(tmp_path, kind, rootfs):
         d = daemon_as_deployed(tmp_path)  # first, as at boot
         service = service_name(kind)
         c = Container(cgroup, root, ZOO["py314"]["argv"], service, BUSY)
-        e = next(e for e in ps_json() if e["pid"] == c.pid)
+        e = ps_json()[c.pid]
         # the host pid, not the namespace's 1; the interpreter inside the container's root
         assert c.pid != 1 and e["root"] == root, e
         assert e["interpreter_path"] == ZOO["py314"]["argv"][0], e
         assert e["container_id"] == container_id and e["pod_uid"] == pod_uid, e
         store = tmp_path / "store" / service
-        path = wait_for(lambda: cpu_profiles(store.glob("*.pb.gz"))[1:2], 30)
-        assert path, d.log()
+        path = wait_for(lambda: cpu_profiles(store.glob("*.pb.gz"))[1:2], 30,
+                        lambda: f"a second CPU profile: {d.log()}")
         prof = RawProfile(str(path[0]))
         # one process's samples, under its host pid, with its in-root file names
         assert {labels["pid"] for _, _, labels in prof.samples} == {str(c.pid)}
@@ -150,7 +165,7 @@ def test_a_container_is_named_sampled_and_gc_counted(tmp_path, kind, rootfs):
                                  "--fork", "--kill-child"] +
                                 ZOO["py314"]["argv"], root, storm_service)
         count = wait_for(lambda: gc_count(d, storm_service) >= seen and
-                         gc_count(d, storm_service), 15)
+                         gc_count(d, storm_service), 15, f"{seen} collections of {storm_service}")
         assert seen <= count <= total, (seen, count, total)
     finally:  # whatever failed, nothing stays mounted
         if c:
@@ -186,7 +201,7 @@ def test_servers_name_their_application(tmp_path, server, args, expected):
                          env={k: v for k, v in os.environ.items() if k != "PYROMETER_SERVICE"})
     try:
         assert p.stdout.readline().strip() == "ready"
-        e = next(e for e in ps_json() if e["pid"] == p.pid)
+        e = ps_json()[p.pid]
         assert e["service_name"] == expected, e
     finally:
         p.kill()
@@ -209,9 +224,9 @@ def test_service_env_keys_name_services_in_their_order(tmp_path):
                 env={**os.environ, **env}))
             assert procs[-1].stdout.readline().strip() == "ready"
         for want in cases:
-            assert wait_for(lambda: re.search(
+            wait_for(lambda: re.search(
                 rf'^python_gc_tracing_available{{service_name="{want}"}} 1$', d.metrics(),
-                re.M), 15), d.metrics()
+                re.M), 15, lambda: f"GC tracing of {want}: {d.metrics()}")
         assert 'service_name="ignored"' not in d.metrics()
     finally:
         for p in procs:

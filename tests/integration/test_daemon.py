@@ -19,14 +19,9 @@ import uuid
 import pytest
 import yaml
 
-from conftest import PYROMETER, ROOT, ZOO
-from daemon import Daemon, cpu_profiles
+from conftest import PYROMETER, ROOT, ZOO, free_port, wait_for
+from daemon import KEPT_CAPS, KEPT_NAMES, Daemon, caps_of, cpu_profiles
 from pprof_raw import RawProfile
-
-# The capabilities the daemon keeps after start-up (README, "Privileges"): DAC_READ_SEARCH
-# (2), SYS_PTRACE (19), PERFMON (38), BPF (39), CHECKPOINT_RESTORE (40).
-KEPT_CAPS = (1 << 2) | (1 << 19) | (1 << 38) | (1 << 39) | (1 << 40)
-KEPT_NAMES = {"DAC_READ_SEARCH", "SYS_PTRACE", "PERFMON", "BPF", "CHECKPOINT_RESTORE"}
 
 BUSY = """
 import sys, time
@@ -118,15 +113,6 @@ class CpuLog:
         return at(t1) - at(t0)
 
 
-def wait_for(pred, timeout, what):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def busy_service(procs, entry_name="py311"):
     service = f"svc-{uuid.uuid4().hex[:8]}"
     p = procs(ZOO[entry_name], [f"/tmp/{service}.py"], {f"{service}.py": BUSY},
@@ -154,6 +140,40 @@ def test_config_errors_name_file_line_and_key(tmp_path):
     assert "frequency = 77\n" in r.stdout          # the flag wins over the file
     assert "store-cap = 2097152\n" in r.stdout     # the file wins over the default
     assert "interval = 15\n" in r.stdout           # the default stays
+
+
+def readme_defaults():
+    """key -> default, from the README's settings table (| `a`, `b` | da, db | ... |)."""
+    text = open(os.path.join(ROOT, "README.md")).read()
+    table = text[text.index("| key (and flag) | default | |"):].split("\n\n")[0]
+    out = {}
+    for row in table.splitlines()[2:]:
+        keys_cell, default_cell = [c.strip() for c in row.strip().strip("|").split("|")][:2]
+        keys = re.findall(r"`([a-z0-9-]+)`", keys_cell)
+        defaults = [d.strip() for d in default_cell.split(", ")] if default_cell.strip() else []
+        out.update({k: (defaults[i] if i < len(defaults) else "") for i, k in enumerate(keys)})
+    return out
+
+
+def test_the_readme_defaults_table_is_what_the_daemon_uses():
+    """Every setting --check-config prints is in the README's table with the default it
+    prints, and the table names no setting the daemon does not have."""
+    r = subprocess.run([PYROMETER, "run", "--check-config"], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 0, r.stderr
+    actual = dict(line.split(" = ", 1) for line in r.stdout.splitlines())
+    documented = readme_defaults()
+    assert set(documented) == set(actual), (set(documented) ^ set(actual))
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    for key, doc in documented.items():
+        doc = doc.strip("`").removesuffix(" (off)")
+        if doc == "off" or doc == "":
+            doc = ""
+        elif m := re.fullmatch(r"(\d+) days", doc):
+            doc = str(int(m.group(1)) * 86400)
+        elif m := re.fullmatch(r"(\d+)([KMG])", doc):
+            doc = str(int(m.group(1)) * units[m.group(2)])
+        assert actual[key] == doc, f"{key}: README says {documented[key]!r}, the daemon {actual[key]!r}"
 
 
 def test_example_config_and_every_key_is_a_flag(tmp_path):
@@ -207,7 +227,8 @@ def test_sighup_changes_the_frequency_and_a_broken_file_keeps_the_old(tmp_path, 
     conf.write_text("frequency = 197\nthis is not ini\n")
     d.hup()
     d.wait_log("reload refused")
-    time.sleep(1)
+    seen = len(store_profiles(store, service))  # a profile after the refusal: a tick later
+    wait_for(lambda: len(store_profiles(store, service)) > seen, 30, "a profile after it")
     assert d.metric("pyrometer_sampling_frequency_hz") == 197
     assert d.proc.poll() is None
     rc, _ = d.stop()
@@ -230,7 +251,6 @@ def test_sighup_reopens_each_output_on_its_own(tmp_path, procs):
     (a store under a regular file) is named in the log and left off; the others move. The
     next reload brings it back."""
     from collector import Collector
-    from daemon import free_port
     p, service = busy_service(procs)
     old_c, new_c = Collector(), Collector()
     old_m, new_m = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
@@ -358,7 +378,8 @@ def test_secrets_in_argv_and_environment_go_nowhere(tmp_path, procs, collector_d
     store = str(tmp_path / "store")
     d = Daemon(tmp_path, "--store", store, "--store-enabled", "true",
                "--pyroscope", collector_down)
-    time.sleep(4)
+    wait_for(lambda: store_profiles(store, "leaky") and glob.glob(d.spool + "/*.spool"), 30,
+             "a stored and a spooled profile of leaky.py")
     metrics = d.metrics()
     d.stop()
     blobs = [d.log().encode(), metrics.encode()]
@@ -382,11 +403,6 @@ def collector_down():
 
 
 # ---- privileges and metrics ----
-
-def caps_of(pid, field):
-    with open(f"/proc/{pid}/status") as f:
-        return int(re.search(rf"^{field}:\s+([0-9a-f]+)$", f.read(), re.M).group(1), 16)
-
 
 def test_capabilities_after_start_are_the_documented_set(tmp_path):
     d = Daemon(tmp_path, "--store", str(tmp_path / "store"))
@@ -431,7 +447,6 @@ def test_metrics_answer_starting_until_ready_then_whole_pages(tmp_path):
     """The endpoint listens before the BPF programs load. Until the daemon is ready it
     answers 503 "starting"; from then on every scrape is a whole page, never an empty 200
     (which a scraper takes for a target without series)."""
-    from daemon import free_port
     addr = f"127.0.0.1:{free_port()}"
     d = subprocess.Popen([PYROMETER, "run", "--store", str(tmp_path / "store"),
                           "--spool", str(tmp_path / "spool"), "--metrics-addr", addr],
@@ -499,6 +514,53 @@ def test_bpf_costs_on_metrics_match_inspect(tmp_path):
     for prog, n in served.items():
         assert int(n) == inspected[prog]["verified_insns"] > 0, (prog, n, inspected[prog])
         assert 0 < float(loads[prog]) < 60, (prog, loads[prog])
+
+
+def test_sigint_stops_like_sigterm(tmp_path, procs):
+    """SIGINT (Ctrl-C in a terminal) is a stop like SIGTERM: exit 0, the interval so far
+    flushed to the store, the delivery summary logged."""
+    p, service = busy_service(procs)
+    store = str(tmp_path / "store")
+    d = Daemon(tmp_path, "--store", store, interval="60")
+    wait_for(lambda: d.metric("pyrometer_samples_total"), 30, "samples")
+    d.proc.send_signal(signal.SIGINT)
+    assert d.proc.wait(timeout=30) == 0, d.log()
+    d.reader.join(timeout=30)
+    assert len(store_profiles(store, service)) == 1, d.log()
+    assert re.search(r"run: stopping after [1-9]\d* profiles", d.log()), d.log()
+
+
+@pytest.mark.parametrize("key,what", [("gc", "GC tracing"), ("imports", "import profiles"),
+                                      ("off-cpu", "off-CPU profiles")])
+def test_a_reload_says_what_needs_a_restart(tmp_path, key, what):
+    """Turning a capability on or off at SIGHUP is refused with its reason (its programs and
+    privileges are settled at start); the rest of the file still applies."""
+    conf = tmp_path / "pyrometer.ini"
+    conf.write_text(f"{key} = true\nfrequency = 49\n")
+    d = Daemon(tmp_path, "-c", str(conf), "--store", str(tmp_path / "store"))
+    conf.write_text(f"{key} = false\nfrequency = 97\n")
+    d.hup()
+    d.wait_log("configuration reloaded")
+    assert f"run: turning {what} on or off takes a restart; not changed" in d.log(), d.log()
+    assert d.metric("pyrometer_sampling_frequency_hz") == 97
+    rc, _ = d.stop()
+    assert rc == 0
+
+
+def test_a_log_message_is_cut_at_2_KiB_and_stays_one_line():
+    """README: a message is cut at 2 KiB (ending in "...") and written escaped, one line."""
+    long_arg = "y" * 5000
+    r = subprocess.run([PYROMETER, "run", long_arg], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr[:200]
+    message = r.stderr.rstrip("\n").removeprefix("pyrometer: error: ")
+    assert len(message) == 2047 and message.endswith("y...")
+    assert message.startswith("run: unexpected argument 'yyy")
+    hostile = "\x1b[31m\r" * 1000  # escape sequences and carriage returns
+    r = subprocess.run([PYROMETER, "run", hostile], capture_output=True, text=True, timeout=30)
+    line = r.stderr.rstrip("\n")
+    assert r.stderr.count("\n") == 1 and "\x1b" not in line and "\r" not in line, line[:200]
+    assert line.endswith("..."), line[-100:]
+    assert "\\x1b[31m\\x0d" in line  # escaped, readable
 
 
 def test_starting_without_privileges_says_what_is_missing():
@@ -658,8 +720,23 @@ def test_daemonset_and_dockerfile_match_the_binary(tmp_path):
         ["ldd", PYROMETER], capture_output=True, text=True).stdout, re.M))
     assert len(needed) > 5
     for lib in (paths[n] for n in needed):
-        owner = subprocess.run(["dpkg", "-S", os.path.realpath(lib)], capture_output=True,
-                               text=True).stdout.split(":")[0]
-        if owner in ("libc6",) or not owner:
+        owner = package_of(lib)
+        assert owner, f"no package owns {lib}"
+        if owner == "libc6":  # in the base image
             continue
         assert re.search(rf"\b{re.escape(owner)}\b", runtime), f"{lib} ({owner}) not installed"
+
+
+def package_of(path):
+    """The Debian package that ships path. On a merged /usr, dpkg knows a library by the
+    name its package installed it under (/lib/... or /usr/lib/..., the link or the file), so
+    each of those is asked."""
+    real = os.path.realpath(path)
+    names = {path, real}
+    for p in list(names):
+        names.add(p[len("/usr"):] if p.startswith("/usr/") else "/usr" + p)
+    for name in sorted(names):
+        r = subprocess.run(["dpkg", "-S", name], capture_output=True, text=True)
+        if r.returncode == 0:
+            return r.stdout.split(":")[0]
+    return None

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import ZOO, GcTrace, run_pyrometer, workload_script
+from conftest import ZOO, GcTrace, run_gc_workload, run_pyrometer, wait_attached, workload_script
 
 WITH_PROBES = ["py39", "py311", "py311-embedded", "py313", "py314", "py315"]
 
@@ -25,35 +25,6 @@ def gctrace():
     for t in started:
         if t.proc.poll() is None:
             t.proc.kill()
-
-
-def wait_attached(trace, w):
-    """Waits until pyrometer traces w's own interpreter. Each workload is first pytest's
-    fork child, a Python that -a traces too (a "tracking" event for the same pid, with our
-    comm); the interpreter w execs is attached after that event, and a second process
-    started before the attach is counted from later (right after another daemon's exit,
-    whose uprobe removals the kernel serialises with ours, 100-200 ms later)."""
-    with open(f"/proc/{w.pid}/comm") as f:
-        comm = f.read().strip()
-    with open("/proc/self/comm") as f:
-        assert comm != f.read().strip(), "the workload's comm must differ from pytest's"
-    trace.wait_for(lambda e: e["event"] == "tracking" and e["pid"] == w.pid and
-                   e["comm"] == comm)
-
-
-def run_gc_workload(name, workload, gctrace, threshold="1000"):
-    trace = gctrace("--threshold", threshold)
-    # A first process of the same binary makes pyrometer attach to it; every process
-    # started after that is counted from its first collection.
-    warm = workload(ZOO[name])
-    wait_attached(trace, warm)
-    w = workload(ZOO[name], workload_script("gc_heavy.py"), ["2"])
-    w.proc.stdin.write("go\n")
-    w.proc.stdin.flush()
-    report = json.loads(w.proc.stdout.readline())
-    w.proc.wait(timeout=30)
-    events = trace.stop()
-    return w, report, events
 
 
 def run_gc_workload_alone(name, workload, gctrace):
@@ -94,7 +65,7 @@ def test_gc_counts_are_exact(name, workload, gctrace):
     for gen in (0, 1):
         s = summary[gen]
         assert s["count"] and s["max_ns"] <= s["total_ns"]
-        assert 0 < s["p50_ns"] <= s["p99_ns"] <= s["max_ns"]
+        assert 0 < s["p50_ns"] <= s["p99_ns"] <= s["p999_ns"] <= s["max_ns"]
         assert s["collected"] == stats[gen]["collected"] + stats[gen]["uncollectable"]
 
 
@@ -159,6 +130,41 @@ def assert_rooted_in_loop(w, pauses):
                                  for p in pauses if id(p) not in kept)
     assert len(in_loop) >= 0.9 * len(pauses), (len(in_loop), len(pauses),
                                                 others.most_common(5))
+
+
+MIXED_PAUSES = """
+import gc, sys
+keep = [[i] for i in range(1_000_000)]  # full collections of tens of ms
+print("ready", flush=True)
+sys.stdin.readline()
+for _ in range(3):
+    gc.collect()
+junk = [[] for _ in range(200_000)]  # young collections of well under a millisecond
+print("done", flush=True)
+"""
+
+
+def test_the_default_threshold_prints_pauses_of_10_ms_and_up(workload, gctrace):
+    """Without --threshold (README: 10 ms) the full collections are printed, with their stack
+    whole, and none of the short young ones, which the summary still counts."""
+    w = workload(ZOO["py311"], MIXED_PAUSES)
+    trace = gctrace("-p", str(w.pid))
+    w.proc.stdin.write("go\n")
+    w.proc.stdin.flush()
+    assert w.proc.stdout.readline().strip() == "done"
+    w.proc.stdin.close()
+    w.proc.wait(timeout=30)
+    events = trace.stop()
+    pauses = [e for e in events if e["event"] == "pause"]
+    young = sum(e["count"] for e in events if e["event"] == "summary" and e["generation"] == 0)
+    assert len(pauses) >= 3 and young > 100, (pauses, young)
+    assert all(p["duration_ns"] >= 10_000_000 for p in pauses), pauses
+    # the three gc.collect() calls, in the script's frame; the others (if any) are the
+    # interpreter's shutdown, with no Python frame left
+    in_script = [p for p in pauses if p["stack"]]
+    assert len(in_script) == 3, [(p["stack_truncated"], p["stack"]) for p in pauses]
+    assert all(p["stack"][0].startswith(f"<module> ({w.script_in_root}:") and
+               p["stack_truncated"] is False for p in in_script), in_script
 
 
 def test_slow_pauses_come_with_their_stack(workload, gctrace):

@@ -4,108 +4,19 @@ against the interpreter's own -X importtime (which times the same C function the
 in, import_find_and_load)."""
 import json
 import re
-import signal
 import subprocess
-import threading
 import time
 import uuid
 
 import pytest
 
 from collector import Collector, push_profiles
-from conftest import PYROMETER, ZOO, workload_script
+from conftest import PYROMETER, ZOO, wait_for, workload_script
 from daemon import Daemon
+from imports_run import EXPECTED, PATHS, Recorded, folded, importer, inclusive, near
 from pprof_raw import RawProfile
 
 VERSIONS = ["py39", "py311", "py313", "py314", "py315"]
-# what each module's body sleeps, nested imports included (workloads/imports.py)
-EXPECTED = {"imp_root": 0.60, "imp_a": 0.50, "imp_c": 0.20, "imp_b": 0.10, "imp_bad": 0.05,
-            "imp_x": 0.06, "imp_y": 0.03, "imp_t1": 0.25, "imp_t1_sub": 0.15, "imp_t2": 0.20}
-PATHS = {"imp_root": ("imp_root",), "imp_a": ("imp_root", "imp_a"),
-         "imp_c": ("imp_root", "imp_a", "imp_c"), "imp_b": ("imp_root", "imp_b"),
-         "imp_bad": ("imp_bad [failed]",), "imp_x": ("imp_x",), "imp_y": ("imp_x", "imp_y"),
-         "imp_t1": ("imp_t1",), "imp_t1_sub": ("imp_t1", "imp_t1_sub"), "imp_t2": ("imp_t2",)}
-PY_FRAME = re.compile(r"(.+) \((.*):(\d+)\)$")
-
-
-def near(measured, expected, rel, abs_s):
-    return abs(measured - expected) <= rel * expected + abs_s
-
-
-def importtime(text):
-    """module -> cumulative seconds, from -X importtime's lines."""
-    out = {}
-    for m in re.finditer(r"^import time:\s+(\d+) \|\s+(\d+) \| *(\S+)$", text, re.M):
-        out[m.group(3)] = int(m.group(2)) / 1e6
-    return out
-
-
-class Recorded:
-    """`record --mode imports -p PID` over the imports of workloads/imports.py, which waits
-    ("hold") until the recorder is ready; its -X importtime output goes to a file."""
-
-    def __init__(self, name, workload, tmp_path, fmt="folded"):
-        entry = {**ZOO[name], "argv": ZOO[name]["argv"] + ["-X", "importtime"]}
-        self.importtime_path = tmp_path / f"importtime-{name}.txt"
-        self.out_path = tmp_path / f"imports-{name}.{fmt}"
-        with open(self.importtime_path, "w") as err:
-            w = workload(entry, workload_script("imports.py"), ["hold"], stderr=err)
-        self.proc = subprocess.Popen([PYROMETER, "record", "--mode", "imports", "-p",
-                                      str(w.pid), "-v", "--format", fmt, "-o",
-                                      str(self.out_path)],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.err = []
-        started = threading.Event()
-
-        def read():
-            for line in self.proc.stderr:
-                self.err.append(line)
-                if "recording imports" in line:
-                    started.set()
-        reader = threading.Thread(target=read, daemon=True)
-        reader.start()
-        end = time.monotonic() + 30
-        while not started.wait(0.2) and self.proc.poll() is None and time.monotonic() < end:
-            pass
-        if not started.is_set():
-            reader.join(timeout=10)
-            raise AssertionError("record --mode imports did not start: " + "".join(self.err))
-        w.proc.stdin.write("go\n")
-        w.proc.stdin.flush()
-        self.workload = json.loads(w.proc.stdout.readline())
-        self.script = w.script_in_root
-        w.proc.stdin.close()  # it exits, and the recording ends with it
-        assert self.proc.wait(timeout=60) == 0, "".join(self.err)
-        reader.join(timeout=30)
-        self.stderr = "".join(self.err)
-        self.importtime = importtime(self.importtime_path.read_text())
-
-
-def folded(path):
-    """[(python frames root first, modules root first, microseconds)]."""
-    rows = []
-    for line in path.read_text().splitlines():
-        stack, value = line.rsplit(" ", 1)
-        frames = stack.split(";")[1:]  # after comm:pid
-        k = 0
-        while k < len(frames) and PY_FRAME.match(frames[k]):
-            k += 1
-        rows.append((frames[:k], tuple(frames[k:]), int(value)))
-    return rows
-
-
-def inclusive(rows, path):
-    """Seconds spent in the imports at this path of modules, nested ones included."""
-    return sum(us for _, mods, us in rows if mods[:len(path)] == path) / 1e6
-
-
-def importer(rows, module):
-    """(function, file, line) of the Python frame that made an outermost import."""
-    found = {PY_FRAME.match(py[-1]).groups() for py, mods, _ in rows
-             if mods[:1] == (module,) and py}
-    assert len(found) == 1, (module, found)
-    name, file, line = found.pop()
-    return name, file, int(line)
 
 
 @pytest.mark.parametrize("name", VERSIONS)
@@ -184,16 +95,6 @@ def stored_import_profiles(store, service):
     return sorted((store / service).glob("*.import.pb.gz"))
 
 
-def wait_for(pred, timeout, what):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.2)
-    raise AssertionError(f"no {what} within {timeout} s")
-
-
 def daemon_with_store(tmp_path, *args):
     store = tmp_path / "store"
     return Daemon(tmp_path, "--store-enabled", "true", "--store", str(store), "--off-cpu",
@@ -241,7 +142,7 @@ def test_the_daemon_exports_a_startup_profile_of_a_service_started_after_it(work
             return [raw for req in collector.accepted() for labels, _, raw in
                     push_profiles(req.body) if labels.get("service_name") == service and
                     labels.get("__name__") == "import"]
-        collector.wait_for(lambda: pushed(), 30, "an import profile pushed")
+        wait_for(lambda: pushed(), 30, "an import profile pushed")
         pattern = re.compile(rf'^python_import_seconds_count{{service_name="{service}",'
                              rf'phase="startup"}} (\d+)$', re.M)
         metrics = wait_for(lambda: (lambda m: m if pattern.search(m) else None)(d.metrics()),
@@ -271,7 +172,8 @@ def test_imports_after_the_startup_window_are_counted_as_runtime(workload, tmp_p
     d, store = daemon_with_store(tmp_path, "--import-startup", "1")
     w = workload(ZOO["py314"], workload_script("imports.py"), ["hold"],
                  env={"PYROMETER_SERVICE": service})
-    time.sleep(2)
+    # its start-up window is over once its start-up profile is stored
+    wait_for(lambda: stored_import_profiles(store, service), 30, "the start-up import profile")
     w.proc.stdin.write("go\n")
     w.proc.stdin.flush()
     json.loads(w.proc.stdout.readline())

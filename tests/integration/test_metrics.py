@@ -3,7 +3,6 @@
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.parse
@@ -11,15 +10,9 @@ import urllib.request
 
 import pytest
 
-from conftest import ROOT, ZOO, GcTrace, workload_script
+from conftest import ROOT, ZOO, GcTrace, free_port, workload_script
 
 RULES = os.path.join(ROOT, "deploy", "prometheus-gc-rules.yml")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get(url, timeout=5):
@@ -85,7 +78,8 @@ def gc_series_of(workload, *options):
     port = free_port()
     w = workload(ZOO["py311"], workload_script("gc_heavy.py"), ["60"])
     # ready: the pid is tracked, and only now may the workload start
-    proc = GcTrace("-p", str(w.pid), *options, "--metrics-addr", f"127.0.0.1:{port}").proc
+    trace = GcTrace("-p", str(w.pid), *options, "--metrics-addr", f"127.0.0.1:{port}")
+    proc = trace.proc
     try:
         w.proc.stdin.write("go\n")
         w.proc.stdin.flush()
@@ -95,7 +89,7 @@ def gc_series_of(workload, *options):
             state = "had exited by itself" if proc.poll() is not None else "was running"
             proc.send_signal(signal.SIGINT)
             proc.wait(timeout=30)
-            raise AssertionError(f"{e}\npyrometer gc {state}; it said:\n{proc.stderr.read()}"
+            raise AssertionError(f"{e}\npyrometer gc {state}; it said:\n{trace.stderr()}"
                                  ) from None
         return [l for l in text.splitlines() if l.startswith("python_gc_collections_total{")], w.pid
     finally:
@@ -199,9 +193,7 @@ def test_probes_linger_then_detach_when_no_process_uses_the_binary(workload):
     w.proc.stdin.close()
     w.proc.wait()
     gone = time.monotonic()
-    time.sleep(1.5)
-    assert attached(scrape_until(port, lambda t: True)) == before + 1, "detached at once"
     scrape_until(port, lambda t: attached(t) == before)
-    assert time.monotonic() - gone >= 3
+    assert time.monotonic() - gone >= 3, "detached before the linger (3 s) was over"
     g.send_signal(signal.SIGINT)
     g.wait(timeout=30)

@@ -4,144 +4,19 @@ private copy of 3.11: a new inode; sid's 3.14 in a chroot), a hostile binary who
 repeat a probe thousands of times, and churn of short-lived processes. GC counts are
 compared with what each workload counted itself; SIGTERM must end the daemon within 5 s;
 perf events must return to where they were."""
-import glob
 import os
 import re
 import shutil
 import signal
 import subprocess
 import time
-import uuid
 
 import pytest
 
-from conftest import ROOT, ZOO
-from daemon import Daemon, perf_fds
+from conftest import ZOO, run_storm, service_name, wait_for
+from daemon import (availability, daemon_as_deployed, daemon_maps, gc_count, key_pids, perf_fds,
+                    stop_leaving_no_trace)
 from hostile import repeat_probe
-
-UNIT = os.path.join(ROOT, "deploy", "pyrometer.service")
-
-
-def unit_caps():
-    """setpriv arguments giving a process the unit's CapabilityBoundingSet, nothing more."""
-    line = next(l for l in open(UNIT) if l.startswith("CapabilityBoundingSet="))
-    caps = [c.strip().lower().removeprefix("cap_") for c in line.split("=", 1)[1].split()]
-    assert caps, "the unit names no capability"
-    keep = ",".join("+" + c for c in caps)
-    return ["setpriv", f"--bounding-set=-all,{keep}", "--inh-caps=-all"]
-
-
-def daemon_as_deployed(tmp_path, *args):
-    d = Daemon(tmp_path, "--store", str(tmp_path / "store"), *args, wrap=unit_caps())
-    bnd = int(re.search(r"^CapBnd:\s+(\w+)", open(f"/proc/{d.proc.pid}/status").read(),
-                        re.M).group(1), 16)
-    assert bnd & (1 << 21) == 0, "the daemon kept CAP_SYS_ADMIN after start"
-    return d
-
-
-def bpf_ids(pid):
-    """(kind, id) of every BPF map, program and link the process holds."""
-    ids = set()
-    for info in glob.glob(f"/proc/{pid}/fdinfo/*"):
-        try:
-            text = open(info).read()
-        except OSError:
-            continue
-        for kind in ("map", "prog", "link"):
-            m = re.search(rf"^{kind}_id:\s+(\d+)$", text, re.M)
-            if m:
-                ids.add((kind, int(m.group(1))))
-    return ids
-
-
-def stop_leaving_no_trace(d):
-    """SIGTERM; asserts the daemon ends within 5 s and, once its uprobe broker has removed
-    the uprobes handed to it, that no map, program or link of theirs is left."""
-    broker = [int(p) for p in open(f"/proc/{d.proc.pid}/task/{d.proc.pid}/children").read().split()
-              if open(f"/proc/{p}/comm").read().strip() == "pyrometer-uprob"]
-    held = bpf_ids(d.proc.pid) | {i for b in broker for i in bpf_ids(b)}
-    assert any(k == "link" for k, _ in held), held
-    rc, secs = d.stop()
-    assert rc == 0 and secs < 5, (rc, secs, d.log()[-2000:])
-    end = time.monotonic() + 60
-    while any(os.path.exists(f"/proc/{b}") for b in broker):
-        assert time.monotonic() < end, "the broker never finished removing the uprobes"
-        time.sleep(0.1)
-    left = [(k, i) for k, i in held
-            if subprocess.run(["bpftool", k, "show", "id", str(i)], capture_output=True).returncode == 0]
-    assert not left, left
-    return secs
-
-
-def gc_count(d, service):
-    """Collections counted for the service, all generations."""
-    text = d.metrics()
-    return sum(float(v) for v in re.findall(
-        rf'^python_gc_pause_seconds_count{{service_name="{re.escape(service)}",'
-        r'generation="\d+"\} (\S+)$', text, re.M))
-
-
-def availability(d, service):
-    m = re.search(rf'^python_gc_tracing_available{{service_name="{re.escape(service)}"'
-                  r'(?:,reason="([^"]*)")?} (\d)$', d.metrics(), re.M)
-    return (int(m.group(2)), m.group(1)) if m else None
-
-
-def service_name(prefix):
-    """A service name no other test uses."""
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def wait_for(what, timeout=30):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = what()
-        if v:
-            return v
-        time.sleep(0.2)
-    return what()
-
-
-# A gcstorm-like workload: it counts its own collections with gc.callbacks from its first
-# statement on (a binary first seen after the daemon started is traced from 1-10 ms after its
-# exec, README; the interpreter takes longer than that to reach its first statement), makes
-# many collections of each generation, and reports both that count and gc.get_stats().
-STORM = """
-import gc, os, sys, time
-time.sleep(float(sys.argv[1]))
-seen = [0]
-gc.callbacks.append(lambda phase, info: phase == "stop" and seen.__setitem__(0, seen[0] + 1))
-junk = []
-for i in range(3000):
-    junk.append([[] for _ in range(50)])
-    if i % 100 == 0:
-        gc.collect(i // 100 % 3)
-    if len(junk) > 500:
-        del junk[:250]
-total = sum(s["collections"] for s in gc.get_stats())
-print(seen[0], total, flush=True)
-time.sleep(float(sys.argv[2]))
-os._exit(0)  # no collections at finalization: gc.get_stats() above is the whole truth
-"""
-
-
-def run_storm(argv, root, service, linger="2", delay="0"):
-    """Runs STORM to completion, its callbacks registered after `delay` seconds and the
-    process kept `linger` seconds after; returns (collections its callbacks saw, total)."""
-    name = f"storm-{uuid.uuid4().hex[:6]}.py"
-    os.makedirs(os.path.join(root, "tmp"), exist_ok=True)
-    with open(os.path.join(root, "tmp", name), "w") as f:
-        f.write(STORM)
-    cmd = argv + ["/tmp/" + name, delay, linger]
-    if root != "/":
-        cmd = ["chroot", root] + cmd
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "PYROMETER_SERVICE": service})
-    assert out.returncode == 0, out.stderr
-    seen, total = map(int, out.stdout.split())
-    assert seen > 50, out.stdout
-    return seen, total
-
 
 @pytest.fixture
 def private_311(tmp_path):
@@ -162,7 +37,8 @@ def test_gc_of_interpreters_first_seen_after_start(tmp_path, private_311, which)
         service = service_name("first")
         seen, total = run_storm(argv, root, service)
         # every collection from the first callback on is counted, none that did not happen
-        count = wait_for(lambda: gc_count(d, service) >= seen and gc_count(d, service), 15)
+        count = wait_for(lambda: gc_count(d, service) >= seen and gc_count(d, service), 15,
+                         f"{seen} collections of {service}")
         assert seen <= count <= total, (seen, count, total)
         assert availability(d, service) == (1, None), d.metrics()
         assert "unavailable" not in d.log() and "cannot attach" not in d.log(), d.log()
@@ -176,7 +52,8 @@ def test_hostile_notes_are_bounded(tmp_path, distinct):
                           copies=5000, distinct=distinct)
     d = daemon_as_deployed(tmp_path)
     try:
-        before = wait_for(lambda: d.metric("pyrometer_gc_uprobes"))
+        before = wait_for(lambda: (v := d.metric("pyrometer_gc_uprobes")) is not None and [v],
+                          30, "pyrometer_gc_uprobes")[0]
         service = service_name("hostile")
         # 5,001 notes take longer to read than CPython's 16 (README): the workload starts
         # counting 0.2 s in
@@ -185,13 +62,14 @@ def test_hostile_notes_are_bounded(tmp_path, distinct):
         assert 0 <= held <= 64, held
         if distinct:  # more than 8 sites of gc__start: refused, and said so
             assert held == 0, held
-            assert wait_for(lambda: availability(d, service)) == (0, "too_many_sites"), \
-                d.metrics()
+            assert wait_for(lambda: availability(d, service), 30,
+                            f"GC availability of {service}") == (0, "too_many_sites"), d.metrics()
             assert gc_count(d, service) == 0
         else:  # 5,001 notes of one site: that site once, two uprobes in all
             assert held == 2, held
-            assert seen <= wait_for(lambda: gc_count(d, service) >= seen and
-                                    gc_count(d, service), 15) <= total, d.log()
+            count = wait_for(lambda: gc_count(d, service) >= seen and gc_count(d, service), 15,
+                             lambda: f"{seen} collections of {service}: {d.log()}")
+            assert count <= total, (count, total)
             assert d.metric('pyrometer_usdt_sites_refused_total{reason="sites"}') >= 5000, \
                 d.metrics()
     finally:
@@ -220,7 +98,7 @@ def test_short_lived_runs_are_all_counted(tmp_path, private_311):
         warm = service_name("warm")
         subprocess.run([private_311, "-c", "import gc, time; time.sleep(0.5); gc.collect()"],
                        check=True, env={**os.environ, "PYROMETER_SERVICE": warm})
-        assert wait_for(lambda: gc_count(d, warm) > 0, 15), d.log()
+        wait_for(lambda: gc_count(d, warm) > 0, 15, lambda: f"a collection of {warm}: {d.log()}")
         base_perf = perf_fds(d.proc.pid)
         attached = d.log().count("attached GC probes")
         service = service_name("churn")
@@ -235,8 +113,8 @@ def test_short_lived_runs_are_all_counted(tmp_path, private_311):
             out, _ = p.communicate(timeout=60)
             assert p.returncode == 0
             theirs += int(out)
-        assert wait_for(lambda: gc_count(d, service) == theirs, 20), \
-            (gc_count(d, service), theirs)
+        wait_for(lambda: gc_count(d, service) == theirs, 20,
+                 lambda: f"{theirs} collections of {service} (counted {gc_count(d, service)})")
         assert d.log().count("attached GC probes") == attached, "re-attached during churn"
         assert perf_fds(d.proc.pid) == base_perf
     finally:
@@ -255,17 +133,17 @@ def test_a_binary_is_detached_after_its_last_process_and_the_linger(tmp_path, pr
                               "while True: gc.collect(); time.sleep(0.05)"],
                              env={**os.environ, "PYROMETER_SERVICE": service})
         try:
-            assert wait_for(lambda: gc_count(d, service) > 0, 15), d.log()
+            wait_for(lambda: gc_count(d, service) > 0, 15,
+                     lambda: f"a collection of {service}: {d.log()}")
             held = perf_fds(d.proc.pid)
             assert held > base, (held, base)
         finally:
             p.kill()
             p.wait()
         gone = time.monotonic()
-        time.sleep(1)  # inside the linger period: still attached
-        assert perf_fds(d.proc.pid) == held
-        assert wait_for(lambda: perf_fds(d.proc.pid) == base, 20), (perf_fds(d.proc.pid), base)
-        assert time.monotonic() - gone >= 2
+        wait_for(lambda: perf_fds(d.proc.pid) == base, 20,
+                 lambda: f"{base} perf fds (held {perf_fds(d.proc.pid)})")
+        assert time.monotonic() - gone >= 2  # not before the linger (2 s) is over
     finally:
         stop_leaving_no_trace(d)
 
@@ -298,15 +176,14 @@ def test_processes_gone_before_discovery_are_counted_as_unknown(tmp_path, parent
     the maps a host with churn needs). Started by a tracked Python, each is its parent's
     fork child first: the image it execs into is still not named, so not its parent's
     service either (it used to be credited so)."""
-    from test_churn import daemon_maps, key_pids
     d = daemon_as_deployed(tmp_path)
     spawner = None
     try:
         maps = daemon_maps(d.proc.pid)
         base = gc_count(d, "unknown")
         base_unattributed = wait_for(
-            lambda: d.metric("pyrometer_gc_unattributed_processes_total") is not None and
-            [d.metric("pyrometer_gc_unattributed_processes_total")])[0]
+            lambda: (v := d.metric("pyrometer_gc_unattributed_processes_total")) is not None
+            and [v], 30, "pyrometer_gc_unattributed_processes_total")[0]
         if parent == "python":
             service = service_name("spawner")
             (tmp_path / "spawner.py").write_text(GONE_PARENT)
@@ -314,7 +191,8 @@ def test_processes_gone_before_discovery_are_counted_as_unknown(tmp_path, parent
                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                        env={**os.environ, "PYROMETER_SERVICE": service})
             assert spawner.stdout.readline().strip() == "ready"
-            assert wait_for(lambda: availability(d, service) == (1, None)), d.metrics()
+            wait_for(lambda: availability(d, service) == (1, None), 30,
+                     lambda: f"GC tracing of {service}: {d.metrics()}")
         os.kill(d.proc.pid, signal.SIGSTOP)
         try:
             if parent == "python":
@@ -331,11 +209,12 @@ def test_processes_gone_before_discovery_are_counted_as_unknown(tmp_path, parent
             os.kill(d.proc.pid, signal.SIGCONT)
         assert len(out.split()) == 30, out
         theirs = sum(map(int, out.split()))
-        assert wait_for(lambda: gc_count(d, "unknown") - base == theirs, 20), \
-            (gc_count(d, "unknown") - base, theirs, d.metrics())
+        wait_for(lambda: gc_count(d, "unknown") - base == theirs, 20,
+                 lambda: f"{theirs} collections under unknown (counted "
+                 f"{gc_count(d, 'unknown') - base}): {d.metrics()}")
         # folded and taken out of the maps within the sweep's 5 s, and still counted
-        assert wait_for(lambda: d.metric("pyrometer_gc_unattributed_processes_total") -
-                        base_unattributed == 30, 20), d.metrics()
+        wait_for(lambda: d.metric("pyrometer_gc_unattributed_processes_total") -
+                 base_unattributed == 30, 20, lambda: f"30 unattributed processes: {d.metrics()}")
         assert gc_count(d, "unknown") - base == theirs
         if parent == "python":
             assert gc_count(d, service) == own, (gc_count(d, service), own)
@@ -389,9 +268,9 @@ def test_a_python_that_execs_a_python_counts_each_image_for_its_own_service(tmp_
             assert len(counts) == 2 and counts[1] >= 3000, out
             want = [want[0] + counts[0], want[1] + counts[1]]
         want = tuple(want)
-        got = wait_for(lambda: (gc_count(d, launcher), gc_count(d, server)) == want and
-                       (gc_count(d, launcher), gc_count(d, server)), 20)
-        assert got == want, ((gc_count(d, launcher), gc_count(d, server)), want, d.log()[-3000:])
+        wait_for(lambda: (gc_count(d, launcher), gc_count(d, server)) == want, 20,
+                 lambda: f"counts {want} (counted {(gc_count(d, launcher), gc_count(d, server))})"
+                 f": {d.log()[-3000:]}")
     finally:
         stop_leaving_no_trace(d)
 
@@ -423,7 +302,8 @@ def test_pauses_over_gc_threshold_ms_are_logged_with_their_stack(tmp_path):
         pid_line = re.compile(rf"GC pause of [\d.]+ ms in pid \d+ \({re.escape(service)}\), "
                               r"generation 1: (.*)$")
         logged = lambda: [m.group(1) for l in d.lines if (m := pid_line.search(l))]
-        assert wait_for(lambda: len(logged()) >= theirs, 15), (theirs, d.log()[-3000:])
+        wait_for(lambda: len(logged()) >= theirs, 15,
+                 lambda: f"{theirs} logged pauses: {d.log()[-3000:]}")
         assert len(logged()) == theirs == 50
         assert all(s.startswith("collect_here (") for s in logged()), logged()[:3]
     finally:

@@ -15,6 +15,7 @@ import time
 import pytest
 
 from conftest import PYROMETER, SLEEPER, ZOO, ps_json, run_pyrometer
+from daemon import bpf_ids
 
 # From DESIGN.md's table: which pyrometer capabilities each build supports.
 EXPECTED_CAPS = {
@@ -183,6 +184,18 @@ def test_watch_reports_start_and_exit(name, watch, workload):
     assert end["reported_ns"] - end["ktime_ns"] <= LATENCY_LIMIT_NS
 
 
+def test_watch_names_the_signal_that_killed_a_process(watch, workload):
+    """An exit by a signal says which (README: `why: exited` with `signal`), and no exit
+    status."""
+    w = workload(ZOO["py311"])
+    events_until_restart(watch, w.pid)
+    w.proc.send_signal(signal.SIGKILL)
+    w.proc.wait()
+    end = watch.next_matching(lambda e: e.get("event") == "exit" and e["pid"] == w.pid)
+    assert end["why"] == "exited" and end["signal"] == signal.SIGKILL, end
+    assert "exit_status" not in end, end
+
+
 def test_watch_lists_running_processes_first(workload):
     w = workload(ZOO["py39"])
     proc = subprocess.Popen([PYROMETER, "ps", "--watch", "--json"], stdout=subprocess.PIPE,
@@ -253,7 +266,6 @@ os.execv("/bin/sleep", ["sleep", "0.2"])
 def test_watch_stops_cleanly_on_sigterm(watch):
     """SIGTERM: exit 0 within the poll period, nothing said on stderr, its output ended,
     and the BPF programs it loaded gone from the kernel with it."""
-    from test_production import bpf_ids
     progs = {i for kind, i in bpf_ids(watch.proc.pid) if kind == "prog"}
     assert progs, "ps --watch holds no BPF program"
     start = time.monotonic()

@@ -10,43 +10,11 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from conftest import PYROMETER, ZOO, run_pyrometer, workload_script
+from record_run import folded, record, record_held
 from pprof_raw import RawProfile, pprof_top
 
 INTERPRETERS = ["py39", "py311", "py311-embedded", "py311-nousdt", "py313", "py314", "py315"]
 SPLIT_TOLERANCE_PP = 3.0
-
-
-def record(*args, timeout=60):
-    r = subprocess.run([PYROMETER, "record", *args], capture_output=True, text=True,
-                       timeout=timeout)
-    assert r.returncode == 0, r.stderr
-    return r.stderr
-
-
-def record_held(w, *args, timeout=60):
-    """record ARGS on a workload started with "hold": the workload runs only once record
-    says it is sampling (its start-up, loading the BPF programs, took 0.45 s idle and 1.28 s
-    beside two CPU hogs, most of a 1 s workload). Returns (exit code, stderr)."""
-    rec = subprocess.Popen([PYROMETER, "record", "-v", *args], stderr=subprocess.PIPE, text=True)
-    lines = []
-    try:
-        for line in rec.stderr:
-            lines.append(line)
-            if "sampling at" in line:
-                w.proc.stdin.write("go\n")
-                w.proc.stdin.flush()
-                break
-        lines += rec.stderr.readlines()
-        return rec.wait(timeout=timeout), "".join(lines)
-    finally:
-        if rec.poll() is None:
-            rec.kill()
-
-
-def folded(path):
-    with open(path) as f:
-        return [(line.rsplit(" ", 1)[0].split(";"), int(line.rsplit(" ", 1)[1]))
-                for line in f if line.strip()]
 
 
 @pytest.mark.parametrize("name", INTERPRETERS)
@@ -77,9 +45,11 @@ def test_cpu_split_matches_the_workload(name, workload, tmp_path):
         want = 100 * measured[fn] / sum(measured.values())
         assert abs(got - want) <= SPLIT_TOLERANCE_PP, f"{fn}: {got:.1f}% sampled, {want:.1f}% measured"
     assert pprof_top(str(out)) == "spin"
-    said = re.search(r" (\d+) samples from 1 processes in [\d.]+ s, (\d+) lost,", stderr)
+    said = re.search(r"^pyrometer: (\d+) samples from 1 processes in [\d.]+ s, (\d+) lost, "
+                     r"([\d.]+)% of stacks resolved; wrote (.+) \(pprof\)$", stderr, re.M)
     assert said, stderr
     assert int(said.group(2)) == 0, stderr
+    assert said.group(3) == "100.0" and said.group(4) == str(out), stderr
     assert int(said.group(1)) == sum(count for count, _, _ in prof.samples), stderr
     # files are named as the process sees them: each exists inside its root (a chroot's
     # files under the chroot), and the workload's own frames are the script's in-root path.
@@ -241,6 +211,43 @@ def test_record_all_profiles_a_process_started_later(name, workload, tmp_path):
         sorted(mine, key=lambda m: -m[1])[:5]
 
 
+FORKING = """
+import os, sys, time
+def spin(seconds):
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+def in_parent(): spin(1.0)
+def in_child(): spin(1.0)
+print("ready", flush=True)
+sys.stdin.readline()
+child = os.fork()
+if child == 0:
+    in_child()
+    os._exit(0)
+print(child, flush=True)
+in_parent()
+os.waitpid(child, 0)
+"""
+
+
+def test_record_p_follows_the_processes_it_forks(workload, tmp_path):
+    """-p PID samples the processes PID forks too (README), each under its own pid and
+    function, and ends when both have exited."""
+    w = workload(ZOO["py311"], FORKING)
+    out = tmp_path / "forks.folded"
+    rc, stderr = record_held(w, "-p", str(w.pid), "-o", str(out))
+    assert rc == 0, stderr
+    child = int(w.proc.stdout.readline())
+    rows = folded(str(out))
+    by = lambda pid, fn: sum(c for frames, c in rows if frames[0].endswith(f":{pid}")
+                             and any(f.startswith(fn + " (") for f in frames))
+    # a second of CPU each (their own thread clocks), sampled at 99 Hz, as in the test above
+    for pid, fn in ((w.pid, "in_parent"), (child, "in_child")):
+        assert 0.75 * 99 - 5 <= by(pid, fn) <= 1.25 * 99 + 5, (pid, fn, rows)
+    assert by(w.pid, "in_child") == 0 and by(child, "in_parent") == 0, rows
+
+
 def test_svg_flame_graph_is_well_formed(workload, tmp_path):
     w = workload(ZOO["py311"], workload_script("cpu_split.py"), ["1", "hold"])
     out = tmp_path / "flame.svg"
@@ -270,18 +277,44 @@ def test_record_stops_when_the_process_exits(workload, tmp_path):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["-p", "999999999"], "pid"),
-    (["-o", "x.pb.gz"], "-p PID or -a"),
-    (["-a", "-F", "0"], "frequency"),
-    (["-a", "-F", "fast"], "frequency"),
-    (["-a", "-d", "-1"], "duration"),
-    (["-a", "-o", "profile.weird"], "--format"),
-    (["-a", "--format", "xml"], "--format"),
+    (["-p", "999999999"], "record: a pid must be a number from 1 to 4194304, not '999999999'"),
+    (["-o", "x.pb.gz"], "record: say what to profile: -p PID or -a"),
+    (["-a", "-F", "0"], "record: the frequency (-F) must be a number from 1 to 10000, not '0'"),
+    (["-a", "-F", "fast"],
+     "record: the frequency (-F) must be a number from 1 to 10000, not 'fast'"),
+    (["-a", "-F", "10001"],
+     "record: the frequency (-F) must be a number from 1 to 10000, not '10001'"),
+    (["-a", "-d", "-1"],
+     "record: the duration (-d) must be a number from 0.001 to 31536000, not '-1'"),
+    (["-a", "-o", "profile.weird"],
+     "record: cannot tell the format of 'profile.weird' from its name: use --format"),
+    (["-a", "--format", "xml"], "record: --format must be pprof, folded or svg, not 'xml'"),
 ])
 def test_record_rejects_bad_input(args, message):
     r = run_pyrometer("record", *args, check=False)
     assert r.returncode == 2
-    assert message in r.stderr
+    assert r.stderr == f"pyrometer: error: {message}\n", r.stderr
+
+
+@pytest.mark.parametrize("name,kind", [("p.pprof", "pprof"), ("p.pb.gz", "pprof"),
+                                       ("p.txt", "folded"), ("p.folded", "folded"),
+                                       ("p.svg", "svg")])
+def test_the_output_format_follows_the_name(name, kind, workload, tmp_path):
+    """Without --format, -o's extension says the format (README's list), at 10000 Hz, the
+    most -F allows."""
+    w = workload(ZOO["py311"], workload_script("cpu_split.py"), ["1", "hold"])
+    out = tmp_path / name
+    rc, stderr = record_held(w, "-p", str(w.pid), "-F", "10000", "-o", str(out))
+    assert rc == 0, stderr
+    assert re.search(rf"; wrote {re.escape(str(out))} \({kind}\)$", stderr, re.M), stderr
+    if kind == "pprof":
+        prof = RawProfile(str(out))  # go tool pprof reads it
+        assert prof.period == 100_000 and prof.samples
+    elif kind == "folded":
+        rows = folded(out)
+        assert rows and all(stack[0] == f"python3.11:{w.pid}" for stack, _ in rows), rows[:3]
+    else:
+        assert ET.parse(out).getroot().tag == "{http://www.w3.org/2000/svg}svg"
 
 
 def test_record_refuses_an_unwritable_output_before_sampling(tmp_path):

@@ -17,7 +17,7 @@ import uuid
 import pytest
 
 from collector import Collector, pprof_times, protoc_decode, push_profiles, push_request_checked
-from conftest import PYROMETER, ZOO, workload_script
+from conftest import PYROMETER, ZOO, wait_for, workload_script
 from daemon import Daemon as _Daemon
 from daemon import cpu_profiles
 from pprof_raw import RawProfile, pprof_top
@@ -48,6 +48,21 @@ def busy(workload):
 def spool_files(d):
     return sorted(f for f in os.listdir(d.spool) if f.endswith(".spool")) \
         if os.path.isdir(d.spool) else []
+
+
+def spooled_of(d, service):
+    """The spool files holding a profile of service: a spool file's labels follow its
+    76-byte header as NUL-separated names and values (agent/delivery/spool.c)."""
+    mine = []
+    for f in spool_files(d):
+        try:
+            raw = open(os.path.join(d.spool, f), "rb").read()
+        except FileNotFoundError:  # delivered meanwhile
+            continue
+        labels = raw[76:76 + int.from_bytes(raw[12:16], "little")].split(b"\0")
+        if dict(zip(labels[0::2], labels[1::2])).get(b"service_name") == service.encode():
+            mine.append(f)
+    return mine
 
 
 def profiles_of(collector, service):
@@ -81,6 +96,12 @@ def wait_stored(d, n, timeout=30, each=None, every=0.2):
     return d.metric('pyrometer_exports_total{sink="store",result="written"}')
 
 
+def stored_spans(store):
+    """(from, until) in ms of the CPU profiles in the store, sorted."""
+    return sorted(tuple(map(int, f.name[:-len(".pb.gz")].split("-")))
+                  for f in cpu_profiles(store.rglob("*.pb.gz")))
+
+
 def check_pprof(raw, tmp_path, top_candidates=("spin",)):  # cpu_split.py burns in spin()
     path = tmp_path / f"p-{uuid.uuid4().hex[:6]}.pb.gz"
     path.write_bytes(raw)
@@ -92,7 +113,7 @@ def check_pprof(raw, tmp_path, top_candidates=("spin",)):  # cpu_split.py burns 
 def test_push_bodies_decode_and_carry_the_workload(tmp_path, collector, busy):
     w, service = busy
     d = Daemon(tmp_path, "--pyroscope", collector.url)
-    collector.wait_for(lambda: len(profiles_of(collector, service)) >= 3, 30,
+    wait_for(lambda: len(profiles_of(collector, service)) >= 3, 30,
                        "three profiles of the workload")
     rc, _ = d.stop()
     assert rc == 0, d.log()
@@ -121,19 +142,18 @@ def test_push_bodies_decode_and_carry_the_workload(tmp_path, collector, busy):
 def test_collector_down_then_back_delivers_every_interval_once(tmp_path, collector, busy):
     w, service = busy
     d = Daemon(tmp_path, "--pyroscope", collector.url, "--backoff-max", "1")
-    collector.wait_for(lambda: len(profiles_of(collector, service)) >= 2, 30, "two profiles")
+    wait_for(lambda: len(profiles_of(collector, service)) >= 2, 30, "two profiles")
     collector.down()
-    time.sleep(5)  # about five intervals produced while down
-    assert len(spool_files(d)) >= 3, "undelivered profiles should be in the spool"
+    wait_for(lambda: len(spooled_of(d, service)) >= 5, 30,
+             "five intervals of the workload spooled while it is down")
     collector.up()
-    collector.wait_for(lambda: not spool_files(d), 30, "the spool to drain")
-    w.stop()  # no more samples of the service: its last interval gets delivered next
+    wait_for(lambda: not spool_files(d), 30, "the spool to drain")
+    w.stop()  # no more samples of the service: its last interval is flushed at the stop
     n = len(profiles_of(collector, service))
-    time.sleep(3)
     rc, _ = d.stop()
     assert rc == 0, d.log()
     mine = profiles_of(collector, service)
-    assert len(mine) >= 8 and len(mine) <= n + 1
+    assert len(mine) >= 7 and len(mine) <= n + 1
     assert_tiles_time(mine)
     # the spool drains oldest first: the service's profiles arrive in time order
     arrived = [pprof_times(raw)[0] for req in collector.accepted()
@@ -151,11 +171,11 @@ def test_small_spool_cap_counts_every_drop(tmp_path, collector, busy):
     collector.down()
     d = Daemon(tmp_path, "--pyroscope", collector.url, "--backoff-max", "1",
                "--spool-cap", "2048")
-    time.sleep(8)
+    wait_for(lambda: (d.metric("pyrometer_spool_dropped_total") or 0) >= 2, 30,
+             "two profiles dropped for the cap")
     collector.up()
-    collector.wait_for(lambda: not spool_files(d), 30, "the spool to drain")
+    wait_for(lambda: not spool_files(d), 30, "the spool to drain")
     w.stop()
-    time.sleep(2)
     rc, _ = d.stop()
     assert rc == 0, d.log()
     s = d.delivery()
@@ -170,7 +190,7 @@ def test_401_is_not_retried_and_is_logged_once(tmp_path, collector, busy):
     collector.answer = lambda req: (401, {"Content-Type": "application/json"},
                                     b'{"code":"unauthenticated","message":"bad token 7f3a"}')
     d = Daemon(tmp_path, "--pyroscope", collector.url, "--backoff-max", "0.2")
-    collector.wait_for(lambda: len(collector.requests) >= 3, 30, "three requests")
+    wait_for(lambda: len(collector.requests) >= 3, 30, "three requests")
     rc, _ = d.stop()
     assert rc == 0
     s = d.delivery()
@@ -194,7 +214,7 @@ def test_429_retry_after_is_respected(tmp_path, collector, busy):
         return 200, {}, b""
     collector.answer = answer
     d = Daemon(tmp_path, "--pyroscope", collector.url, "--backoff-max", "0.2")
-    collector.wait_for(lambda: len(collector.requests) >= 2, 30, "a second request")
+    wait_for(lambda: len(collector.requests) >= 2, 30, "a second request")
     rc, _ = d.stop()
     assert rc == 0
     gap = collector.requests[1].time - collector.requests[0].time
@@ -211,7 +231,10 @@ def test_sigterm_mid_upload_spools_and_a_restart_delivers_once(tmp_path, collect
         return 503, {}, b""
     collector.answer = answer
     d = Daemon(tmp_path, "--pyroscope", collector.url)
-    time.sleep(4)  # one upload hangs, later intervals queue up behind it
+    # one upload hangs, later intervals queue up behind it
+    wait_for(lambda: collector.received >= 1 and
+             (d.metric("pyrometer_queue_profiles") or 0) >= 2, 30,
+             "a hung upload and two profiles queued behind it")
     w.stop()
     rc, took = d.stop()
     # README: at most about 3 s with a hung collector (the upload is given 2 s to finish)
@@ -222,8 +245,7 @@ def test_sigterm_mid_upload_spools_and_a_restart_delivers_once(tmp_path, collect
     collector.requests.clear()
     collector.answer = lambda req: (200, {}, b"")
     d2 = Daemon(tmp_path, "--pyroscope", collector.url)
-    collector.wait_for(lambda: not spool_files(d2), 30, "the spool to drain after a restart")
-    time.sleep(1.5)
+    wait_for(lambda: not spool_files(d2), 30, "the spool to drain after a restart")
     d2.stop()
     mine = profiles_of(collector, service)
     assert len(mine) >= 3
@@ -246,14 +268,15 @@ def test_sigterm_lets_an_upload_being_answered_finish(tmp_path, collector, busy)
     assert answering.wait(30), "no upload within 30 s"
     rc, took = d.stop()
     assert rc == 0 and took < 10, f"exit {rc} after {took:.1f} s"
-    time.sleep(1.5)  # an answer the daemon did not wait for is accepted all the same
+    # an answer the daemon did not wait for is accepted all the same
+    wait_for(lambda: len(collector.requests) == collector.received, 10, "every answer given")
     s = d.delivery()
     accepted = {pid for _, _, pid, _ in profiles_of(collector, service)}
     assert s["delivered"] == len(collector.accepted()) >= 1, d.log()
     assert s["failed"] == 0, d.log()
     assert s["submitted"] == s["delivered"] + s["spooled"]
     d2 = Daemon(tmp_path, "--pyroscope", collector.url)  # sends what was spooled
-    collector.wait_for(lambda: not spool_files(d2), 30, "the spool to drain after a restart")
+    wait_for(lambda: not spool_files(d2), 30, "the spool to drain after a restart")
     d2.stop()
     again = [pid for _, _, pid, _ in profiles_of(collector, service)]
     assert len(again) == len(set(again)) and accepted <= set(again), "a profile was sent twice"
@@ -266,7 +289,8 @@ def test_corrupt_spool_files_are_skipped_not_sent(tmp_path, collector):
     (spool / "0000000000000002.spool").write_bytes(b"PYROS")  # torn
     (spool / "0000000000000003.spool.tmp").write_bytes(b"half-written")
     d = Daemon(tmp_path, "--pyroscope", collector.url)
-    time.sleep(2)
+    wait_for(lambda: d.metric("pyrometer_spool_corrupt_total") == 2, 30,
+             "the two corrupt files read")
     d.stop()
     assert collector.requests == [] or all(
         r.path == "/push.v1.PusherService/Push" for r in collector.requests)
@@ -280,7 +304,7 @@ def test_corrupt_spool_files_are_skipped_not_sent(tmp_path, collector):
 def test_ingest_api(tmp_path, collector, busy):
     w, service = busy
     d = Daemon(tmp_path, "--pyroscope", collector.url + "/", "--pyroscope-api", "ingest")
-    collector.wait_for(lambda: any(service in r.path for r in collector.accepted()), 30,
+    wait_for(lambda: any(service in r.path for r in collector.accepted()), 30,
                        "an ingest request of the workload")
     d.stop()
     req = next(r for r in collector.accepted() if service in r.path)
@@ -302,7 +326,7 @@ def test_auth_and_tenant_headers(tmp_path, collector, busy):
     token.chmod(0o600)
     d = Daemon(tmp_path, "--pyroscope", collector.url, "--token-file", str(token),
                "--tenant", "team-a")
-    collector.wait_for(lambda: collector.requests, 30, "a request")
+    wait_for(lambda: collector.requests, 30, "a request")
     d.stop()
     h = collector.requests[0].headers
     assert h["Authorization"] == "Bearer s3cr3t-token" and h["X-Scope-OrgID"] == "team-a"
@@ -313,7 +337,7 @@ def test_auth_and_tenant_headers(tmp_path, collector, busy):
     collector.requests.clear()
     d = Daemon(tmp_path, "--pyroscope", collector.url, "--basic-auth-user", "alice",
                "--password-file", str(pw))
-    collector.wait_for(lambda: collector.requests, 30, "a request")
+    wait_for(lambda: collector.requests, 30, "a request")
     d.stop()
     auth = collector.requests[0].headers["Authorization"]
     assert auth == "Basic " + base64.b64encode(b"alice:hunter2").decode()
@@ -368,7 +392,7 @@ def test_ingest_name_cannot_spoof_labels(tmp_path, collector, workload):
              env={"PYROMETER_SERVICE": service})
     d = Daemon(tmp_path, "--pyroscope", collector.url, "--pyroscope-api", "ingest")
     tail = service[-6:]
-    collector.wait_for(lambda: any(tail in r.path for r in collector.accepted()), 30,
+    wait_for(lambda: any(tail in r.path for r in collector.accepted()), 30,
                        "an ingest request of the workload")
     d.stop()
     req = next(r for r in collector.accepted() if tail in r.path)
@@ -407,7 +431,7 @@ def test_a_full_disk_under_the_spool_loses_nothing_uncounted(tmp_path, collector
         assert balanced(s), s
         collector.up()
         d2 = Daemon(tmp_path, "--pyroscope", collector.url, "--backoff-max", "1")
-        collector.wait_for(lambda: not spool_files(d2), 30, "the spool to drain")
+        wait_for(lambda: not spool_files(d2), 30, "the spool to drain")
         rc, _ = d2.stop()
         assert rc == 0
         s2 = d2.delivery()
@@ -431,7 +455,7 @@ def test_timeouts_and_server_errors_are_retried(tmp_path, collector, busy, statu
         return 200, {}, b""
     collector.answer = answer
     d = Daemon(tmp_path, "--pyroscope", collector.url, "--backoff-max", "0.5")
-    collector.wait_for(lambda: len(collector.requests) >= 2, 30, "a second request")
+    wait_for(lambda: len(collector.requests) >= 2, 30, "a second request")
     rc, _ = d.stop()
     assert rc == 0
     assert collector.requests[1].body == collector.requests[0].body
@@ -453,7 +477,7 @@ def test_retry_after_as_an_http_date(tmp_path, collector, busy):
         return 200, {}, b""
     collector.answer = answer
     d = Daemon(tmp_path, "--pyroscope", collector.url, "--backoff-max", "0.2")
-    collector.wait_for(lambda: len(collector.requests) >= 2, 30, "a second request")
+    wait_for(lambda: len(collector.requests) >= 2, 30, "a second request")
     d.stop()
     gap = collector.requests[1].time - collector.requests[0].time
     # the date has whole seconds: 4 s ahead is at least 3 s ahead
@@ -467,7 +491,7 @@ def test_redirects_are_not_followed(tmp_path, collector, busy, status):
     collector.answer = lambda req: ((status, {"Location": "/elsewhere"}, b"")
                                     if req.path != "/elsewhere" else (200, {}, b""))
     d = Daemon(tmp_path, "--pyroscope", collector.url)
-    collector.wait_for(lambda: len(collector.requests) >= 3, 30, "three requests")
+    wait_for(lambda: len(collector.requests) >= 3, 30, "three requests")
     d.stop()
     assert not [r for r in collector.requests if r.path == "/elsewhere"]
     bodies = [r.body for r in collector.requests]
@@ -513,11 +537,12 @@ def test_store_max_age_removes_old_profiles(tmp_path, busy):
     # profiles of 7 s, more than twice the age: by time, not by count, since how many
     # profiles an interval makes depends on the Python processes running beside the test
     wait_stored(d, 1)
-    time.sleep(7)
+    first = min(stored_spans(store))[0]
+    wait_for(lambda: max(until for _, until in stored_spans(store)) >= first + 7000, 30,
+             "7 s of profiles")
     written = wait_stored(d, 1)
     d.stop()
-    spans = sorted(tuple(map(int, f.name[:-len(".pb.gz")].split("-")))
-                   for f in cpu_profiles(store.rglob("*.pb.gz")))
+    spans = stored_spans(store)
     assert 0 < len(spans) < written, (spans, written)
     newest = max(until for _, until in spans)
     # each write removes what began more than 3 s before it; the last write was at `newest`
@@ -534,8 +559,12 @@ def test_store_enabled_auto_follows_pyroscope(tmp_path, collector, busy):
                           (["--pyroscope", collector.url, "--store-enabled", "true"], True),
                           ([], True)):
         store = tmp_path / f"store-{len(flags)}"
+        pushed = len(profiles_of(collector, service))
         d = Daemon(tmp_path, "--store", str(store), *flags)
-        time.sleep(3)
+        # an interval of the service delivered where it goes: then whether the store was
+        # written says all
+        wait_for(lambda: len(profiles_of(collector, service)) > pushed if flags else
+                 list(store.glob(f"{service}/*.pb.gz")), 30, "a profile of the service")
         d.stop()
         files = list(store.glob(f"{service}/*.pb.gz"))
         assert bool(files) == stored, (flags, files)
@@ -551,7 +580,7 @@ def test_backoff_doubles_up_to_its_cap_with_jitter(tmp_path, collector, busy):
     step."""
     collector.answer = lambda req: (503, {}, b"down")
     d = Daemon(tmp_path, "--pyroscope", collector.url, "--backoff-max", "4")
-    collector.wait_for(lambda: len(collector.requests) >= 6, 60, "six attempts")
+    wait_for(lambda: len(collector.requests) >= 6, 60, "six attempts")
     d.stop()
     times = [r.time for r in collector.requests[:6]]
     gaps = [b - a for a, b in zip(times, times[1:])]
@@ -580,9 +609,9 @@ def test_a_stalled_upload_is_abandoned_after_30_s_and_sent_again(tmp_path, colle
     collector.answer = answer
     d = Daemon(tmp_path, "--pyroscope", collector.url, "--backoff-max", "0.5")
     try:
-        collector.wait_for(lambda: len(collector.requests) >= 1, 75, "a second request")
+        wait_for(lambda: len(collector.requests) >= 1, 75, "a second request")
         gap = collector.requests[0].time - first[0].time
-        collector.wait_for(lambda: first[0].body in [r.body for r in collector.accepted()
+        wait_for(lambda: first[0].body in [r.body for r in collector.accepted()
                                                      if r is not first[0]], 30,
                            "the stalled profile sent again")
     finally:
@@ -627,7 +656,7 @@ def test_the_memory_queue_holds_8_and_spills_the_rest_to_the_spool(tmp_path, col
     assert queued[-1][1] >= 3, queued
     assert max(q for q, _ in queued) == 8, queued
     assert all(q == 8 for q, s in queued if s > 0), queued
-    collector.wait_for(lambda: d.metric("pyrometer_spool_profiles") == 0 and
+    wait_for(lambda: d.metric("pyrometer_spool_profiles") == 0 and
                        d.metric("pyrometer_queue_profiles") == 0, 30, "queue and spool to drain")
     w.stop()
     d.stop()

@@ -10,10 +10,10 @@ import uuid
 import pytest
 
 from collector import Collector, push_profiles
-from conftest import ZOO, workload_script
+from conftest import ZOO, wait_for, workload_script
 from daemon import Daemon
 from pprof_raw import RawProfile
-from test_record import folded, record_held
+from record_run import folded, record_held
 
 # the three: 3.11, 3.14, and one more (3.9: the oldest layout, heap frames)
 WALL_INTERPRETERS = ["py311", "py314", "py39"]
@@ -123,7 +123,7 @@ def test_the_daemon_ships_off_cpu_profiles_and_gil_metrics(workload, tmp_path):
                     for labels, _, raw in push_profiles(req.body)
                     if labels.get("service_name") == service
                     and labels.get("__name__") == "off_cpu"]
-        collector.wait_for(lambda: len(off_cpu_pushes()) >= 3, 30, "off_cpu pushes")
+        wait_for(lambda: len(off_cpu_pushes()) >= 3, 30, "off_cpu pushes")
 
         def gil_metric():
             m = re.search(rf'^python_gil_wait_seconds_total{{service_name="{service}"}} (\S+)$',

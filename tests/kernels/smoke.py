@@ -23,14 +23,13 @@ import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
-from conftest import PYROMETER, SLEEPER, ZOO, GcTrace, Workload, workload_script  # noqa: E402
+from calls_run import EXPECTED, Traced, table  # noqa: E402
+from conftest import (PYROMETER, SLEEPER, ZOO, GcTrace, Workload, run_gc_workload,  # noqa: E402
+                      workload_script)
 from daemon import Daemon, cpu_profiles  # noqa: E402
+from imports_run import PATHS, Recorded, folded as folded_imports, inclusive, near  # noqa: E402
 from pprof_raw import RawProfile  # noqa: E402
-from test_calls import EXPECTED, Traced, table  # noqa: E402
-from test_gc import run_gc_workload  # noqa: E402
-from test_imports import PATHS, Recorded, folded as folded_imports, inclusive, \
-    near  # noqa: E402
-from test_record import folded, record_held  # noqa: E402
+from record_run import folded, record_held  # noqa: E402
 from smoke_patterns import KERNEL_TROUBLE, reference_seconds  # noqa: E402
 
 SPLIT_TOLERANCE_PP = 5.0  # sampled vs measured share of each function, percentage points

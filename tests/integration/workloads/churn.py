@@ -1,10 +1,10 @@
-"""Process churn: forks RATE short-lived children per second for SECONDS (each runs one
-garbage collection, so the GC maps see it, then exits), and execs a fresh interpreter every
-tenth of them. Prints "ready", waits for a line on stdin, and prints a JSON summary at the
+"""Process churn: makes TOTAL short-lived children, RATE a second (fewer on a machine that
+cannot keep up; it gives up after MAX_SECONDS), each running one garbage collection, so the
+GC maps see it, then exiting: forks, and every tenth a freshly exec'd interpreter. Prints "ready", waits for a line on stdin, and prints a JSON summary at the
 end: how many children it made and every collection made by it and by them, as each counted
 its own (forked children through a pipe, exec'd ones on their stdout). Its own collector is
 off after that, so the summary stays the whole truth while it waits to be stopped.
-Args: RATE SECONDS."""
+Args: RATE TOTAL [MAX_SECONDS (600)]."""
 import gc, json, os, subprocess, sys, time
 
 # A short CLI tool's life (0.3 s): discovery names the new image, and so its service, before
@@ -17,7 +17,8 @@ def collections():
     return sum(s["collections"] for s in gc.get_stats())
 
 
-rate, seconds = int(sys.argv[1]), float(sys.argv[2])
+rate, total = int(sys.argv[1]), int(sys.argv[2])
+max_seconds = float(sys.argv[3]) if len(sys.argv) > 3 else 600.0
 print("ready", flush=True)
 sys.stdin.readline()  # the test says when the profiler has seen us
 forked = execed = 0
@@ -56,7 +57,7 @@ def reap(block):
     children = left
 
 
-while time.monotonic() - start < seconds:
+while forked + execed < total and time.monotonic() - start < max_seconds:
     due = start + (forked + execed) / rate
     delay = due - time.monotonic()
     if delay > 0:
