@@ -6,6 +6,7 @@ producer)."""
 import glob
 import json
 import os
+import signal
 import subprocess
 import time
 import urllib.request
@@ -70,14 +71,19 @@ class Server:
         self.proc = subprocess.Popen(
             ["/bin/sh", "-c", 'trap \'kill -TERM $pid; wait $pid\' TERM; "$@" & pid=$!; wait $pid',
              "sh", *SERVERS[kind](self.module, self.port)], cwd=self.dir, stdout=self.log,
-            stderr=subprocess.STDOUT, env={**self.env, "SRV_STATS": str(self.stats)})
+            stderr=subprocess.STDOUT, env={**self.env, "SRV_STATS": str(self.stats)},
+            start_new_session=True)  # a group of its own: stop() can kill every process of it
         end = time.monotonic() + 60
-        while time.monotonic() < end:
-            assert self.proc.poll() is None, open(self.log_path).read()
-            if self.ready():
-                return
-            time.sleep(0.2)
-        raise AssertionError(f"{kind} did not start: " + open(self.log_path).read())
+        try:
+            while time.monotonic() < end:
+                assert self.proc.poll() is None, open(self.log_path).read()
+                if self.ready():
+                    return
+                time.sleep(0.2)
+            raise AssertionError(f"{kind} did not start: " + open(self.log_path).read())
+        except BaseException:  # the caller never gets an object to stop()
+            self.stop()
+            raise
 
     def ready(self):
         if self.kind == "celery":  # the master and its two pool processes are up
@@ -131,4 +137,8 @@ class Server:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+        try:  # workers a server did not take down with it (a uWSGI worker hung at its fork)
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         self.log.close()

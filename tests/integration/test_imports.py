@@ -23,8 +23,10 @@ VERSIONS = ["py39", "py311", "py313", "py314", "py315"]
 def test_import_tree_and_times_match_importtime(name, workload, tmp_path):
     """The package tree, a failing import, a circular import and imports from two threads:
     each module at its place in the tree, its inclusive time within 10 % + 20 ms of the
-    sleeps in its body and within 3 % + 3 ms of -X importtime's on the same run, and the
-    line that made each outermost import."""
+    sleeps in its body and at least them, and at most -X importtime's on the same run (the
+    interpreter reads its clock for -X importtime around the point where the probes fire;
+    beside two CPU hogs a preemption at that edge made them 5 ms apart on 3.9), and the line
+    that made each outermost import."""
     r = Recorded(name, workload, tmp_path)
     rows = folded(r.out_path)
     text = r.out_path.read_text()
@@ -33,7 +35,8 @@ def test_import_tree_and_times_match_importtime(name, workload, tmp_path):
         got = inclusive(rows, path)
         assert near(got, EXPECTED[module], 0.10, 0.020), (module, got, text)
         assert module in r.importtime, (module, r.importtime)
-        assert near(got, r.importtime[module], 0.03, 0.003), (module, got, r.importtime)
+        assert EXPECTED[module] - 0.001 <= got <= r.importtime[module] + 0.001, \
+            (module, got, r.importtime[module])
     # each module once, in one place: imp_c only under imp_a, imp_x not again under imp_y
     for module in ("imp_c", "imp_x", "imp_y", "imp_t1_sub"):
         places = {mods[:mods.index(module) + 1] for _, mods, _ in rows if module in mods}
