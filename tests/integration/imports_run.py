@@ -23,6 +23,18 @@ def near(measured, expected, rel, abs_s):
     return abs(measured - expected) <= rel * expected + abs_s
 
 
+def reference_time(r, module):
+    """-X importtime's cumulative seconds for module, or None when the interpreter's own
+    line for it was garbled: two threads importing at once (imp_t1, imp_t2) write their
+    lines to stderr in pieces that can interleave. Then its name must still be in the text,
+    and the caller checks against the sleeps alone."""
+    if module in r.importtime:
+        return r.importtime[module]
+    text = r.importtime_path.read_text()
+    assert module in text, (module, text[-2000:])
+    return None
+
+
 def importtime(text):
     """module -> cumulative seconds, from -X importtime's lines."""
     out = {}
