@@ -20,6 +20,7 @@
 
 #include "base/files.h"
 #include "base/log.h"
+#include "profile/intern.h"
 
 /* A stored profile: DIR/SERVICE/FROM-UNTIL[.KIND].pb.gz, its path rebuilt from these. */
 struct stored {
@@ -29,54 +30,36 @@ struct stored {
 	uint32_t kind; /* index into kinds; "" for CPU profiles */
 };
 
-/* Names seen, each kept once (services' directory names, kinds). */
-struct names {
-	char **v;
-	uint32_t n;
-};
-
 struct store {
 	struct store_opts o;
 	char dir[PATH_MAX];
 	struct store_stats st;
-	struct names services, kinds;
-	struct stored *e; /* e[head..n) in order of from_ms */
+	struct intern services, kinds; /* directory names; kinds ("" for CPU) */
+	struct stored *e;	       /* e[head..n) in order of from_ms */
 	size_t head, n, cap;
 	uint64_t total; /* bytes of e[head..n) */
 };
 
-static void names_free(struct names *t)
+/* The id of name in t, added if new; UINT32_MAX without memory. */
+static uint32_t name_id(struct intern *t, const char *name)
 {
-	for (uint32_t i = 0; i < t->n; i++)
-		free(t->v[i]);
-	free(t->v);
+	int64_t id = intern_put(t, name, strlen(name));
+
+	return id < 0 ? UINT32_MAX : (uint32_t)id;
 }
 
-/* The index of name in t, added if new; UINT32_MAX without memory. */
-static uint32_t names_id(struct names *t, const char *name)
+/* DIR/SERVICE/FROM-UNTIL[.KIND].pb.gz: the one place a stored profile's name is made. */
+static void profile_path(const struct store *s, const char *svc, uint64_t from_ms,
+			 uint64_t until_ms, const char *kind, char *out, size_t size)
 {
-	char **nv, *copy;
-	uint32_t i;
-
-	for (i = 0; i < t->n; i++) /* services and kinds are few */
-		if (!strcmp(t->v[i], name))
-			return i;
-	if (!(copy = strdup(name)) || !(nv = realloc(t->v, (t->n + 1) * sizeof(*nv)))) {
-		free(copy);
-		return UINT32_MAX;
-	}
-	t->v = nv;
-	t->v[t->n] = copy;
-	return t->n++;
+	snprintf(out, size, "%s/%s/%llu-%llu%s%s.pb.gz", s->dir, svc, (unsigned long long)from_ms,
+		 (unsigned long long)until_ms, kind[0] ? "." : "", kind);
 }
 
 static void stored_path(const struct store *s, const struct stored *it, char *out, size_t size)
 {
-	const char *kind = s->kinds.v[it->kind];
-
-	snprintf(out, size, "%s/%s/%llu-%llu%s%s.pb.gz", s->dir, s->services.v[it->svc],
-		 (unsigned long long)it->from_ms, (unsigned long long)it->until_ms,
-		 kind[0] ? "." : "", kind);
+	profile_path(s, intern_key(&s->services, it->svc, NULL), it->from_ms, it->until_ms,
+		     intern_key(&s->kinds, it->kind, NULL), out, size);
 }
 
 /* Room for one more entry at the end of the index. */
@@ -163,8 +146,8 @@ static void scan_service(struct store *s, const char *svc)
 		it = (struct stored){ .from_ms = from,
 				      .until_ms = until,
 				      .size = (uint64_t)st.st_size,
-				      .svc = names_id(&s->services, svc),
-				      .kind = names_id(&s->kinds, kind) };
+				      .svc = name_id(&s->services, svc),
+				      .kind = name_id(&s->kinds, kind) };
 		if (it.svc == UINT32_MAX || it.kind == UINT32_MAX || index_room(s))
 			break;	   /* out of memory: what is not indexed is not pruned */
 		s->e[s->n++] = it; /* in directory order: scan() sorts them all once */
@@ -196,6 +179,8 @@ int store_open(const struct store_opts *o, struct store **out)
 	if (!s)
 		return -ENOMEM;
 	s->o = *o;
+	intern_init(&s->services);
+	intern_init(&s->kinds);
 	snprintf(s->dir, sizeof(s->dir), "%s", o->dir);
 	s->o.dir = s->dir;
 	if ((err = files_mkdirs(s->dir, 0750)) || (access(s->dir, W_OK) && (err = -errno))) {
@@ -214,8 +199,8 @@ void store_close(struct store *s)
 {
 	if (!s)
 		return;
-	names_free(&s->services);
-	names_free(&s->kinds);
+	intern_free(&s->services);
+	intern_free(&s->kinds);
 	free(s->e);
 	free(s);
 }
@@ -285,9 +270,8 @@ int store_put(struct store *s, const struct export_profile *e)
 
 	dir_name(export_service(e), name, sizeof(name));
 	snprintf(dir, sizeof(dir), "%s/%s", s->dir, name);
-	snprintf(path, sizeof(path), "%s/%llu-%llu%s%s.pb.gz", dir,
-		 (unsigned long long)(e->from_ns / 1000000),
-		 (unsigned long long)(e->until_ns / 1000000), cpu ? "" : ".", cpu ? "" : kind);
+	profile_path(s, name, e->from_ns / 1000000, e->until_ns / 1000000, cpu ? "" : kind, path,
+		     sizeof(path));
 	if ((err = files_mkdirs(dir, 0750)) ||
 	    (err = files_write_atomic(path, &iov, 1, 0640, false))) {
 		s->st.write_failed++;
@@ -299,8 +283,8 @@ int store_put(struct store *s, const struct export_profile *e)
 	it = (struct stored){ .from_ms = e->from_ns / 1000000,
 			      .until_ms = e->until_ns / 1000000,
 			      .size = e->len,
-			      .svc = names_id(&s->services, name),
-			      .kind = names_id(&s->kinds, cpu ? "" : kind) };
+			      .svc = name_id(&s->services, name),
+			      .kind = name_id(&s->kinds, cpu ? "" : kind) };
 	if (it.svc == UINT32_MAX || it.kind == UINT32_MAX || index_add(s, &it))
 		log_warn("store: no memory to index %s: it is kept past the cap and age", path);
 	store_prune(s);
