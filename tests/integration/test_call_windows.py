@@ -90,13 +90,8 @@ def counts_by_leaf(prof):
 
 def wait_metric(d, name, pred, timeout=15):
     """The daemon publishes its metrics once a second: wait for a value that satisfies pred."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = d.metric(name)
-        if v is not None and pred(v):
-            return v
-        time.sleep(0.2)
-    raise AssertionError(f"{name} = {d.metric(name)} after {timeout} s\n" + d.log())
+    return wait_for(lambda: (v := d.metric(name)) is not None and pred(v) and [v], timeout,
+                    lambda: f"{name} as wanted (it is {d.metric(name)})\n{d.log()}")[0]
 
 
 def uprobes_of(pid):
