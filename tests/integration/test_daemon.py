@@ -454,15 +454,17 @@ def test_metrics_answer_starting_until_ready_then_whole_pages(tmp_path):
     ready = threading.Event()
     threading.Thread(target=lambda: ready.set() if any("run: ready:" in l for l in d.stderr)
                      else None, daemon=True).start()
-    answers = []  # (status, ready already logged when the answer came, body)
+    answers = []  # (status, ready already logged before the request was sent, body)
     try:
         end = time.monotonic() + 60
         while time.monotonic() < end and len([a for a in answers if a[0] == 200]) < 3:
+            # Read before sending: an answer made before "ready" may arrive after it is logged.
+            was_ready = ready.is_set()
             try:
                 with urllib.request.urlopen(f"http://{addr}/metrics", timeout=10) as r:
-                    answers.append((r.status, ready.is_set(), r.read().decode()))
+                    answers.append((r.status, was_ready, r.read().decode()))
             except urllib.error.HTTPError as e:
-                answers.append((e.code, ready.is_set(), e.read().decode()))
+                answers.append((e.code, was_ready, e.read().decode()))
             except OSError:
                 pass  # not listening yet
             time.sleep(0.01)
