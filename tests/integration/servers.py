@@ -26,11 +26,14 @@ SERVERS = {
     "gunicorn-gthread": lambda mod, port: [
         "/usr/bin/gunicorn", "-w", "2", "-k", "gthread", "--threads", "4",
         "-b", f"127.0.0.1:{port}", f"{mod}:app"],
-    # threads for the stats writer; PyOS_AfterFork in workers runs its fork hook
+    # threads for the stats writer. The master has one too, so uWSGI's fork must take the
+    # GIL first (PyOS_BeforeFork) and the worker run PyOS_AfterFork_Child, which runs its
+    # fork hook: --py-call-uwsgi-fork-hooks. With --py-call-osafterfork instead, a worker
+    # forked while the master's thread held the GIL hung at its first take of it.
     "uwsgi": lambda mod, port: [
         "/usr/bin/uwsgi", "--plugin", "python3", "--http-socket", f"127.0.0.1:{port}",
         "--module", f"{mod}:app", "--master", "--processes", "2", "--enable-threads",
-        "--py-call-osafterfork", "--die-on-term"],
+        "--py-call-uwsgi-fork-hooks", "--die-on-term"],
     "uvicorn": lambda mod, port: [
         "/usr/bin/uvicorn", "--interface", "wsgi", "--host", "127.0.0.1", "--port", str(port),
         "--workers", "2", f"{mod}:app"],
