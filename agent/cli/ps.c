@@ -174,7 +174,10 @@ static void on_exit_(const struct py_process *p, enum discover_exit_why why, int
 		else
 			json_i64(&j, "exit_status", code >> 8 & 0xFF);
 	}
-	json_u64(&j, "ktime_ns", ktime);
+	if (why == DISCOVER_VANISHED) /* when it ended was never seen */
+		json_str(&j, "ktime_ns", NULL);
+	else
+		json_u64(&j, "ktime_ns", ktime);
 	json_u64(&j, "reported_ns", monotonic_ns());
 	json_obj_close(&j);
 	fputc('\n', stdout);

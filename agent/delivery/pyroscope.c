@@ -299,6 +299,7 @@ enum ship_result pyroscope_send(struct pyroscope *p, const struct export_profile
 	struct xfer x = { .abort = abort, .r = r };
 	struct curl_slist *hdrs = NULL;
 	char url[4096], auth[SECRET_FILE_MAX + 32], tenant[256];
+	char curl_err[CURL_ERROR_SIZE] = "";
 	uint8_t *body = NULL;
 	size_t len = 0;
 	enum ship_result res;
@@ -355,7 +356,11 @@ enum ship_result pyroscope_send(struct pyroscope *p, const struct export_profile
 	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
 	curl_easy_setopt(c, CURLOPT_XFERINFODATA, &x);
 	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+	/* libcurl's own account ("Connection timed out after 10001 milliseconds") says more
+	 * than its code's name ("Timeout was reached") */
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curl_err);
 	rc = curl_easy_perform(c);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL); /* curl_err ends with this call */
 	curl_slist_free_all(hdrs);
 	free(body);
 	if (rc != CURLE_OK) {
@@ -363,7 +368,8 @@ enum ship_result pyroscope_send(struct pyroscope *p, const struct export_profile
 			snprintf(r->message, sizeof(r->message),
 				 "no byte sent or received for %d s", PYROSCOPE_STALL_SEC);
 		else
-			snprintf(r->message, sizeof(r->message), "%s", curl_easy_strerror(rc));
+			snprintf(r->message, sizeof(r->message), "%s",
+				 curl_err[0] ? curl_err : curl_easy_strerror(rc));
 		return SHIP_RETRY;
 	}
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);

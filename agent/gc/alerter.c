@@ -240,6 +240,7 @@ static void alert_json(const struct alerter *a, const struct alert *x, bool reso
 static int post(struct alerter *a, const char *body)
 {
 	struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+	char curl_err[CURL_ERROR_SIZE] = "", why[CURL_ERROR_SIZE + 32];
 	long status = 0;
 	CURLcode rc;
 
@@ -251,7 +252,9 @@ static int post(struct alerter *a, const char *body)
 	curl_easy_setopt(a->curl, CURLOPT_CONNECTTIMEOUT_MS, 2000L);
 	curl_easy_setopt(a->curl, CURLOPT_TIMEOUT_MS, 5000L);
 	curl_easy_setopt(a->curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(a->curl, CURLOPT_ERRORBUFFER, curl_err);
 	rc = curl_easy_perform(a->curl);
+	curl_easy_setopt(a->curl, CURLOPT_ERRORBUFFER, NULL); /* curl_err ends with this call */
 	if (rc == CURLE_OK)
 		curl_easy_getinfo(a->curl, CURLINFO_RESPONSE_CODE, &status);
 	curl_slist_free_all(h);
@@ -261,9 +264,12 @@ static int post(struct alerter *a, const char *body)
 		a->failing = false;
 		return 0;
 	}
+	if (rc != CURLE_OK)
+		snprintf(why, sizeof(why), "%s", curl_err[0] ? curl_err : curl_easy_strerror(rc));
+	else
+		snprintf(why, sizeof(why), "HTTP %ld", status);
 	if (!a->failing)
-		log_warn("cannot send alerts to Alertmanager: %s (will retry)",
-			 rc != CURLE_OK ? curl_easy_strerror(rc) : "unexpected HTTP status");
+		log_warn("cannot send alerts to Alertmanager: %s (will retry)", why);
 	a->failing = true;
 	return -EIO;
 }

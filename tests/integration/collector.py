@@ -57,6 +57,7 @@ class Collector:
                 with collector.lock:
                     collector.received += 1
                 req = Request(self.path, dict(self.headers), body, None)
+                req.conn = self.connection  # for an answer that watches the client
                 status, headers, reply = collector.answer(req)
                 req.status = status
                 with collector.lock:

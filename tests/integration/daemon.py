@@ -69,7 +69,7 @@ class Daemon:
 
     def stop(self):
         """SIGTERM; returns (exit code, seconds it took)."""
-        t = time.monotonic()
+        t = self.stopped_at = time.monotonic()
         self.proc.send_signal(signal.SIGTERM)
         rc = self.proc.wait(timeout=30)
         took = time.monotonic() - t

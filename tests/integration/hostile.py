@@ -43,3 +43,59 @@ def repeat_probe(src, dst, probe="gc__start", copies=5000, distinct=False):
     subprocess.run(["objcopy", "--update-section", f".note.stapsdt={sec}", dst + ".tmp", dst],
                    check=True)
     return dst
+
+
+def _rewrite_notes(src, dst, change):
+    """Copies src to dst with its .note.stapsdt section replaced by change(section bytes)."""
+    shutil.copy(src, dst)
+    sec = dst + ".notes"
+    subprocess.run(["objcopy", f"--dump-section=.note.stapsdt={sec}", src, dst + ".tmp"],
+                   check=True)
+    data = open(sec, "rb").read()
+    open(sec, "wb").write(change(data))
+    subprocess.run(["objcopy", "--update-section", f".note.stapsdt={sec}", dst + ".tmp", dst],
+                   check=True)
+    return dst
+
+
+def drop_probes(src, dst, probes):
+    """Copies interpreter src to dst without the notes of the named probes."""
+    def change(data):
+        kept = [data[o:o + n] for o, n, name in _notes(data) if name not in probes]
+        assert len(kept) < len(_notes(data)), f"{src} has none of {probes}"
+        return b"".join(kept)
+    return _rewrite_notes(src, dst, change)
+
+
+def _text(path):
+    """(file offset, virtual address, size) of the .text section."""
+    out = subprocess.run(["readelf", "-SW", path], capture_output=True, text=True,
+                         check=True).stdout
+    for line in out.splitlines():
+        f = line.replace("[ ", "[").split()
+        if len(f) > 5 and f[1] == ".text":
+            return int(f[4], 16), int(f[3], 16), int(f[5], 16)
+    raise AssertionError(f"{path} has no .text")
+
+
+def point_probe_at(src, dst, probe, byte):
+    """Copies interpreter src to dst with every note of `probe` pointing at the first
+    byte `byte` of its code (inside an instruction, where the kernel's decoder refuses a
+    uprobe). The interpreter runs as before: it never reads its notes."""
+    off, addr, size = _text(src)
+    with open(src, "rb") as f:
+        f.seek(off)
+        at = f.read(size).find(bytes([byte]))
+    assert at >= 0, f"no byte {byte:#x} in {src}'s .text"
+
+    def change(data):
+        out = bytearray(data)
+        hits = 0
+        for o, _, name in _notes(data):
+            if name == probe:
+                namesz = struct.unpack_from("<I", data, o)[0]
+                struct.pack_into("<Q", out, o + 12 + ((namesz + 3) & ~3), addr + at)
+                hits += 1
+        assert hits, f"{src} has no {probe} note"
+        return bytes(out)
+    return _rewrite_notes(src, dst, change)

@@ -211,6 +211,13 @@ def test_a_container_interpreter_is_seen_whole_from_its_second_process(workload,
     wait_for(lambda: stored_import_profiles(store, first), 30, "first import profile")
     run_service(workload, ZOO["py313"], second)
     stored = wait_for(lambda: stored_import_profiles(store, second), 30, "second profile")
+    # the first process's profile is counted as incomplete, the second's as whole (no other
+    # interpreter outside the installed ones runs meanwhile)
+    metrics = d.metrics()
+    assert re.search(r'^pyrometer_import_profiles_total\{complete="false"\} 1$', metrics,
+                     re.M), metrics
+    assert re.search(r'^pyrometer_import_profiles_total\{complete="true"\} [1-9]\d*$', metrics,
+                     re.M), metrics
     d.stop()
     prof, times = tree_times(stored[0])
     for module, got in times.items():

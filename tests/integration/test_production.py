@@ -16,7 +16,7 @@ import pytest
 from conftest import ZOO, run_storm, service_name, wait_for
 from daemon import (availability, daemon_as_deployed, daemon_maps, gc_count, key_pids, perf_fds,
                     stop_leaving_no_trace)
-from hostile import repeat_probe
+from hostile import drop_probes, point_probe_at, repeat_probe
 
 @pytest.fixture
 def private_311(tmp_path):
@@ -73,6 +73,36 @@ def test_hostile_notes_are_bounded(tmp_path, distinct):
             assert d.metric('pyrometer_usdt_sites_refused_total{reason="sites"}') >= 5000, \
                 d.metrics()
     finally:
+        stop_leaving_no_trace(d)
+
+
+@pytest.mark.parametrize("lie", ["no_gc_probes", "attach_failed"])
+def test_a_binary_whose_gc_cannot_be_traced_says_why(tmp_path, lie):
+    """README's reasons of python_gc_tracing_available: notes without the GC probes
+    (no_gc_probes), and a gc__start site the kernel refuses a uprobe at (attach_failed: it
+    points at a byte 0x06, an opcode invalid in 64-bit code). The interpreter runs as
+    before; only its notes lie."""
+    binary = str(tmp_path / "python3.11-lying")
+    if lie == "no_gc_probes":
+        drop_probes("/usr/bin/python3.11", binary, {"gc__start", "gc__done"})
+    else:
+        point_probe_at("/usr/bin/python3.11", binary, "gc__start", 0x06)
+    d = daemon_as_deployed(tmp_path)
+    service = service_name(lie.replace("_", "-"))
+    p = subprocess.Popen([binary, "-c", "import gc, sys; gc.collect(); sys.stdin.read()"],
+                         stdin=subprocess.PIPE, env={**os.environ, "PYROMETER_SERVICE": service})
+    try:
+        got = wait_for(lambda: availability(d, service), 15,
+                       lambda: f"GC availability of {service}: {d.log()}")
+        assert got == (0, lie), d.metrics()
+        assert gc_count(d, service) == 0
+        if lie == "attach_failed":
+            assert f"pid {p.pid}: GC tracing unavailable for {binary}: attaching the GC " \
+                "probes failed: " in d.log(), d.log()
+            assert d.metric("pyrometer_gc_attach_failures_total") >= 1
+    finally:
+        p.kill()
+        p.wait()
         stop_leaving_no_trace(d)
 
 
@@ -145,6 +175,66 @@ def test_a_binary_is_detached_after_its_last_process_and_the_linger(tmp_path, pr
                  lambda: f"{base} perf fds (held {perf_fds(d.proc.pid)})")
         assert time.monotonic() - gone >= 2  # not before the linger (2 s) is over
     finally:
+        stop_leaving_no_trace(d)
+
+
+def test_the_uprobe_limit_detaches_the_binary_idle_longest_then_refuses(tmp_path):
+    """README: at most 48 GC uprobes in all; the binary idle the longest is detached to make
+    room; a binary refused for the limit says reason="uprobe_limit". Private copies of 3.11
+    (each a new inode, with uprobes of its own) running a process each fill the limit."""
+    d = daemon_as_deployed(tmp_path)
+    procs = {}
+
+    def copy(name):
+        path = str(tmp_path / f"python3.11-{name}")
+        if not os.path.exists(path):
+            shutil.copy("/usr/bin/python3.11", path)
+        return path
+
+    def start(name, service):
+        procs[service] = subprocess.Popen(
+            [copy(name), "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE,
+            env={**os.environ, "PYROMETER_SERVICE": service})
+        return wait_for(lambda: availability(d, service), 15,
+                        lambda: f"GC availability of {service}: {d.log()}")
+
+    def end(service):
+        """Ends the service's process and waits until the daemon has forgotten it (its
+        binary is idle from then on)."""
+        tracked = d.metric("pyrometer_processes_tracked")
+        p = procs.pop(service)
+        p.stdin.close()
+        p.wait(timeout=30)
+        wait_for(lambda: d.metric("pyrometer_processes_tracked") < tracked, 15,
+                 f"the daemon to forget {service}")
+
+    try:
+        held = d.metric("pyrometer_gc_uprobes")  # the installed interpreters' (pinned)
+        assert start(0, "limit-0") == (1, None), d.log()
+        per = d.metric("pyrometer_gc_uprobes") - held
+        fit = int((48 - held) // per)
+        assert per > 0 and fit >= 3, (held, per)
+        for i in range(1, fit):
+            assert start(i, f"limit-{i}") == (1, None), d.log()
+        assert held + (fit - 1) * per < d.metric("pyrometer_gc_uprobes") <= 48
+        # one binary more, and none idle: refused, and said why
+        assert start("over", "limit-over") == (0, "uprobe_limit"), d.metrics()
+        pid = procs["limit-over"].pid
+        assert re.search(rf"^pyrometer_usdt_sites_refused_total{{reason=\"uprobe_limit\"}} 1$",
+                         d.metrics(), re.M), d.metrics()
+        assert f"pid {pid}: GC tracing unavailable for {copy('over')}: the limit of 48 GC " \
+            "uprobes is reached" in d.log(), d.log()
+        # two binaries idle (0 the longest): a new one takes 0's uprobes, 1 keeps its own
+        end("limit-0")
+        end("limit-1")
+        assert start("new", "limit-new") == (1, None), d.log()
+        assert start(1, "limit-1-again") == (1, None), d.log()
+        assert start(0, "limit-0-again") == (0, "uprobe_limit"), d.metrics()
+        assert d.metric("pyrometer_gc_uprobes") <= 48
+    finally:
+        for p in procs.values():
+            p.kill()
+            p.wait()
         stop_leaving_no_trace(d)
 
 

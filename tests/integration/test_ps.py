@@ -248,6 +248,42 @@ sys.stdin.readline()
     assert end["why"] == "exited" and end["exit_status"] == 5, end
 
 
+def test_watch_calls_a_process_whose_exit_it_missed_vanished(watch, workload):
+    """README: why "vanished". The watcher is stopped (SIGSTOP, as a loaded machine delays
+    it) while a tracked Python forks 15,000 children that exit at once: their fork and exit
+    events (30,000) overflow the 1 MiB event ring (about 18,700), so the Python's own exit
+    event, after them, is lost. Resumed, the watcher finds events lost, rescans /proc and
+    reports the Python gone without a status it never saw."""
+    script = """
+import os, sys
+print("ready", flush=True)
+sys.stdin.readline()
+for _ in range(15000):
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+"""
+    w = workload(ZOO["py311"], script)
+    # pytest is a Python: its forked child is reported first, then the exec of the workload
+    watch.next_matching(lambda e: e.get("event") == "start" and e["pid"] == w.pid and
+                        e["comm"] == "python3.11")
+    os.kill(watch.proc.pid, signal.SIGSTOP)
+    try:
+        w.proc.stdin.write("go\n")
+        w.proc.stdin.flush()
+        assert w.proc.wait(timeout=300) == 0
+    finally:
+        os.kill(watch.proc.pid, signal.SIGCONT)
+    end = watch.next_matching(lambda e: e.get("event") == "exit" and e["pid"] == w.pid,
+                              timeout=120)
+    assert end["why"] == "vanished" and end["ktime_ns"] is None, end
+    assert "exit_status" not in end and "signal" not in end, end
+    assert watch.stop() == 0
+    assert "process events lost (ring buffer or pid map full): rescanning /proc" in \
+        watch.proc.stderr.read()
+
+
 def test_watch_reports_exec_into_something_else(watch, workload):
     script = """
 import os, sys
