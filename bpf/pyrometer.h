@@ -66,12 +66,12 @@ struct pyro_py_layout {
 	__u16 cframe_current_frame; /* _PyCFrame.current_frame (3.11) */
 	__u16 frame_previous;	    /* f_back / previous */
 	__u16 frame_code;	    /* f_code / f_executable (a tagged _PyStackRef from 3.14) */
-	__u16 frame_instr;	    /* f_lasti (int, bytes) / prev_instr / instr_ptr (pointers) */
+	__u16 frame_instr;	    /* f_lasti (int) / prev_instr / instr_ptr (pointers) */
 	__u16 frame_owner;	    /* owner (char), when owner_skip != 0 */
 	__u16 code_adaptive;	    /* co_code_adaptive: bytecode start inside the code object */
 	__u16 frame_span;	    /* bytes from a frame's start holding every field above */
 	__u8 frames_contiguous;	    /* frames sit side by side on the thread's data stack (3.11+) */
-	__u8 pad;
+	__u8 lasti_in_units;	    /* f_lasti counts 2-byte code units (3.10), not bytes (3.9) */
 	__u16 tstate_datastack;	    /* PyThreadState.datastack_chunk (3.11+): frames' memory */
 	__u16 interp_gc_collecting; /* PyInterpreterState.gc.collecting (an int); 0: unknown */
 	/* The GIL (struct _gil_runtime_state, PYRO_GIL_SIZE bytes): at this offset from

@@ -164,7 +164,11 @@ static __always_inline __u64 frame_instr(const struct pyro_py_layout *L, const _
 	if (L->frames_kind == PYRO_FRAMES_OBJECT) {
 		__s32 lasti = FRAME_FIELD(__s32, f, L->frame_instr);
 
-		return lasti < 0 ? 0 : (__u64)lasti / 2; /* f_lasti counts bytes before 3.10 */
+		if (lasti < 0)
+			return 0;
+		/* f_lasti counts bytes in 3.9, code units in 3.10 */
+		at = L->lasti_in_units ? (__u64)lasti : (__u64)lasti / 2;
+		return at < PYRO_INSTR_UNKNOWN ? at : PYRO_INSTR_UNKNOWN;
 	}
 	at = FRAME_FIELD(__u64, f, L->frame_instr);
 	base = code + L->code_adaptive;

@@ -21,6 +21,27 @@ int linetable_lnotab_line(const uint8_t *tab, size_t len, int firstlineno, uint3
 	return line < 0 || line > INT32_MAX ? -1 : (int)line;
 }
 
+int linetable_310_line(const uint8_t *tab, size_t len, int firstlineno, uint32_t addr)
+{
+	uint32_t start, end = 0;
+	int64_t line = firstlineno; /* 1 << 20 pairs of +-127 cannot overflow 64 bits */
+	size_t i;
+
+	/* As 3.10's PyLineTable_NextAddressRange: each pair is the range [end, end + delta),
+	 * at the line moved by the second byte, or at none when that is -128. */
+	for (i = 0; i + 1 < len; i += 2) {
+		int8_t ldelta = (int8_t)tab[i + 1];
+
+		start = end;
+		end += tab[i];
+		if (ldelta != -128)
+			line += ldelta;
+		if (addr >= start && addr < end)
+			return ldelta == -128 || line < 0 || line > INT32_MAX ? -1 : (int)line;
+	}
+	return -1;
+}
+
 /* Variable-length unsigned: 6 bits per byte, 0x40 set on all but the last. */
 static bool read_varint(const uint8_t *tab, size_t len, size_t *pos, uint32_t *out)
 {

@@ -11,6 +11,11 @@
  * addr is the byte offset of the instruction. */
 int linetable_lnotab_line(const uint8_t *tab, size_t len, int firstlineno, uint32_t addr);
 
+/* 3.10 co_linetable: (bytecode byte count, signed line increment or -128 for none) byte
+ * pairs (Objects/lnotab_notes.txt in 3.10). addr is the byte offset of the instruction.
+ * Returns -1 for instructions with no line. */
+int linetable_310_line(const uint8_t *tab, size_t len, int firstlineno, uint32_t addr);
+
 /* 3.11+ co_linetable location entries (Objects/locations.md in CPython). index is the
  * instruction's position in 16-bit code units. Returns -1 for instructions with no line. */
 int linetable_locations_line(const uint8_t *tab, size_t len, int firstlineno, uint32_t index);

@@ -378,9 +378,11 @@ void py_layout_derive(struct elf_file *ef, uint32_t hexversion, uint64_t runtime
 		memset(out, 0, sizeof(*out));
 		out->why_not = "CPython version could not be read from the binary";
 	}
-	if (out->ok && elf_file_symbol(ef, "PyCode_Type", &out->sym.code_type_addr, &size)) {
+	if (out->ok && (elf_file_symbol(ef, "PyCode_Type", &out->sym.code_type_addr, &size) ||
+			elf_file_symbol(ef, "PyUnicode_Type", &out->sym.unicode_type_addr, &size) ||
+			elf_file_symbol(ef, "PyBytes_Type", &out->sym.bytes_type_addr, &size))) {
 		out->ok = false;
-		out->why_not = "PyCode_Type symbol not found";
+		out->why_not = "PyCode_Type, PyUnicode_Type or PyBytes_Type symbol not found";
 	}
 	if (out->ok) {
 		out->bpf.runtime_addr = runtime_addr;

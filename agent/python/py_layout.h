@@ -15,6 +15,7 @@ struct elf_file;
 enum py_linetable_kind {
 	PY_LINES_LNOTAB = 1,	/* co_lnotab byte pairs (3.9) */
 	PY_LINES_LOCATIONS = 2, /* co_linetable location entries (3.11+, PEP 657) */
+	PY_LINES_310 = 3,	/* co_linetable address-range pairs (3.10, PEP 626) */
 };
 
 /* Offsets for reading code objects and strings from user space. */
@@ -25,7 +26,9 @@ struct py_sym_layout {
 	uint16_t bytes_size, bytes_sval;
 	uint16_t unicode_state, unicode_length, unicode_ascii_size, unicode_compact_size;
 	enum py_linetable_kind lines;
-	uint64_t code_type_addr; /* link-time address of PyCode_Type */
+	uint64_t code_type_addr;    /* link-time address of PyCode_Type */
+	uint64_t unicode_type_addr; /* ... of PyUnicode_Type */
+	uint64_t bytes_type_addr;   /* ... of PyBytes_Type */
 };
 
 struct py_layout {

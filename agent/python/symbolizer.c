@@ -141,11 +141,14 @@ static size_t put_utf8(char *out, uint32_t cp)
 	return 4;
 }
 
-/* Reads a str object as UTF-8 (malloc'd). Only compact strings (all that code objects
- * hold) are read; state bits: kind 2-4, compact 5, ascii 6 (Include/cpython/unicodeobject.h,
- * the same from 3.9 to 3.15). */
-static char *read_str(int pid, const struct py_sym_layout *L, uint64_t obj)
+/* Reads a str object as UTF-8 (malloc'd). Only exact, compact strings (all that code
+ * objects hold) are read: a code object caught while it is built or freed may point
+ * anywhere. State bits: kind 2-4, compact 5, ascii 6 (Include/cpython/unicodeobject.h, the
+ * same from 3.9 to 3.15). Control characters become U+FFFD: names and paths are printed
+ * one per line by pprof's consumers. */
+static char *read_str(const struct py_target *p, uint64_t obj)
 {
+	const struct py_sym_layout *L = &p->bin->layout.sym;
 	uint8_t hdr[128], *data;
 	uint32_t state;
 	int64_t length;
@@ -154,7 +157,8 @@ static char *read_str(int pid, const struct py_sym_layout *L, uint64_t obj)
 	char *out;
 
 	if (!obj || L->unicode_compact_size > sizeof(hdr) ||
-	    procmem_read(pid, obj, hdr, L->unicode_compact_size))
+	    procmem_read(p->pid, obj, hdr, L->unicode_compact_size) ||
+	    u64_at(hdr, L->ob_type) != L->unicode_type_addr + (uint64_t)p->bias)
 		return NULL;
 	memcpy(&state, hdr + L->unicode_state, sizeof(state));
 	memcpy(&length, hdr + L->unicode_length, sizeof(length));
@@ -165,7 +169,7 @@ static char *read_str(int pid, const struct py_sym_layout *L, uint64_t obj)
 	data = malloc(n * kind + 1);
 	out = malloc(n * 4 + 1);
 	if (!data || !out ||
-	    procmem_read(pid,
+	    procmem_read(p->pid,
 			 obj + ((state >> 6) & 1 ? L->unicode_ascii_size : L->unicode_compact_size),
 			 data, n * kind)) {
 		free(data);
@@ -177,23 +181,29 @@ static char *read_str(int pid, const struct py_sym_layout *L, uint64_t obj)
 			      : kind == 2 ? ((uint16_t *)data)[i]
 					  : ((uint32_t *)data)[i];
 
-		o += put_utf8(out + o, cp ? cp : 0xFFFD);
+		o += put_utf8(out + o, cp < 0x20 || cp == 0x7F ? 0xFFFD : cp);
 	}
 	out[o] = '\0';
 	free(data);
 	return out;
 }
 
-static uint8_t *read_bytes(int pid, const struct py_sym_layout *L, uint64_t obj, size_t *len)
+/* Reads an exact bytes object (a line table). */
+static uint8_t *read_bytes(const struct py_target *p, uint64_t obj, size_t *len)
 {
+	const struct py_sym_layout *L = &p->bin->layout.sym;
+	uint8_t hdr[64];
 	int64_t size;
 	uint8_t *buf;
 
-	if (!obj || procmem_read(pid, obj + L->bytes_size, &size, sizeof(size)) || size < 0 ||
-	    size > MAX_LINETABLE)
+	if (!obj || L->bytes_sval > sizeof(hdr) || procmem_read(p->pid, obj, hdr, L->bytes_sval) ||
+	    u64_at(hdr, L->ob_type) != L->bytes_type_addr + (uint64_t)p->bias)
+		return NULL;
+	memcpy(&size, hdr + L->bytes_size, sizeof(size));
+	if (size < 0 || size > MAX_LINETABLE)
 		return NULL;
 	buf = malloc(size ? (size_t)size : 1);
-	if (!buf || procmem_read(pid, obj + L->bytes_sval, buf, (size_t)size)) {
+	if (!buf || procmem_read(p->pid, obj + L->bytes_sval, buf, (size_t)size)) {
 		free(buf);
 		return NULL;
 	}
@@ -229,9 +239,9 @@ static int fill_entry(const struct py_target *p, struct entry *e)
 	free(e->name);
 	free(e->file);
 	free(e->lines);
-	e->name = read_str(p->pid, L, e->ident.qualname ? e->ident.qualname : e->ident.name);
-	e->file = read_str(p->pid, L, e->ident.filename);
-	e->lines = read_bytes(p->pid, L, e->ident.linetable, &e->nlines);
+	e->name = read_str(p, e->ident.qualname ? e->ident.qualname : e->ident.name);
+	e->file = read_str(p, e->ident.filename);
+	e->lines = read_bytes(p, e->ident.linetable, &e->nlines);
 	e->kind = L->lines;
 	/* read from the target: a line number is never negative in a profile */
 	e->firstlineno = e->ident.firstlineno > 0 ? e->ident.firstlineno : 0;
@@ -259,6 +269,8 @@ static int line_of(const struct entry *e, uint32_t instr)
 		if (e->kind == PY_LINES_LNOTAB)
 			line = linetable_lnotab_line(e->lines, e->nlines, e->firstlineno,
 						     instr * 2);
+		else if (e->kind == PY_LINES_310)
+			line = linetable_310_line(e->lines, e->nlines, e->firstlineno, instr * 2);
 		else
 			line = linetable_locations_line(e->lines, e->nlines, e->firstlineno, instr);
 	}

@@ -24,6 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(tab, data + 4, size - 4);
 	linetable_locations_line(tab, size - 4, 1, index);
 	linetable_lnotab_line(tab, size - 4, 1, index);
+	linetable_310_line(tab, size - 4, 1, index);
 	free(tab);
 	return 0;
 }

@@ -26,6 +26,32 @@ static void lnotab_pairs(void **state)
 	assert_int_equal(linetable_lnotab_line(tab, 0, 10, 500), 10);
 }
 
+static void linetable_310_pairs(void **state)
+{
+	/* The worked example of 3.10's Objects/lnotab_notes.txt ("Final form"): 0-6 line 1,
+	 * 6-50 line 2, 50-350 line 7, 350-360 none, 360-376 line 8, 376-380 line 208 (135 in
+	 * between covers no bytecode). */
+	static const uint8_t tab[] = { 6,  1, 44, 1,   254, 5, 46, 0, 10, (uint8_t)-128,
+				       16, 1, 0,  127, 4,   73 };
+	static const uint8_t neg[] = { 2, (uint8_t)-5 };
+	static const struct {
+		uint32_t addr;
+		int line;
+	} want[] = { { 0, 1 },	 { 5, 1 },     { 6, 2 },     { 49, 2 },
+		     { 50, 7 },	 { 349, 7 },   { 350, -1 },  { 359, -1 },
+		     { 360, 8 }, { 376, 208 }, { 379, 208 }, { 380, -1 } /* past the end */ };
+	(void)state;
+
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		assert_int_equal(linetable_310_line(tab, sizeof(tab), 0, want[i].addr),
+				 want[i].line);
+	/* truncated: an odd trailing byte is ignored, and nothing is read past len */
+	assert_int_equal(linetable_310_line(tab, 3, 0, 6), -1);
+	assert_int_equal(linetable_310_line(tab, 0, 0, 0), -1);
+	/* a line that would go negative is no line */
+	assert_int_equal(linetable_310_line(neg, sizeof(neg), 3, 0), -1);
+}
+
 /* Entry header byte: 1, code (4 bits), units - 1 (3 bits). */
 #define ENTRY(code, units) (uint8_t)(0x80 | (code) << 3 | ((units)-1))
 
@@ -71,6 +97,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(lnotab_pairs),
+		cmocka_unit_test(linetable_310_pairs),
 		cmocka_unit_test(location_entries),
 		cmocka_unit_test(location_table_corruption),
 	};

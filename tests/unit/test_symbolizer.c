@@ -55,6 +55,17 @@ static void layout(struct py_binary *b, bool v39)
 	L->unicode_compact_size = 56;
 	L->lines = v39 ? PY_LINES_LNOTAB : PY_LINES_LOCATIONS;
 	L->code_type_addr = 0x1000;
+	L->unicode_type_addr = 0x2000;
+	L->bytes_type_addr = 0x3000;
+}
+
+/* Sets the object's type to type_addr (as the process sees it) most of the time. */
+static void set_type(uint8_t *o, const struct py_target *t, uint64_t type_addr)
+{
+	uint64_t v = type_addr + (uint64_t)t->bias;
+
+	if (next() % 8)
+		memcpy(o + t->bin->layout.sym.ob_type, &v, sizeof(v));
 }
 
 struct arena {
@@ -79,9 +90,10 @@ static void random_bytes(uint8_t *p, size_t n)
 }
 
 /* A str object as the layout has it: valid (ASCII, 1, 2 or 4 bytes a character), with an
- * absurd or negative length, not compact, or garbage; or no object at all. */
-static uint64_t forge_str(struct arena *a, const struct py_sym_layout *L)
+ * absurd or negative length, not compact, of another type, or garbage; or no object. */
+static uint64_t forge_str(struct arena *a, const struct py_target *t)
 {
+	const struct py_sym_layout *L = &t->bin->layout.sym;
 	uint32_t state, kinds[] = { 1, 2, 4, 3 };
 	int64_t len = (int64_t)(next() % 40);
 	uint8_t *o;
@@ -105,11 +117,13 @@ static uint64_t forge_str(struct arena *a, const struct py_sym_layout *L)
 		len = next() % 2 ? -(int64_t)(next() % 1000) - 1 : (int64_t)(next() >> 1);
 	memcpy(o + L->unicode_state, &state, sizeof(state));
 	memcpy(o + L->unicode_length, &len, sizeof(len));
+	set_type(o, t, L->unicode_type_addr);
 	return (uint64_t)(uintptr_t)o;
 }
 
-static uint64_t forge_bytes(struct arena *a, const struct py_sym_layout *L)
+static uint64_t forge_bytes(struct arena *a, const struct py_target *t)
 {
+	const struct py_sym_layout *L = &t->bin->layout.sym;
 	int64_t size = (int64_t)(next() % 64);
 	uint8_t *o;
 
@@ -120,6 +134,7 @@ static uint64_t forge_bytes(struct arena *a, const struct py_sym_layout *L)
 	if (next() % 10 == 0)
 		size = next() % 2 ? -1 : (int64_t)(next() >> 1);
 	memcpy(o + L->bytes_size, &size, sizeof(size));
+	set_type(o, t, L->bytes_type_addr);
 	return (uint64_t)(uintptr_t)o;
 }
 
@@ -131,19 +146,16 @@ static uint64_t forge_code(struct arena *a, const struct py_target *t)
 	uint64_t v;
 
 	random_bytes(o, 512);
-	if (next() % 8) {
-		v = L->code_type_addr + (uint64_t)t->bias;
-		memcpy(o + L->ob_type, &v, sizeof(v));
-	}
-	v = forge_str(a, L);
+	set_type(o, t, L->code_type_addr);
+	v = forge_str(a, t);
 	memcpy(o + L->code_name, &v, sizeof(v));
-	v = forge_str(a, L);
+	v = forge_str(a, t);
 	memcpy(o + L->code_filename, &v, sizeof(v));
 	if (L->code_qualname) {
-		v = forge_str(a, L);
+		v = forge_str(a, t);
 		memcpy(o + L->code_qualname, &v, sizeof(v));
 	}
-	v = forge_bytes(a, L);
+	v = forge_bytes(a, t);
 	memcpy(o + L->code_linetable, &v, sizeof(v));
 	return (uint64_t)(uintptr_t)o;
 }
@@ -175,6 +187,11 @@ static void check(struct symbolizer *s, const struct py_target *t, uint64_t code
 	assert_non_null(f.name);
 	assert_non_null(f.file);
 	assert_true(strlen(f.name) <= 4 * 1024 && strlen(f.file) <= 4 * 1024);
+	/* nothing that would break a line of a consumer's output */
+	for (const char *c = f.name; *c; c++)
+		assert_true((unsigned char)*c >= 0x20 && *c != 0x7F);
+	for (const char *c = f.file; *c; c++)
+		assert_true((unsigned char)*c >= 0x20 && *c != 0x7F);
 	assert_true(f.line >= 0);
 	if (err) {
 		assert_true(is_pseudo(f.name));
