@@ -41,7 +41,7 @@ DEB_PACKAGES := make gcc clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg
 	clang-format cppcheck util-linux procps gdb python3.11-dbg \
 	qemu-system-x86 busybox-static cpio gpgv \
 	gunicorn uwsgi-core uwsgi-plugin-python3 uvicorn python3-flask celery python3-celery wrk \
-	redis-server redis-tools python3-redis python3-yaml
+	redis-server redis-tools python3-redis python3-yaml systemtap-sdt-dev
 
 BPF_SRCS   := $(wildcard bpf/*.bpf.c)
 BPF_OBJS   := $(patsubst bpf/%.bpf.c,$(BUILD)/%.bpf.o,$(BPF_SRCS))

@@ -8,7 +8,7 @@
 
 #define MINOR(hex) (((hex) >> 16) & 0xFF)
 
-/* ---- 3.9 and 3.11: per-version tables ----
+/* ---- 3.9 to 3.12: per-version tables ----
  * Every value was read with gdb `ptype /o` / offsetof from the DWARF of Debian's -dbg
  * packages: python3.9-dbg 3.9.2-1 (bullseye) and python3.11-dbg 3.11.2-6+deb12u9
  * (bookworm). tests/integration/test_layout.py reads them again from the same files. */
@@ -40,6 +40,37 @@ static const struct py_layout layout_39 = {
 	},
 };
 
+/* 3.10: read with gdb from the DWARF of CPython 3.10.15 built from upstream source by
+ * tests/zoo/build.sh (no Debian release carries 3.10). As 3.9, but f_lasti counts code
+ * units and co_linetable holds address ranges (PEP 626). */
+static const struct py_layout layout_310 = {
+	.ok = true,
+	.bpf = {
+		.frames_kind = PYRO_FRAMES_OBJECT,
+		.lasti_in_units = 1,
+		.runtime_interp_head = 32,  /* _PyRuntimeState.interpreters.head */
+		.interp_next = 0,           /* PyInterpreterState.next */
+		.interp_threads_head = 8,   /* PyInterpreterState.tstate_head */
+		.tstate_next = 8,           /* PyThreadState.next */
+		.tstate_thread_id = 176,    /* PyThreadState.thread_id */
+		.tstate_frame = 24,         /* PyThreadState.frame */
+		.frame_previous = 24,       /* PyFrameObject.f_back */
+		.frame_code = 32,           /* PyFrameObject.f_code */
+		.frame_instr = 96,          /* PyFrameObject.f_lasti (int, code units) */
+		.interp_gc_collecting = 816, /* PyInterpreterState.gc.collecting */
+		.gil_offset = 352,           /* _PyRuntimeState.ceval.gil */
+	},
+	.sym = {
+		.ob_type = 8,
+		.code_filename = 104, .code_name = 112, .code_qualname = 0,
+		.code_firstlineno = 40, .code_linetable = 120, /* co_linetable */
+		.bytes_size = 16, .bytes_sval = 32,
+		.unicode_state = 32, .unicode_length = 16,
+		.unicode_ascii_size = 48, .unicode_compact_size = 72,
+		.lines = PY_LINES_310,
+	},
+};
+
 static const struct py_layout layout_311 = {
 	.ok = true,
 	.bpf = {
@@ -66,6 +97,43 @@ static const struct py_layout layout_311 = {
 		.bytes_size = 16, .bytes_sval = 32,
 		.unicode_state = 32, .unicode_length = 16,
 		.unicode_ascii_size = 48, .unicode_compact_size = 72,
+		.lines = PY_LINES_LOCATIONS,
+	},
+};
+
+/* 3.12: read with gdb from the DWARF of CPython 3.12.6 built from upstream source by
+ * tests/zoo/build.sh. As 3.11, but a frame says who owns it (shim frames of the C stack,
+ * FRAME_OWNED_BY_CSTACK = 3, are no Python function), str headers lost wstr, and the GIL
+ * lives in the interpreter state. */
+static const struct py_layout layout_312 = {
+	.ok = true,
+	.bpf = {
+		.frames_kind = PYRO_FRAMES_CFRAME,
+		.owner_skip = 3,
+		.runtime_interp_head = 40,  /* _PyRuntimeState.interpreters.head */
+		.interp_next = 0,           /* PyInterpreterState.next */
+		.interp_threads_head = 72,  /* PyInterpreterState.threads.head */
+		.tstate_next = 8,           /* PyThreadState.next */
+		.tstate_thread_id = 136,    /* PyThreadState.thread_id */
+		.tstate_frame = 56,         /* PyThreadState.cframe */
+		.cframe_current_frame = 0,  /* _PyCFrame.current_frame */
+		.frame_previous = 8,        /* _PyInterpreterFrame.previous */
+		.frame_code = 0,            /* _PyInterpreterFrame.f_code */
+		.frame_instr = 56,          /* _PyInterpreterFrame.prev_instr */
+		.frame_owner = 70,          /* _PyInterpreterFrame.owner */
+		.code_adaptive = 192,       /* PyCodeObject.co_code_adaptive */
+		.tstate_datastack = 232,    /* PyThreadState.datastack_chunk */
+		.interp_gc_collecting = 312, /* PyInterpreterState.gc.collecting */
+		.gil_offset = 1040,          /* PyInterpreterState._gil */
+		.gil_in_interp = 1,
+	},
+	.sym = {
+		.ob_type = 8,
+		.code_filename = 112, .code_name = 120, .code_qualname = 128,
+		.code_firstlineno = 68, .code_linetable = 136,
+		.bytes_size = 16, .bytes_sval = 32,
+		.unicode_state = 32, .unicode_length = 16,
+		.unicode_ascii_size = 40, .unicode_compact_size = 56,
 		.lines = PY_LINES_LOCATIONS,
 	},
 };
@@ -364,8 +432,14 @@ void py_layout_derive(struct elf_file *ef, uint32_t hexversion, uint64_t runtime
 	case 9:
 		*out = layout_39;
 		break;
+	case 10:
+		*out = layout_310;
+		break;
 	case 11:
 		*out = layout_311;
+		break;
+	case 12:
+		*out = layout_312;
 		break;
 	default:
 		if (MINOR(hexversion) >= 13)

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import ZOO, GcTrace, run_gc_workload, run_pyrometer, wait_attached, workload_script
 
-WITH_PROBES = ["py39", "py311", "py311-embedded", "py313", "py314", "py315"]
+WITH_PROBES = ["py39", "py310", "py311", "py311-embedded", "py312", "py313", "py314", "py315"]
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from imports_run import (EXPECTED, PATHS, Recorded, folded, importer, inclusive,
                          reference_time)
 from pprof_raw import RawProfile
 
-VERSIONS = ["py39", "py311", "py313", "py314", "py315"]
+VERSIONS = ["py39", "py310", "py311", "py312", "py313", "py314", "py315"]
 
 
 @pytest.mark.parametrize("name", VERSIONS)

@@ -1,7 +1,8 @@
 """Every struct offset pyrometer uses, compared with what gdb reads from the DWARF of
 Debian's -dbg packages (python3.9-dbg in the bullseye chroot, python3.11-dbg on the host,
-python3.13/3.14/3.15-dbg in the sid chroot). For 3.9 and 3.11 this checks pyrometer's tables;
-for 3.13+ it checks what pyrometer read out of _Py_DebugOffsets."""
+python3.13/3.14/3.15-dbg in the sid chroot) and of the zoo's 3.10 and 3.12 (built from source
+with -g). For 3.9 to 3.12 this checks pyrometer's tables; for 3.13+ it checks what pyrometer
+read out of _Py_DebugOffsets."""
 import json
 import os
 import re
@@ -47,6 +48,15 @@ PER_FAMILY = {
         "code_linetable": off("PyCodeObject", "co_lnotab"),
         "gil_offset": off("_PyRuntimeState", "ceval.gil"),
     },
+    "3.10": {
+        "interp_threads_head": off("PyInterpreterState", "tstate_head"),
+        "tstate_frame": off("PyThreadState", "frame"),
+        "frame_previous": off("PyFrameObject", "f_back"),
+        "frame_code": off("PyFrameObject", "f_code"),
+        "frame_instr": off("PyFrameObject", "f_lasti"),
+        "code_linetable": off("PyCodeObject", "co_linetable"),
+        "gil_offset": off("_PyRuntimeState", "ceval.gil"),
+    },
     "3.11": {
         "interp_threads_head": off("PyInterpreterState", "threads.head"),
         "tstate_frame": off("PyThreadState", "cframe"),
@@ -75,9 +85,16 @@ PER_FAMILY = {
     },
 }
 
+# 3.12 as 3.11, with frame owners and the GIL in the interpreter state
+PER_FAMILY["3.12"] = {**PER_FAMILY["3.11"],
+                      "frame_owner": off("_PyInterpreterFrame", "owner"),
+                      "gil_offset": off("PyInterpreterState", "_gil")}
+
 BINARIES = {
     "py39": ("3.9", "/usr/bin/python3.9"),
+    "py310": ("3.10", None),  # built from source: its own debug info, argv in the zoo
     "py311": ("3.11", "/usr/bin/python3.11"),
+    "py312": ("3.12", None),
     "py313": ("3.13+", "/usr/bin/python3.13"),
     "py314": ("3.13+", "/usr/bin/python3.14"),
     "py315": ("3.13+", "/usr/bin/python3.15"),
@@ -85,6 +102,10 @@ BINARIES = {
 
 
 def debug_file(root, binary):
+    sections = subprocess.run(["readelf", "-SW", binary], capture_output=True, text=True,
+                              check=True).stdout
+    if " .debug_info " in sections:  # built here, with -g
+        return binary
     notes = subprocess.run(["readelf", "-n", binary], capture_output=True, text=True,
                            check=True).stdout
     build_id = re.search(r"Build ID: ([0-9a-f]+)", notes).group(1)
@@ -107,6 +128,7 @@ def gdb_values(debug, exprs):
 def test_offsets_match_debug_info(name):
     family, path = BINARIES[name]
     root = ZOO[name]["root"]
+    path = path or ZOO[name]["argv"][0]
     binary = os.path.join(root, path.lstrip("/"))
     layout = json.loads(run_pyrometer("inspect", binary).stdout)["layout"]
     assert layout["ok"], layout

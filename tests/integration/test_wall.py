@@ -16,7 +16,7 @@ from pprof_raw import RawProfile
 from record_run import folded, record_held
 
 # the three: 3.11, 3.14, and one more (3.9: the oldest layout, heap frames)
-WALL_INTERPRETERS = ["py311", "py314", "py39"]
+WALL_INTERPRETERS = ["py310", "py311", "py312", "py314", "py39"]
 SHARE_TOLERANCE_PP = 6.0
 GIL_SHARE, GIL_TOLERANCE_PP = 50.0, 12.0
 
@@ -63,8 +63,8 @@ def test_compute_and_sleep_split_the_wall_time_as_measured(name, workload, tmp_p
     assert weight(main, lambda s: s[0] == "[gil]") == 0
 
 
-# where the GIL lies differs by version (3.9/3.11: _PyRuntime; 3.13+: the interpreter)
-@pytest.mark.parametrize("name", ["py39", "py311", "py313", "py314", "py315"])
+# where the GIL lies differs by version (3.9-3.11: _PyRuntime; 3.12+: the interpreter)
+@pytest.mark.parametrize("name", ["py39", "py310", "py311", "py312", "py313", "py314", "py315"])
 def test_two_threads_fighting_for_the_gil_wait_half_their_time(name, workload, tmp_path):
     w, measured, out, stderr = wall_run(name, workload, tmp_path, "gil")
     prof = RawProfile(str(out))

@@ -82,11 +82,53 @@ make_nousdt() {
 	rm -rf "$dir" && mv "$dir.tmp" "$dir"
 }
 
+# Upstream CPython sources, for the versions no Debian release carries (3.10 and 3.12, the
+# defaults of Ubuntu 22.04 and 24.04). Registries here serve no sources: the project's
+# machines keep them beside the checkout (../shared/cpython, see its README). The checksums
+# are those of that README.
+CPYTHON_SRC=${PYROMETER_CPYTHON_SRC:-$(cd "$HERE/../../.." && pwd)/shared/cpython}
+declare -A CPYTHON_SHA256=(
+	[cpython-3.10.tar.xz]=f93638029201d81fcc2ae30e741d52d519dab1bdf017b992451e85311c3780fa
+	[cpython-3.12.tar.xz]=c2b92083c5ba022c567f7241b36ba302976ffe23f5ee84ba617f67f951ed9bc7
+	[cpython-3.14.tar.xz]=0b521a50f83426b1ce5ef82b9f9b5cccc942b3b3c0f01d56ec26e8a2fd797f54
+)
+
+# make_source NAME TARBALL CONFIGURE-ARGS...: CPython built from TARBALL and installed as
+# ZOO/NAME (its own prefix, so it finds its standard library there), with the debug info
+# of CPython's default flags (-g), which test_layout reads the frame layout from.
+make_source() {
+	local name=$1 file=$2 dir=$ZOO/$1 sum stamp
+	shift 2
+	local tarball=$CPYTHON_SRC/$file
+	if [ ! -f "$tarball" ]; then
+		log "$tarball is missing: the upstream CPython sources the zoo builds $name from"
+		log "(set PYROMETER_CPYTHON_SRC to the directory that holds $file)"
+		exit 1
+	fi
+	sum=$(sha256sum "$tarball" | cut -c1-64)
+	if [ "$sum" != "${CPYTHON_SHA256[$file]}" ]; then
+		log "$tarball has sha256 $sum, not ${CPYTHON_SHA256[$file]}"; exit 1
+	fi
+	stamp="source $name $sum $* v1"
+	if stamp_ok "$dir" "$stamp"; then log "$dir is up to date"; return; fi
+	log "building $name from $file ($*): a few minutes; log in $ZOO/$name.log"
+	rm -rf "$dir.build" "$dir.stage" && mkdir -p "$dir.build"
+	tar -xJf "$tarball" -C "$dir.build" --strip-components=1
+	if ! (cd "$dir.build" && ./configure --prefix="$dir" --without-ensurepip "$@" &&
+		make -j"$(nproc)" && make install DESTDIR="$dir.stage") >"$ZOO/$name.log" 2>&1; then
+		log "building $name failed; see $ZOO/$name.log"; tail -5 "$ZOO/$name.log" >&2; exit 1
+	fi
+	echo "$stamp" >"$dir.stage$dir/.zoo-stamp"
+	rm -rf "$dir" && mv "$dir.stage$dir" "$dir" && rm -rf "$dir.stage" "$dir.build"
+}
+
 make_chroot bullseye "$BULLSEYE_PKGS" "$ZOO/bullseye"
 make_chroot sid "$SID_PKGS" "$ZOO/sid"
 make_embedded
 make_dlopen
 make_nousdt
+make_source py310 cpython-3.10.tar.xz --with-dtrace
+make_source py312 cpython-3.12.tar.xz --with-dtrace
 
 # zoo.json: one entry per interpreter. "argv" starts a script given after it; "root" is the
 # directory the process sees as /; "version" is what the interpreter itself says it is.
@@ -109,6 +151,8 @@ entry() { # name root argv-json interpreter-command...
 	PYDLOPEN_DELAY_MS=0 entry py311-dlopen / "[\"$ZOO/dlopen311/pydlopen\", \"libpython3.11.so.1.0\"]" \
 		"$ZOO/dlopen311/pydlopen" libpython3.11.so.1.0; echo ","
 	entry py311-nousdt / "[\"$ZOO/nousdt311/python3.11\"]" "$ZOO/nousdt311/python3.11"; echo ","
+	entry py310 / "[\"$ZOO/py310/bin/python3.10\"]" "$ZOO/py310/bin/python3.10"; echo ","
+	entry py312 / "[\"$ZOO/py312/bin/python3.12\"]" "$ZOO/py312/bin/python3.12"; echo ","
 	entry py313 "$ZOO/sid" '["/usr/bin/python3.13"]' /usr/bin/python3.13; echo ","
 	entry py314 "$ZOO/sid" '["/usr/bin/python3.14"]' /usr/bin/python3.14; echo ","
 	entry py315 "$ZOO/sid" '["/usr/bin/python3.15"]' /usr/bin/python3.15; echo
