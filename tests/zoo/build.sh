@@ -100,6 +100,9 @@ make_source() {
 	local name=$1 file=$2 dir=$ZOO/$1 sum stamp
 	shift 2
 	local tarball=$CPYTHON_SRC/$file
+	# built before from a tarball whose sum was checked: the sources are not needed again
+	stamp="source $name ${CPYTHON_SHA256[$file]} $* v1"
+	if stamp_ok "$dir" "$stamp"; then log "$dir is up to date"; return; fi
 	if [ ! -f "$tarball" ]; then
 		log "$tarball is missing: the upstream CPython sources the zoo builds $name from"
 		log "(set PYROMETER_CPYTHON_SRC to the directory that holds $file)"
@@ -109,8 +112,6 @@ make_source() {
 	if [ "$sum" != "${CPYTHON_SHA256[$file]}" ]; then
 		log "$tarball has sha256 $sum, not ${CPYTHON_SHA256[$file]}"; exit 1
 	fi
-	stamp="source $name $sum $* v1"
-	if stamp_ok "$dir" "$stamp"; then log "$dir is up to date"; return; fi
 	log "building $name from $file ($*): a few minutes; log in $ZOO/$name.log"
 	rm -rf "$dir.build" "$dir.stage" && mkdir -p "$dir.build"
 	tar -xJf "$tarball" -C "$dir.build" --strip-components=1
