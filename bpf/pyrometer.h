@@ -80,7 +80,10 @@ struct pyro_py_layout {
 	__u16 gil_offset;
 	__u8 gil_in_interp;
 	__u8 pad3;
-	__u16 pad4;
+	/* _PyInterpreterFrame.tlbc_index (int32) of free-threaded 3.14+ builds: a frame whose
+	 * index is not 0 runs a thread's own copy of the bytecode, so instr_ptr says nothing
+	 * about co_code_adaptive; 0: not free-threaded */
+	__u16 frame_tlbc_index;
 };
 _Static_assert(sizeof(struct pyro_py_layout) == 48, "pyro_py_layout layout");
 

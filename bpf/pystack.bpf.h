@@ -170,6 +170,8 @@ static __always_inline __u64 frame_instr(const struct pyro_py_layout *L, const _
 		at = L->lasti_in_units ? (__u64)lasti : (__u64)lasti / 2;
 		return at < PYRO_INSTR_UNKNOWN ? at : PYRO_INSTR_UNKNOWN;
 	}
+	if (L->frame_tlbc_index && FRAME_FIELD(__s32, f, L->frame_tlbc_index))
+		return PYRO_INSTR_UNKNOWN; /* a thread-local copy: its line is not known here */
 	at = FRAME_FIELD(__u64, f, L->frame_instr);
 	base = code + L->code_adaptive;
 	if (at < base || at - base >= 2 * PYRO_INSTR_UNKNOWN)

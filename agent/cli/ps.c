@@ -58,6 +58,7 @@ static void print_json(const struct py_process *p, const char *event, uint64_t k
 	json_str(&j, "comm", p->comm);
 	json_str(&j, "version", p->bin->version[0] ? p->bin->version : NULL);
 	json_str(&j, "version_source", describe_version_source(p->bin));
+	json_bool(&j, "free_threaded", p->bin->layout.free_threaded);
 	json_str(&j, "interpreter_path", p->interp_path);
 	json_str(&j, "interpreter_kind", p->in_shared_lib ? "shared-library" : "executable");
 	snprintf(buf, sizeof(buf), "0x%" PRIx64, p->load_addr);

@@ -186,6 +186,8 @@ int py_binary_inspect(struct elf_file *ef, struct py_binary *b)
 	b->is_python = true;
 	read_version(ef, b);
 	py_layout_derive(ef, b->hexversion, b->runtime_addr, &b->layout);
+	if (b->layout.free_threaded && b->version[0]) /* as CPython names it: python3.14t */
+		strncat(b->version, "t", sizeof(b->version) - strlen(b->version) - 1);
 	err = read_probes(ef, b);
 	if (err)
 		return err;

@@ -149,6 +149,7 @@ struct debug_offsets_map {
 	uint16_t interp_size, interp_next, threads_head;
 	uint16_t tstate_size, tstate_next, current_frame, thread_id, datastack;
 	uint16_t frame_size, previous, executable, instr_ptr, owner;
+	uint16_t tlbc_index; /* interpreter_frame.tlbc_index (3.14+; 0: none) */
 	uint16_t code_size, filename, name, qualname, linetable, firstlineno, code_adaptive;
 	uint16_t ob_type;
 	uint16_t bytes_size_section, bytes_ob_size, bytes_sval;
@@ -210,6 +211,7 @@ static const struct debug_offsets_map dbg_314 = {
 	.executable = 264,
 	.instr_ptr = 272,
 	.owner = 288,
+	.tlbc_index = 304,
 	.code_size = 312,
 	.filename = 320,
 	.name = 328,
@@ -246,6 +248,7 @@ static const struct debug_offsets_map dbg_315 = {
 	.executable = 328,
 	.instr_ptr = 336,
 	.owner = 352,
+	.tlbc_index = 368,
 	.code_size = 376,
 	.filename = 384,
 	.name = 392,
@@ -304,7 +307,7 @@ static void from_debug_offsets(struct elf_file *ef, uint32_t hex, uint64_t runti
 {
 	const struct debug_offsets_map *m = map_for(hex);
 	unsigned char d[DEBUG_OFFSETS_READ];
-	uint64_t runtime_size, tsz, fsz, csz, bsz, usz, gc_collecting;
+	uint64_t runtime_size, tsz, fsz, csz, bsz, usz, gc_collecting, tlbc;
 
 	if (!m) {
 		L->why_not = "_Py_DebugOffsets layout of this CPython version is not known";
@@ -316,12 +319,11 @@ static void from_debug_offsets(struct elf_file *ef, uint32_t hex, uint64_t runti
 		L->why_not = "_Py_DebugOffsets does not match the layout of its version";
 		return;
 	}
-	/* free_threaded follows version in all three layouts. Free-threaded builds keep
-	 * per-thread bytecode copies and other differences this walker was not checked on. */
-	if (at(d, 16)) {
-		L->why_not = "free-threaded (no-GIL) builds are not supported yet";
-		return;
-	}
+	/* free_threaded follows version in all three layouts. Their objects' headers are
+	 * larger (the offsets say so), and from 3.14 a thread may run its own copy of a code
+	 * object's bytecode (frame.tlbc_index). */
+	L->free_threaded = at(d, 16) != 0;
+	tlbc = L->free_threaded && m->tlbc_index ? at(d, m->tlbc_index) : 0;
 	tsz = at(d, m->tstate_size);
 	fsz = at(d, m->frame_size);
 	csz = at(d, m->code_size);
@@ -343,7 +345,8 @@ static void from_debug_offsets(struct elf_file *ef, uint32_t hex, uint64_t runti
 	    !fits(at(d, m->unicode_length), usz, 8) || at(d, m->unicode_ascii_size) > usz ||
 	    !fits(at(d, m->gc_collecting), at(d, m->gc_section), 4) ||
 	    !fits(gc_collecting, at(d, m->interp_size), 4) ||
-	    !fits(at(d, m->interp_gil), at(d, m->interp_size), PYRO_GIL_SIZE)) {
+	    !fits(at(d, m->interp_gil), at(d, m->interp_size), PYRO_GIL_SIZE) ||
+	    (tlbc && !fits(tlbc, fsz, 4))) {
 		L->why_not = "_Py_DebugOffsets holds implausible offsets";
 		return;
 	}
@@ -368,6 +371,7 @@ static void from_debug_offsets(struct elf_file *ef, uint32_t hex, uint64_t runti
 		/* the main interpreter's own GIL (3.12+ keeps one per interpreter) */
 		.gil_offset = (uint16_t)at(d, m->interp_gil),
 		.gil_in_interp = 1,
+		.frame_tlbc_index = (uint16_t)tlbc,
 	};
 	L->sym = (struct py_sym_layout){
 		.ob_type = (uint16_t)at(d, m->ob_type),
@@ -384,6 +388,7 @@ static void from_debug_offsets(struct elf_file *ef, uint32_t hex, uint64_t runti
 		/* PyCompactUnicodeObject adds utf8_length and utf8 (16 bytes) from 3.12 on;
 		 * sizeof is 56 in all three -dbg builds. */
 		.unicode_compact_size = (uint16_t)(at(d, m->unicode_ascii_size) + 16),
+		.unicode_state_shift = L->free_threaded ? 6 : 0,
 		.lines = PY_LINES_LOCATIONS,
 	};
 	L->ok = true;
@@ -402,6 +407,8 @@ static void set_frame_span(struct pyro_py_layout *b)
 	span = max16(span, b->frame_instr + (b->frames_kind == PYRO_FRAMES_OBJECT ? 4 : 8));
 	if (b->owner_skip)
 		span = max16(span, b->frame_owner + 1);
+	if (b->frame_tlbc_index)
+		span = max16(span, b->frame_tlbc_index + 4);
 	b->frame_span = span;
 	/* 3.11+ push _PyInterpreterFrames on a per-thread data stack, callers just below
 	 * callees; 3.9's PyFrameObjects are separate heap objects. */

@@ -25,6 +25,9 @@ struct py_sym_layout {
 	uint16_t code_firstlineno, code_linetable;
 	uint16_t bytes_size, bytes_sval;
 	uint16_t unicode_state, unicode_length, unicode_ascii_size, unicode_compact_size;
+	/* str state bits sit this much higher: free-threaded builds give `interned` a whole
+	 * byte instead of 2 bits (gdb ptype /o PyASCIIObject of 3.14t: kind at bit 8) */
+	uint8_t unicode_state_shift;
 	enum py_linetable_kind lines;
 	uint64_t code_type_addr;    /* link-time address of PyCode_Type */
 	uint64_t unicode_type_addr; /* ... of PyUnicode_Type */
@@ -36,6 +39,7 @@ struct py_layout {
 	const char *why_not;	   /* when !ok: for people */
 	struct pyro_py_layout bpf; /* runtime_addr is link-time here; add the bias per process */
 	struct py_sym_layout sym;
+	bool free_threaded; /* a no-GIL build (_Py_DebugOffsets.free_threaded, 3.13+) */
 };
 
 /* Derives the layout of the CPython in ef, whose version is hexversion and whose

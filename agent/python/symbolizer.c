@@ -161,6 +161,7 @@ static char *read_str(const struct py_target *p, uint64_t obj)
 	    u64_at(hdr, L->ob_type) != L->unicode_type_addr + (uint64_t)p->bias)
 		return NULL;
 	memcpy(&state, hdr + L->unicode_state, sizeof(state));
+	state >>= L->unicode_state_shift;
 	memcpy(&length, hdr + L->unicode_length, sizeof(length));
 	kind = (state >> 2) & 7;
 	if (!((state >> 5) & 1) || length < 0 || (kind != 1 && kind != 2 && kind != 4))

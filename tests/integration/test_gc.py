@@ -9,7 +9,8 @@ import pytest
 
 from conftest import ZOO, GcTrace, run_gc_workload, run_pyrometer, wait_attached, workload_script
 
-WITH_PROBES = ["py39", "py310", "py311", "py311-embedded", "py312", "py313", "py314", "py315"]
+WITH_PROBES = ["py39", "py310", "py311", "py311-embedded", "py312", "py313", "py314", "py314t",
+               "py315"]
 
 
 @pytest.fixture
@@ -51,8 +52,10 @@ def test_gc_counts_are_exact(name, workload, gctrace):
     pauses = [e for e in events if e["event"] == "pause" and e["pid"] == w.pid]
     stats = report["stats"]
     assert stats[0]["collections"] > 100, "the workload should collect often"
-    assert summary[0]["count"] == stats[0]["collections"]
-    assert summary[1]["count"] == stats[1]["collections"]
+    # (a generation that never collected has no summary: free-threaded 3.14t collects the
+    # older generations only when asked)
+    for gen in (0, 1):
+        assert summary.get(gen, {}).get("count", 0) == stats[gen]["collections"], gen
     # threshold 0: every collection is also an event, with its start time
     assert len(pauses) == sum(s["count"] for s in summary.values())
     before = [p for p in pauses if p["start_ns"] < report["at_ns"]]
@@ -62,7 +65,11 @@ def test_gc_counts_are_exact(name, workload, gctrace):
     # what remains is the interpreter's shutdown: full collections only
     assert {p["generation"] for p in after} <= {2}
     assert summary[2]["count"] == stats[2]["collections"] + len(after)
+    # free-threaded 3.14t collects the older generations only when asked
+    assert stats[1]["collections"] or ZOO[name]["version"].endswith("t"), stats
     for gen in (0, 1):
+        if not stats[gen]["collections"]:
+            continue
         s = summary[gen]
         assert s["count"] and s["max_ns"] <= s["total_ns"]
         assert 0 < s["p50_ns"] <= s["p99_ns"] <= s["p999_ns"] <= s["max_ns"]
@@ -102,6 +109,8 @@ def test_gc_pause_times_agree_with_gc_callbacks(name, workload, gctrace):
         # a scheduler slice beside CPU hogs: that moved the callbacks' own median from 2.3 to
         # 6.0 ms once). The median gap is robust to such a collection; the README promises
         # 25 us or a quarter of the callbacks' median.
+        if str(gen) not in report["callback_each_ns"] and ZOO[name]["version"].endswith("t"):
+            continue  # 3.14t: no automatic generation-1 collection
         mine = [p["duration_ns"] for p in pauses if p["generation"] == gen]
         theirs = report["callback_each_ns"][str(gen)]
         gaps = sorted(t - m for m, t in zip(mine, theirs))

@@ -27,6 +27,7 @@ EXPECTED_CAPS = {
     "py312": ["cpu", "gc", "imports"],                 # function probes never emitted
     "py313": ["cpu", "gc", "imports"],                 # function probes absent
     "py314": ["cpu", "gc", "imports"],
+    "py314t": ["cpu", "gc", "imports"],                # free-threaded
     "py315": ["cpu", "gc", "imports", "calls"],        # restored upstream
 }
 
@@ -73,6 +74,7 @@ def test_ps_describes_each_interpreter(name, workload):
     host_file = interpreter_file(w.pid)
 
     assert p["version"] == entry["version"]
+    assert p["free_threaded"] == entry["version"].endswith("t")
     assert p["capabilities"] == EXPECTED_CAPS[name]
     assert set(p["usdt"]) == readelf_probes(host_file)
     assert p["root"] == entry["root"]

@@ -14,7 +14,7 @@ from record_run import folded, record, record_held
 from pprof_raw import RawProfile, pprof_top
 
 INTERPRETERS = ["py39", "py310", "py311", "py311-embedded", "py311-nousdt", "py312", "py313",
-                "py314", "py315"]
+                "py314", "py314t", "py315"]
 SPLIT_TOLERANCE_PP = 3.0
 
 

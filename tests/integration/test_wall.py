@@ -16,7 +16,7 @@ from pprof_raw import RawProfile
 from record_run import folded, record_held
 
 # the issue's three: 3.11, 3.14, and one more (3.9: the oldest layout, heap frames)
-WALL_INTERPRETERS = ["py310", "py311", "py312", "py314", "py39"]
+WALL_INTERPRETERS = ["py310", "py311", "py312", "py314", "py314t", "py39"]
 SHARE_TOLERANCE_PP = 6.0
 GIL_SHARE, GIL_TOLERANCE_PP = 50.0, 12.0
 
@@ -77,6 +77,17 @@ def test_two_threads_fighting_for_the_gil_wait_half_their_time(name, workload, t
             f"thread {tid}: [gil] {100 * gil / total:.1f}% of its wall time"
         # the wait is charged to the Python frame that wanted the GIL back
         assert all(s[1] == "contend" for s, ns in stacks if s[0] == "[gil]")
+
+
+def test_free_threaded_threads_never_wait_for_a_gil(workload, tmp_path):
+    """3.14t has no GIL: the two threads that fight for it on other builds run side by side;
+    their wall time is theirs, each attributed to its own thread, and none of it is [gil]."""
+    w, measured, out, stderr = wall_run("py314t", workload, tmp_path, "gil")
+    prof = RawProfile(str(out))
+    for tid in measured["tids"]:
+        stacks = [(s, ns) for s, ns in thread_wall(prof, tid) if "contend" in s]
+        assert weight(stacks, lambda s: True) > 2e9, (tid, stderr)  # its 3 s, nearly all
+        assert weight(stacks, lambda s: s[0] == "[gil]") == 0, (tid, stderr)
 
 
 @pytest.mark.parametrize("name", WALL_INTERPRETERS)

@@ -130,10 +130,12 @@ make_dlopen
 make_nousdt
 make_source py310 cpython-3.10.tar.xz --with-dtrace
 make_source py312 cpython-3.12.tar.xz --with-dtrace
+# free-threaded (no GIL), named as CPython names it: python3.14t
+make_source py314t cpython-3.14.tar.xz --with-dtrace --disable-gil
 
 # zoo.json: one entry per interpreter. "argv" starts a script given after it; "root" is the
 # directory the process sees as /; "version" is what the interpreter itself says it is.
-VERSION_PY='import sys; print("%d.%d.%d" % sys.version_info[:3])'
+VERSION_PY='import sys, sysconfig; print("%d.%d.%d" % sys.version_info[:3] + ("t" if sysconfig.get_config_var("Py_GIL_DISABLED") else ""))'
 entry() { # name root argv-json interpreter-command...
 	local name=$1 root=$2 argv=$3 ver
 	shift 3
@@ -156,6 +158,7 @@ entry() { # name root argv-json interpreter-command...
 	entry py312 / "[\"$ZOO/py312/bin/python3.12\"]" "$ZOO/py312/bin/python3.12"; echo ","
 	entry py313 "$ZOO/sid" '["/usr/bin/python3.13"]' /usr/bin/python3.13; echo ","
 	entry py314 "$ZOO/sid" '["/usr/bin/python3.14"]' /usr/bin/python3.14; echo ","
+	entry py314t / "[\"$ZOO/py314t/bin/python3.14t\"]" "$ZOO/py314t/bin/python3.14t"; echo ","
 	entry py315 "$ZOO/sid" '["/usr/bin/python3.15"]' /usr/bin/python3.15; echo
 	echo "]"
 } >"$ZOO/zoo.json.tmp"
