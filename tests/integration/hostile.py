@@ -20,29 +20,28 @@ def _notes(data):
     return out
 
 
+def _pc_at(data, off):
+    """Where the pc (the site's address) lies in the note that starts at data[off]."""
+    namesz = struct.unpack_from("<I", data, off)[0]
+    return off + 12 + ((namesz + 3) & ~3)
+
+
 def repeat_probe(src, dst, probe="gc__start", copies=5000, distinct=False):
     """Copies interpreter src to dst with `copies` extra notes of `probe`: the same site each
     time, or (distinct) addresses one byte apart."""
-    shutil.copy(src, dst)
-    sec = dst + ".notes"
-    subprocess.run(["objcopy", f"--dump-section=.note.stapsdt={sec}", src, dst + ".tmp"],
-                   check=True)
-    data = open(sec, "rb").read()
-    note = next((data[o:o + n] for o, n, name in _notes(data) if name == probe), None)
-    assert note, f"{src} has no {probe} note"
-    namesz = struct.unpack_from("<I", note, 0)[0]
-    pc_at = 12 + ((namesz + 3) & ~3)
-    extra = bytearray()
-    for i in range(copies):
-        n = bytearray(note)
-        if distinct:
-            pc = struct.unpack_from("<Q", n, pc_at)[0]
-            struct.pack_into("<Q", n, pc_at, pc + 1 + i)
-        extra += n
-    open(sec, "wb").write(data + bytes(extra))
-    subprocess.run(["objcopy", "--update-section", f".note.stapsdt={sec}", dst + ".tmp", dst],
-                   check=True)
-    return dst
+    def change(data):
+        note = next((data[o:o + n] for o, n, name in _notes(data) if name == probe), None)
+        assert note, f"{src} has no {probe} note"
+        pc_at = _pc_at(note, 0)
+        extra = bytearray()
+        for i in range(copies):
+            n = bytearray(note)
+            if distinct:
+                pc = struct.unpack_from("<Q", n, pc_at)[0]
+                struct.pack_into("<Q", n, pc_at, pc + 1 + i)
+            extra += n
+        return data + bytes(extra)
+    return _rewrite_notes(src, dst, change)
 
 
 def _rewrite_notes(src, dst, change):
@@ -93,8 +92,7 @@ def point_probe_at(src, dst, probe, byte):
         hits = 0
         for o, _, name in _notes(data):
             if name == probe:
-                namesz = struct.unpack_from("<I", data, o)[0]
-                struct.pack_into("<Q", out, o + 12 + ((namesz + 3) & ~3), addr + at)
+                struct.pack_into("<Q", out, _pc_at(data, o), addr + at)
                 hits += 1
         assert hits, f"{src} has no {probe} note"
         return bytes(out)
